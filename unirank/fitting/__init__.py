@@ -1,0 +1,17 @@
+"""Paired-comparison fitting: Thurstone and Bradley-Terry latents, pair sampling, targets.
+
+Framework-free (numpy, scipy, polars): no Lightning, no transformers.
+"""
+
+from unirank.fitting.sampling import sample_cycle_pairs
+from unirank.fitting.solver import FitResult, fit_bradley_terry, fit_thurstone
+from unirank.fitting.targets import ANCHOR_ITEM, fit_targets
+
+__all__ = [
+    "ANCHOR_ITEM",
+    "FitResult",
+    "fit_bradley_terry",
+    "fit_targets",
+    "fit_thurstone",
+    "sample_cycle_pairs",
+]

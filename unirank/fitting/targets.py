@@ -1,0 +1,142 @@
+"""From the `comparisons` table to the `targets` table: every group in one sparse fit.
+
+Items are keyed by (group_id, item_id); the comparison graph of all groups is block-diagonal, so
+one fit over all of them equals independent fits per group, at the cost of one solve. Comparisons
+against the virtual item `ANCHOR_ITEM` (an absolute label: a relevant document beats it, an
+irrelevant one loses to it) all go to ONE shared anchor fixed at latent 0, which ties every group
+to the same zero; groups without anchor comparisons are centred on their prior mean.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import polars as pl
+
+from unirank.fitting.links import BRADLEY_TERRY, THURSTONE
+from unirank.fitting.solver import FitResult, fit_bradley_terry, fit_thurstone
+
+ANCHOR_ITEM = "__anchor__"
+"""The item_id of the virtual anchor item that absolute labels compare against (latent fixed at 0)."""
+
+COMPARISON_COLUMNS = ("group_id", "item_a", "item_b", "p", "weight")
+TARGET_SCHEMA = {
+    "group_id": pl.String,
+    "item_id": pl.String,
+    "latent": pl.Float64,
+    "std_err": pl.Float64,
+    "target": pl.Float64,
+}
+
+
+def fit_targets(
+    comparisons: pl.DataFrame,
+    *,
+    items: pl.DataFrame | None = None,
+    prior: pl.DataFrame | None = None,
+    link: Literal["thurstone", "bradley-terry"] = "thurstone",
+    l2: float = 1.0,
+    tol: float = 1e-8,
+) -> tuple[pl.DataFrame, FitResult]:
+    """Fit latents to a comparisons table and return (targets table, fit result).
+
+    comparisons: columns group_id, item_a, item_b (strings), p in [0, 1], weight > 0 (p and weight
+        default to 1 when absent). item_a/item_b may be ANCHOR_ITEM.
+    items: optional table with group_id, item_id: items listed here but never compared get a row
+        too (at their prior, with the prior's standard error).
+    prior: optional table group_id, item_id, prior_mean: μ per item (default 0).
+    Returns targets with group_id, item_id, latent, std_err and target = F(latent) (F = Φ for
+    Thurstone, σ for Bradley-Terry): the probability that the item beats the anchor, or, without
+    anchors, the average item of its group. Rows come in order of first appearance.
+    """
+    fits = {"thurstone": (fit_thurstone, THURSTONE), "bradley-terry": (fit_bradley_terry, BRADLEY_TERRY)}
+    if link not in fits:
+        raise ValueError(f"link must be one of {sorted(fits)}, got {link!r}")
+    fit, link_fn = fits[link]
+    comparisons = _with_defaults(comparisons)
+    keys = _item_keys(comparisons, items)
+    n_items = keys.height
+    indexed = (
+        comparisons.with_row_index("_row")
+        .join(_lookup(keys, "item_a"), on=["group_id", "item_a"], how="left")
+        .join(_lookup(keys, "item_b"), on=["group_id", "item_b"], how="left")
+        .sort("_row")
+    )
+    anchor_used = bool((comparisons["item_a"] == ANCHOR_ITEM).any() or (comparisons["item_b"] == ANCHOR_ITEM).any())
+    anchor_index = n_items if anchor_used else None
+    idx_a = indexed["_idx_item_a"].fill_null(n_items).to_numpy()
+    idx_b = indexed["_idx_item_b"].fill_null(n_items).to_numpy()
+    result = fit(
+        idx_a,
+        idx_b,
+        indexed["p"].to_numpy(),
+        indexed["weight"].to_numpy(),
+        n_items=n_items + int(anchor_used),
+        l2=l2,
+        prior_mean=_prior_means(keys, prior, anchor_used),
+        anchor=anchor_index,
+        tol=tol,
+    )
+    latent = result.latent[:n_items]
+    targets = keys.select(
+        "group_id",
+        "item_id",
+        pl.Series("latent", latent),
+        pl.Series("std_err", result.std_err[:n_items]),
+        pl.Series("target", link_fn.cdf(latent)),
+    )
+    return targets, result
+
+
+def _with_defaults(comparisons: pl.DataFrame) -> pl.DataFrame:
+    missing = [c for c in ("group_id", "item_a", "item_b") if c not in comparisons.columns]
+    if missing:
+        raise ValueError(f"comparisons table is missing column(s) {missing}; it has {comparisons.columns}")
+    for column in ("group_id", "item_a", "item_b"):
+        nulls = comparisons[column].is_null()
+        if nulls.any():
+            raise ValueError(f"comparison row {nulls.arg_true()[0]}: {column} is missing (null)")
+    defaults = [pl.lit(1.0).alias(c) for c in ("p", "weight") if c not in comparisons.columns]
+    try:
+        return comparisons.with_columns(defaults).select(
+            pl.col("group_id").cast(pl.String),
+            pl.col("item_a").cast(pl.String),
+            pl.col("item_b").cast(pl.String),
+            pl.col("p").cast(pl.Float64),
+            pl.col("weight").cast(pl.Float64),
+        )
+    except pl.exceptions.PolarsError as error:
+        raise ValueError(f"comparisons table has a column of the wrong type: {error}") from error
+
+
+def _item_keys(comparisons: pl.DataFrame, items: pl.DataFrame | None) -> pl.DataFrame:
+    """Distinct (group_id, item_id) of the real items, in order of first appearance (items table first)."""
+    pairs = comparisons.select(
+        "group_id", pl.concat_list(pl.col("item_a"), pl.col("item_b")).alias("item_id")
+    ).explode("item_id")
+    frames = [pairs]
+    if items is not None:
+        frames.insert(0, items.select(pl.col("group_id").cast(pl.String), pl.col("item_id").cast(pl.String)))
+    keys = pl.concat(frames).filter(pl.col("item_id") != ANCHOR_ITEM).unique(maintain_order=True)
+    return keys.with_row_index("_idx").with_columns(pl.col("_idx").cast(pl.Int64))
+
+
+def _lookup(keys: pl.DataFrame, column: str) -> pl.DataFrame:
+    return keys.select("group_id", pl.col("item_id").alias(column), pl.col("_idx").alias(f"_idx_{column}"))
+
+
+def _prior_means(keys: pl.DataFrame, prior: pl.DataFrame | None, anchor_used: bool) -> np.ndarray | None:
+    if prior is None:
+        return None
+    if "prior_mean" not in prior.columns:
+        raise ValueError(f"prior table needs columns group_id, item_id, prior_mean; it has {prior.columns}")
+    if prior.select("group_id", "item_id").is_duplicated().any():
+        raise ValueError("prior table lists an item twice (duplicate group_id, item_id)")
+    joined = keys.join(
+        prior.select(pl.col("group_id").cast(pl.String), pl.col("item_id").cast(pl.String), "prior_mean"),
+        on=["group_id", "item_id"],
+        how="left",
+    ).sort("_idx")
+    means = joined["prior_mean"].fill_null(0.0).cast(pl.Float64).to_numpy()
+    return np.append(means, 0.0) if anchor_used else means
