@@ -1,4 +1,11 @@
-"""The `unirank` command."""
+"""The `unirank` command.
+
+    unirank fit|validate|test|predict --config lightning_configs/<recipe>.yaml   (LightningCLI)
+    unirank mine      --beir DIR --split train --out OUT_DIR
+    unirank calibrate --comparisons comparisons.parquet --out targets.parquet
+    unirank export    CKPT OUT_DIR
+    unirank score     --model DIR_OR_CKPT --input rows.jsonl --out scores.jsonl
+"""
 
 from __future__ import annotations
 
@@ -34,6 +41,46 @@ def _calibrate(args: argparse.Namespace) -> None:
     print(json.dumps(summary, indent=2))
 
 
+def _mine(args: argparse.Namespace) -> None:
+    from unirank.data.tables import TableError
+    from unirank.mining.pipeline import MiningConfig, mine_beir, write_mined
+
+    config = MiningConfig(encoder=args.encoder, k=args.k, negatives=args.negatives,
+                          relative_margin=args.relative_margin, absolute_margin=args.absolute_margin,
+                          range_min=args.range_min, pairs_k=args.pairs_k, validation_fraction=args.validation_fraction,
+                          keep_ranking=args.keep_ranking, index=args.index, cache_dir=args.cache_dir)
+    try:
+        tables, summary = mine_beir(args.beir, args.split, config)
+    except TableError as error:
+        raise SystemExit(f"unirank mine: {error}") from None
+    write_mined(tables, summary, args.out)
+    print(json.dumps(summary, indent=2))
+
+
+def _export(args: argparse.Namespace) -> None:
+    from unirank.export import export_checkpoint
+
+    print(f"exported to {export_checkpoint(args.checkpoint, args.out_dir)}")
+
+
+def _score(args: argparse.Namespace) -> None:
+    from unirank.atomic import atomic_path
+    from unirank.data.readers import iter_jsonl
+    from unirank.scoring import load_scorer
+
+    scorer = load_scorer(args.model)
+    rows = []
+    for line, record in iter_jsonl(args.input):
+        if not isinstance(record.get("context"), (str, list)) or not isinstance(record.get("candidate"), str):
+            raise SystemExit(f"unirank score: {args.input}, line {line}: needs 'context' and 'candidate' strings")
+        rows.append(record)
+    scores = scorer.predict([(r["context"], r["candidate"]) for r in rows])
+    with atomic_path(args.out) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+        for record, (logit, prob) in zip(rows, scores):
+            handle.write(json.dumps({**record, "score": logit, "probability": prob}, ensure_ascii=False) + "\n")
+    print(f"scored {len(rows)} rows → {args.out}")
+
+
 def _read_table(path: Path) -> pl.DataFrame:
     try:
         return pl.read_parquet(path)
@@ -53,11 +100,74 @@ def _parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--link", choices=["thurstone", "bradley-terry"], default="thurstone")
     calibrate.add_argument("--l2", type=float, default=1.0, help="prior precision (default 1)")
     calibrate.set_defaults(run=_calibrate)
+
+    mine = commands.add_parser("mine", help="mine candidates and labelled comparisons from a BEIR folder")
+    mine.add_argument("--beir", type=Path, required=True, help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/)")
+    mine.add_argument("--split", default="train")
+    mine.add_argument("--encoder", default="minilm", help="sentence-transformers model name or path (default minilm)")
+    mine.add_argument("--k", type=int, default=100, help="hits searched per query")
+    mine.add_argument("--negatives", type=int, default=7, help="hard negatives kept per query")
+    mine.add_argument("--relative-margin", type=float, default=0.95,
+                      help="drop hits scoring >= this x the lowest positive's score (TopK-PercPos)")
+    mine.add_argument("--absolute-margin", type=float, default=None)
+    mine.add_argument("--range-min", type=int, default=0, help="skip the top ranks")
+    mine.add_argument("--pairs-k", type=int, default=8, help="comparisons per candidate (random cycles)")
+    mine.add_argument("--validation-fraction", type=float, default=0.0)
+    mine.add_argument("--keep-ranking", action="store_true", help="keep the top-k as ranked (for evaluation)")
+    mine.add_argument("--index", choices=["auto", "flat", "hnsw", "ivf"], default="auto")
+    mine.add_argument("--cache-dir", default=".unirank-cache")
+    mine.add_argument("--out", type=Path, required=True)
+    mine.set_defaults(run=_mine)
+
+    export = commands.add_parser("export", help="export a checkpoint for transformers / sentence-transformers")
+    export.add_argument("checkpoint", type=Path)
+    export.add_argument("out_dir", type=Path)
+    export.set_defaults(run=_export)
+
+    score = commands.add_parser("score", help="score a JSONL of {context, candidate} rows")
+    score.add_argument("--model", required=True, help="an exported folder or a checkpoint")
+    score.add_argument("--input", type=Path, required=True)
+    score.add_argument("--out", type=Path, required=True)
+    score.set_defaults(run=_score)
     return parser
 
 
+LIGHTNING_COMMANDS = {"fit", "validate", "test", "predict"}
+
+
+def _lightning(argv: list[str] | None) -> None:
+    """LightningCLI over UnirankModule and UnirankDataModule; argv None reads the command line."""
+    from lightning.pytorch.cli import LightningCLI
+
+    from unirank.data.datamodule import UnirankDataModule
+    from unirank.export import ExportModel
+    from unirank.module import UnirankModule
+
+    class UnirankCLI(LightningCLI):
+        def add_arguments_to_parser(self, parser) -> None:
+            parser.add_lightning_class_args(ExportModel, "export")
+            parser.link_arguments(
+                ("model.schedule.pairwise_epochs", "model.schedule.pointwise_epochs"),
+                "trainer.max_epochs",
+                compute_fn=lambda pairwise, pointwise: pairwise + pointwise,
+            )
+
+    UnirankCLI(
+        UnirankModule,
+        UnirankDataModule,
+        args=argv,
+        save_config_kwargs={"overwrite": True},
+        trainer_defaults={"logger": {"class_path": "lightning.pytorch.loggers.CSVLogger",
+                                     "init_args": {"save_dir": "runs"}}},
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
-    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    words = sys.argv[1:] if argv is None else argv
+    if words and words[0] in LIGHTNING_COMMANDS:
+        _lightning(argv)
+        return
+    args = _parser().parse_args(words)
     args.run(args)
 
 

@@ -140,3 +140,38 @@ def _prior_means(keys: pl.DataFrame, prior: pl.DataFrame | None, anchor_used: bo
     ).sort("_idx")
     means = joined["prior_mean"].fill_null(0.0).cast(pl.Float64).to_numpy()
     return np.append(means, 0.0) if anchor_used else means
+
+
+def anchor_comparisons(items: pl.DataFrame, weight: float = 1.0) -> pl.DataFrame:
+    """Absolute labels as comparisons against the anchor: item ≻ anchor with p = label.
+
+    A relevant item (label 1) beats the anchor, an irrelevant one (label 0) loses to it, a graded
+    label in between is a soft preference. Items with a null label contribute nothing.
+    """
+    labelled = items.filter(pl.col("label").is_not_null())
+    return labelled.select(
+        pl.col("group_id").cast(pl.String),
+        pl.col("item_id").cast(pl.String).alias("item_a"),
+        pl.lit(ANCHOR_ITEM).alias("item_b"),
+        pl.col("label").cast(pl.Float64).alias("p"),
+        pl.lit(float(weight)).alias("weight"),
+    )
+
+
+def fit_score_scale(score_diff: np.ndarray, p: np.ndarray, weight: np.ndarray | None = None,
+                    link: Literal["thurstone", "bradley-terry"] = "thurstone") -> float:
+    """α ≥ 0 maximising Σ w [p log F(α·Δr) + (1 − p) log F(−α·Δr)]: the factor that puts a model's
+    score differences Δr = r_a − r_b on the fitted latent scale (used to turn stage-1 scores into
+    prior means for sparse groups). Returns 0 when the scores carry no signal."""
+    from scipy import optimize, special
+
+    log_cdf = special.log_ndtr if link == "thurstone" else special.log_expit
+    w = np.ones_like(p) if weight is None else weight
+
+    def neg_log_likelihood(alpha: float) -> float:
+        d = alpha * score_diff
+        return -float(np.sum(w * (p * log_cdf(d) + (1 - p) * log_cdf(-d))))
+
+    if len(score_diff) == 0:
+        return 0.0
+    return float(optimize.minimize_scalar(neg_log_likelihood, bounds=(0.0, 50.0), method="bounded").x)

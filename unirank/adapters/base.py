@@ -1,0 +1,61 @@
+"""The adapter protocol and the shared collation: dynamic padding in length-sorted chunks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from abc import ABC, abstractmethod
+
+import torch
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """One model input, unpadded: token ids and, for encoders with segments, token type ids."""
+
+    input_ids: list[int]
+    token_type_ids: list[int] | None = None
+
+
+class Adapter(ABC):
+    """Turns (context, candidate) into model inputs. Subclasses set `domain`, keep their __init__
+    arguments in `init_args` (the checkpoint rebuilds the adapter from them) and describe themselves
+    for the export's unirank.json."""
+
+    domain: str
+    max_length: int
+    init_args: dict
+
+    @abstractmethod
+    def encode(self, tokenizer, contexts: list[str], candidates: list[str]) -> list[Encoded]:
+        """One unpadded model input per (context, candidate)."""
+
+    @abstractmethod
+    def describe(self) -> dict:
+        """How inputs are formed, for users of the exported model."""
+
+
+def pad_chunks(encoded: list[Encoded], pad_id: int, chunk_size: int) -> tuple[list[dict[str, torch.Tensor]], torch.Tensor]:
+    """Sort sequences by length, cut into chunks of ≤ chunk_size, pad each chunk to its own longest.
+
+    Returns (chunks, order): chunk tensors in sorted order, and `order` such that the scores of the
+    chunks, concatenated, are the scores of encoded[order]. Padding is right-sided; decoders read
+    the last non-pad token, encoders the first.
+    """
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].input_ids))
+    chunks = []
+    for start in range(0, len(order), chunk_size):
+        members = [encoded[i] for i in order[start:start + chunk_size]]
+        width = max(len(e.input_ids) for e in members)
+        ids = torch.full((len(members), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(members), width), dtype=torch.long)
+        for row, e in enumerate(members):
+            ids[row, : len(e.input_ids)] = torch.tensor(e.input_ids)
+            mask[row, : len(e.input_ids)] = 1
+        chunk = {"input_ids": ids, "attention_mask": mask}
+        if members[0].token_type_ids is not None:
+            types = torch.zeros((len(members), width), dtype=torch.long)
+            for row, e in enumerate(members):
+                types[row, : len(e.token_type_ids)] = torch.tensor(e.token_type_ids)
+            chunk["token_type_ids"] = types
+        chunks.append(chunk)
+    return chunks, torch.tensor(order, dtype=torch.long)

@@ -1,0 +1,89 @@
+"""Chat: (prompt, response) for reward models. The prompt is truncated from the left (the most
+recent turns stay), never the response (unless the response alone exceeds max_length).
+
+With a tokenizer that has a chat template (decoders), the conversation is rendered by it and the
+response appended as the assistant turn, one sequence. Otherwise (encoders such as BERT) the prompt
+is rendered in a plain role format ("User: ...\\nAssistant: ...") and paired with the response, as
+a sentence pair: `CrossEncoder.predict([(render_prompt(messages), response)])` then scores alike.
+"""
+
+from __future__ import annotations
+
+import json
+
+from unirank.adapters.base import Adapter, Encoded
+
+
+def parse_messages(context: str) -> list[dict]:
+    """A stored chat context (JSON list of {role, content}) or a plain prompt string, as messages."""
+    if context.startswith("["):
+        try:
+            messages = json.loads(context)
+            if isinstance(messages, list) and all(isinstance(m, dict) and "content" in m for m in messages):
+                return messages
+        except json.JSONDecodeError:
+            pass
+    return [{"role": "user", "content": context}]
+
+
+def render_prompt(messages: list[dict]) -> str:
+    """The plain role format used when the tokenizer has no chat template."""
+    return "\n".join(f"{m.get('role', 'user').capitalize()}: {m['content']}" for m in messages)
+
+
+class ChatAdapter(Adapter):
+    """Prompt-response inputs for reward models.
+
+    Args:
+        max_length: tokens per input, special tokens included.
+        use_chat_template: render with the tokenizer's chat template when it has one.
+    """
+
+    domain = "chat"
+
+    def __init__(self, max_length: int = 512, use_chat_template: bool = True):
+        self.max_length = max_length
+        self.use_chat_template = use_chat_template
+        self.init_args = {"max_length": max_length, "use_chat_template": use_chat_template}
+
+    def _templated(self, tokenizer) -> bool:
+        return self.use_chat_template and bool(getattr(tokenizer, "chat_template", None))
+
+    def encode(self, tokenizer, contexts: list[str], candidates: list[str]) -> list[Encoded]:
+        templated = self._templated(tokenizer)
+        prompts = [
+            tokenizer.apply_chat_template(parse_messages(c), tokenize=False, add_generation_prompt=True)
+            if templated else render_prompt(parse_messages(c))
+            for c in contexts
+        ]
+        specials = 0 if templated else tokenizer.num_special_tokens_to_add(pair=True)
+        response_lengths = [len(ids) for ids in tokenizer(candidates, add_special_tokens=False)["input_ids"]]
+        prompts = [
+            _keep_prompt_tail(tokenizer, p, self.max_length - specials - n) for p, n in zip(prompts, response_lengths)
+        ]
+        if templated:
+            batch = tokenizer([p + r for p, r in zip(prompts, candidates)], add_special_tokens=False,
+                              truncation=True, max_length=self.max_length)
+        else:
+            batch = tokenizer(prompts, candidates, truncation="only_second", max_length=self.max_length)
+        types = batch.get("token_type_ids") if not templated else None
+        return [Encoded(ids, types[i] if types is not None else None) for i, ids in enumerate(batch["input_ids"])]
+
+    def describe(self) -> dict:
+        return {
+            "domain": self.domain,
+            "max_length": self.max_length,
+            "input": "chat template + response" if self.use_chat_template else "(render_prompt(messages), response)",
+            "prompt_format": "'Role: content' lines when the tokenizer has no chat template",
+        }
+
+
+def _keep_prompt_tail(tokenizer, prompt: str, budget: int) -> str:
+    """The longest suffix of `prompt` that fits in `budget` tokens, cut at a token boundary."""
+    encoding = tokenizer(prompt, add_special_tokens=False, return_offsets_mapping=True)
+    excess = len(encoding["input_ids"]) - max(budget, 0)
+    if excess <= 0:
+        return prompt
+    if excess >= len(encoding["input_ids"]):
+        return ""
+    return prompt[encoding["offset_mapping"][excess][0]:]

@@ -1,0 +1,280 @@
+"""Readers from the formats users have into the canonical tables.
+
+Every reader fails with a message naming the file, the line (1-based) or row, and the problem.
+Chat contexts are stored as the JSON text of a list of {"role", "content"} messages.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from unirank.data.tables import Tables, TableError, validate
+
+
+def stable_id(*parts: str) -> str:
+    """A short content hash: the same text always gets the same id."""
+    return hashlib.sha1("\x1f".join(parts).encode("utf-8")).hexdigest()[:16]
+
+
+def assign_split(group_id: str, validation_fraction: float, test_fraction: float = 0.0) -> str:
+    """Split by a stable hash of the group, never by row, so no prompt is on both sides."""
+    u = int(hashlib.sha1(group_id.encode("utf-8")).hexdigest()[:8], 16) / 16**8
+    if u < test_fraction:
+        return "test"
+    return "validation" if u < test_fraction + validation_fraction else "train"
+
+
+def _open_text(path: Path):
+    opener = gzip.open if path.suffix == ".gz" else open
+    return opener(path, "rt", encoding="utf-8")
+
+
+def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
+    """Yield (line number, object) for each non-blank line; bad JSON or bytes name the line."""
+    path = Path(path)
+    if not path.exists():
+        raise TableError(f"{path}: file not found")
+    line_no = 0
+    try:
+        with _open_text(path) as handle:
+            for line_no, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as error:
+                    raise TableError(f"{path}, line {line_no}: malformed JSON ({error.msg} at column {error.colno})")
+                if not isinstance(record, dict):
+                    raise TableError(f"{path}, line {line_no}: expected a JSON object, got {type(record).__name__}")
+                yield line_no, record
+    except UnicodeDecodeError as error:
+        raise TableError(f"{path}, line {line_no + 1}: not valid UTF-8 ({error.reason})") from None
+
+
+def _messages(value, path: Path, line: int, field: str) -> list[dict]:
+    """A string or a list of {role, content} messages, as a list of messages."""
+    if isinstance(value, str):
+        return [{"role": "assistant" if field != "prompt" else "user", "content": value}]
+    if isinstance(value, list) and all(
+        isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in value
+    ):
+        return [{"role": m["role"], "content": m["content"]} for m in value]
+    raise TableError(f"{path}, line {line}: '{field}' must be a string or a list of {{role, content}} messages")
+
+
+@dataclass
+class _Collector:
+    """Accumulates groups, items and comparisons while reading, deduplicating items by text."""
+
+    validation_fraction: float
+    test_fraction: float
+
+    def __post_init__(self):
+        self.groups: dict[str, dict] = {}
+        self.items: dict[tuple[str, str], dict] = {}
+        self.comparisons: list[dict] = []
+
+    def group(self, context: list[dict], category: str | None) -> str:
+        text = json.dumps(context, ensure_ascii=False)
+        group_id = stable_id(text)
+        if group_id not in self.groups:
+            split = assign_split(group_id, self.validation_fraction, self.test_fraction)
+            self.groups[group_id] = {"group_id": group_id, "context": text, "category": category, "split": split}
+        return group_id
+
+    def item(self, group_id: str, text: str) -> str:
+        item_id = stable_id(group_id, text)
+        self.items.setdefault((group_id, item_id), {"group_id": group_id, "item_id": item_id, "text": text, "label": None})
+        return item_id
+
+    def compare(self, group_id: str, a: str, b: str, p: float, weight: float, source: str) -> None:
+        self.comparisons.append(
+            {"group_id": group_id, "item_a": a, "item_b": b, "p": p, "weight": weight, "source": source}
+        )
+
+    def tables(self, source: str) -> Tables:
+        if not self.groups:
+            raise TableError(f"{source}: no records")
+        frames = Tables(
+            groups=pl.DataFrame(list(self.groups.values()), schema={"group_id": pl.String, "context": pl.String,
+                                                                    "category": pl.String, "split": pl.String}),
+            items=pl.DataFrame(list(self.items.values()), schema={"group_id": pl.String, "item_id": pl.String,
+                                                                  "text": pl.String, "label": pl.Float64}),
+            comparisons=pl.DataFrame(self.comparisons, schema={"group_id": pl.String, "item_a": pl.String,
+                                                               "item_b": pl.String, "p": pl.Float64,
+                                                               "weight": pl.Float64, "source": pl.String}),
+        )
+        return validate(frames, source)
+
+
+def _response_text(messages: list[dict]) -> str:
+    """The candidate text of a response given as messages: the assistant turn(s) joined."""
+    return "\n".join(m["content"] for m in messages)
+
+
+def read_preferences(path: str | Path, validation_fraction: float = 0.1, test_fraction: float = 0.0) -> Tables:
+    """TRL-style preference JSONL: `prompt`, `chosen`, `rejected` (strings or message lists).
+
+    Without `prompt`, chosen and rejected are whole conversations and the prompt is their shared
+    leading messages. Optional `category` goes to groups.category. Each row is one comparison
+    chosen ≻ rejected with p = 1 and weight 1; rows with the same prompt share a group.
+    """
+    path = Path(path)
+    collect = _Collector(validation_fraction, test_fraction)
+    for line, record in iter_jsonl(path):
+        for field in ("chosen", "rejected"):
+            if field not in record:
+                raise TableError(f"{path}, line {line}: missing field '{field}'")
+        chosen = _messages(record["chosen"], path, line, "chosen")
+        rejected = _messages(record["rejected"], path, line, "rejected")
+        if "prompt" in record:
+            prompt = _messages(record["prompt"], path, line, "prompt")
+        else:
+            shared = 0
+            while shared < min(len(chosen), len(rejected)) - 1 and chosen[shared] == rejected[shared]:
+                shared += 1
+            prompt, chosen, rejected = chosen[:shared], chosen[shared:], rejected[shared:]
+        if not prompt:
+            raise TableError(f"{path}, line {line}: no prompt (no 'prompt' field and no shared leading messages)")
+        chosen_text, rejected_text = _response_text(chosen), _response_text(rejected)
+        if chosen_text == rejected_text:
+            raise TableError(f"{path}, line {line}: chosen and rejected are the same response")
+        category = record.get("category")
+        group_id = collect.group(prompt, str(category) if category is not None else None)
+        collect.compare(group_id, collect.item(group_id, chosen_text), collect.item(group_id, rejected_text),
+                        1.0, 1.0, "preference")
+    return collect.tables(str(path))
+
+
+def parse_hh_dialogue(text: str) -> list[dict]:
+    """An HH-RLHF dialogue ("\\n\\nHuman: ...\\n\\nAssistant: ...") as a list of messages."""
+    messages = []
+    for chunk in text.split("\n\n"):
+        for marker, role in (("Human:", "user"), ("Assistant:", "assistant")):
+            if chunk.startswith(marker):
+                messages.append({"role": role, "content": chunk[len(marker):].strip()})
+                break
+        else:
+            if not messages:
+                if chunk.strip():
+                    raise ValueError(f"text before the first turn: {chunk[:40]!r}")
+                continue
+            messages[-1]["content"] += "\n\n" + chunk  # a paragraph break inside a turn
+    return messages
+
+
+def read_hh_rlhf(path: str | Path, validation_fraction: float = 0.1, test_fraction: float = 0.0) -> Tables:
+    """HH-RLHF (`chosen`, `rejected` dialogues, .jsonl or .jsonl.gz): the shared turns are the prompt,
+    the final assistant turns the two responses."""
+    path = Path(path)
+    collect = _Collector(validation_fraction, test_fraction)
+    for line, record in iter_jsonl(path):
+        try:
+            chosen, rejected = parse_hh_dialogue(record["chosen"]), parse_hh_dialogue(record["rejected"])
+        except KeyError as error:
+            raise TableError(f"{path}, line {line}: missing field {error}") from None
+        except (ValueError, AttributeError) as error:
+            raise TableError(f"{path}, line {line}: not an HH-RLHF dialogue ({error})") from None
+        if not chosen or chosen[-1]["role"] != "assistant" or not rejected or rejected[-1]["role"] != "assistant":
+            raise TableError(f"{path}, line {line}: a dialogue does not end with an assistant turn")
+        prompt = chosen[:-1]
+        if rejected[:-1] != prompt or not prompt:
+            raise TableError(f"{path}, line {line}: chosen and rejected do not share every turn but the last")
+        if chosen[-1]["content"] == rejected[-1]["content"]:
+            continue  # identical final turns carry no preference
+        group_id = collect.group(prompt, None)
+        collect.compare(group_id, collect.item(group_id, chosen[-1]["content"]),
+                        collect.item(group_id, rejected[-1]["content"]), 1.0, 1.0, "hh-rlhf")
+    return collect.tables(str(path))
+
+
+def read_pandalm(path: str | Path, validation_fraction: float = 0.1, test_fraction: float = 0.0) -> Tables:
+    """PandaLM's multi-annotator pairs: p = fraction of annotators preferring response1 (a tie
+    counts a half), weight = number of annotators. Annotator codes: 0 tie, 1 response1, 2 response2."""
+    path = Path(path)
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise TableError(f"{path}: cannot read as a JSON list ({error})") from None
+    if not isinstance(rows, list):
+        raise TableError(f"{path}: expected a JSON list of comparisons")
+    collect = _Collector(validation_fraction, test_fraction)
+    for row_no, row in enumerate(rows):
+        where = f"{path}, row {row_no}"
+        try:
+            instruction, extra = row["instruction"], row.get("input") or ""
+            r1, r2 = row["response1"], row["response2"]
+            votes = [row[k] for k in sorted(row) if k.startswith("annotator")]
+        except (KeyError, TypeError) as error:
+            raise TableError(f"{where}: missing field {error}") from None
+        if not votes or any(v not in (0, 1, 2) for v in votes):
+            raise TableError(f"{where}: annotator labels must be 0 (tie), 1 or 2, got {votes}")
+        prompt = instruction if not extra else f"{instruction}\n\n{extra}"
+        group_id = collect.group([{"role": "user", "content": prompt}], row.get("category"))
+        if r1 == r2:
+            continue
+        p = sum({1: 1.0, 2: 0.0, 0: 0.5}[v] for v in votes) / len(votes)
+        collect.compare(group_id, collect.item(group_id, r1), collect.item(group_id, r2), p, float(len(votes)),
+                        "pandalm")
+    return collect.tables(str(path))
+
+
+@dataclass(frozen=True)
+class BeirData:
+    """A BEIR folder: corpus (doc id → "title. text"), queries (id → text), qrels (qid → {doc id: grade})."""
+
+    corpus: dict[str, str]
+    queries: dict[str, str]
+    qrels: dict[str, dict[str, int]]
+
+
+def read_beir(directory: str | Path, split: str) -> BeirData:
+    """Read corpus.jsonl, queries.jsonl and qrels/<split>.tsv; unknown or duplicate ids name file and line."""
+    directory = Path(directory)
+    corpus = _read_id_text(directory / "corpus.jsonl", with_title=True)
+    queries = _read_id_text(directory / "queries.jsonl", with_title=False)
+    if not corpus:
+        raise TableError(f"{directory / 'corpus.jsonl'}: the corpus is empty")
+    qrels_path = directory / "qrels" / f"{split}.tsv"
+    if not qrels_path.exists():
+        raise TableError(f"{qrels_path}: file not found (no qrels for split {split!r})")
+    qrels: dict[str, dict[str, int]] = {}
+    with open(qrels_path, encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            fields = line.rstrip("\n").split("\t")
+            if line_no == 1 and fields[:2] == ["query-id", "corpus-id"]:
+                continue
+            if not line.strip():
+                continue
+            if len(fields) != 3:
+                raise TableError(f"{qrels_path}, line {line_no}: expected 3 tab-separated fields, got {len(fields)}")
+            qid, doc_id, grade = fields
+            if qid not in queries:
+                raise TableError(f"{qrels_path}, line {line_no}: unknown query id {qid!r}")
+            if doc_id not in corpus:
+                raise TableError(f"{qrels_path}, line {line_no}: unknown corpus id {doc_id!r}")
+            try:
+                qrels.setdefault(qid, {})[doc_id] = int(grade)
+            except ValueError:
+                raise TableError(f"{qrels_path}, line {line_no}: grade {grade!r} is not an integer") from None
+    return BeirData(corpus=corpus, queries=queries, qrels=qrels)
+
+
+def _read_id_text(path: Path, with_title: bool) -> dict[str, str]:
+    texts: dict[str, str] = {}
+    for line, record in iter_jsonl(path):
+        if "_id" not in record or "text" not in record:
+            raise TableError(f"{path}, line {line}: needs '_id' and 'text'")
+        key = str(record["_id"])
+        if key in texts:
+            raise TableError(f"{path}, line {line}: duplicate id {key!r}")
+        title = (record.get("title") or "").strip() if with_title else ""
+        texts[key] = f"{title}. {record['text']}" if title else str(record["text"])
+    return texts

@@ -1,0 +1,84 @@
+"""Where a data module's tables come from: chosen in YAML with class_path / init_args."""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+from unirank.data.readers import read_hh_rlhf, read_pandalm, read_preferences
+from unirank.data.tables import Tables, read_tables
+
+
+class DataSource(ABC):
+    """Produces validated tables (groups, items, comparisons) with a `split` per group."""
+
+    @abstractmethod
+    def load(self) -> Tables: ...
+
+
+class TablesDir(DataSource):
+    """A folder with groups.parquet, items.parquet and comparisons.parquet (e.g. `unirank mine` output)."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def load(self) -> Tables:
+        return read_tables(self.path)
+
+
+class Preferences(DataSource):
+    """Preference data: `format` trl (prompt/chosen/rejected JSONL), hh-rlhf (dialogue pairs, .jsonl[.gz])
+    or pandalm (multi-annotator JSON); groups split by a stable hash of the prompt."""
+
+    def __init__(self, path: str, format: str = "trl", validation_fraction: float = 0.1, test_fraction: float = 0.0):
+        readers = {"trl": read_preferences, "hh-rlhf": read_hh_rlhf, "pandalm": read_pandalm}
+        if format not in readers:
+            raise ValueError(f"format must be one of {sorted(readers)}, got {format!r}")
+        self.path, self.format = path, format
+        self.validation_fraction, self.test_fraction = validation_fraction, test_fraction
+        self._read = readers[format]
+
+    def load(self) -> Tables:
+        return self._read(self.path, self.validation_fraction, self.test_fraction)
+
+
+class MinedBeir(DataSource):
+    """A BEIR folder, mined on first use (bi-encoder + FAISS, see unirank.mining) and cached in
+    `cache_dir`, keyed by the mining settings: later runs read the cached tables."""
+
+    def __init__(
+        self,
+        beir_dir: str,
+        split: str = "train",
+        encoder: str = "minilm",
+        k: int = 100,
+        negatives: int = 7,
+        relative_margin: float | None = 0.95,
+        pairs_k: int = 8,
+        validation_fraction: float = 0.2,
+        cache_dir: str = ".unirank-cache",
+        seed: int = 0,
+    ):
+        from unirank.mining.pipeline import MiningConfig
+
+        self.beir_dir, self.split = beir_dir, split
+        self.config = MiningConfig(
+            encoder=encoder, k=k, negatives=negatives, relative_margin=relative_margin, pairs_k=pairs_k,
+            validation_fraction=validation_fraction, cache_dir=cache_dir, seed=seed,
+        )
+
+    def load(self) -> Tables:
+        import hashlib
+
+        from unirank.mining.pipeline import mine_beir, write_mined
+
+        settings = json.dumps([str(Path(self.beir_dir).resolve()), self.split, vars(self.config)], sort_keys=True)
+        folder = Path(self.config.cache_dir) / "mined" / hashlib.sha1(settings.encode()).hexdigest()[:16]
+        if (folder / "mining.json").exists():
+            return read_tables(folder)
+        tables, summary = mine_beir(self.beir_dir, self.split, self.config)
+        write_mined(tables, summary, folder)
+        print(f"mined {self.beir_dir} ({self.split}): recall@{self.config.k} = {summary[f'recall@{self.config.k}']:.3f}"
+              f", {summary['items']} candidates, {summary['comparisons']} comparisons → {folder}")
+        return tables

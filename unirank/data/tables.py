@@ -1,0 +1,147 @@
+"""The canonical tables (groups, items, comparisons, targets): schemas, validation, parquet I/O.
+
+Every check names the source (a file), the row and the problem, so a bad row never turns silently
+into a wrong number. The math and the meaning of each column: ../shared/DESIGN.md, "Vocabulary".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from unirank.atomic import write_parquet
+from unirank.fitting import ANCHOR_ITEM
+
+GROUPS = {"group_id": pl.String, "context": pl.String, "category": pl.String, "split": pl.String}
+ITEMS = {"group_id": pl.String, "item_id": pl.String, "text": pl.String, "label": pl.Float64}
+COMPARISONS = {
+    "group_id": pl.String,
+    "item_a": pl.String,
+    "item_b": pl.String,
+    "p": pl.Float64,
+    "weight": pl.Float64,
+    "source": pl.String,
+}
+REQUIRED = {
+    "groups": ("group_id", "context"),
+    "items": ("group_id", "item_id", "text"),
+    "comparisons": ("group_id", "item_a", "item_b"),
+}
+
+
+class TableError(ValueError):
+    """A table failed validation; the message names the source, the row and the problem."""
+
+
+@dataclass(frozen=True)
+class Tables:
+    """groups, items and comparisons of one data set, validated against each other.
+
+    A chat context may be a list of {role, content} messages; it is stored as its JSON text.
+    """
+
+    groups: pl.DataFrame
+    items: pl.DataFrame
+    comparisons: pl.DataFrame
+
+    def split(self, name: str) -> Tables:
+        """The tables restricted to the groups of one split."""
+        ids = self.groups.filter(pl.col("split") == name)["group_id"]
+        keep = pl.col("group_id").is_in(ids.implode())
+        return Tables(self.groups.filter(keep), self.items.filter(keep), self.comparisons.filter(keep))
+
+    def write(self, directory: str | Path) -> None:
+        """Write groups/items/comparisons.parquet into `directory`, each atomically."""
+        directory = Path(directory)
+        for name in ("groups", "items", "comparisons"):
+            write_parquet(getattr(self, name), directory / f"{name}.parquet")
+
+
+def _fail(source: str, row: int | None, problem: str) -> None:
+    where = f"{source}, row {row}" if row is not None else source
+    raise TableError(f"{where}: {problem}")
+
+
+def conform(frame: pl.DataFrame, table: str, source: str) -> pl.DataFrame:
+    """Check required columns and non-null ids, add optional columns, cast to the schema."""
+    schema = {"groups": GROUPS, "items": ITEMS, "comparisons": COMPARISONS}[table]
+    missing = [c for c in REQUIRED[table] if c not in frame.columns]
+    if missing:
+        _fail(source, None, f"missing column(s) {missing} in the {table} table (it has {frame.columns})")
+    defaults = {"p": 1.0, "weight": 1.0, "source": "data", "split": "train"}
+    frame = frame.with_columns(
+        pl.lit(defaults.get(c), dtype=t).alias(c) for c, t in schema.items() if c not in frame.columns
+    )
+    for column in REQUIRED[table]:
+        nulls = frame[column].is_null()
+        if nulls.any():
+            _fail(source, int(nulls.arg_true()[0]), f"{column} is missing (null)")
+    try:
+        frame = frame.with_columns(pl.col(c).cast(t, strict=True) for c, t in schema.items())
+    except pl.exceptions.PolarsError as error:
+        _fail(source, None, f"a column has the wrong type: {error}")
+    return frame.select(*schema, *[c for c in frame.columns if c not in schema])
+
+
+def validate(tables: Tables, source: str) -> Tables:
+    """Conform each table and check them against each other; return the conformed tables."""
+    groups = conform(tables.groups, "groups", f"{source} (groups)")
+    items = conform(tables.items, "items", f"{source} (items)")
+    comparisons = conform(tables.comparisons, "comparisons", f"{source} (comparisons)")
+    _unique(groups, ["group_id"], f"{source} (groups)")
+    _unique(items, ["group_id", "item_id"], f"{source} (items)")
+    _known(items, groups, ["group_id"], "group_id", f"{source} (items)", "unknown group")
+    for side in ("item_a", "item_b"):
+        real = comparisons.with_row_index("_row").filter(pl.col(side) != ANCHOR_ITEM)
+        _known(real.rename({side: "item_id"}), items, ["group_id", "item_id"], "item_id", f"{source} (comparisons)",
+               f"{side} names an unknown item", row_column="_row")
+    bad = comparisons.with_row_index("_row").filter(pl.col("item_a") == pl.col("item_b"))
+    if bad.height:
+        _fail(f"{source} (comparisons)", bad["_row"][0], f"item {bad['item_a'][0]!r} is compared with itself")
+    bad = comparisons.with_row_index("_row").filter(~((pl.col("p") >= 0) & (pl.col("p") <= 1)) | pl.col("p").is_null())
+    if bad.height:
+        _fail(f"{source} (comparisons)", bad["_row"][0], f"p={bad['p'][0]} is not a probability in [0, 1]")
+    bad = comparisons.with_row_index("_row").filter(
+        ~(pl.col("weight") > 0) | pl.col("weight").is_null() | pl.col("weight").is_infinite()
+    )
+    if bad.height:
+        _fail(f"{source} (comparisons)", bad["_row"][0], f"weight={bad['weight'][0]} is not a finite number > 0")
+    bad = items.with_row_index("_row").filter(~pl.col("label").is_between(0, 1) & pl.col("label").is_not_null())
+    if bad.height:
+        _fail(f"{source} (items)", bad["_row"][0], f"label={bad['label'][0]} is outside [0, 1]")
+    empty = groups.join(items, on="group_id", how="anti")
+    if empty.height:
+        row = groups["group_id"].to_list().index(empty["group_id"][0])
+        _fail(f"{source} (groups)", row, f"group {empty['group_id'][0]!r} has no items")
+    return Tables(groups, items, comparisons)
+
+
+def _unique(frame: pl.DataFrame, key: list[str], source: str) -> None:
+    repeated = ~frame.select(pl.struct(key).is_first_distinct()).to_series()
+    if repeated.any():
+        row = int(repeated.arg_true()[0])
+        _fail(source, row, f"duplicate id {frame.row(row, named=True)[key[-1]]!r}")
+
+
+def _known(frame, reference, key, column, source, problem, row_column=None) -> None:
+    indexed = frame if row_column else frame.with_row_index("_row")
+    unknown = indexed.join(reference.select(key).unique(), on=key, how="anti").sort("_row")
+    if unknown.height:
+        _fail(source, unknown["_row"][0], f"{problem} {unknown[column][0]!r}")
+
+
+def read_tables(directory: str | Path) -> Tables:
+    """Read and validate groups/items/comparisons.parquet from `directory`."""
+    directory = Path(directory)
+    frames = {}
+    for name in ("groups", "items", "comparisons"):
+        path = directory / f"{name}.parquet"
+        if not path.exists():
+            raise TableError(f"{path}: file not found (a data folder needs groups, items and comparisons .parquet)")
+        try:
+            frames[name] = pl.read_parquet(path)
+        except (OSError, pl.exceptions.PolarsError) as error:
+            raise TableError(f"{path}: cannot read as parquet: {error}") from None
+    return validate(Tables(**frames), str(directory))

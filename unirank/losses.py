@@ -1,0 +1,26 @@
+"""Losses: pure functions of score tensors (no model, no tokenizer). Math: ../shared/DESIGN.md."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def bradley_terry_loss(
+    scores: torch.Tensor, item_a: torch.Tensor, item_b: torch.Tensor, p: torch.Tensor, weight: torch.Tensor
+) -> torch.Tensor:
+    """Σ w · BCEWithLogits(r_a − r_b, p) / Σ w: soft p and ties (p = 0.5) are first-class."""
+    margin = scores[item_a] - scores[item_b]
+    losses = F.binary_cross_entropy_with_logits(margin, p.to(margin.dtype), reduction="none")
+    return (weight * losses).sum() / weight.sum()
+
+
+def pointwise_loss(scores: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Σ w · BCE(σ(r), t) / Σ w, against targets t = F(latent) in (0, 1)."""
+    losses = F.binary_cross_entropy_with_logits(scores, target.to(scores.dtype), reduction="none")
+    return (weight * losses).sum() / weight.sum()
+
+
+def target_weight(std_err: torch.Tensor) -> torch.Tensor:
+    """w = 1 / (1 + se²): 1 for a target known exactly, falling as its latent's uncertainty grows."""
+    return 1.0 / (1.0 + std_err**2)

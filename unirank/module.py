@@ -1,0 +1,298 @@
+"""The one LightningModule: Bradley-Terry pairwise training, a Thurstone fit, pointwise training.
+
+Epochs [0, pairwise_epochs) train on the comparisons with w·BCEWithLogits(r_a − r_b, p). At the
+first pointwise epoch the comparisons of the training split (plus absolute labels as comparisons
+against the anchor) are fitted once by `unirank.fitting.fit_targets`; for sparse groups (a prompt
+with one chosen/rejected pair) the stage-1 model's scores, rescaled to the latent scale on the
+validation comparisons, are the prior means. The remaining epochs train w·BCE(σ(r), Φ(latent)),
+w = 1/(1 + se²). Checkpoints carry the stage and the targets, so a resumed run continues in the
+right stage with the same targets. Math: ../shared/DESIGN.md.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import lightning as L
+import numpy as np
+import polars as pl
+import torch
+
+from unirank.adapters import Adapter, RetrievalAdapter
+from unirank.adapters.base import Encoded, pad_chunks
+from unirank.fitting import anchor_comparisons, fit_score_scale, fit_targets
+from unirank.losses import bradley_terry_loss, pointwise_loss, target_weight
+from unirank.scorer import Scorer, load_backbone
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Epochs of each stage; a run lasts pairwise_epochs + pointwise_epochs epochs."""
+
+    pairwise_epochs: int = 1
+    pointwise_epochs: int = 1
+
+    @property
+    def total_epochs(self) -> int:
+        return self.pairwise_epochs + self.pointwise_epochs
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The Thurstone fit between the stages.
+
+    link: thurstone (Φ) or bradley-terry (σ); l2: prior precision; label_weight: weight of an
+    absolute label's comparison against the anchor; stage1_prior: use stage-1 scores as prior means
+    for groups of at most `sparse_group_size` items.
+    """
+
+    link: Literal["thurstone", "bradley-terry"] = "thurstone"
+    l2: float = 1.0
+    label_weight: float = 1.0
+    stage1_prior: bool = True
+    sparse_group_size: int = 2
+
+
+class UnirankModule(L.LightningModule):
+    """A scorer trained by the two-stage schedule.
+
+    Args:
+        model: Hugging Face name or local path of the backbone, `minilm` (packaged all-MiniLM-L6-v2)
+            or `tiny` (a small random BERT built in-process, for tests).
+        adapter: the domain adapter (formatting, truncation, tokenisation).
+        schedule: epochs of each stage.
+        calibration: settings of the Thurstone fit.
+        lr: learning rate of the backbone; head_lr: of the new scalar head.
+        weight_decay: AdamW weight decay; warmup_ratio: share of steps with linear warm-up (then linear decay).
+        chunk_size: sequences per forward pass when scoring outside training batches.
+        seed: seeds the head's initialisation and each epoch's dropout.
+        trust_remote_code: allow a backbone's own code to run (off unless asked).
+    """
+
+    def __init__(
+        self,
+        model: str = "minilm",
+        adapter: Adapter | None = None,
+        schedule: Schedule = Schedule(),
+        calibration: Calibration = Calibration(),
+        lr: float = 2e-5,
+        head_lr: float = 1e-3,
+        weight_decay: float = 0.01,
+        warmup_ratio: float = 0.1,
+        chunk_size: int = 32,
+        seed: int = 0,
+        trust_remote_code: bool = False,
+    ):
+        super().__init__()
+        self.model_name = model
+        self.adapter = adapter or RetrievalAdapter()
+        self.schedule, self.calibration = schedule, calibration
+        self.lr, self.head_lr, self.weight_decay, self.warmup_ratio = lr, head_lr, weight_decay, warmup_ratio
+        self.chunk_size, self.seed = chunk_size, seed
+        backbone, self.tokenizer = load_backbone(model, trust_remote_code=trust_remote_code, seed=seed)
+        self.scorer = Scorer(backbone)
+        self.targets: pl.DataFrame | None = None
+        self._target_lookup: dict[tuple[str, str], tuple[float, float]] = {}
+        self.sequences_encoded = 0
+        self._val_probs: list[torch.Tensor] = []
+        self._val_labels: list[torch.Tensor] = []
+
+    # ---- configuration carried by checkpoints and exports -------------------------------------
+    def config(self) -> dict:
+        """Plain data that rebuilds this module (no pickled objects, so checkpoints load weights-only)."""
+        return {
+            "model": self.model_name,
+            "adapter": {"class": type(self.adapter).__name__, "init_args": self.adapter.init_args},
+            "schedule": asdict(self.schedule),
+            "calibration": asdict(self.calibration),
+            "chunk_size": self.chunk_size,
+            "seed": self.seed,
+        }
+
+    @property
+    def stage(self) -> str:
+        return "pairwise" if self.current_epoch < self.schedule.pairwise_epochs else "pointwise"
+
+    def on_fit_start(self) -> None:
+        if self.trainer.max_epochs != self.schedule.total_epochs:
+            raise ValueError(
+                f"trainer.max_epochs={self.trainer.max_epochs} but the schedule has "
+                f"{self.schedule.pairwise_epochs} pairwise + {self.schedule.pointwise_epochs} pointwise epochs"
+            )
+
+    # ---- scoring ------------------------------------------------------------------------------
+    def score_batch(self, batch: dict) -> torch.Tensor:
+        """One score per item of the batch (float32), each item encoded exactly once."""
+        outputs = []
+        for chunk in batch["chunks"]:
+            chunk = {k: v.to(self.device) for k, v in chunk.items()}
+            outputs.append(self.scorer(**chunk).float())
+            self.sequences_encoded += chunk["input_ids"].shape[0]
+        sorted_scores = torch.cat(outputs)
+        scores = torch.empty_like(sorted_scores)
+        scores[batch["order"].to(self.device)] = sorted_scores
+        return scores
+
+    @torch.no_grad()
+    def score_encoded(self, encoded: list[Encoded]) -> np.ndarray:
+        """Scores of already-encoded inputs, in eval mode, chunk by chunk."""
+        was_training = self.training
+        self.eval()
+        try:
+            chunks, order = pad_chunks(encoded, self.tokenizer.pad_token_id, self.chunk_size)
+            batch = {"chunks": chunks, "order": order}
+            return self.score_batch(batch).cpu().numpy().astype(np.float64) if encoded else np.zeros(0)
+        finally:
+            self.train(was_training)
+
+    def score_texts(self, contexts: list[str], candidates: list[str]) -> np.ndarray:
+        """r for each (context, candidate), formatted by the adapter."""
+        return self.score_encoded(self.adapter.encode(self.tokenizer, contexts, candidates))
+
+    # ---- training -----------------------------------------------------------------------------
+    def on_train_epoch_start(self) -> None:
+        torch.manual_seed(self.seed + self.current_epoch)  # dropout: the same after a resume
+        if self.stage == "pointwise" and self.targets is None:
+            self.fit_targets()
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        scores = self.score_batch(batch)
+        if self.stage == "pairwise":
+            loss = self._pairwise_loss(scores, batch)
+        else:
+            target, std_err = self._lookup_targets(batch)
+            loss = pointwise_loss(scores, target, target_weight(std_err))
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"non-finite {self.stage} loss ({loss.item()}) at epoch {self.current_epoch}, batch {batch_idx} "
+                f"(groups {sorted(set(batch['group_id']))[:5]}...)"
+            )
+        self.log(f"train/{self.stage}_loss", loss, prog_bar=True, batch_size=len(batch["item_id"]))
+        return loss
+
+    def _pairwise_loss(self, scores: torch.Tensor, batch: dict) -> torch.Tensor:
+        if len(batch["comp_a"]) == 0:
+            return scores.sum() * 0.0
+        dev = self.device
+        return bradley_terry_loss(scores, batch["comp_a"].to(dev), batch["comp_b"].to(dev),
+                                  batch["p"].to(dev), batch["weight"].to(dev))
+
+    def _lookup_targets(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        pairs = [self._target_lookup[(g, i)] for g, i in zip(batch["group_id"], batch["item_id"])]
+        values = torch.tensor(pairs, dtype=torch.float32, device=self.device)
+        return values[:, 0], values[:, 1]
+
+    # ---- the Thurstone fit between the stages -------------------------------------------------
+    def fit_targets(self) -> pl.DataFrame:
+        """Fit the training comparisons (and labels) into targets; store them for stage 2."""
+        datamodule = self.trainer.datamodule
+        train = datamodule.datasets["train"]
+        comparisons = train.tables.comparisons.select("group_id", "item_a", "item_b", "p", "weight")
+        anchors = anchor_comparisons(train.tables.items, self.calibration.label_weight)
+        comparisons = pl.concat([comparisons, anchors]) if anchors.height else comparisons
+        prior = self._stage1_prior(datamodule) if self.calibration.stage1_prior and self.schedule.pairwise_epochs else None
+        targets, fit = fit_targets(comparisons, items=train.tables.items, prior=prior,
+                                   link=self.calibration.link, l2=self.calibration.l2)
+        self.set_targets(targets)
+        summary = {"fit/log_likelihood": fit.log_likelihood, "fit/converged": float(fit.converged),
+                   "fit/iterations": float(fit.iterations), "fit/mean_target": float(targets["target"].mean()),
+                   "fit/prior_groups": float(0 if prior is None else prior["group_id"].n_unique())}
+        self.log_dict(summary)
+        print(f"Thurstone fit: {targets.height} items, {comparisons.height} comparisons, "
+              f"log-likelihood {fit.log_likelihood:.2f}, converged={fit.converged} in {fit.iterations} Newton steps")
+        return targets
+
+    def set_targets(self, targets: pl.DataFrame) -> None:
+        self.targets = targets
+        self._target_lookup = {
+            (g, i): (t, s) for g, i, t, s in targets.select("group_id", "item_id", "target", "std_err").iter_rows()
+        }
+
+    def _stage1_prior(self, datamodule) -> pl.DataFrame | None:
+        """μ = α·(r − mean of r in the group) for sparse groups, α fitted on held-out comparisons."""
+        train = datamodule.datasets["train"]
+        sizes = train.tables.items.group_by("group_id").len()
+        sparse = sizes.filter(pl.col("len") <= self.calibration.sparse_group_size)["group_id"]
+        if sparse.len() == 0:
+            return None
+        held_out = datamodule.datasets.get("validation") or train
+        alpha = self._score_scale(held_out)
+        items = train.tables.items.select("group_id", "item_id").with_row_index("_row")
+        items = items.filter(pl.col("group_id").is_in(sparse.implode()))
+        scores = self.score_encoded([train.encoded[i] for i in items["_row"].to_list()])
+        return items.with_columns(pl.Series("r", scores)).select(
+            "group_id", "item_id", (alpha * (pl.col("r") - pl.col("r").mean().over("group_id"))).alias("prior_mean")
+        )
+
+    def _score_scale(self, dataset) -> float:
+        scores = self.score_encoded(dataset.encoded)
+        group_comps = [g for g in dataset.groups if len(g.comp_a)]
+        if not group_comps:
+            return 0.0
+        a = np.concatenate([g.comp_a for g in group_comps])
+        b = np.concatenate([g.comp_b for g in group_comps])
+        p = np.concatenate([g.p for g in group_comps])
+        w = np.concatenate([g.weight for g in group_comps])
+        return fit_score_scale(scores[a] - scores[b], p, w, link=self.calibration.link)
+
+    # ---- validation ---------------------------------------------------------------------------
+    def on_validation_epoch_start(self) -> None:
+        self._val_probs, self._val_labels = [], []
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        scores = self.score_batch(batch)
+        size = len(batch["item_id"])
+        if len(batch["comp_a"]):
+            margin = scores[batch["comp_a"]] - scores[batch["comp_b"]]
+            decided = batch["p"] != 0.5
+            if decided.any():
+                correct = (torch.sign(margin[decided]) == torch.sign(batch["p"][decided] - 0.5)).float().mean()
+                self.log("val/pairwise_accuracy", correct, prog_bar=True, batch_size=int(decided.sum()))
+            self.log("val/bt_loss", self._pairwise_loss(scores, batch), batch_size=size)
+        labelled = ~torch.isnan(batch["label"])
+        if labelled.any():
+            self._val_probs.append(torch.sigmoid(scores[labelled]).detach().cpu())
+            self._val_labels.append(batch["label"][labelled])
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val_probs:
+            return
+        from torchmetrics.functional.classification import binary_calibration_error
+
+        probs, labels = torch.cat(self._val_probs), torch.cat(self._val_labels)
+        self.log("val/brier", torch.mean((probs - labels) ** 2))
+        if torch.all((labels == 0) | (labels == 1)):
+            self.log("val/ece", binary_calibration_error(probs, labels.long(), n_bins=15))
+
+    # ---- optimisation -------------------------------------------------------------------------
+    def configure_optimizers(self):
+        groups = [
+            {"params": self.scorer.backbone_parameters(), "lr": self.lr},
+            {"params": self.scorer.head_parameters(), "lr": self.head_lr},
+        ]
+        optimizer = torch.optim.AdamW(groups, weight_decay=self.weight_decay)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warmup = int(self.warmup_ratio * total)
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            return max(0.0, (total - step) / max(1, total - warmup))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # ---- checkpoints --------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["unirank"] = {
+            "config": json.dumps(self.config()),
+            "stage": self.stage,
+            "targets": None if self.targets is None else self.targets.to_dict(as_series=False),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint.get("unirank", {})
+        if state.get("targets") is not None:
+            self.set_targets(pl.DataFrame(state["targets"]))

@@ -1,0 +1,65 @@
+"""A scorer: a transformer backbone with a scalar head, r = f(context, candidate), read as a logit.
+
+Built on transformers' AutoModelForSequenceClassification with num_labels=1, so an exported
+scorer loads in transformers and sentence-transformers unchanged. Encoders read the first token
+(BERT's pooler); decoders read the last non-pad token, as transformers does once a pad token is set.
+Weights load as safetensors only; remote code runs only when `trust_remote_code=True` is asked.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from unirank.models import resolve_model_path
+
+TINY_CONFIG = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                   max_position_embeddings=512)
+
+
+def load_backbone(name_or_path: str, trust_remote_code: bool = False, seed: int = 0):
+    """(model, tokenizer) for a name, a local path, `minilm` (packaged all-MiniLM-L6-v2) or `tiny`
+    (a 2-layer, 32-wide BERT built in-process with MiniLM's tokenizer, for tests and debugging)."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    if name_or_path == "tiny":
+        tokenizer = AutoTokenizer.from_pretrained(resolve_model_path("minilm"))
+        config = BertConfig(vocab_size=tokenizer.vocab_size, num_labels=1, **TINY_CONFIG)
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            model = BertForSequenceClassification(config)
+        return model, tokenizer
+    path = resolve_model_path(name_or_path)
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)  # the new head's initialisation
+        model = AutoModelForSequenceClassification.from_pretrained(
+            path, num_labels=1, use_safetensors=True, trust_remote_code=trust_remote_code
+        )
+    if tokenizer.pad_token is None:  # decoders: pad with EOS; the head reads the last non-pad token
+        tokenizer.pad_token = tokenizer.eos_token
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer
+
+
+class Scorer(nn.Module):
+    """r = model(input_ids, ...).logits[:, 0]."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, **inputs: torch.Tensor) -> torch.Tensor:
+        return self.model(**inputs).logits[:, 0]
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        """The parameters of the new scalar head (and BERT's pooler, which feeds only the head)."""
+        head = [p for n, p in self.model.named_parameters() if _is_head(n)]
+        return head
+
+    def backbone_parameters(self) -> list[nn.Parameter]:
+        return [p for n, p in self.model.named_parameters() if not _is_head(n)]
+
+
+def _is_head(name: str) -> bool:
+    return name.startswith(("classifier.", "score.", "pooler.", "bert.pooler.", "roberta.pooler.")) or ".pooler." in name

@@ -1,0 +1,44 @@
+"""Score (context, candidate) pairs with an exported folder or a checkpoint, formatted by the
+model's own adapter (so a reward model's chat rendering and truncation match training)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from unirank import adapters
+from unirank.module import UnirankModule
+
+
+def _adapter_from_export(folder: Path) -> adapters.Adapter:
+    info = json.loads((folder / "unirank.json").read_text())
+    if info["domain"] == "chat":
+        return adapters.ChatAdapter(max_length=info["input"]["max_length"])
+    return adapters.RetrievalAdapter(max_length=info["input"]["max_length"])
+
+
+class Predictor:
+    """predict([(context, candidate), ...]) → [(logit r, probability σ(r)), ...]."""
+
+    def __init__(self, module: UnirankModule):
+        self.module = module
+
+    def predict(self, pairs: list[tuple[str | list, str]]) -> list[tuple[float, float]]:
+        contexts = [c if isinstance(c, str) else json.dumps(c, ensure_ascii=False) for c, _ in pairs]
+        logits = self.module.score_texts(contexts, [t for _, t in pairs])
+        return [(float(r), float(1 / (1 + np.exp(-r)))) for r in logits]
+
+
+def load_scorer(path: str | Path) -> Predictor:
+    """A Predictor from an export folder (with unirank.json) or a .ckpt checkpoint."""
+    from unirank.export import load_checkpoint
+
+    path = Path(path)
+    if path.is_dir():
+        if not (path / "unirank.json").exists():
+            raise ValueError(f"{path}: not a unirank export (no unirank.json)")
+        module = UnirankModule(model=str(path), adapter=_adapter_from_export(path))
+        return Predictor(module)
+    return Predictor(load_checkpoint(path))
