@@ -67,7 +67,7 @@ class UnirankModule(L.LightningModule):
         lr: learning rate of the backbone; head_lr: of the new scalar head.
         weight_decay: AdamW weight decay; warmup_ratio: share of steps with linear warm-up (then linear decay).
         chunk_size: sequences per forward pass when scoring outside training batches.
-        seed: seeds the head's initialisation and each epoch's dropout.
+        seed: seeds the head's initialisation and the dropout of each batch.
         trust_remote_code: allow a backbone's own code to run (off unless asked).
     """
 
@@ -153,11 +153,12 @@ class UnirankModule(L.LightningModule):
 
     # ---- training -----------------------------------------------------------------------------
     def on_train_epoch_start(self) -> None:
-        torch.manual_seed(self.seed + self.current_epoch)  # dropout: the same after a resume
         if self.stage == "pointwise" and self.targets is None:
             self.fit_targets()
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        # dropout masks depend on (seed, epoch, batch) alone, so a resumed run draws the same ones
+        torch.manual_seed((self.seed * 1_000_003 + self.current_epoch) * 1_000_003 + batch_idx)
         scores = self.score_batch(batch)
         if self.stage == "pairwise":
             loss = self._pairwise_loss(scores, batch)

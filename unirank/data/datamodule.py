@@ -69,8 +69,11 @@ class GroupDataset(Dataset):
     def __len__(self) -> int:
         return len(self.groups)
 
-    def __getitem__(self, key: tuple[int, int]) -> dict:
-        index, epoch = key
+    def __getitem__(self, keys: list[tuple[int, int]]) -> list[dict]:
+        """The samples of one batch: keys are (group index, epoch) pairs."""
+        return [self._sample_group(index, epoch) for index, epoch in keys]
+
+    def _sample_group(self, index: int, epoch: int) -> dict:
         group = self.groups[index]
         chosen = self._sample(group, np.random.default_rng((self.seed, epoch, index)))
         keep = np.isin(group.comp_a, chosen) & np.isin(group.comp_b, chosen)
@@ -96,7 +99,8 @@ class BucketBatchSampler(Sampler):
     """Batches of `batch_groups` groups of similar total length (less padding), in random order.
 
     Groups are shuffled per epoch, cut into windows of 50 batches, sorted by length within a
-    window and batched; the batch order is shuffled again. Yields (group, epoch) keys.
+    window and batched; the batch order is shuffled again. Yields one list of (group, epoch) keys
+    per batch; it is the DataLoader's `sampler` (batch_size=None), so Lightning calls set_epoch.
     """
 
     def __init__(self, lengths: list[int], batch_groups: int, seed: int, shuffle: bool = True):
@@ -209,7 +213,7 @@ class UnirankDataModule(L.LightningDataModule):
 
     def loader(self, dataset: GroupDataset, shuffle: bool) -> DataLoader:
         batches = BucketBatchSampler(dataset.lengths, self.batch_groups, self.seed, shuffle=shuffle)
-        return DataLoader(dataset, batch_sampler=batches,
+        return DataLoader(dataset, sampler=batches, batch_size=None,
                           collate_fn=GroupCollator(dataset, self.tokenizer.pad_token_id, self.chunk_size))
 
     def train_dataloader(self) -> DataLoader:

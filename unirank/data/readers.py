@@ -31,31 +31,28 @@ def assign_split(group_id: str, validation_fraction: float, test_fraction: float
     return "validation" if u < test_fraction + validation_fraction else "train"
 
 
-def _open_text(path: Path):
-    opener = gzip.open if path.suffix == ".gz" else open
-    return opener(path, "rt", encoding="utf-8")
-
-
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
-    """Yield (line number, object) for each non-blank line; bad JSON or bytes name the line."""
+    """Yield (line number, object) for each non-blank line (.jsonl or .jsonl.gz); bad JSON, bad
+    UTF-8 or a non-object names the line."""
     path = Path(path)
     if not path.exists():
         raise TableError(f"{path}: file not found")
-    line_no = 0
-    try:
-        with _open_text(path) as handle:
-            for line_no, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as error:
-                    raise TableError(f"{path}, line {line_no}: malformed JSON ({error.msg} at column {error.colno})")
-                if not isinstance(record, dict):
-                    raise TableError(f"{path}, line {line_no}: expected a JSON object, got {type(record).__name__}")
-                yield line_no, record
-    except UnicodeDecodeError as error:
-        raise TableError(f"{path}, line {line_no + 1}: not valid UTF-8 ({error.reason})") from None
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as handle:
+        for line_no, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise TableError(f"{path}, line {line_no}: not valid UTF-8 ({error.reason})") from None
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise TableError(f"{path}, line {line_no}: malformed JSON ({error.msg} at column {error.colno})") from None
+            if not isinstance(record, dict):
+                raise TableError(f"{path}, line {line_no}: expected a JSON object, got {type(record).__name__}")
+            yield line_no, record
 
 
 def _messages(value, path: Path, line: int, field: str) -> list[dict]:
@@ -197,7 +194,9 @@ def read_hh_rlhf(path: str | Path, validation_fraction: float = 0.1, test_fracti
 
 def read_pandalm(path: str | Path, validation_fraction: float = 0.1, test_fraction: float = 0.0) -> Tables:
     """PandaLM's multi-annotator pairs: p = fraction of annotators preferring response1 (a tie
-    counts a half), weight = number of annotators. Annotator codes: 0 tie, 1 response1, 2 response2."""
+    counts a half), weight = number of annotators. Annotator codes: 0 tie, 1 response1, 2 response2.
+    A response that is not a string (a bare JSON true, say) is kept as its JSON text; the
+    `motivation_app` becomes the group's category."""
     path = Path(path)
     try:
         rows = json.loads(path.read_text(encoding="utf-8"))
@@ -210,14 +209,14 @@ def read_pandalm(path: str | Path, validation_fraction: float = 0.1, test_fracti
         where = f"{path}, row {row_no}"
         try:
             instruction, extra = row["instruction"], row.get("input") or ""
-            r1, r2 = row["response1"], row["response2"]
+            r1, r2 = (v if isinstance(v, str) else json.dumps(v) for v in (row["response1"], row["response2"]))
             votes = [row[k] for k in sorted(row) if k.startswith("annotator")]
         except (KeyError, TypeError) as error:
             raise TableError(f"{where}: missing field {error}") from None
         if not votes or any(v not in (0, 1, 2) for v in votes):
             raise TableError(f"{where}: annotator labels must be 0 (tie), 1 or 2, got {votes}")
         prompt = instruction if not extra else f"{instruction}\n\n{extra}"
-        group_id = collect.group([{"role": "user", "content": prompt}], row.get("category"))
+        group_id = collect.group([{"role": "user", "content": prompt}], row.get("motivation_app"))
         if r1 == r2:
             continue
         p = sum({1: 1.0, 2: 0.0, 0: 0.5}[v] for v in votes) / len(votes)

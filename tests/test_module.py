@@ -1,0 +1,103 @@
+"""The two-stage LightningModule on a tiny in-process BERT and the demo preferences."""
+
+import lightning as L
+import numpy as np
+import polars as pl
+import pytest
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from unirank.adapters import ChatAdapter
+from unirank.data.datamodule import UnirankDataModule
+from unirank.data.sources import Preferences
+from unirank.fitting import anchor_comparisons, fit_targets
+from unirank.module import Calibration, Schedule, UnirankModule
+
+
+def make(repo, schedule=Schedule(1, 1), calibration=Calibration(), lr=1e-3):
+    module = UnirankModule(model="tiny", adapter=ChatAdapter(max_length=64), schedule=schedule,
+                           calibration=calibration, lr=lr, head_lr=lr, warmup_ratio=0.0, seed=0)
+    data = UnirankDataModule(Preferences(str(repo / "data/demo-preferences.jsonl"), validation_fraction=0.2),
+                             batch_groups=8, seed=0)
+    return module, data
+
+
+def trainer(tmp_path, epochs, callbacks=(), **kwargs):
+    return L.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_progress_bar=False,
+                     enable_model_summary=False, default_root_dir=tmp_path, callbacks=list(callbacks),
+                     enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks), **kwargs)
+
+
+def test_fit_changes_every_parameter_and_targets_are_the_fit(repo, tmp_path):
+    module, data = make(repo, calibration=Calibration(stage1_prior=False))
+    before = {n: p.detach().clone() for n, p in module.named_parameters()}
+    trainer(tmp_path, 2).fit(module, datamodule=data)
+    unchanged = [n for n, p in module.named_parameters() if p.requires_grad and torch.equal(p, before[n])]
+    assert unchanged == []
+    train = data.datasets["train"].tables
+    comparisons = train.comparisons.select("group_id", "item_a", "item_b", "p", "weight")
+    expected, _ = fit_targets(comparisons, items=train.items)
+    assert anchor_comparisons(train.items).height == 0  # preferences carry no absolute labels
+    joined = module.targets.join(expected, on=["group_id", "item_id"], suffix="_expected")
+    assert joined.height == expected.height == train.items.height
+    np.testing.assert_allclose(joined["target"], joined["target_expected"], atol=1e-12)
+
+
+def test_sparse_groups_get_the_stage1_prior(repo, tmp_path):
+    module, data = make(repo)
+    trainer(tmp_path, 2).fit(module, datamodule=data)
+    # one chosen/rejected pair per prompt: every group is sparse, so the prior moves the targets
+    plain, _ = fit_targets(data.datasets["train"].tables.comparisons, items=data.datasets["train"].tables.items)
+    assert not np.allclose(module.targets["target"].to_numpy(), plain["target"].to_numpy())
+    assert module.trainer.callback_metrics["fit/prior_groups"] > 0
+
+
+def test_each_item_is_encoded_once_per_step(repo):
+    module, data = make(repo)
+    data.attach(module.tokenizer, module.adapter)
+    data.setup("fit")
+    batch = next(iter(data.train_dataloader()))
+    module.sequences_encoded = 0
+    scores = module.score_batch(batch)
+    assert module.sequences_encoded == len(batch["item_id"]) == len(set(zip(batch["group_id"], batch["item_id"])))
+    assert scores.shape == (len(batch["item_id"]),)
+    # every comparison reuses those scores: the same numbers as scoring each side separately
+    module.eval()
+    alone = module.score_encoded([data.datasets["train"].encoded[i] for i in batch["item_index"].tolist()])
+    np.testing.assert_allclose(module.score_batch(batch).detach().numpy(), alone, atol=1e-5)
+
+
+class Die(L.Callback):
+    """Simulates a crash at the first batch of `epoch`."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.current_epoch == self.epoch:
+            raise RuntimeError("killed")
+
+
+@pytest.mark.parametrize("die_at_epoch", [1, 2])  # at the fit (start of stage 2), and inside stage 2
+def test_resume_after_a_crash_ends_with_the_same_weights(repo, tmp_path, die_at_epoch):
+    schedule = Schedule(1, 2)
+    straight, data = make(repo, schedule=schedule)
+    trainer(tmp_path / "a", 3).fit(straight, datamodule=data)
+
+    crashed, data = make(repo, schedule=schedule)
+    checkpoints = ModelCheckpoint(dirpath=tmp_path / "b", save_last=True, save_top_k=-1)
+    with pytest.raises(RuntimeError, match="killed"):
+        trainer(tmp_path / "b", 3, [checkpoints, Die(die_at_epoch)]).fit(crashed, datamodule=data)
+
+    resumed, data = make(repo, schedule=schedule)
+    trainer(tmp_path / "b", 3, [ModelCheckpoint(dirpath=tmp_path / "c")]).fit(
+        resumed, datamodule=data, ckpt_path=str(tmp_path / "b/last.ckpt"))
+    for (name, a), b in zip(straight.named_parameters(), resumed.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+    assert resumed.targets.equals(straight.targets)
+
+
+def test_schedule_must_match_max_epochs(repo, tmp_path):
+    module, data = make(repo)
+    with pytest.raises(ValueError, match="max_epochs=3 but the schedule has 1 pairwise \\+ 1 pointwise"):
+        trainer(tmp_path, 3).fit(module, datamodule=data)
