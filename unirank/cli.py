@@ -139,6 +139,7 @@ def _lightning(argv: list[str] | None) -> None:
     """LightningCLI over UnirankModule and UnirankDataModule; argv None reads the command line."""
     from lightning.pytorch.cli import LightningCLI
 
+    from unirank.data.tables import TableError
     from unirank.data.datamodule import UnirankDataModule
     from unirank.export import ExportModel
     from unirank.module import UnirankModule
@@ -152,14 +153,17 @@ def _lightning(argv: list[str] | None) -> None:
                 compute_fn=lambda pairwise, pointwise: pairwise + pointwise,
             )
 
-    UnirankCLI(
-        UnirankModule,
-        UnirankDataModule,
-        args=argv,
-        save_config_kwargs={"overwrite": True},
-        trainer_defaults={"logger": {"class_path": "lightning.pytorch.loggers.CSVLogger",
-                                     "init_args": {"save_dir": "runs"}}},
-    )
+    try:
+        UnirankCLI(
+            UnirankModule,
+            UnirankDataModule,
+            args=argv,
+            save_config_kwargs={"overwrite": True},
+            trainer_defaults={"logger": {"class_path": "lightning.pytorch.loggers.CSVLogger",
+                                         "init_args": {"save_dir": "runs"}}},
+        )
+    except TableError as error:
+        raise SystemExit(f"unirank: bad input, nothing was trained: {error}") from None
 
 
 def main(argv: list[str] | None = None) -> None:

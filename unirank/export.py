@@ -22,8 +22,11 @@ from unirank.module import Calibration, Schedule, UnirankModule
 SIGMOID = "torch.nn.modules.activation.Sigmoid"
 
 
-def export_model(module: UnirankModule, out_dir: str | Path, stage: str | None = None) -> Path:
-    """Write the export folder atomically (a killed export leaves the old folder or none)."""
+def export_model(module: UnirankModule, out_dir: str | Path, stage: str | None = None,
+                 validation: dict | None = None) -> Path:
+    """Write the export folder atomically (a killed export leaves the old folder or none).
+
+    validation: metrics measured on the validation split, recorded in unirank.json."""
     out_dir = Path(out_dir)
     config = module.config()
     stage = stage or ("pointwise" if module.targets is not None else "pairwise")
@@ -45,6 +48,7 @@ def export_model(module: UnirankModule, out_dir: str | Path, stage: str | None =
                 + (": calibrated against the Thurstone targets" if stage == "pointwise" else ": stage 1 only, uncalibrated"),
             },
             "base_model": config["model"],
+            "validation": validation or {},
         }
         (tmp / "unirank.json").write_text(json.dumps(info, indent=2) + "\n")
     return out_dir
@@ -79,7 +83,7 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path) -> Path:
 
 
 class ExportModel(L.Callback):
-    """Export the model when fit ends.
+    """Print the validation summary and export the model when fit ends.
 
     Args:
         dirpath: the export folder; default `<log dir>/model`.
@@ -92,5 +96,12 @@ class ExportModel(L.Callback):
         if not trainer.is_global_zero:
             return
         out = Path(self.dirpath or Path(trainer.log_dir or ".") / "model")
-        export_model(pl_module, out)
-        print(f"exported the model to {out}")
+        metrics = {k.removeprefix("val/"): round(float(v), 4) for k, v in trainer.callback_metrics.items()
+                   if k.startswith("val/")}
+        export_model(pl_module, out, validation=metrics)
+        print("\nvalidation split, after " + " → ".join(
+            f"{n} {s}" for n, s in (("pairwise", pl_module.schedule.pairwise_epochs),
+                                    ("pointwise", pl_module.schedule.pointwise_epochs)) if s))
+        for name, value in sorted(metrics.items()):
+            print(f"  {name:22s} {value:.4f}")
+        print(f"exported the model to {out}  (loads in transformers and sentence-transformers.CrossEncoder)")
