@@ -1,0 +1,74 @@
+"""Mining on the demo BEIR folder: candidates, filters, pairs, labels, cache."""
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+from unirank.cli import main
+from unirank.fitting import ANCHOR_ITEM
+from unirank.mining.filters import select_negatives
+from unirank.mining.pairs import label_pairs
+from unirank.mining.pipeline import MiningConfig, mine_beir
+from unirank.mining.search import build_index, search
+
+
+def test_select_negatives_drops_positives_and_likely_false_negatives():
+    hits = ["pos", "near", "judged_irrelevant", "far", "farther"]
+    scores = np.array([0.9, 0.87, 0.6, 0.5, 0.4])
+    chosen = select_negatives(hits, scores, {"pos": 1, "judged_irrelevant": 0}, np.array([0.9]), count=2)
+    # 0.87 >= 0.95 × 0.9 is a likely false negative; a judged-irrelevant document is a true negative
+    assert [doc for doc, _, _ in chosen] == ["judged_irrelevant", "far"]
+    assert [d for d, _, _ in select_negatives(hits, scores, {"pos": 1}, np.array([0.9]), count=5, range_min=3)] == [
+        "far", "farther"]
+
+
+def test_label_pairs_prefers_the_higher_grade_and_covers_positive_pairs():
+    grades = [2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+    pairs = label_pairs(grades, k=2, all_positive_pairs=True, seed=0)
+    labels = {(i, j): p for i, j, p in pairs}
+    assert all(labels[(0, j)] == 1.0 for j in range(1, 12))
+    assert all(p == 0.5 for (i, j), p in labels.items() if grades[i] == grades[j])
+
+
+def test_batched_search_equals_one_shot_exact_search():
+    rng = np.random.default_rng(0)
+    docs = rng.normal(size=(500, 16)).astype(np.float32)
+    queries = rng.normal(size=(37, 16)).astype(np.float32)
+    index = build_index(docs, "flat")
+    scores, rows = search(index, queries, k=10, batch_size=8)
+    np.testing.assert_array_equal(rows, np.argsort(-(queries @ docs.T), axis=1)[:, :10])
+
+
+def test_mine_demo_beir(repo, tmp_path):
+    config = MiningConfig(k=10, negatives=4, cache_dir=str(tmp_path / "cache"), show_progress_bar=False)
+    tables, summary = mine_beir(repo / "data/demo-beir", "train", config)
+    assert summary["queries"] == 12 and summary["index"]["kind"] == "flat"
+    assert 0.5 < summary["recall@10"] <= 1.0
+    positives = tables.items.filter(pl.col("label") == 1.0)
+    assert positives.height == 15  # every judged positive of the train qrels is a candidate
+    per_query = tables.items.group_by("group_id").len()
+    assert per_query["len"].max() <= 2 + 4
+    assert ANCHOR_ITEM not in tables.comparisons["item_b"].to_list()
+    # the cache: a second run reads the vectors instead of encoding
+    assert len(list((tmp_path / "cache").glob("*.npy"))) == 2
+    again, _ = mine_beir(repo / "data/demo-beir", "train", config)
+    assert again.items.equals(tables.items)
+
+
+def test_mine_command_writes_tables_and_summary(repo, tmp_path):
+    main(["mine", "--beir", str(repo / "data/demo-beir"), "--split", "test", "--k", "5", "--negatives", "3",
+          "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "mined")])
+    summary = json.loads((tmp_path / "mined/mining.json").read_text())
+    assert summary["split"] == "test" and "recall@5" in summary
+    assert {p.name for p in (tmp_path / "mined").iterdir()} == {
+        "groups.parquet", "items.parquet", "comparisons.parquet", "mining.json"}
+
+
+def test_mining_bad_beir_names_the_file(repo, tmp_path):
+    (tmp_path / "beir/qrels").mkdir(parents=True)
+    (tmp_path / "beir/corpus.jsonl").write_text('{"_id": "d1", "text": "x"}\n{"_id": "d1", "text": "y"}\n')
+    (tmp_path / "beir/queries.jsonl").write_text('{"_id": "q1", "text": "x"}\n')
+    with pytest.raises(SystemExit, match=r"corpus.jsonl, line 2: duplicate id 'd1'"):
+        main(["mine", "--beir", str(tmp_path / "beir"), "--out", str(tmp_path / "o")])
