@@ -52,7 +52,7 @@ def test_mine_demo_beir(repo, tmp_path):
     assert per_query["len"].max() <= 2 + 4
     assert ANCHOR_ITEM not in tables.comparisons["item_b"].to_list()
     # the cache: a second run reads the vectors instead of encoding
-    assert len(list((tmp_path / "cache").glob("*.npy"))) == 2
+    assert len(list((tmp_path / "cache/embeddings").glob("*.npy"))) == 2
     again, _ = mine_beir(repo / "data/demo-beir", "train", config)
     assert again.items.equals(tables.items)
 
