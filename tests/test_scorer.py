@@ -1,0 +1,72 @@
+"""Backbones: an encoder (BERT) and a decoder (GPT-2 with a byte-level BPE and a chat template)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from unirank.adapters import ChatAdapter, RetrievalAdapter
+from unirank.module import UnirankModule
+from unirank.scorer import load_backbone
+
+TEXTS = ["the quick brown fox jumps over the lazy dog", "a reward model scores a response to a prompt",
+         "Assistant: here is a short answer", "User: what is the capital of France?"] * 20
+
+
+@pytest.fixture(scope="module")
+def tiny_decoder(tmp_path_factory):
+    """A 2-layer GPT-2 and a byte-level BPE trained here, saved as a local folder."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GPT2Config, GPT2ForSequenceClassification, PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(TEXTS, trainers.BpeTrainer(vocab_size=400, special_tokens=["<|endoftext|>"],
+                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|endoftext|>")
+    tokenizer.chat_template = ("{% for m in messages %}<{{ m['role'] }}> {{ m['content'] }}\n{% endfor %}"
+                               "{% if add_generation_prompt %}<assistant> {% endif %}")
+    model = GPT2ForSequenceClassification(GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=2,
+                                                     n_positions=128, num_labels=1))
+    folder = tmp_path_factory.mktemp("decoder")
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+def test_decoder_gets_a_pad_token_and_scores_do_not_depend_on_padding(tiny_decoder):
+    model, tokenizer = load_backbone(tiny_decoder)
+    assert tokenizer.pad_token == "<|endoftext|>" and model.config.pad_token_id == tokenizer.pad_token_id
+    module = UnirankModule(model=tiny_decoder, adapter=ChatAdapter(max_length=64), chunk_size=8)
+    contexts = [json.dumps([{"role": "user", "content": "what is the capital of France?"}])] * 3
+    responses = ["Paris", "a reward model scores a response to a prompt and more words", "the lazy dog"]
+    together = module.score_texts(contexts, responses)  # one padded chunk, last-token pooling
+    alone = np.array([module.score_texts([c], [r])[0] for c, r in zip(contexts, responses)])
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+
+
+def test_chat_template_prompt_is_cut_from_the_left_never_the_response(tiny_decoder):
+    _, tokenizer = load_backbone(tiny_decoder)
+    long_prompt = json.dumps([{"role": "user", "content": "the quick brown fox jumps over the lazy dog " * 10}])
+    response = "here is a short answer"
+    [encoded] = ChatAdapter(max_length=24).encode(tokenizer, [long_prompt], [response])
+    text = tokenizer.decode(encoded.input_ids)
+    assert len(encoded.input_ids) <= 24 and text.endswith("<assistant> " + response)
+
+
+def test_bert_pair_keeps_the_response_and_the_latest_turns():
+    _, tokenizer = load_backbone("tiny")
+    turns = [{"role": "user", "content": "first turn " * 30}, {"role": "assistant", "content": "ok"},
+             {"role": "user", "content": "final question?"}]
+    [encoded] = ChatAdapter(max_length=32).encode(tokenizer, [json.dumps(turns)], ["the answer is forty two"])
+    text = tokenizer.decode(encoded.input_ids)
+    assert len(encoded.input_ids) == 32
+    assert text.endswith("user : final question? [SEP] the answer is forty two [SEP]")
+
+
+def test_retrieval_truncates_the_document():
+    _, tokenizer = load_backbone("tiny")
+    [encoded] = RetrievalAdapter(max_length=16).encode(tokenizer, ["a short query"], ["word " * 100])
+    assert len(encoded.input_ids) == 16
+    assert tokenizer.decode(encoded.input_ids).startswith("[CLS] a short query [SEP] word")
