@@ -19,17 +19,24 @@ from unirank.models import resolve_model_path
 
 @dataclass
 class Encoder:
-    """A bi-encoder: `path` is the resolved model location (the cache key), `model` the SentenceTransformer."""
+    """A bi-encoder: `path` is the resolved model location (the cache key); the SentenceTransformer
+    loads on first use, so a run served from the cache never loads it."""
 
     path: str
-    model: object
+    device: str | None = None
+    _model: object = None
 
     @classmethod
     def load(cls, name_or_path: str = "minilm", device: str | None = None) -> Encoder:
-        from sentence_transformers import SentenceTransformer
+        return cls(path=resolve_model_path(name_or_path), device=device)
 
-        path = resolve_model_path(name_or_path)
-        return cls(path=path, model=SentenceTransformer(path, device=device))
+    @property
+    def model(self):
+        if self._model is None:
+            from sentence_transformers import SentenceTransformer
+
+            self._model = SentenceTransformer(self.path, device=self.device)
+        return self._model
 
     def encode(
         self,
@@ -45,15 +52,15 @@ class Encoder:
         role: "query" or "document"; the model's prompt of that name is used when it has one.
         cache_dir: where vectors are cached; None disables the cache.
         """
-        prompt_name = role if role in (getattr(self.model, "prompts", None) or {}) else None
         cache = None
         if cache_dir is not None:
-            digest = hashlib.sha256(f"{self.path}\x1e{prompt_name}\x1e".encode())
+            digest = hashlib.sha256(f"{self.path}\x1e{role}\x1e".encode())
             for text in texts:
                 digest.update(text.encode("utf-8") + b"\x1f")
             cache = Path(cache_dir) / f"{role}-{digest.hexdigest()[:24]}.npy"
             if cache.exists():
                 return np.load(cache)
+        prompt_name = role if role in (getattr(self.model, "prompts", None) or {}) else None
         vectors = self.model.encode(
             texts,
             batch_size=batch_size,

@@ -34,7 +34,7 @@ def build_index(vectors: np.ndarray, kind: IndexKind = "auto", exact_limit: int 
     if kind == "flat":
         index, params = faiss.IndexFlatIP(dim), {}
     elif kind == "hnsw":
-        params = {"M": 32, "efConstruction": 80, "efSearch": 128}
+        params = {"M": 32, "efConstruction": 80, "efSearch": 256}
         index = faiss.IndexHNSWFlat(dim, params["M"], faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = params["efConstruction"]
         index.hnsw.efSearch = params["efSearch"]

@@ -1,0 +1,182 @@
+"""Benchmark mining: unirank against sentence-transformers' mine_hard_negatives, and index scaling.
+
+1. SciFact train (../shared/data/scifact), encoder `minilm`, k = 100 hits, 7 negatives per query,
+   false-negative margin 95% of the positive's score (ST: relative_margin=0.05), FAISS on both
+   sides. Each contender runs in a fresh process (wall time, peak RSS): ST once, unirank twice
+   (the second run reads the cached embeddings). For queries with one positive the settings
+   coincide, and the overlap of the two negative sets is reported.
+2. The corpus's own embeddings, copied with small noise (σ = 0.01 per dimension) up to N = 200k
+   rows, searched by its queries: exact flat search against HNSW and IVF, recall@100 of each,
+   build and search time, and the peak RSS of batched search.
+
+    python benchmarks/mining.py [--quick] [--scifact ../shared/data/scifact]
+Writes benchmarks/results/mining.json (or mining-quick.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
+ROOT = Path(__file__).resolve().parent.parent
+
+UNIRANK_CHILD = """
+import json, resource, sys, time
+sys.path.insert(0, {root!r})
+import sentence_transformers  # imported before the clock starts, as in the ST child
+from unirank.mining.pipeline import MiningConfig, mine_beir
+start = time.perf_counter()
+config = MiningConfig(k={k}, negatives={negatives}, relative_margin=0.95, all_positive_pairs=False,
+                      cache_dir={cache!r}, show_progress_bar=False)
+tables, summary = mine_beir({beir!r}, "train", config)
+seconds = time.perf_counter() - start
+negatives = {{}}
+for group, doc, label in tables.items.select("group_id", "item_id", "label").iter_rows():
+    if label == 0.0:
+        negatives.setdefault(group, []).append(doc)
+print(json.dumps({{"seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "recall": summary["recall@{k}"], "timings": summary["timings_s"], "negatives": negatives}}))
+"""
+
+ST_CHILD = """
+import json, resource, sys, time
+sys.path.insert(0, {root!r})
+from datasets import Dataset
+from sentence_transformers import SentenceTransformer
+from sentence_transformers.util import mine_hard_negatives
+from unirank.data.readers import read_beir
+from unirank.models import resolve_model_path
+start = time.perf_counter()
+beir = read_beir({beir!r}, "train")
+queries = [q for q in sorted(beir.qrels) if sum(g > 0 for g in beir.qrels[q].values()) == 1]
+rows = {{"query": [beir.queries[q] for q in queries],
+         "positive": [beir.corpus[next(d for d, g in beir.qrels[q].items() if g > 0)] for q in queries]}}
+model = SentenceTransformer(resolve_model_path("minilm"))
+mined = mine_hard_negatives(Dataset.from_dict(rows), model, corpus=list(beir.corpus.values()), range_max={k},
+                            relative_margin=0.05, num_negatives={negatives}, sampling_strategy="top",
+                            use_faiss=True, output_format="n-tuple", batch_size=64, verbose=False)
+seconds = time.perf_counter() - start
+text_to_id = {{text: doc for doc, text in beir.corpus.items()}}
+negatives = {{}}
+for q, row in zip(queries, mined):
+    negatives[q] = [text_to_id[row[f"negative_{{i}}"]] for i in range(1, {negatives} + 1) if row.get(f"negative_{{i}}")]
+print(json.dumps({{"seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "queries": len(queries), "rows_out": len(mined), "negatives": negatives}}))
+"""
+
+INDEX_CHILD = """
+import json, resource, sys, time
+import numpy as np
+sys.path.insert(0, {root!r})
+from unirank.mining.search import build_index, search
+rng = np.random.default_rng(0)
+base, queries = np.load({docs!r}), np.load({queries!r})
+copies = -(-{n} // len(base))
+docs = np.concatenate([base + 0.01 * rng.normal(size=base.shape).astype(np.float32) for _ in range(copies)])[:{n}]
+docs /= np.linalg.norm(docs, axis=1, keepdims=True)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+start = time.perf_counter(); index = build_index(docs, {kind!r}); build = time.perf_counter() - start
+after_build = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+start = time.perf_counter(); scores, rows = search(index, queries, 100, batch_size=256); seconds = time.perf_counter() - start
+np.save({out!r}, rows)
+print(json.dumps({{"kind": index.kind, "params": index.params, "build_s": build, "search_s": seconds,
+                  "rss_before_mb": before / 1024, "rss_after_build_mb": after_build / 1024,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+
+
+def child(code: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
+                         env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "TOKENIZERS_PARALLELISM": "false"})
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def versus_sentence_transformers(beir: str, k: int, negatives: int) -> dict:
+    with tempfile.TemporaryDirectory() as cache:
+        st = child(ST_CHILD.format(root=str(ROOT), beir=beir, k=k, negatives=negatives))
+        first = child(UNIRANK_CHILD.format(root=str(ROOT), beir=beir, k=k, negatives=negatives, cache=cache))
+        second = child(UNIRANK_CHILD.format(root=str(ROOT), beir=beir, k=k, negatives=negatives, cache=cache))
+    overlaps = [len(set(ours) & set(st["negatives"][q])) / max(len(set(ours) | set(st["negatives"][q])), 1)
+                for q, ours in first["negatives"].items() if q in st["negatives"]]
+    exact = sum(first["negatives"][q] == st["negatives"][q] for q in st["negatives"] if q in first["negatives"])
+    report = {
+        "k": k, "negatives": negatives,
+        "sentence_transformers": {key: st[key] for key in ("seconds", "peak_rss_mb", "queries", "rows_out")},
+        "unirank_first": {key: first[key] for key in ("seconds", "peak_rss_mb", "recall", "timings")},
+        "unirank_cached": {key: second[key] for key in ("seconds", "peak_rss_mb", "timings")},
+        "time_ratio_first": first["seconds"] / st["seconds"],
+        "time_ratio_cached": second["seconds"] / st["seconds"],
+        "single_positive_queries_compared": len(overlaps),
+        "mean_jaccard_of_negatives": sum(overlaps) / max(len(overlaps), 1),
+        "identical_negative_lists": exact,
+    }
+    print(f"  sentence-transformers  {st['seconds']:7.1f} s  peak {st['peak_rss_mb']:6.0f} MB")
+    print(f"  unirank (first run)    {first['seconds']:7.1f} s  peak {first['peak_rss_mb']:6.0f} MB"
+          f"  ratio {report['time_ratio_first']:.2f}  recall@{k} {first['recall']:.3f}")
+    print(f"  unirank (cached)       {second['seconds']:7.1f} s  peak {second['peak_rss_mb']:6.0f} MB"
+          f"  ratio {report['time_ratio_cached']:.2f}")
+    print(f"  negatives: mean Jaccard {report['mean_jaccard_of_negatives']:.3f} over {len(overlaps)} queries,"
+          f" identical lists {exact}")
+    return report
+
+
+def index_scaling(beir: str, sizes: list[int]) -> list[dict]:
+    import numpy as np
+
+    from unirank.data.readers import read_beir
+    from unirank.mining.encode import Encoder
+
+    data = read_beir(beir, "train")
+    encoder = Encoder.load("minilm")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        np.save(f"{tmp}/docs.npy", encoder.encode(list(data.corpus.values()), cache_dir=ROOT / ".unirank-cache/embeddings",
+                                                  show_progress_bar=False))
+        np.save(f"{tmp}/queries.npy", encoder.encode(list(data.queries.values()), role="query",
+                                                     cache_dir=ROOT / ".unirank-cache/embeddings",
+                                                     show_progress_bar=False))
+        for n in sizes:
+            results = {}
+            for kind in ("flat", "hnsw", "ivf"):
+                out = f"{tmp}/{kind}-{n}.npy"
+                results[kind] = child(INDEX_CHILD.format(root=str(ROOT), n=n, kind=kind, out=out,
+                                                         docs=f"{tmp}/docs.npy", queries=f"{tmp}/queries.npy"))
+                results[kind]["rows"] = np.load(out)
+            exact = results["flat"]["rows"]
+            for kind, result in results.items():
+                hits = result.pop("rows")
+                result["recall@100_vs_exact"] = float(np.mean([len(set(a) & set(b)) / 100 for a, b in zip(hits, exact)]))
+                result["n"] = n
+                rows.append(result)
+                print(f"  N={n:>7,} {kind:5s} build {result['build_s']:6.1f} s  search {result['search_s']:6.2f} s"
+                      f"  recall@100 {result['recall@100_vs_exact']:.3f}  peak RSS {result['peak_rss_mb']:.0f} MB"
+                      f" (after build {result['rss_after_build_mb']:.0f} MB)")
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--scifact", default=str(ROOT.parent / "shared" / "data" / "scifact"))
+    args = parser.parse_args()
+    print("SciFact train, minilm, k=100, 7 negatives:" if not args.quick else "demo BEIR, k=10, 3 negatives:")
+    beir = str(ROOT / "data" / "demo-beir") if args.quick else args.scifact
+    versus = versus_sentence_transformers(beir, 10 if args.quick else 100, 3 if args.quick else 7)
+    print("index scaling (corpus embeddings copied with noise, its queries, 256-query batches):")
+    scaling = index_scaling(beir, [20_000] if args.quick else [20_000, 200_000])
+    report = {"benchmark": "mining", "quick": args.quick, "machine": {"platform": platform.platform(), "cpus": 2},
+              "versus_sentence_transformers": versus, "index_scaling": scaling}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / ("mining-quick.json" if args.quick else "mining.json")
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
