@@ -2,6 +2,7 @@
 
     unirank fit|validate|test|predict --config lightning_configs/<recipe>.yaml   (LightningCLI)
     unirank mine      --beir DIR --split train --out OUT_DIR
+    unirank judge     requests|import|teacher --tables MINED_DIR ...
     unirank calibrate --comparisons comparisons.parquet --out targets.parquet
     unirank export    CKPT OUT_DIR
     unirank score     --model DIR_OR_CKPT --input rows.jsonl --out scores.jsonl
@@ -55,6 +56,42 @@ def _mine(args: argparse.Namespace) -> None:
         raise SystemExit(f"unirank mine: {error}") from None
     write_mined(tables, summary, args.out)
     print(json.dumps(summary, indent=2))
+
+
+def _judge(args: argparse.Namespace) -> None:
+    from unirank.data.tables import TableError, Tables, read_tables, validate
+    from unirank.mining import judges
+
+    try:
+        tables = read_tables(args.tables)
+        if args.action == "requests":
+            count = judges.write_judge_requests(tables, args.out, seed=args.seed)
+            print(f"wrote {count} judge requests (random order recorded) → {args.out}")
+            return
+        if args.action == "import":
+            comparisons = judges.read_judgments(args.judgments)
+        else:
+            comparisons = judges.teacher_comparisons(tables, _teacher(args.model))
+        labelled = validate(Tables(tables.groups, tables.items, comparisons), str(args.judgments or args.model))
+    except TableError as error:
+        raise SystemExit(f"unirank judge: {error}") from None
+    labelled.write(args.out)
+    print(f"{labelled.comparisons.height} labelled comparisons → {args.out}")
+
+
+def _teacher(model: str):
+    """Logits of a unirank model (export folder or checkpoint) or of a sentence-transformers CrossEncoder."""
+    from unirank.mining.judges import cross_encoder_logits
+    from unirank.models import resolve_model_path
+
+    path = Path(model)
+    if path.suffix == ".ckpt" or (path / "unirank.json").exists():
+        from unirank.scoring import load_scorer
+
+        return load_scorer(path).module.score_texts
+    from sentence_transformers import CrossEncoder
+
+    return cross_encoder_logits(CrossEncoder(resolve_model_path(model)))
 
 
 def _export(args: argparse.Namespace) -> None:
@@ -118,6 +155,16 @@ def _parser() -> argparse.ArgumentParser:
     mine.add_argument("--cache-dir", default=".unirank-cache")
     mine.add_argument("--out", type=Path, required=True)
     mine.set_defaults(run=_mine)
+
+    judge = commands.add_parser("judge", help="label mined pairs: external judges by file, or a teacher model")
+    judge.add_argument("action", choices=["requests", "import", "teacher"],
+                       help="requests: write pairs for judges; import: read their answers; teacher: label with a model")
+    judge.add_argument("--tables", type=Path, required=True, help="a mined folder (groups/items/comparisons)")
+    judge.add_argument("--judgments", type=Path, help="import: JSONL of {pair_id, item_a, item_b, preferred}")
+    judge.add_argument("--model", help="teacher: a unirank export/checkpoint or a CrossEncoder name/path")
+    judge.add_argument("--seed", type=int, default=0)
+    judge.add_argument("--out", type=Path, required=True, help="requests: a JSONL file; else an output folder")
+    judge.set_defaults(run=_judge)
 
     export = commands.add_parser("export", help="export a checkpoint for transformers / sentence-transformers")
     export.add_argument("checkpoint", type=Path)

@@ -72,3 +72,52 @@ def test_mining_bad_beir_names_the_file(repo, tmp_path):
     (tmp_path / "beir/queries.jsonl").write_text('{"_id": "q1", "text": "x"}\n')
     with pytest.raises(SystemExit, match=r"corpus.jsonl, line 2: duplicate id 'd1'"):
         main(["mine", "--beir", str(tmp_path / "beir"), "--out", str(tmp_path / "o")])
+
+
+def test_external_judges_round_trip(repo, tmp_path):
+    config = MiningConfig(k=10, negatives=3, cache_dir=str(tmp_path / "cache"), show_progress_bar=False)
+    tables, _ = mine_beir(repo / "data/demo-beir", "train", config)
+    tables.write(tmp_path / "mined")
+    main(["judge", "requests", "--tables", str(tmp_path / "mined"), "--out", str(tmp_path / "requests.jsonl")])
+    requests = [json.loads(line) for line in (tmp_path / "requests.jsonl").read_text().splitlines()]
+    assert len(requests) == tables.comparisons.height
+    assert any(r["item_a"] != r["pair_id"].split("\x1f")[1] for r in requests)  # shown order is randomised
+    # three judges: two prefer the shown first text, one calls a tie
+    answers = [{"pair_id": r["pair_id"], "item_a": r["item_a"], "item_b": r["item_b"], "preferred": v}
+               for r in requests for v in ("a", "a", "tie")]
+    (tmp_path / "answers.jsonl").write_text("".join(json.dumps(a) + "\n" for a in answers))
+    main(["judge", "import", "--tables", str(tmp_path / "mined"), "--judgments", str(tmp_path / "answers.jsonl"),
+          "--out", str(tmp_path / "judged")])
+    judged = pl.read_parquet(tmp_path / "judged/comparisons.parquet")
+    shown_first = {r["pair_id"].split("\x1f")[1] == r["item_a"] for r in requests}
+    assert (judged["weight"] == 3.0).all() and shown_first == {True, False}
+    # p is P(the pair's own item_a wins): 5/6 where it was shown first, 1/6 where it was shown second
+    expected = {tuple(r["pair_id"].split("\x1f")): 5 / 6 if r["pair_id"].split("\x1f")[1] == r["item_a"] else 1 / 6
+                for r in requests}
+    got = {(g, a, b): p for g, a, b, p in judged.select("group_id", "item_a", "item_b", "p").iter_rows()}
+    assert got.keys() == expected.keys()
+    assert all(abs(got[k] - expected[k]) < 1e-9 for k in expected)
+
+
+def test_bad_judgment_names_the_line(repo, tmp_path):
+    tables, _ = mine_beir(repo / "data/demo-beir", "train",
+                          MiningConfig(k=10, negatives=3, cache_dir=str(tmp_path / "c"), show_progress_bar=False))
+    tables.write(tmp_path / "mined")
+    (tmp_path / "answers.jsonl").write_text('{"pair_id": "x", "item_a": "a", "item_b": "b", "preferred": "a"}\n')
+    with pytest.raises(SystemExit, match=r"answers.jsonl, line 1: pair_id 'x' is not one of the requests"):
+        main(["judge", "import", "--tables", str(tmp_path / "mined"), "--judgments", str(tmp_path / "answers.jsonl"),
+              "--out", str(tmp_path / "judged")])
+
+
+def test_teacher_labels_are_soft_probabilities(repo, tmp_path):
+    from unirank.mining.judges import teacher_comparisons
+
+    tables, _ = mine_beir(repo / "data/demo-beir", "train",
+                          MiningConfig(k=10, negatives=3, cache_dir=str(tmp_path / "c"), show_progress_bar=False))
+    lengths = {t: float(len(t)) for t in tables.items["text"]}
+    labelled = teacher_comparisons(tables, lambda contexts, texts: np.array([lengths[t] / 50 for t in texts]))
+    first = labelled.row(0, named=True)
+    texts = dict(zip(tables.items["item_id"], tables.items["text"]))
+    margin = (lengths[texts[first["item_a"]]] - lengths[texts[first["item_b"]]]) / 50
+    assert first["p"] == pytest.approx(1 / (1 + np.exp(-margin)))
+    assert labelled.height == tables.comparisons.height and (labelled["source"] == "teacher").all()
