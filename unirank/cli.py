@@ -4,6 +4,7 @@
     unirank mine      --beir DIR --split train --out OUT_DIR
     unirank judge     requests|import|teacher --tables MINED_DIR ...
     unirank calibrate --comparisons comparisons.parquet --out targets.parquet
+    unirank evaluate  --model DIR_OR_CKPT (--beir DIR | --preferences FILE | --tables DIR) --out REPORT_DIR
     unirank export    CKPT OUT_DIR
     unirank score     --model DIR_OR_CKPT --input rows.jsonl --out scores.jsonl
 """
@@ -94,6 +95,43 @@ def _teacher(model: str):
     return cross_encoder_logits(CrossEncoder(resolve_model_path(model)))
 
 
+def _evaluate(args: argparse.Namespace) -> None:
+    from unirank.data.readers import read_beir
+    from unirank.data.sources import Preferences, TablesDir
+    from unirank.data.tables import TableError
+    from unirank.evaluation.report import evaluate_preferences, evaluate_retrieval, write_report
+    from unirank.mining.pipeline import MiningConfig, mine_beir
+    from unirank.scoring import load_scorer
+
+    predictors = {args.name or Path(args.model).name: load_scorer(args.model)}
+    if args.compare:
+        predictors[args.compare_name or Path(args.compare).name] = load_scorer(args.compare)
+    try:
+        if args.beir:
+            config = MiningConfig(encoder=args.encoder, k=args.k, keep_ranking=True, cache_dir=args.cache_dir)
+            tables, _ = mine_beir(args.beir, args.split, config)
+            report = evaluate_retrieval(predictors, tables, read_beir(args.beir, args.split).qrels)
+        elif args.preferences:
+            tables = Preferences(str(args.preferences), format=args.format, validation_fraction=args.validation_fraction,
+                                 test_fraction=args.test_fraction).load()
+            tables = tables if args.split == "all" else tables.split(args.split)
+            report = evaluate_preferences(predictors, tables)
+        else:
+            tables = TablesDir(str(args.tables)).load()
+            tables = tables if args.split == "all" else tables.split(args.split)
+            if next(iter(predictors.values())).module.adapter.domain == "retrieval":
+                qrels: dict = {}
+                for g, i, label in tables.items.select("group_id", "item_id", "label").iter_rows():
+                    qrels.setdefault(g, {})[i] = int((label or 0) > 0)
+                report = evaluate_retrieval(predictors, tables, qrels)
+            else:
+                report = evaluate_preferences(predictors, tables)
+    except (TableError, ValueError) as error:
+        raise SystemExit(f"unirank evaluate: {error}") from None
+    print(write_report(report, args.out))
+    print(f"report: {args.out}/metrics.json, {args.out}/reliability.png")
+
+
 def _export(args: argparse.Namespace) -> None:
     from unirank.export import export_checkpoint
 
@@ -165,6 +203,25 @@ def _parser() -> argparse.ArgumentParser:
     judge.add_argument("--seed", type=int, default=0)
     judge.add_argument("--out", type=Path, required=True, help="requests: a JSONL file; else an output folder")
     judge.set_defaults(run=_judge)
+
+    evaluate = commands.add_parser("evaluate", help="rank quality and calibration of one or two models")
+    evaluate.add_argument("--model", required=True, help="an exported folder or a checkpoint")
+    evaluate.add_argument("--compare", help="a second model, reported side by side (e.g. the stage-1 checkpoint)")
+    evaluate.add_argument("--name", help="display name of --model")
+    evaluate.add_argument("--compare-name", help="display name of --compare")
+    data = evaluate.add_mutually_exclusive_group(required=True)
+    data.add_argument("--beir", type=Path, help="retrieval: a BEIR folder; the first stage's top k are reranked")
+    data.add_argument("--preferences", type=Path, help="preferences: a JSONL/JSON file (see --format)")
+    data.add_argument("--tables", type=Path, help="a folder of canonical tables (groups/items/comparisons)")
+    evaluate.add_argument("--split", default="test", help="split to evaluate (BEIR qrels split, or a group split; 'all')")
+    evaluate.add_argument("--format", default="trl", choices=["trl", "hh-rlhf", "pandalm"])
+    evaluate.add_argument("--validation-fraction", type=float, default=0.1)
+    evaluate.add_argument("--test-fraction", type=float, default=0.0)
+    evaluate.add_argument("--encoder", default="minilm", help="first-stage bi-encoder for --beir")
+    evaluate.add_argument("--k", type=int, default=100, help="first-stage depth for --beir")
+    evaluate.add_argument("--cache-dir", default=".unirank-cache")
+    evaluate.add_argument("--out", type=Path, required=True, help="report folder")
+    evaluate.set_defaults(run=_evaluate)
 
     export = commands.add_parser("export", help="export a checkpoint for transformers / sentence-transformers")
     export.add_argument("checkpoint", type=Path)

@@ -9,21 +9,28 @@ from pathlib import Path
 import numpy as np
 
 from unirank import adapters
-from unirank.module import UnirankModule
+from unirank.module import Calibration, UnirankModule
 
 
 def _adapter_from_export(folder: Path) -> adapters.Adapter:
     info = json.loads((folder / "unirank.json").read_text())
+
     if info["domain"] == "chat":
         return adapters.ChatAdapter(max_length=info["input"]["max_length"])
     return adapters.RetrievalAdapter(max_length=info["input"]["max_length"])
 
 
 class Predictor:
-    """predict([(context, candidate), ...]) → [(logit r, probability σ(r)), ...]."""
+    """predict([(context, candidate), ...]) → [(logit r, probability σ(r)), ...].
 
-    def __init__(self, module: UnirankModule):
+    pairwise_link: how two of its logits read as P(a ≻ b): "thurstone" for a model trained through
+    the pointwise stage on Thurstone targets, "bradley-terry" otherwise (see evaluation.pairwise_probability).
+    """
+
+    def __init__(self, module: UnirankModule, trained_through: str):
         self.module = module
+        pointwise_thurstone = trained_through == "pointwise" and module.calibration.link == "thurstone"
+        self.pairwise_link = "thurstone" if pointwise_thurstone else "bradley-terry"
 
     def predict(self, pairs: list[tuple[str | list, str]]) -> list[tuple[float, float]]:
         contexts = [c if isinstance(c, str) else json.dumps(c, ensure_ascii=False) for c, _ in pairs]
@@ -39,6 +46,10 @@ def load_scorer(path: str | Path) -> Predictor:
     if path.is_dir():
         if not (path / "unirank.json").exists():
             raise ValueError(f"{path}: not a unirank export (no unirank.json)")
-        module = UnirankModule(model=str(path), adapter=_adapter_from_export(path))
-        return Predictor(module)
-    return Predictor(load_checkpoint(path))
+        info = json.loads((path / "unirank.json").read_text())
+        module = UnirankModule(model=str(path), adapter=_adapter_from_export(path),
+                               calibration=Calibration(**{k: v for k, v in info["calibration"].items()
+                                                          if k in Calibration.__dataclass_fields__}))
+        return Predictor(module, info["calibration"]["trained_through"])
+    module = load_checkpoint(path)
+    return Predictor(module, "pointwise" if module.targets is not None else "pairwise")

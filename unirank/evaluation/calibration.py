@@ -1,0 +1,79 @@
+"""Calibration: do predicted probabilities match observed frequencies?
+
+ECE uses 15 equal-width bins: Σ_b (n_b / N) · |mean prob_b − mean label_b|. For 0/1 labels it is
+torchmetrics' binary_calibration_error (L1), which computes it; soft labels (a fraction of
+annotators) use the same formula directly. Brier = mean (p − y)²; NLL = −mean[y log p + (1−y) log(1−p)].
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import special
+
+EPS = 1e-7
+
+
+def _as_probabilities(prob, label) -> tuple[np.ndarray, np.ndarray]:
+    p = np.asarray(prob, dtype=np.float64)
+    y = np.asarray(label, dtype=np.float64)
+    if p.shape != y.shape:
+        raise ValueError(f"{p.size} probabilities but {y.size} labels")
+    for name, values in (("probability", p), ("label", y)):
+        bad = np.flatnonzero(~((values >= 0) & (values <= 1)))
+        if bad.size:
+            raise ValueError(f"{name} at position {bad[0]} is {values[bad[0]]}, not in [0, 1]")
+    return p, y
+
+
+def reliability_table(prob, label, n_bins: int = 15) -> list[dict]:
+    """Per equal-width bin: its range, count, mean probability and mean label (empty bins kept)."""
+    p, y = _as_probabilities(prob, label)
+    index = np.minimum((p * n_bins).astype(int), n_bins - 1)
+    rows = []
+    for b in range(n_bins):
+        members = index == b
+        count = int(members.sum())
+        rows.append({"low": b / n_bins, "high": (b + 1) / n_bins, "count": count,
+                     "mean_prob": float(p[members].mean()) if count else None,
+                     "mean_label": float(y[members].mean()) if count else None})
+    return rows
+
+
+def calibration_metrics(prob, label, n_bins: int = 15) -> dict:
+    """ece, brier, nll and the reliability table of probabilities against (possibly soft) labels."""
+    p, y = _as_probabilities(prob, label)
+    if p.size == 0:
+        raise ValueError("no probabilities to evaluate")
+    table = reliability_table(p, y, n_bins)
+    if np.all((y == 0) | (y == 1)):
+        import torch
+        from torchmetrics.functional.classification import binary_calibration_error
+
+        ece = float(binary_calibration_error(torch.tensor(p), torch.tensor(y).long(), n_bins=n_bins))
+    else:
+        ece = sum(r["count"] / p.size * abs(r["mean_prob"] - r["mean_label"]) for r in table if r["count"])
+    clipped = np.clip(p, EPS, 1 - EPS)
+    nll = -np.mean(y * np.log(clipped) + (1 - y) * np.log(1 - clipped))
+    return {"ece": float(ece), "brier": float(np.mean((p - y) ** 2)), "nll": float(nll), "n": int(p.size),
+            "reliability": table}
+
+
+def pairwise_probability(score_a, score_b, link: str = "bradley-terry") -> np.ndarray:
+    """P(a ≻ b) implied by two logits.
+
+    bradley-terry: σ(r_a − r_b), the reading of a pairwise-trained model.
+    thurstone: Φ(Φ⁻¹(σ(r_a)) − Φ⁻¹(σ(r_b))), the reading of a model trained on Thurstone targets
+    σ(r) = Φ(latent): the latents are recovered and compared on their own scale.
+    """
+    a, b = np.asarray(score_a, dtype=np.float64), np.asarray(score_b, dtype=np.float64)
+    if link == "bradley-terry":
+        return special.expit(a - b)
+    if link == "thurstone":
+        latent = lambda r: special.ndtri(np.clip(special.expit(r), EPS, 1 - EPS))  # noqa: E731
+        return special.ndtr(latent(a) - latent(b))
+    raise ValueError(f"link must be bradley-terry or thurstone, got {link!r}")
+
+
+def pairwise_calibration(score_a, score_b, observed_p, link: str = "bradley-terry", n_bins: int = 15) -> dict:
+    """Calibration of predicted P(a ≻ b) against the observed preference (1, 0, 0.5 or a fraction)."""
+    return calibration_metrics(pairwise_probability(score_a, score_b, link), observed_p, n_bins)
