@@ -3,37 +3,10 @@
 import json
 
 import numpy as np
-import pytest
 
 from unirank.adapters import ChatAdapter, RetrievalAdapter
 from unirank.module import UnirankModule
 from unirank.scorer import load_backbone
-
-TEXTS = ["the quick brown fox jumps over the lazy dog", "a reward model scores a response to a prompt",
-         "Assistant: here is a short answer", "User: what is the capital of France?"] * 20
-
-
-@pytest.fixture(scope="module")
-def tiny_decoder(tmp_path_factory):
-    """A 2-layer GPT-2 and a byte-level BPE trained here, saved as a local folder."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import GPT2Config, GPT2ForSequenceClassification, PreTrainedTokenizerFast
-
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    bpe.train_from_iterator(TEXTS, trainers.BpeTrainer(vocab_size=400, special_tokens=["<|endoftext|>"],
-                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|endoftext|>")
-    tokenizer.chat_template = ("{% for m in messages %}<{{ m['role'] }}> {{ m['content'] }}\n{% endfor %}"
-                               "{% if add_generation_prompt %}<assistant> {% endif %}")
-    model = GPT2ForSequenceClassification(GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=2,
-                                                     n_positions=128, num_labels=1))
-    folder = tmp_path_factory.mktemp("decoder")
-    model.save_pretrained(folder, safe_serialization=True)
-    tokenizer.save_pretrained(folder)
-    return str(folder)
-
 
 def test_decoder_gets_a_pad_token_and_scores_do_not_depend_on_padding(tiny_decoder):
     model, tokenizer = load_backbone(tiny_decoder)

@@ -97,7 +97,8 @@ def _teacher(model: str):
 
 def _evaluate(args: argparse.Namespace) -> None:
     from unirank.data.readers import read_beir
-    from unirank.data.sources import Preferences, TablesDir
+    from unirank.data.sources import Preferences, StepSolutions, TablesDir
+    from unirank.evaluation.process import evaluate_process
     from unirank.data.tables import TableError
     from unirank.evaluation.report import evaluate_preferences, evaluate_retrieval, write_report
     from unirank.mining.pipeline import MiningConfig, mine_beir
@@ -106,20 +107,28 @@ def _evaluate(args: argparse.Namespace) -> None:
     predictors = {args.name or Path(args.model).name: load_scorer(args.model)}
     if args.compare:
         predictors[args.compare_name or Path(args.compare).name] = load_scorer(args.compare)
+    fractions = {k: v for k, v in (("validation_fraction", args.validation_fraction),
+                                   ("test_fraction", args.test_fraction)) if v is not None}
     try:
         if args.beir:
             config = MiningConfig(encoder=args.encoder, k=args.k, keep_ranking=True, cache_dir=args.cache_dir)
             tables, _ = mine_beir(args.beir, args.split, config)
             report = evaluate_retrieval(predictors, tables, read_beir(args.beir, args.split).qrels)
+        elif args.steps:
+            tables = StepSolutions(str(args.steps), **fractions).load()
+            tables = tables if args.split == "all" else tables.split(args.split)
+            report = evaluate_process(predictors, tables)
         elif args.preferences:
-            tables = Preferences(str(args.preferences), format=args.format, validation_fraction=args.validation_fraction,
-                                 test_fraction=args.test_fraction).load()
+            tables = Preferences(str(args.preferences), format=args.format, **fractions).load()
             tables = tables if args.split == "all" else tables.split(args.split)
             report = evaluate_preferences(predictors, tables)
         else:
             tables = TablesDir(str(args.tables)).load()
             tables = tables if args.split == "all" else tables.split(args.split)
-            if next(iter(predictors.values())).module.adapter.domain == "retrieval":
+            domain = next(iter(predictors.values())).module.adapter.domain
+            if domain == "process":
+                report = evaluate_process(predictors, tables)
+            elif domain == "retrieval":
                 qrels: dict = {}
                 for g, i, label in tables.items.select("group_id", "item_id", "label").iter_rows():
                     qrels.setdefault(g, {})[i] = int((label or 0) > 0)
@@ -212,11 +221,13 @@ def _parser() -> argparse.ArgumentParser:
     data = evaluate.add_mutually_exclusive_group(required=True)
     data.add_argument("--beir", type=Path, help="retrieval: a BEIR folder; the first stage's top k are reranked")
     data.add_argument("--preferences", type=Path, help="preferences: a JSONL/JSON file (see --format)")
+    data.add_argument("--steps", type=Path, help="process: PRMBench-shaped step-wise solutions (JSONL)")
     data.add_argument("--tables", type=Path, help="a folder of canonical tables (groups/items/comparisons)")
     evaluate.add_argument("--split", default="test", help="split to evaluate (BEIR qrels split, or a group split; 'all')")
     evaluate.add_argument("--format", default="trl", choices=["trl", "hh-rlhf", "pandalm"])
-    evaluate.add_argument("--validation-fraction", type=float, default=0.1)
-    evaluate.add_argument("--test-fraction", type=float, default=0.0)
+    evaluate.add_argument("--validation-fraction", type=float, help="group split fractions (default: the reader's,"
+                          " as used for training)")
+    evaluate.add_argument("--test-fraction", type=float)
     evaluate.add_argument("--encoder", default="minilm", help="first-stage bi-encoder for --beir")
     evaluate.add_argument("--k", type=int, default=100, help="first-stage depth for --beir")
     evaluate.add_argument("--cache-dir", default=".unirank-cache")

@@ -22,9 +22,27 @@ import torch
 
 from unirank.adapters import Adapter, RetrievalAdapter
 from unirank.adapters.base import Encoded, pad_chunks
-from unirank.fitting import anchor_comparisons, fit_score_scale, fit_targets
+from unirank.adapters.process import aggregate_steps
+from unirank.fitting import (
+    anchor_comparisons,
+    fit_score_scale,
+    fit_targets,
+    step_anchor_comparisons,
+    step_item_id,
+)
 from unirank.losses import bradley_terry_loss, pointwise_loss, target_weight
 from unirank.scorer import Scorer, load_backbone
+
+
+@dataclass(frozen=True)
+class BatchScores:
+    """items: one logit per batch item; steps (process domain): one logit per kept step, with the
+    batch position of its solution (step_owner) and its 0-based step number (step_index)."""
+
+    items: torch.Tensor
+    steps: torch.Tensor | None = None
+    step_owner: torch.Tensor | None = None
+    step_index: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -123,17 +141,40 @@ class UnirankModule(L.LightningModule):
             )
 
     # ---- scoring ------------------------------------------------------------------------------
-    def score_batch(self, batch: dict) -> torch.Tensor:
-        """One score per item of the batch (float32), each item encoded exactly once."""
-        outputs = []
+    def forward_batch(self, batch: dict) -> BatchScores:
+        """Scores of every item of the batch (float32, batch order), each item encoded exactly once.
+        Process inputs also give every kept step's score; the item score is their aggregate."""
+        item_outputs, step_outputs, step_rows = [], [], []
+        offset = 0
         for chunk in batch["chunks"]:
             chunk = {k: v.to(self.device) for k, v in chunk.items()}
-            outputs.append(self.scorer(**chunk).float())
-            self.sequences_encoded += chunk["input_ids"].shape[0]
-        sorted_scores = torch.cat(outputs)
-        scores = torch.empty_like(sorted_scores)
-        scores[batch["order"].to(self.device)] = sorted_scores
-        return scores
+            size = chunk["input_ids"].shape[0]
+            self.sequences_encoded += size
+            if "step_rows" in chunk:
+                rows, cols = chunk.pop("step_rows"), chunk.pop("step_cols")
+                step_outputs.append(self.scorer.score_positions(rows, cols, **chunk).float())
+                step_rows.append(rows + offset)
+            else:
+                item_outputs.append(self.scorer(**chunk).float())
+            offset += size
+        order = batch["order"].to(self.device)
+        if not step_outputs:
+            sorted_scores = torch.cat(item_outputs)
+            scores = torch.empty_like(sorted_scores)
+            scores[order] = sorted_scores
+            return BatchScores(items=scores)
+        steps = torch.cat(step_outputs)
+        owner = order[torch.cat(step_rows)]  # sorted row → batch position of the step's solution
+        step_index = torch.zeros_like(owner)
+        for position in torch.unique(owner):  # steps of one solution come in order within its row
+            members = owner == position
+            step_index[members] = torch.arange(int(members.sum()), device=owner.device)
+        items = aggregate_steps(steps, owner, len(order), self.adapter.aggregation)
+        return BatchScores(items=items, steps=steps, step_owner=owner, step_index=step_index)
+
+    def score_batch(self, batch: dict) -> torch.Tensor:
+        """One score per item of the batch (float32), each item encoded exactly once."""
+        return self.forward_batch(batch).items
 
     @torch.no_grad()
     def score_encoded(self, encoded: list[Encoded]) -> np.ndarray:
@@ -144,6 +185,19 @@ class UnirankModule(L.LightningModule):
             chunks, order = pad_chunks(encoded, self.tokenizer.pad_token_id, self.chunk_size)
             batch = {"chunks": chunks, "order": order}
             return self.score_batch(batch).cpu().numpy().astype(np.float64) if encoded else np.zeros(0)
+        finally:
+            self.train(was_training)
+
+    @torch.no_grad()
+    def score_encoded_steps(self, encoded: list[Encoded]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Process inputs: (solution scores, one array of step logits per solution), eval mode."""
+        was_training = self.training
+        self.eval()
+        try:
+            chunks, order = pad_chunks(encoded, self.tokenizer.pad_token_id, self.chunk_size)
+            out = self.forward_batch({"chunks": chunks, "order": order})
+            owner, steps = out.step_owner.cpu().numpy(), out.steps.cpu().numpy().astype(np.float64)
+            return out.items.cpu().numpy().astype(np.float64), [steps[owner == i] for i in range(len(encoded))]
         finally:
             self.train(was_training)
 
@@ -159,12 +213,16 @@ class UnirankModule(L.LightningModule):
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         # dropout masks depend on (seed, epoch, batch) alone, so a resumed run draws the same ones
         torch.manual_seed((self.seed * 1_000_003 + self.current_epoch) * 1_000_003 + batch_idx)
-        scores = self.score_batch(batch)
+        out = self.forward_batch(batch)
         if self.stage == "pairwise":
-            loss = self._pairwise_loss(scores, batch)
+            loss = self._pairwise_loss(out.items, batch)
+            if out.steps is not None:
+                loss = loss + self._step_anchor_loss(out, batch)
         else:
             target, std_err = self._lookup_targets(batch)
-            loss = pointwise_loss(scores, target, target_weight(std_err))
+            loss = pointwise_loss(out.items, target, target_weight(std_err))
+            if out.steps is not None:
+                loss = loss + self._step_pointwise_loss(out, batch)
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"non-finite {self.stage} loss ({loss.item()}) at epoch {self.current_epoch}, batch {batch_idx} "
@@ -180,6 +238,38 @@ class UnirankModule(L.LightningModule):
         return bradley_terry_loss(scores, batch["comp_a"].to(dev), batch["comp_b"].to(dev),
                                   batch["p"].to(dev), batch["weight"].to(dev))
 
+    def _step_labels(self, out: BatchScores, batch: dict) -> torch.Tensor:
+        """The label of every scored step (NaN where unlabeled)."""
+        labels = batch.get("step_labels") or [None] * len(batch["item_id"])
+        values = [
+            (labels[o] or [])[k] if k < len(labels[o] or []) and labels[o][k] is not None else float("nan")
+            for o, k in zip(out.step_owner.tolist(), out.step_index.tolist())
+        ]
+        return torch.tensor(values, dtype=torch.float32, device=self.device)
+
+    def _step_anchor_loss(self, out: BatchScores, batch: dict) -> torch.Tensor:
+        """Stage 1 for steps: each labelled step against the anchor at r = 0, BCEWithLogits(r_i − 0, label)."""
+        labels = self._step_labels(out, batch)
+        known = ~torch.isnan(labels)
+        if not known.any():
+            return out.steps.sum() * 0.0
+        weight = torch.full_like(labels[known], self.calibration.label_weight)
+        zeros = torch.zeros_like(out.steps[known])
+        scores = torch.stack([out.steps[known], zeros], dim=1).flatten()
+        index = torch.arange(int(known.sum()), device=self.device) * 2
+        return bradley_terry_loss(scores, index, index + 1, labels[known], weight)
+
+    def _step_pointwise_loss(self, out: BatchScores, batch: dict) -> torch.Tensor:
+        """Stage 2 for steps: BCE(σ(r_i), Φ(latent of step i)) over the steps that have a target."""
+        keys = [(batch["group_id"][o], step_item_id(batch["item_id"][o], k))
+                for o, k in zip(out.step_owner.tolist(), out.step_index.tolist())]
+        known = [i for i, key in enumerate(keys) if key in self._target_lookup]
+        if not known:
+            return out.steps.sum() * 0.0
+        values = torch.tensor([self._target_lookup[keys[i]] for i in known], dtype=torch.float32, device=self.device)
+        index = torch.tensor(known, device=self.device)
+        return pointwise_loss(out.steps[index], values[:, 0], target_weight(values[:, 1]))
+
     def _lookup_targets(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         pairs = [self._target_lookup[(g, i)] for g, i in zip(batch["group_id"], batch["item_id"])]
         values = torch.tensor(pairs, dtype=torch.float32, device=self.device)
@@ -191,8 +281,10 @@ class UnirankModule(L.LightningModule):
         datamodule = self.trainer.datamodule
         train = datamodule.datasets["train"]
         comparisons = train.tables.comparisons.select("group_id", "item_a", "item_b", "p", "weight")
-        anchors = anchor_comparisons(train.tables.items, self.calibration.label_weight)
-        comparisons = pl.concat([comparisons, anchors]) if anchors.height else comparisons
+        extra = [anchor_comparisons(train.tables.items, self.calibration.label_weight)]
+        if "step_labels" in train.tables.items.columns:
+            extra.append(step_anchor_comparisons(train.tables.items, self.calibration.label_weight))
+        comparisons = pl.concat([comparisons, *[frame for frame in extra if frame.height]])
         prior = self._stage1_prior(datamodule) if self.calibration.stage1_prior and self.schedule.pairwise_epochs else None
         targets, fit = fit_targets(comparisons, items=train.tables.items, prior=prior,
                                    link=self.calibration.link, l2=self.calibration.l2)

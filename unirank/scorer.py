@@ -52,6 +52,21 @@ class Scorer(nn.Module):
     def forward(self, **inputs: torch.Tensor) -> torch.Tensor:
         return self.model(**inputs).logits[:, 0]
 
+    def score_positions(self, rows: torch.Tensor, cols: torch.Tensor, **inputs: torch.Tensor) -> torch.Tensor:
+        """The scalar head applied at token (rows[i], cols[i]) of the batch: one logit per position.
+
+        The head is the model's own: BERT-style pooler (dense + tanh) then classifier, or a
+        decoder's `score` layer, so position 0 of an encoder (or the last token of a decoder)
+        gives exactly forward()'s logit."""
+        model = self.model
+        hidden = model.base_model(**inputs).last_hidden_state[rows, cols]
+        pooler = getattr(model.base_model, "pooler", None)
+        if hasattr(model, "classifier") and pooler is not None:
+            return model.classifier(model.dropout(pooler.activation(pooler.dense(hidden))))[:, 0]
+        if hasattr(model, "score"):
+            return model.score(hidden)[:, 0]
+        raise TypeError(f"{type(model).__name__}: no known scalar head to apply at step positions")
+
     def head_parameters(self) -> list[nn.Parameter]:
         """The parameters of the new scalar head (and BERT's pooler, which feeds only the head)."""
         head = [p for n, p in self.model.named_parameters() if _is_head(n)]

@@ -15,9 +15,13 @@ from unirank.module import Calibration, UnirankModule
 def _adapter_from_export(folder: Path) -> adapters.Adapter:
     info = json.loads((folder / "unirank.json").read_text())
 
+    spec = info["input"]
     if info["domain"] == "chat":
-        return adapters.ChatAdapter(max_length=info["input"]["max_length"])
-    return adapters.RetrievalAdapter(max_length=info["input"]["max_length"])
+        return adapters.ChatAdapter(max_length=spec["max_length"])
+    if info["domain"] == "process":
+        return adapters.ProcessAdapter(max_length=spec["max_length"], problem_max_length=spec["problem_max_length"],
+                                       aggregation=spec["aggregation"])
+    return adapters.RetrievalAdapter(max_length=spec["max_length"])
 
 
 class Predictor:

@@ -10,10 +10,15 @@ import torch
 
 @dataclass(frozen=True)
 class Encoded:
-    """One model input, unpadded: token ids and, for encoders with segments, token type ids."""
+    """One model input, unpadded: token ids and, for encoders with segments, token type ids.
+
+    Process inputs also carry step_ends (the position of each kept step's last token, where its
+    score is read) and cut_steps (indices of the steps truncation left out)."""
 
     input_ids: list[int]
     token_type_ids: list[int] | None = None
+    step_ends: list[int] | None = None
+    cut_steps: tuple[int, ...] = ()
 
 
 class Adapter(ABC):
@@ -26,8 +31,11 @@ class Adapter(ABC):
     init_args: dict
 
     @abstractmethod
-    def encode(self, tokenizer, contexts: list[str], candidates: list[str]) -> list[Encoded]:
-        """One unpadded model input per (context, candidate)."""
+    def encode(
+        self, tokenizer, contexts: list[str], candidates: list[str], steps: list[list[str]] | None = None
+    ) -> list[Encoded]:
+        """One unpadded model input per (context, candidate); `steps` (process domain) splits each
+        candidate into its steps."""
 
     @abstractmethod
     def describe(self) -> dict:
@@ -39,7 +47,8 @@ def pad_chunks(encoded: list[Encoded], pad_id: int, chunk_size: int) -> tuple[li
 
     Returns (chunks, order): chunk tensors in sorted order, and `order` such that the scores of the
     chunks, concatenated, are the scores of encoded[order]. Padding is right-sided; decoders read
-    the last non-pad token, encoders the first.
+    the last non-pad token, encoders the first. With step_ends, a chunk also holds step_rows and
+    step_cols (where each step's score is read), in sequence order then step order.
     """
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].input_ids))
     chunks = []
@@ -57,5 +66,9 @@ def pad_chunks(encoded: list[Encoded], pad_id: int, chunk_size: int) -> tuple[li
             for row, e in enumerate(members):
                 types[row, : len(e.token_type_ids)] = torch.tensor(e.token_type_ids)
             chunk["token_type_ids"] = types
+        if members[0].step_ends is not None:
+            chunk["step_rows"] = torch.tensor([row for row, e in enumerate(members) for _ in e.step_ends],
+                                              dtype=torch.long)
+            chunk["step_cols"] = torch.tensor([c for e in members for c in e.step_ends], dtype=torch.long)
         chunks.append(chunk)
     return chunks, torch.tensor(order, dtype=torch.long)

@@ -49,7 +49,7 @@ class ChatAdapter(Adapter):
     def _templated(self, tokenizer) -> bool:
         return self.use_chat_template and bool(getattr(tokenizer, "chat_template", None))
 
-    def encode(self, tokenizer, contexts: list[str], candidates: list[str]) -> list[Encoded]:
+    def encode(self, tokenizer, contexts: list[str], candidates: list[str], steps=None) -> list[Encoded]:
         templated = self._templated(tokenizer)
         prompts = [
             tokenizer.apply_chat_template(parse_messages(c), tokenize=False, add_generation_prompt=True)

@@ -22,7 +22,7 @@ class RetrievalAdapter(Adapter):
         self.max_length = max_length
         self.init_args = {"max_length": max_length}
 
-    def encode(self, tokenizer, contexts: list[str], candidates: list[str]) -> list[Encoded]:
+    def encode(self, tokenizer, contexts: list[str], candidates: list[str], steps=None) -> list[Encoded]:
         batch = tokenizer(contexts, candidates, truncation="longest_first", max_length=self.max_length)
         types = batch.get("token_type_ids")
         return [Encoded(ids, types[i] if types is not None else None) for i, ids in enumerate(batch["input_ids"])]

@@ -44,6 +44,7 @@ class GroupDataset(Dataset):
         self.item_group = items["group_id"].to_list()
         self.item_id = items["item_id"].to_list()
         self.label = items["label"].fill_null(float("nan")).to_numpy()
+        self.step_labels = items["step_labels"].to_list() if "step_labels" in items.columns else None
         real = tables.comparisons.filter((pl.col("item_a") != ANCHOR_ITEM) & (pl.col("item_b") != ANCHOR_ITEM))
         key = items.select("group_id", "item_id", "_item")
         comps = (
@@ -150,6 +151,7 @@ class GroupCollator:
             "group_id": [self.dataset.item_group[i] for i in items],
             "item_id": [self.dataset.item_id[i] for i in items],
             "label": torch.as_tensor(self.dataset.label[items], dtype=torch.float32),
+            "step_labels": None if self.dataset.step_labels is None else [self.dataset.step_labels[i] for i in items],
             "comp_a": torch.as_tensor(comp_a, dtype=torch.long),
             "comp_b": torch.as_tensor(comp_b, dtype=torch.long),
             "p": torch.as_tensor(np.concatenate([s["p"] for s in samples]), dtype=torch.float32),
@@ -208,7 +210,9 @@ class UnirankDataModule(L.LightningDataModule):
         contexts = tables.items.join(
             tables.groups.select("group_id", "context"), on="group_id", how="left", maintain_order="left"
         )
-        encoded = self.adapter.encode(self.tokenizer, contexts["context"].to_list(), tables.items["text"].to_list())
+        steps = tables.items["steps"].to_list() if "steps" in tables.items.columns else None
+        encoded = self.adapter.encode(self.tokenizer, contexts["context"].to_list(), tables.items["text"].to_list(),
+                                      steps=steps)
         return GroupDataset(tables, encoded, self.max_items_per_group, self.seed)
 
     def loader(self, dataset: GroupDataset, shuffle: bool) -> DataLoader:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -277,3 +278,69 @@ def _read_id_text(path: Path, with_title: bool) -> dict[str, str]:
         title = (record.get("title") or "").strip() if with_title else ""
         texts[key] = f"{title}. {record['text']}" if title else str(record["text"])
     return texts
+
+
+def read_prmbench(path: str | Path, validation_fraction: float = 0.1, test_fraction: float = 0.2) -> Tables:
+    """PRMBench / PRM800K-shaped step-wise solutions (JSONL): `original_process` (correct steps),
+    `modified_process` (corrupted), `error_steps` (1-based), `classification` (error class).
+
+    Per problem: a group (context = the question) holding both solutions as items with their
+    `steps` and `step_labels` (1 correct, 0 wrong: every step not in error_steps is correct, as
+    PRMBench labels them), item label 1 / 0 for the solution, and the comparison original ≻
+    modified. An error step numbered past the solution's last step labels nothing and is reported
+    with a warning naming the line (PRMBench has 11 such rows). Where the modification changed the question, each solution gets its own group and
+    there is no comparison. Splits hash the problem id, so both solutions share a split."""
+    path = Path(path)
+    groups, items, comparisons, seen = {}, [], [], set()
+    for line, row in iter_jsonl(path):
+        missing = [k for k in ("original_process", "modified_process", "error_steps") if k not in row]
+        if missing:
+            raise TableError(f"{path}, line {line}: missing field(s) {missing}")
+        original, modified, errors = row["original_process"], row["modified_process"], row["error_steps"]
+        for name, steps in (("original_process", original), ("modified_process", modified)):
+            if not isinstance(steps, list) or not steps or not all(isinstance(s, str) and s.strip() for s in steps):
+                raise TableError(f"{path}, line {line}: {name} must be a non-empty list of non-empty strings")
+        if not isinstance(errors, list) or not all(isinstance(e, int) and e >= 1 for e in errors):
+            raise TableError(f"{path}, line {line}: error_steps must be a list of step numbers >= 1, got {errors}")
+        past_end = [e for e in errors if e > len(modified)]
+        if past_end:  # PRMBench has a few: the step is not in the solution, so it labels nothing
+            warnings.warn(f"{path}, line {line}: error step(s) {past_end} past the last step ({len(modified)}); ignored",
+                          stacklevel=2)
+        category = row.get("classification")
+        questions = {
+            "original": row.get("original_question") or row.get("question"),
+            "modified": row.get("modified_question") or row.get("question"),
+        }
+        if not all(isinstance(q, str) and q for q in questions.values()):
+            raise TableError(f"{path}, line {line}: no question text")
+        wrong = {e - 1 for e in errors}
+        for kind, steps in (("original", original), ("modified", modified)):
+            group_id = stable_id(questions[kind])
+            groups.setdefault(group_id, {"group_id": group_id, "context": questions[kind], "category": category,
+                                         "split": assign_split(stable_id(questions["original"]),
+                                                               validation_fraction, test_fraction)})
+            item_id = f"original-{stable_id(*steps)}" if kind == "original" else f"modified-line{line}"
+            if (group_id, item_id) in seen:
+                continue
+            seen.add((group_id, item_id))
+            step_labels = [1.0] * len(steps) if kind == "original" else [0.0 if i in wrong else 1.0
+                                                                         for i in range(len(steps))]
+            items.append({"group_id": group_id, "item_id": item_id, "text": "\n".join(steps),
+                          "label": 1.0 if kind == "original" else 0.0, "steps": steps, "step_labels": step_labels,
+                          "error_class": category})
+        if questions["original"] == questions["modified"]:
+            comparisons.append({"group_id": stable_id(questions["original"]), "item_a": f"original-{stable_id(*original)}",
+                                "item_b": f"modified-line{line}", "p": 1.0, "weight": 1.0, "source": "prmbench"})
+    if not groups:
+        raise TableError(f"{path}: no records")
+    tables = Tables(
+        groups=pl.DataFrame(list(groups.values()), schema={"group_id": pl.String, "context": pl.String,
+                                                           "category": pl.String, "split": pl.String}),
+        items=pl.DataFrame(items, schema={"group_id": pl.String, "item_id": pl.String, "text": pl.String,
+                                          "label": pl.Float64, "steps": pl.List(pl.String),
+                                          "step_labels": pl.List(pl.Float64), "error_class": pl.String}),
+        comparisons=pl.DataFrame(comparisons, schema={"group_id": pl.String, "item_a": pl.String,
+                                                      "item_b": pl.String, "p": pl.Float64, "weight": pl.Float64,
+                                                      "source": pl.String}),
+    )
+    return validate(tables, str(path))

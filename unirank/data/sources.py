@@ -6,7 +6,7 @@ import json
 from abc import ABC, abstractmethod
 from pathlib import Path
 
-from unirank.data.readers import read_hh_rlhf, read_pandalm, read_preferences
+from unirank.data.readers import read_hh_rlhf, read_pandalm, read_prmbench, read_preferences
 from unirank.data.tables import Tables, read_tables
 
 
@@ -41,6 +41,17 @@ class Preferences(DataSource):
 
     def load(self) -> Tables:
         return self._read(self.path, self.validation_fraction, self.test_fraction)
+
+
+class StepSolutions(DataSource):
+    """Step-wise solutions in the PRMBench / PRM800K shape (see `read_prmbench`); groups split by a
+    stable hash of the problem."""
+
+    def __init__(self, path: str, validation_fraction: float = 0.1, test_fraction: float = 0.2):
+        self.path, self.validation_fraction, self.test_fraction = path, validation_fraction, test_fraction
+
+    def load(self) -> Tables:
+        return read_prmbench(self.path, self.validation_fraction, self.test_fraction)
 
 
 class MinedBeir(DataSource):

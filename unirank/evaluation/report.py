@@ -118,7 +118,8 @@ def write_report(report: dict, out_dir: str | Path) -> str:
     out_dir.mkdir(parents=True, exist_ok=True)
     curves = {name: entry.pop("_curve") for name, entry in report["systems"].items() if "_curve" in entry}
     if curves:
-        title = "σ(score) vs relevance" if report["domain"] == "retrieval" else "P(a ≻ b) vs observed preference"
+        title = {"retrieval": "σ(score) vs relevance", "process": "σ(step score) vs step correctness"}.get(
+            report["domain"], "P(a ≻ b) vs observed preference")
         reliability_plot(curves, out_dir / "reliability.png", title)
     with atomic_path(out_dir / "metrics.json") as tmp:
         tmp.write_text(json.dumps(report, indent=2) + "\n")
@@ -142,6 +143,12 @@ def summarise(report: dict) -> str:
             cal = e.get("calibration")
             lines.append(f"{name:24s} {e['ndcg@10']:8.4f} {e['mrr@10']:8.4f} {e['recall@100']:10.4f} "
                          f"{cal['ece'] if cal else float('nan'):7.4f} {cal['brier'] if cal else float('nan'):7.4f}")
+    elif report["domain"] == "process":
+        head = (f"{'system':24s} {'step F1':>8s} {'1st err':>8s} {'pairs':>8s} {'step ECE':>9s} {'step Brier':>10s}")
+        lines = [head]
+        for name, e in report["systems"].items():
+            lines.append(f"{name:24s} {e['wrong_step_f1']:8.4f} {e['first_error_accuracy']:8.4f} "
+                         f"{e['solution_pair_accuracy']:8.4f} {e['step_ece']:9.4f} {e['step_brier']:10.4f}")
     else:
         head = f"{'system':24s} {'accuracy':>8s} {'pairs':>6s} {'pair ECE':>9s} {'pair Brier':>10s}"
         lines = [head]

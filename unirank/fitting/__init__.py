@@ -5,7 +5,14 @@ Framework-free (numpy, scipy, polars): no Lightning, no transformers.
 
 from unirank.fitting.sampling import sample_cycle_pairs
 from unirank.fitting.solver import FitResult, fit_bradley_terry, fit_thurstone
-from unirank.fitting.targets import ANCHOR_ITEM, anchor_comparisons, fit_score_scale, fit_targets
+from unirank.fitting.targets import (
+    ANCHOR_ITEM,
+    anchor_comparisons,
+    fit_score_scale,
+    fit_targets,
+    step_anchor_comparisons,
+    step_item_id,
+)
 
 __all__ = [
     "ANCHOR_ITEM",
@@ -16,4 +23,6 @@ __all__ = [
     "fit_targets",
     "fit_thurstone",
     "sample_cycle_pairs",
+    "step_anchor_comparisons",
+    "step_item_id",
 ]

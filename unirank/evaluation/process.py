@@ -1,0 +1,75 @@
+"""Process reward metrics (PRMBench-style): wrong-step detection, first-error location, solution
+pairs per error class, and step-level calibration."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from unirank.data.tables import Tables
+from unirank.evaluation.calibration import calibration_metrics
+from unirank.evaluation.pairwise import pairwise_accuracy
+
+
+def score_solutions(predictor, tables: Tables) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(solution logits, step logits per solution) for every row of tables.items, one forward each."""
+    module = predictor.module
+    contexts = tables.items.join(tables.groups.select("group_id", "context"), on="group_id", how="left",
+                                 maintain_order="left")["context"].to_list()
+    encoded = module.adapter.encode(module.tokenizer, contexts, tables.items["text"].to_list(),
+                                    steps=tables.items["steps"].to_list())
+    return module.score_encoded_steps(encoded)
+
+
+def step_metrics(step_probs: list[np.ndarray], step_labels: list[list[float | None]], threshold: float = 0.5) -> dict:
+    """Wrong-step detection ("σ(r_i) < threshold" flags step i as wrong; the positive class is a
+    wrong step): precision, recall, F1; first-error accuracy over solutions that have a wrong step;
+    step ECE / Brier of σ(r_i) against correctness. Steps cut by truncation or unlabeled are skipped."""
+    probs, labels, first_right, with_error = [], [], 0, 0
+    for p, lab in zip(step_probs, step_labels):
+        kept = [(pi, li) for pi, li in zip(p, lab or []) if li is not None]
+        probs += [pi for pi, _ in kept]
+        labels += [li for _, li in kept]
+        truth = next((i for i, li in enumerate(lab or []) if li == 0.0), None)
+        if truth is not None and truth < len(p):
+            with_error += 1
+            predicted = next((i for i, pi in enumerate(p) if pi < threshold), None)
+            first_right += predicted == truth
+    probs, labels = np.asarray(probs), np.asarray(labels)
+    flagged, wrong = probs < threshold, labels == 0.0
+    tp = int((flagged & wrong).sum())
+    precision = tp / flagged.sum() if flagged.any() else 0.0
+    recall = tp / wrong.sum() if wrong.any() else 0.0
+    calibration = calibration_metrics(probs, labels)
+    return {
+        "steps": int(probs.size), "wrong_steps": int(wrong.sum()),
+        "wrong_step_precision": float(precision), "wrong_step_recall": float(recall),
+        "wrong_step_f1": float(2 * precision * recall / (precision + recall)) if precision + recall else 0.0,
+        "first_error_accuracy": first_right / with_error if with_error else float("nan"),
+        "solutions_with_error": with_error,
+        "step_ece": calibration["ece"], "step_brier": calibration["brier"],
+        "_curve": (probs, labels),
+    }
+
+
+def evaluate_process(predictors: dict, tables: Tables) -> dict:
+    """Step metrics and solution-level pairwise accuracy (original ≻ modified) per error class."""
+    items = tables.items.with_row_index("_row")
+    comps = (tables.comparisons
+             .join(items.select("group_id", pl.col("item_id").alias("item_a"), pl.col("_row").alias("_a")),
+                   on=["group_id", "item_a"])
+             .join(items.select("group_id", pl.col("item_id").alias("item_b"), pl.col("_row").alias("_b"),
+                                pl.col("error_class") if "error_class" in items.columns else pl.lit(None)
+                                .alias("error_class")), on=["group_id", "item_b"]))
+    report = {"domain": "process", "solutions": items.height, "pairs": comps.height, "systems": {}}
+    for name, predictor in predictors.items():
+        solution_scores, steps = score_solutions(predictor, tables)
+        entry = step_metrics([1 / (1 + np.exp(-s)) for s in steps], tables.items["step_labels"].to_list())
+        chosen = np.where(comps["p"].to_numpy() >= 0.5, solution_scores[comps["_a"]], solution_scores[comps["_b"]])
+        rejected = np.where(comps["p"].to_numpy() >= 0.5, solution_scores[comps["_b"]], solution_scores[comps["_a"]])
+        pairs = pairwise_accuracy(chosen, rejected, category=comps["error_class"].fill_null("all").to_list())
+        entry["solution_pair_accuracy"] = pairs["accuracy"]
+        entry["per_category"] = pairs["per_category"]
+        entry["aggregation"] = predictor.module.adapter.aggregation
+        report["systems"][name] = entry
+    return report
