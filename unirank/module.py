@@ -206,6 +206,9 @@ class UnirankModule(L.LightningModule):
         return self.score_encoded(self.adapter.encode(self.tokenizer, contexts, candidates))
 
     # ---- training -----------------------------------------------------------------------------
+    def on_train_start(self) -> None:
+        self.scorer.train()  # from_pretrained returns eval mode; fine-tuning uses the backbone's dropout
+
     def on_train_epoch_start(self) -> None:
         if self.stage == "pointwise" and self.targets is None:
             self.fit_targets()
@@ -277,7 +280,18 @@ class UnirankModule(L.LightningModule):
 
     # ---- the Thurstone fit between the stages -------------------------------------------------
     def fit_targets(self) -> pl.DataFrame:
-        """Fit the training comparisons (and labels) into targets; store them for stage 2."""
+        """Fit the training comparisons (and labels) into targets and store them for stage 2.
+        Under distributed training rank 0 fits once and broadcasts the targets to every rank."""
+        strategy = self.trainer.strategy
+        fitted = self._fit_targets_here() if self.trainer.is_global_zero else None
+        if self.trainer.world_size > 1:
+            fitted = strategy.broadcast(fitted, src=0)
+        targets, summary = fitted
+        self.set_targets(targets)
+        self.log_dict(summary, rank_zero_only=True)
+        return targets
+
+    def _fit_targets_here(self) -> tuple[pl.DataFrame, dict]:
         datamodule = self.trainer.datamodule
         train = datamodule.datasets["train"]
         comparisons = train.tables.comparisons.select("group_id", "item_a", "item_b", "p", "weight")
@@ -288,14 +302,12 @@ class UnirankModule(L.LightningModule):
         prior = self._stage1_prior(datamodule) if self.calibration.stage1_prior and self.schedule.pairwise_epochs else None
         targets, fit = fit_targets(comparisons, items=train.tables.items, prior=prior,
                                    link=self.calibration.link, l2=self.calibration.l2)
-        self.set_targets(targets)
         summary = {"fit/log_likelihood": fit.log_likelihood, "fit/converged": float(fit.converged),
                    "fit/iterations": float(fit.iterations), "fit/mean_target": float(targets["target"].mean()),
                    "fit/prior_groups": float(0 if prior is None else prior["group_id"].n_unique())}
-        self.log_dict(summary)
         print(f"Thurstone fit: {targets.height} items, {comparisons.height} comparisons, "
               f"log-likelihood {fit.log_likelihood:.2f}, converged={fit.converged} in {fit.iterations} Newton steps")
-        return targets
+        return targets, summary
 
     def set_targets(self, targets: pl.DataFrame) -> None:
         self.targets = targets
@@ -342,8 +354,9 @@ class UnirankModule(L.LightningModule):
             decided = batch["p"] != 0.5
             if decided.any():
                 correct = (torch.sign(margin[decided]) == torch.sign(batch["p"][decided] - 0.5)).float().mean()
-                self.log("val/pairwise_accuracy", correct, prog_bar=True, batch_size=int(decided.sum()))
-            self.log("val/bt_loss", self._pairwise_loss(scores, batch), batch_size=size)
+                self.log("val/pairwise_accuracy", correct, prog_bar=True, batch_size=int(decided.sum()),
+                         sync_dist=True)
+            self.log("val/bt_loss", self._pairwise_loss(scores, batch), batch_size=size, sync_dist=True)
         labelled = ~torch.isnan(batch["label"])
         if labelled.any():
             self._val_probs.append(torch.sigmoid(scores[labelled]).detach().cpu())
@@ -355,9 +368,9 @@ class UnirankModule(L.LightningModule):
         from torchmetrics.functional.classification import binary_calibration_error
 
         probs, labels = torch.cat(self._val_probs), torch.cat(self._val_labels)
-        self.log("val/brier", torch.mean((probs - labels) ** 2))
+        self.log("val/brier", torch.mean((probs - labels) ** 2), sync_dist=True)
         if torch.all((labels == 0) | (labels == 1)):
-            self.log("val/ece", binary_calibration_error(probs, labels.long(), n_bins=15))
+            self.log("val/ece", binary_calibration_error(probs, labels.long(), n_bins=15), sync_dist=True)
 
     # ---- optimisation -------------------------------------------------------------------------
     def configure_optimizers(self):

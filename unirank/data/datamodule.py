@@ -15,7 +15,7 @@ import lightning as L
 import numpy as np
 import polars as pl
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from unirank.adapters.base import Adapter, Encoded, pad_chunks
 from unirank.data.sources import DataSource
@@ -96,15 +96,23 @@ class GroupDataset(Dataset):
         return np.fromiter(chosen, dtype=np.int64)
 
 
-class BucketBatchSampler(Sampler):
+class BucketBatchSampler(DistributedSampler):
     """Batches of `batch_groups` groups of similar total length (less padding), in random order.
 
     Groups are shuffled per epoch, cut into windows of 50 batches, sorted by length within a
     window and batched; the batch order is shuffled again. Yields one list of (group, epoch) keys
     per batch; it is the DataLoader's `sampler` (batch_size=None), so Lightning calls set_epoch.
+    Under torch.distributed it shards the batches itself (every rank computes the same list, pads
+    it to a multiple of the world size by repeating its first batches, and takes every world-th
+    batch from its rank), which is why it is a DistributedSampler: Lightning leaves it in place.
     """
 
     def __init__(self, lengths: list[int], batch_groups: int, seed: int, shuffle: bool = True):
+        # DistributedSampler.__init__ is deliberately not called: it needs a dataset and an
+        # initialised process group; rank and world size are read here instead.
+        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+        self.rank = torch.distributed.get_rank() if distributed else 0
+        self.world_size = torch.distributed.get_world_size() if distributed else 1
         self.lengths, self.batch_groups, self.seed, self.shuffle = lengths, batch_groups, seed, shuffle
         self.epoch = 0
 
@@ -112,6 +120,9 @@ class BucketBatchSampler(Sampler):
         self.epoch = epoch
 
     def __len__(self) -> int:
+        return -(-self._n_batches() // self.world_size)
+
+    def _n_batches(self) -> int:
         return -(-len(self.lengths) // self.batch_groups)
 
     def __iter__(self):
@@ -128,6 +139,9 @@ class BucketBatchSampler(Sampler):
                 chunk = sorted(order[start : start + window], key=lambda i: self.lengths[i])
                 batches += [chunk[i : i + self.batch_groups] for i in range(0, len(chunk), self.batch_groups)]
             batches = [batches[i] for i in rng.permutation(len(batches))]
+        if self.world_size > 1:
+            padded = batches + batches[: len(self) * self.world_size - len(batches)]
+            batches = padded[self.rank :: self.world_size]
         for batch in batches:
             yield [(int(g), self.epoch) for g in batch]
 

@@ -1,0 +1,44 @@
+"""DDP on 2 CPU processes (gloo): both stages, one Thurstone fit shared by every rank, one export."""
+
+import os
+import subprocess
+import sys
+
+import torch
+
+from unirank.data.datamodule import BucketBatchSampler
+from unirank.export import load_checkpoint
+
+
+def test_sampler_shards_batches_by_rank_with_equal_counts():
+    lengths = list(range(23))
+    shards = []
+    for rank in range(2):
+        sampler = BucketBatchSampler(lengths, batch_groups=4, seed=0)
+        sampler.rank, sampler.world_size = rank, 2
+        sampler.set_epoch(3)
+        shards.append([tuple(g for g, _ in batch) for batch in sampler])
+    single = BucketBatchSampler(lengths, batch_groups=4, seed=0)
+    single.set_epoch(3)
+    everything = [tuple(g for g, _ in batch) for batch in single]
+    assert len(shards[0]) == len(shards[1]) == 3  # 6 batches, split evenly
+    assert sorted(shards[0] + shards[1]) == sorted(everything)
+
+
+def test_ddp_debug_recipe_on_two_processes(repo, tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
+    command = [sys.executable, "-m", "unirank.cli", "fit", "--config", str(repo / "lightning_configs/debug.yaml"),
+               "--trainer.strategy=ddp", "--trainer.devices=2", "--trainer.accelerator=cpu",
+               f"--trainer.default_root_dir={tmp_path}", f"--export.dirpath={tmp_path / 'model'}",
+               "--trainer.logger=false", "--trainer.enable_progress_bar=false"]
+    done = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-3000:]
+    assert output.count("Thurstone fit:") == 1  # fitted once, on rank 0, then broadcast
+    assert output.count("exported the model") == 1
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    [checkpoint] = list(tmp_path.rglob("*.ckpt"))
+    module = load_checkpoint(checkpoint)
+    assert module.targets is not None and module.targets.height == 60  # every training item has a target
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    assert saved["unirank"]["stage"] == "pointwise" and saved["epoch"] == 3

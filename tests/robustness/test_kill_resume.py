@@ -1,0 +1,46 @@
+"""SIGKILL a debug fit in stage 1, during the Thurstone fit and in stage 2; resume from the last
+checkpoint; the final weights and targets equal an uninterrupted run's."""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+import torch
+
+CHILD = Path(__file__).with_name("train_child.py")
+
+
+def run(repo, out, *flags):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
+    return subprocess.run([sys.executable, str(CHILD), str(repo), str(out), *flags], env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    repo = Path(__file__).resolve().parents[2]
+    out = tmp_path_factory.mktemp("straight")
+    done = run(repo, out)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return torch.load(out / "final.pt", weights_only=True)
+
+
+@pytest.mark.parametrize("kill_at", [
+    "stage1",
+    pytest.param("fit", marks=pytest.mark.slow),
+    pytest.param("stage2", marks=pytest.mark.slow),
+])
+def test_sigkill_then_resume_matches_an_uninterrupted_run(repo, tmp_path, uninterrupted, kill_at):
+    killed = run(repo, tmp_path, "--kill-at", kill_at)
+    assert killed.returncode == -signal.SIGKILL
+    assert not (tmp_path / "final.pt").exists() and (tmp_path / "checkpoints/last.ckpt").exists()
+    resumed = run(repo, tmp_path, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    final = torch.load(tmp_path / "final.pt", weights_only=True)
+    for name, value in uninterrupted["state_dict"].items():
+        torch.testing.assert_close(final["state_dict"][name], value, rtol=1e-5, atol=1e-6, msg=name)
+    assert pl.DataFrame(final["targets"]).equals(pl.DataFrame(uninterrupted["targets"]))

@@ -1,0 +1,65 @@
+"""A debug training run in its own process, for the kill/resume tests: it can SIGKILL itself in
+stage 1, during the Thurstone fit, or in stage 2, and it can resume from the last checkpoint.
+
+    python train_child.py REPO OUT_DIR [--kill-at stage1|fit|stage2] [--resume]
+On completion it saves the final state dict and targets to OUT_DIR/final.pt."""
+
+import argparse
+import os
+import signal
+import sys
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from unirank.adapters import ChatAdapter
+from unirank.data.datamodule import UnirankDataModule
+from unirank.data.sources import Preferences
+from unirank.module import Schedule, UnirankModule
+
+
+class KillAt(L.Callback):
+    def __init__(self, epoch: int, batch: int):
+        self.epoch, self.batch = epoch, batch
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.current_epoch == self.epoch and batch_idx == self.batch:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("repo", type=Path)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--kill-at", choices=["stage1", "fit", "stage2"])
+    parser.add_argument("--resume", action="store_true")
+    args = parser.parse_args()
+    module = UnirankModule(model="tiny", adapter=ChatAdapter(max_length=64), schedule=Schedule(2, 2),
+                           lr=1e-3, head_lr=1e-3, warmup_ratio=0.0)
+    data = UnirankDataModule(Preferences(str(args.repo / "data/demo-preferences.jsonl"), validation_fraction=0.2),
+                             batch_groups=8)
+    callbacks = [ModelCheckpoint(dirpath=args.out / "checkpoints", save_last=True, save_top_k=-1)]
+    if args.kill_at == "stage1":
+        callbacks.append(KillAt(epoch=1, batch=2))
+    elif args.kill_at == "stage2":
+        callbacks.append(KillAt(epoch=3, batch=1))
+    elif args.kill_at == "fit":
+        fit = module._fit_targets_here
+
+        def fit_then_die():
+            fit()
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        module._fit_targets_here = fit_then_die
+    trainer = L.Trainer(max_epochs=4, accelerator="cpu", logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, callbacks=callbacks, default_root_dir=args.out)
+    last = args.out / "checkpoints" / "last.ckpt"
+    trainer.fit(module, datamodule=data, ckpt_path=str(last) if args.resume else None)
+    torch.save({"state_dict": module.state_dict(), "targets": module.targets.to_dict(as_series=False)},
+               args.out / "final.pt")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
