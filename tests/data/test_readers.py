@@ -8,7 +8,7 @@ import pytest
 
 from unirank.adapters.chat import parse_messages
 from unirank.data.readers import read_beir, read_hh_rlhf, read_pandalm, read_preferences
-from unirank.data.tables import TableError, Tables, read_tables, validate
+from unirank.data.tables import TableError, Tables, validate
 
 
 def test_demo_preferences(repo):
@@ -42,29 +42,6 @@ def test_beir_slice(shared_data):
     assert len(beir.qrels) == 300 and len(beir.corpus) == 5183
 
 
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [
-        ('{"prompt": "a", "chosen": "b", "rejected": "c"}\n{"prompt": "a", "chosen": \n', r"line 2: malformed JSON"),
-        ('{"prompt": "a", "chosen": "b"}\n', r"line 1: missing field 'rejected'"),
-        ('{"prompt": "a", "chosen": 3, "rejected": "c"}\n', r"line 1: 'chosen' must be a string or a list"),
-        ('[1, 2]\n', r"line 1: expected a JSON object"),
-    ],
-)
-def test_bad_preference_lines_name_file_and_line(tmp_path, content, message):
-    path = tmp_path / "prefs.jsonl"
-    path.write_text(content)
-    with pytest.raises(TableError, match=rf"prefs.jsonl, {message}"):
-        read_preferences(path)
-
-
-def test_non_utf8_names_the_line(tmp_path):
-    path = tmp_path / "prefs.jsonl"
-    path.write_bytes(b'{"prompt": "a", "chosen": "b", "rejected": "c"}\n{"prompt": "\xff\xfe"}\n')
-    with pytest.raises(TableError, match="prefs.jsonl, line 2: not valid UTF-8"):
-        read_preferences(path)
-
-
 def test_beir_unknown_ids_name_file_and_line(repo, tmp_path):
     import shutil
 
@@ -75,31 +52,13 @@ def test_beir_unknown_ids_name_file_and_line(repo, tmp_path):
         read_beir(tmp_path / "beir", "train")
 
 
-def good_tables():
-    return Tables(
-        groups=pl.DataFrame({"group_id": ["g1", "g2"], "context": ["q1", "q2"]}),
-        items=pl.DataFrame({"group_id": ["g1", "g1", "g2"], "item_id": ["a", "b", "c"], "text": ["x", "y", "z"]}),
-        comparisons=pl.DataFrame({"group_id": ["g1"], "item_a": ["a"], "item_b": ["b"], "p": [0.8]}),
+def test_optional_columns_get_their_defaults():
+    tables = Tables(
+        groups=pl.DataFrame({"group_id": ["g1"], "context": ["q1"]}),
+        items=pl.DataFrame({"group_id": ["g1", "g1"], "item_id": ["a", "b"], "text": ["x", "y"]}),
+        comparisons=pl.DataFrame({"group_id": ["g1"], "item_a": ["a"], "item_b": ["b"]}),
     )
-
-
-@pytest.mark.parametrize(
-    ("change", "message"),
-    [
-        (lambda t: Tables(t.groups, t.items.drop("text"), t.comparisons), r"\(items\): missing column\(s\) \['text'\]"),
-        (lambda t: Tables(t.groups, t.items, t.comparisons.with_columns(pl.lit("zz").alias("item_b"))),
-         r"\(comparisons\), row 0: item_b names an unknown item 'zz'"),
-        (lambda t: Tables(t.groups, t.items, t.comparisons.with_columns(pl.lit(1.2).alias("p"))),
-         r"\(comparisons\), row 0: p=1.2 is not a probability"),
-        (lambda t: Tables(pl.concat([t.groups, pl.DataFrame({"group_id": ["g3"], "context": ["q3"]})]), t.items,
-                          t.comparisons), r"\(groups\), row 2: group 'g3' has no items"),
-        (lambda t: Tables(t.groups, pl.concat([t.items, t.items[:1]]), t.comparisons),
-         r"\(items\), row 3: duplicate id 'a'"),
-    ],
-)
-def test_bad_tables_name_source_row_and_problem(tmp_path, change, message):
-    tables = change(good_tables())
-    tables.write(tmp_path)
-    with pytest.raises(TableError, match=message):
-        read_tables(tmp_path)
-    assert validate(good_tables(), "ok").comparisons["weight"].to_list() == [1.0]
+    checked = validate(tables, "demo")
+    assert checked.comparisons.row(0, named=True) | {} == {
+        "group_id": "g1", "item_a": "a", "item_b": "b", "p": 1.0, "weight": 1.0, "source": "data"}
+    assert checked.groups["split"].to_list() == ["train"] and checked.items["label"].is_null().all()

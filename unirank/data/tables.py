@@ -100,11 +100,14 @@ def validate(tables: Tables, source: str) -> Tables:
     bad = comparisons.with_row_index("_row").filter(pl.col("item_a") == pl.col("item_b"))
     if bad.height:
         _fail(f"{source} (comparisons)", bad["_row"][0], f"item {bad['item_a'][0]!r} is compared with itself")
-    bad = comparisons.with_row_index("_row").filter(~((pl.col("p") >= 0) & (pl.col("p") <= 1)) | pl.col("p").is_null())
+    bad = comparisons.with_row_index("_row").filter(
+        ~((pl.col("p") >= 0) & (pl.col("p") <= 1)) | pl.col("p").is_null() | pl.col("p").is_nan()
+    )
     if bad.height:
         _fail(f"{source} (comparisons)", bad["_row"][0], f"p={bad['p'][0]} is not a probability in [0, 1]")
     bad = comparisons.with_row_index("_row").filter(
-        ~(pl.col("weight") > 0) | pl.col("weight").is_null() | pl.col("weight").is_infinite()
+        ~(pl.col("weight") > 0) | pl.col("weight").is_null() | pl.col("weight").is_nan()
+        | pl.col("weight").is_infinite()  # polars orders NaN above every number, so NaN > 0 holds
     )
     if bad.height:
         _fail(f"{source} (comparisons)", bad["_row"][0], f"weight={bad['weight'][0]} is not a finite number > 0")
