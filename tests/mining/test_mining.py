@@ -121,3 +121,26 @@ def test_teacher_labels_are_soft_probabilities(repo, tmp_path):
     margin = (lengths[texts[first["item_a"]]] - lengths[texts[first["item_b"]]]) / 50
     assert first["p"] == pytest.approx(1 / (1 + np.exp(-margin)))
     assert labelled.height == tables.comparisons.height and (labelled["source"] == "teacher").all()
+
+
+def test_sharded_encoding_resumes_at_the_first_missing_shard(tmp_path):
+    from unirank.mining.encode import Encoder
+
+    class Counting:
+        prompts = {}
+        encoded = 0
+
+        def encode(self, texts, **kwargs):
+            Counting.encoded += len(texts)
+            return np.array([[len(t), 1.0] for t in texts], dtype=np.float32)
+
+    encoder = Encoder(path="fake", _model=Counting())
+    texts = [f"text {i}" * (i + 1) for i in range(25)]
+    first = encoder.encode(texts, cache_dir=tmp_path, shard_size=10)
+    assert Counting.encoded == 25 and len(list(tmp_path.glob("*.npy"))) == 3
+    lost = next(iter(tmp_path.glob("*.npy")))
+    lost_rows = len(np.load(lost))
+    lost.unlink()  # as if the run had been killed before this shard was written
+    again = encoder.encode(texts, cache_dir=tmp_path, shard_size=10)
+    assert Counting.encoded == 25 + lost_rows  # only the missing shard was encoded again
+    np.testing.assert_array_equal(first, again)

@@ -1,8 +1,8 @@
-"""Step 1 of mining: embed texts with a sentence-transformers bi-encoder, cached on disk.
+"""Step 1 of mining: embed texts with a sentence-transformers bi-encoder, cached on disk in shards.
 
-The cache key hashes the model's resolved path, the prompt and every text in order, so a changed
-corpus or model never reuses stale vectors, and a second run of the same mining loads the vectors
-instead of re-encoding them.
+Each shard's key hashes the model's resolved path, the role and the shard's texts in order, so a
+changed corpus or model never reuses stale vectors, a second run of the same mining loads the
+vectors instead of re-encoding them, and a run killed mid-corpus resumes at the first missing shard.
 """
 
 from __future__ import annotations
@@ -45,23 +45,37 @@ class Encoder:
         role: str = "document",
         batch_size: int = 64,
         cache_dir: str | Path | None = None,
+        shard_size: int = 20_000,
         show_progress_bar: bool = True,
     ) -> np.ndarray:
         """Normalised float32 embeddings, one row per text.
 
         role: "query" or "document"; the model's prompt of that name is used when it has one.
-        cache_dir: where vectors are cached; None disables the cache.
+        cache_dir: where vectors are cached, one file per shard of `shard_size` texts, each keyed
+        by the model, the role and the shard's texts; a run killed mid-corpus resumes at the first
+        shard not yet on disk. None disables the cache.
         """
-        cache = None
-        if cache_dir is not None:
+        if cache_dir is None:
+            return self._encode(texts, role, batch_size, show_progress_bar)
+        shards = []
+        for start in range(0, max(len(texts), 1), shard_size):
+            shard = texts[start : start + shard_size]
             digest = hashlib.sha256(f"{self.path}\x1e{role}\x1e".encode())
-            for text in texts:
+            for text in shard:
                 digest.update(text.encode("utf-8") + b"\x1f")
-            cache = Path(cache_dir) / f"{role}-{digest.hexdigest()[:24]}.npy"
-            if cache.exists():
-                return np.load(cache)
+            path = Path(cache_dir) / f"{role}-{digest.hexdigest()[:24]}.npy"
+            if not path.exists():
+                vectors = self._encode(shard, role, batch_size, show_progress_bar)
+                with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+                    np.save(handle, vectors)
+            shards.append(np.load(path))
+        return np.concatenate(shards) if len(shards) > 1 else shards[0]
+
+    def _encode(self, texts: list[str], role: str, batch_size: int, show_progress_bar: bool) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.model.get_sentence_embedding_dimension()), dtype=np.float32)
         prompt_name = role if role in (getattr(self.model, "prompts", None) or {}) else None
-        vectors = self.model.encode(
+        return self.model.encode(
             texts,
             batch_size=batch_size,
             prompt_name=prompt_name,
@@ -69,7 +83,3 @@ class Encoder:
             convert_to_numpy=True,
             show_progress_bar=show_progress_bar,
         ).astype(np.float32)
-        if cache is not None:
-            with atomic_path(cache) as tmp, open(tmp, "wb") as handle:
-                np.save(handle, vectors)
-        return vectors

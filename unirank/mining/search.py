@@ -1,7 +1,7 @@
 """Step 2 of mining: a FAISS inner-product index over document vectors, searched in query batches.
 
 Exact `IndexFlatIP` below `exact_limit` vectors; above it HNSW (no training, good recall) unless
-IVF is asked for. Search runs in batches of queries, so memory stays flat as the corpus grows:
+IVF is asked for. With faiss-gpu and a GPU, flat and IVF indexes move to the GPU(s). Search runs in batches of queries, so memory stays flat as the corpus grows:
 no query × corpus score matrix is ever formed.
 """
 
@@ -47,6 +47,9 @@ def build_index(vectors: np.ndarray, kind: IndexKind = "auto", exact_limit: int 
     else:
         raise ValueError(f"unknown index kind {kind!r}: use auto, flat, hnsw or ivf")
     index.add(vectors)
+    if hasattr(faiss, "get_num_gpus") and faiss.get_num_gpus() > 0 and kind in ("flat", "ivf"):
+        index = faiss.index_cpu_to_all_gpus(index)  # faiss-gpu installed and a GPU present
+        params = {**params, "gpus": faiss.get_num_gpus()}
     return SearchIndex(index=index, kind=kind, params=params)
 
 
