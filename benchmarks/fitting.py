@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -92,18 +91,19 @@ def against_choix(n_items, n_comparisons, alpha, repeats_unirank, repeats_choix)
 
 
 SCALE_CHILD = """
-import json, resource, sys, time
+import json, sys, time
 sys.path.insert(0, {root!r})
+from benchmarks.memory import peak_rss_mb
 from benchmarks.fitting import synthetic
 from unirank.fitting import fit_bradley_terry, fit_thurstone
 fit = {{"thurstone": fit_thurstone, "bradley-terry": fit_bradley_terry}}[{link!r}]
 winners, losers = synthetic({n}, {m}, seed={seed})
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = peak_rss_mb()
 start = time.perf_counter()
 result = fit(winners, losers, n_items={n})
 seconds = time.perf_counter() - start
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({{"seconds": seconds, "peak_rss_mb": peak / 1024, "rss_before_fit_mb": before / 1024,
+peak = peak_rss_mb()
+print(json.dumps({{"seconds": seconds, "peak_rss_mb": peak, "rss_before_fit_mb": before,
                   "converged": result.converged, "newton_iterations": result.iterations,
                   "cg_iterations": result.cg_iterations}}))
 """
@@ -140,7 +140,6 @@ def main() -> None:
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": _cpus()},
         "versus_choix": versus,
         "scale": scale,
-        "peak_rss_mb_this_process": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / ("fitting-quick.json" if args.quick else "fitting.json")

@@ -27,8 +27,9 @@ RESULTS = Path(__file__).parent / "results"
 ROOT = Path(__file__).resolve().parent.parent
 
 UNIRANK_CHILD = """
-import json, resource, sys, time
+import json, sys, time
 sys.path.insert(0, {root!r})
+from benchmarks.memory import peak_rss_mb
 import sentence_transformers  # imported before the clock starts, as in the ST child
 from unirank.mining.pipeline import MiningConfig, mine_beir
 start = time.perf_counter()
@@ -40,13 +41,14 @@ negatives = {{}}
 for group, doc, label in tables.items.select("group_id", "item_id", "label").iter_rows():
     if label == 0.0:
         negatives.setdefault(group, []).append(doc)
-print(json.dumps({{"seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+print(json.dumps({{"seconds": seconds, "peak_rss_mb": peak_rss_mb(),
                   "recall": summary["recall@{k}"], "timings": summary["timings_s"], "negatives": negatives}}))
 """
 
 ST_CHILD = """
-import json, resource, sys, time
+import json, sys, time
 sys.path.insert(0, {root!r})
+from benchmarks.memory import peak_rss_mb
 from datasets import Dataset
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.util import mine_hard_negatives
@@ -63,31 +65,34 @@ mined = mine_hard_negatives(Dataset.from_dict(rows), model, corpus=list(beir.cor
                             use_faiss=True, output_format="n-tuple", batch_size=64, verbose=False)
 seconds = time.perf_counter() - start
 text_to_id = {{text: doc for doc, text in beir.corpus.items()}}
+query_id = {{beir.queries[q]: q for q in queries}}
 negatives = {{}}
-for q, row in zip(queries, mined):
-    negatives[q] = [text_to_id[row[f"negative_{{i}}"]] for i in range(1, {negatives} + 1) if row.get(f"negative_{{i}}")]
-print(json.dumps({{"seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+for row in mined:  # rows without enough negatives are dropped by ST: match by the query text, not position
+    negatives[query_id[row["query"]]] = [text_to_id[row[f"negative_{{i}}"]] for i in range(1, {negatives} + 1)
+                                         if row.get(f"negative_{{i}}")]
+print(json.dumps({{"seconds": seconds, "peak_rss_mb": peak_rss_mb(),
                   "queries": len(queries), "rows_out": len(mined), "negatives": negatives}}))
 """
 
 INDEX_CHILD = """
-import json, resource, sys, time
+import json, sys, time
 import numpy as np
 sys.path.insert(0, {root!r})
+from benchmarks.memory import peak_rss_mb
 from unirank.mining.search import build_index, search
 rng = np.random.default_rng(0)
 base, queries = np.load({docs!r}), np.load({queries!r})
 copies = -(-{n} // len(base))
 docs = np.concatenate([base + 0.01 * rng.normal(size=base.shape).astype(np.float32) for _ in range(copies)])[:{n}]
 docs /= np.linalg.norm(docs, axis=1, keepdims=True)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = peak_rss_mb()
 start = time.perf_counter(); index = build_index(docs, {kind!r}); build = time.perf_counter() - start
-after_build = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+after_build = peak_rss_mb()
 start = time.perf_counter(); scores, rows = search(index, queries, 100, batch_size=256); seconds = time.perf_counter() - start
 np.save({out!r}, rows)
 print(json.dumps({{"kind": index.kind, "params": index.params, "build_s": build, "search_s": seconds,
-                  "rss_before_mb": before / 1024, "rss_after_build_mb": after_build / 1024,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+                  "rss_before_mb": before, "rss_after_build_mb": after_build,
+                  "peak_rss_mb": peak_rss_mb()}}))
 """
 
 

@@ -24,9 +24,10 @@ RESULTS = Path(__file__).parent / "results"
 ROOT = Path(__file__).resolve().parent.parent
 
 MINING_CHILD = """
-import json, resource, sys, time
+import json, sys, time
 import numpy as np
 sys.path.insert(0, {root!r})
+from benchmarks.memory import peak_rss_mb
 from unirank.mining.search import build_index, search
 rng = np.random.default_rng(0)
 centres = rng.normal(size=(2000, 384)).astype(np.float32)
@@ -34,20 +35,21 @@ docs = centres[rng.integers(0, 2000, {n})] + 0.5 * rng.normal(size=({n}, 384)).a
 docs /= np.linalg.norm(docs, axis=1, keepdims=True)
 queries = docs[rng.choice({n}, 1000, replace=False)] + 0.05 * rng.normal(size=(1000, 384)).astype(np.float32)
 queries /= np.linalg.norm(queries, axis=1, keepdims=True)
-data_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+data_mb = peak_rss_mb()
 start = time.perf_counter(); index = build_index(docs, {kind!r}); build = time.perf_counter() - start
 start = time.perf_counter(); _, rows = search(index, queries, 100, batch_size=256); seconds = time.perf_counter() - start
 np.save({out!r}, rows)
 print(json.dumps({{"n": {n}, "kind": {kind!r}, "params": index.params, "build_s": build, "search_s": seconds,
                   "rss_after_data_mb": data_mb,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+                  "peak_rss_mb": peak_rss_mb()}}))
 """
 
 FIT_CHILD = """
-import json, resource, sys, time
+import json, sys, time
 import numpy as np
 from scipy.special import ndtr
 sys.path.insert(0, {root!r})
+from benchmarks.memory import peak_rss_mb
 from unirank.fitting import fit_thurstone
 rng = np.random.default_rng(0)
 n, m = {m} // 10, {m}
@@ -56,11 +58,11 @@ a = rng.integers(0, n, m); b = (a + rng.integers(1, n, m)) % n
 won = rng.random(m) < ndtr(true[a] - true[b])
 winners, losers = np.where(won, a, b), np.where(won, b, a)
 del a, b, won
-data_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+data_mb = peak_rss_mb()
 start = time.perf_counter(); result = fit_thurstone(winners, losers, n_items=n); seconds = time.perf_counter() - start
 print(json.dumps({{"comparisons": m, "items": n, "seconds": seconds, "converged": result.converged,
                   "rss_after_data_mb": data_mb,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+                  "peak_rss_mb": peak_rss_mb()}}))
 """
 
 

@@ -26,9 +26,10 @@ RESULTS = Path(__file__).parent / "results"
 ROOT = Path(__file__).resolve().parent.parent
 
 CHILD = """
-import json, resource, statistics, sys, time
+import json, statistics, sys, time
 import numpy as np, torch
 sys.path.insert(0, {root!r})
+from benchmarks.memory import peak_rss_mb
 from unirank.adapters import RetrievalAdapter
 from unirank.adapters.base import pad_chunks
 from unirank.data.readers import read_beir
@@ -74,7 +75,7 @@ for i in range({steps} + 1):
 median = statistics.median(times)
 print(json.dumps({{"method": {method!r}, "comparisons_per_step": comparisons, "sequences_per_step": 16,
                   "median_step_s": median, "comparisons_per_s": comparisons / median,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+                  "peak_rss_mb": peak_rss_mb()}}))
 """
 
 

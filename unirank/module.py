@@ -177,29 +177,27 @@ class UnirankModule(L.LightningModule):
         return self.forward_batch(batch).items
 
     @torch.no_grad()
-    def score_encoded(self, encoded: list[Encoded]) -> np.ndarray:
-        """Scores of already-encoded inputs, in eval mode, chunk by chunk."""
+    def _forward_encoded(self, encoded: list[Encoded]) -> BatchScores:
+        """forward_batch over already-encoded inputs, in eval mode (the training mode is restored)."""
         was_training = self.training
         self.eval()
         try:
             chunks, order = pad_chunks(encoded, self.tokenizer.pad_token_id, self.chunk_size)
-            batch = {"chunks": chunks, "order": order}
-            return self.score_batch(batch).cpu().numpy().astype(np.float64) if encoded else np.zeros(0)
+            return self.forward_batch({"chunks": chunks, "order": order})
         finally:
             self.train(was_training)
 
-    @torch.no_grad()
+    def score_encoded(self, encoded: list[Encoded]) -> np.ndarray:
+        """Scores of already-encoded inputs, in eval mode, chunk by chunk."""
+        if not encoded:
+            return np.zeros(0)
+        return self._forward_encoded(encoded).items.cpu().numpy().astype(np.float64)
+
     def score_encoded_steps(self, encoded: list[Encoded]) -> tuple[np.ndarray, list[np.ndarray]]:
         """Process inputs: (solution scores, one array of step logits per solution), eval mode."""
-        was_training = self.training
-        self.eval()
-        try:
-            chunks, order = pad_chunks(encoded, self.tokenizer.pad_token_id, self.chunk_size)
-            out = self.forward_batch({"chunks": chunks, "order": order})
-            owner, steps = out.step_owner.cpu().numpy(), out.steps.cpu().numpy().astype(np.float64)
-            return out.items.cpu().numpy().astype(np.float64), [steps[owner == i] for i in range(len(encoded))]
-        finally:
-            self.train(was_training)
+        out = self._forward_encoded(encoded)
+        owner, steps = out.step_owner.cpu().numpy(), out.steps.cpu().numpy().astype(np.float64)
+        return out.items.cpu().numpy().astype(np.float64), [steps[owner == i] for i in range(len(encoded))]
 
     def score_texts(self, contexts: list[str], candidates: list[str]) -> np.ndarray:
         """r for each (context, candidate), formatted by the adapter."""

@@ -37,7 +37,7 @@ def test_ddp_debug_recipe_on_two_processes(repo, tmp_path):
     assert output.count("Thurstone fit:") == 1  # fitted once, on rank 0, then broadcast
     assert output.count("exported the model") == 1
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
-    [checkpoint] = list(tmp_path.rglob("*.ckpt"))
+    checkpoint = next(tmp_path.rglob("last.ckpt"))
     module = load_checkpoint(checkpoint)
     assert module.targets is not None and module.targets.height == 60  # every training item has a target
     saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
