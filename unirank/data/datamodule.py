@@ -20,7 +20,6 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from unirank.adapters.base import Adapter, Encoded, pad_chunks
 from unirank.data.sources import DataSource
 from unirank.data.tables import Tables
-from unirank.fitting import ANCHOR_ITEM
 
 
 @dataclass(frozen=True)
@@ -35,7 +34,7 @@ class Group:
 
 
 class GroupDataset(Dataset):
-    """Items of one split, tokenised once; __getitem__((group, epoch)) samples that group's items."""
+    """Items of one split, tokenised once; __getitem__([(group, epoch), ...]) samples those groups."""
 
     def __init__(self, tables: Tables, encoded: list[Encoded], max_items_per_group: int, seed: int):
         self.tables, self.encoded = tables, encoded
@@ -45,12 +44,7 @@ class GroupDataset(Dataset):
         self.item_id = items["item_id"].to_list()
         self.label = items["label"].fill_null(float("nan")).to_numpy()
         self.step_labels = items["step_labels"].to_list() if "step_labels" in items.columns else None
-        real = tables.comparisons.filter((pl.col("item_a") != ANCHOR_ITEM) & (pl.col("item_b") != ANCHOR_ITEM))
-        key = items.select("group_id", "item_id", "_item")
-        comps = (
-            real.join(key.rename({"item_id": "item_a", "_item": "_a"}), on=["group_id", "item_a"])
-            .join(key.rename({"item_id": "item_b", "_item": "_b"}), on=["group_id", "item_b"])
-        )
+        comps = tables.indexed_comparisons()
         by_group_items = items.group_by("group_id", maintain_order=True).agg(pl.col("_item"))
         by_group_comps = {
             g: frame for (g,), frame in comps.partition_by("group_id", as_dict=True).items()
@@ -221,11 +215,8 @@ class UnirankDataModule(L.LightningDataModule):
 
     def dataset(self, tables: Tables) -> GroupDataset:
         """Tokenise every item of `tables` once (context joined from groups) and index its groups."""
-        contexts = tables.items.join(
-            tables.groups.select("group_id", "context"), on="group_id", how="left", maintain_order="left"
-        )
         steps = tables.items["steps"].to_list() if "steps" in tables.items.columns else None
-        encoded = self.adapter.encode(self.tokenizer, contexts["context"].to_list(), tables.items["text"].to_list(),
+        encoded = self.adapter.encode(self.tokenizer, tables.item_contexts(), tables.items["text"].to_list(),
                                       steps=steps)
         return GroupDataset(tables, encoded, self.max_items_per_group, self.seed)
 

@@ -46,6 +46,21 @@ class Tables:
     items: pl.DataFrame
     comparisons: pl.DataFrame
 
+    def item_contexts(self) -> list[str]:
+        """The group context of every row of `items`, in the same order."""
+        return self.items.join(self.groups.select("group_id", "context"), on="group_id", how="left",
+                               maintain_order="left")["context"].to_list()
+
+    def indexed_comparisons(self) -> pl.DataFrame:
+        """The comparisons between real items (anchor comparisons left out), with `_a` and `_b`: the
+        row numbers in `items` of item_a and item_b. Row order follows the comparisons table."""
+        rows = self.items.select("group_id", "item_id").with_row_index("_row")
+        real = self.comparisons.filter((pl.col("item_a") != ANCHOR_ITEM) & (pl.col("item_b") != ANCHOR_ITEM))
+        return (
+            real.join(rows.rename({"item_id": "item_a", "_row": "_a"}), on=["group_id", "item_a"], maintain_order="left")
+            .join(rows.rename({"item_id": "item_b", "_row": "_b"}), on=["group_id", "item_b"], maintain_order="left")
+        )
+
     def split(self, name: str) -> Tables:
         """The tables restricted to the groups of one split."""
         ids = self.groups.filter(pl.col("split") == name)["group_id"]

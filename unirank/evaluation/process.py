@@ -14,9 +14,7 @@ from unirank.evaluation.pairwise import pairwise_accuracy
 def score_solutions(predictor, tables: Tables) -> tuple[np.ndarray, list[np.ndarray]]:
     """(solution logits, step logits per solution) for every row of tables.items, one forward each."""
     module = predictor.module
-    contexts = tables.items.join(tables.groups.select("group_id", "context"), on="group_id", how="left",
-                                 maintain_order="left")["context"].to_list()
-    encoded = module.adapter.encode(module.tokenizer, contexts, tables.items["text"].to_list(),
+    encoded = module.adapter.encode(module.tokenizer, tables.item_contexts(), tables.items["text"].to_list(),
                                     steps=tables.items["steps"].to_list())
     return module.score_encoded_steps(encoded)
 
@@ -54,14 +52,11 @@ def step_metrics(step_probs: list[np.ndarray], step_labels: list[list[float | No
 
 def evaluate_process(predictors: dict, tables: Tables) -> dict:
     """Step metrics and solution-level pairwise accuracy (original ≻ modified) per error class."""
-    items = tables.items.with_row_index("_row")
-    comps = (tables.comparisons
-             .join(items.select("group_id", pl.col("item_id").alias("item_a"), pl.col("_row").alias("_a")),
-                   on=["group_id", "item_a"])
-             .join(items.select("group_id", pl.col("item_id").alias("item_b"), pl.col("_row").alias("_b"),
-                                pl.col("error_class") if "error_class" in items.columns else pl.lit(None)
-                                .alias("error_class")), on=["group_id", "item_b"]))
-    report = {"domain": "process", "solutions": items.height, "pairs": comps.height, "systems": {}}
+    comps = tables.indexed_comparisons()
+    error_class = (tables.items["error_class"] if "error_class" in tables.items.columns
+                   else pl.Series([None] * tables.items.height, dtype=pl.String))
+    comps = comps.with_columns(pl.Series("error_class", error_class.gather(comps["_b"])))  # the corrupted side
+    report = {"domain": "process", "solutions": tables.items.height, "pairs": comps.height, "systems": {}}
     for name, predictor in predictors.items():
         solution_scores, steps = score_solutions(predictor, tables)
         entry = step_metrics([1 / (1 + np.exp(-s)) for s in steps], tables.items["step_labels"].to_list())

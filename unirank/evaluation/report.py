@@ -20,14 +20,11 @@ from unirank.evaluation.calibration import (
 from unirank.evaluation.pairwise import pairwise_accuracy
 from unirank.evaluation.retrieval import retrieval_metrics
 from unirank.evaluation.thresholds import threshold_report
-from unirank.fitting import ANCHOR_ITEM
 
 
 def score_items(predictor, tables: Tables) -> np.ndarray:
     """The model's logit for every row of tables.items, each (context, item) scored once."""
-    contexts = tables.items.join(tables.groups.select("group_id", "context"), on="group_id", how="left",
-                                 maintain_order="left")["context"].to_list()
-    return predictor.module.score_texts(contexts, tables.items["text"].to_list())
+    return predictor.module.score_texts(tables.item_contexts(), tables.items["text"].to_list())
 
 
 def evaluate_retrieval(predictors: dict, tables: Tables, qrels: dict[str, dict[str, int]], k: int = 10) -> dict:
@@ -57,11 +54,7 @@ def evaluate_retrieval(predictors: dict, tables: Tables, qrels: dict[str, dict[s
 def evaluate_preferences(predictors: dict, tables: Tables) -> dict:
     """Pairwise accuracy against the majority preference (ties excluded, counted), per category,
     and pairwise calibration of P(a ≻ b) against the observed preference fraction."""
-    comps = tables.comparisons.filter((pl.col("item_a") != ANCHOR_ITEM) & (pl.col("item_b") != ANCHOR_ITEM))
-    keyed = tables.items.select("group_id", "item_id").with_row_index("_row")
-    comps = (comps.join(keyed.rename({"item_id": "item_a", "_row": "_a"}), on=["group_id", "item_a"])
-             .join(keyed.rename({"item_id": "item_b", "_row": "_b"}), on=["group_id", "item_b"])
-             .join(tables.groups.select("group_id", "category"), on="group_id", how="left"))
+    comps = tables.indexed_comparisons().join(tables.groups.select("group_id", "category"), on="group_id", how="left")
     p = comps["p"].to_numpy()
     decided = p != 0.5
     report = {"domain": "preferences", "comparisons": comps.height, "ties_excluded": int((~decided).sum()),

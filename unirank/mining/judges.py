@@ -27,19 +27,12 @@ Scores = Callable[[list[str], list[str]], np.ndarray]
 
 
 def teacher_comparisons(tables: Tables, scores: Scores, source: str = "teacher") -> pl.DataFrame:
-    """The comparisons table with p = σ(r_a − r_b) from the teacher's logits (weight kept)."""
-    items = tables.items.join(tables.groups.select("group_id", "context"), on="group_id", how="left",
-                              maintain_order="left")
-    logits = np.asarray(scores(items["context"].to_list(), items["text"].to_list()), dtype=np.float64)
-    scored = items.select("group_id", "item_id", pl.Series("r", logits))
-    joined = (
-        tables.comparisons.with_row_index("_row")
-        .join(scored.rename({"item_id": "item_a", "r": "r_a"}), on=["group_id", "item_a"], how="left")
-        .join(scored.rename({"item_id": "item_b", "r": "r_b"}), on=["group_id", "item_b"], how="left")
-        .sort("_row")
-    )
-    p = 1.0 / (1.0 + np.exp(-(joined["r_a"].to_numpy() - joined["r_b"].to_numpy())))
-    return joined.select("group_id", "item_a", "item_b", pl.Series("p", p), "weight", pl.lit(source).alias("source"))
+    """The comparisons table with p = σ(r_a − r_b) from the teacher's logits (weight kept; anchor
+    comparisons, which a teacher cannot judge, are left out)."""
+    logits = np.asarray(scores(tables.item_contexts(), tables.items["text"].to_list()), dtype=np.float64)
+    comps = tables.indexed_comparisons()
+    p = 1.0 / (1.0 + np.exp(-(logits[comps["_a"].to_numpy()] - logits[comps["_b"].to_numpy()])))
+    return comps.select("group_id", "item_a", "item_b", pl.Series("p", p), "weight", pl.lit(source).alias("source"))
 
 
 def cross_encoder_logits(model) -> Scores:
