@@ -15,10 +15,8 @@ Writes benchmarks/results/fitting.json (or fitting-quick.json).
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,7 +24,8 @@ from pathlib import Path
 import numpy as np
 from scipy.special import expit, log_expit
 
-RESULTS = Path(__file__).parent / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.common import ROOT, run_child, write_results  # noqa: E402
 
 
 def synthetic(n_items: int, n_comparisons: int, seed: int = 0):
@@ -75,7 +74,9 @@ def against_choix(n_items, n_comparisons, alpha, repeats_unirank, repeats_choix)
         latent = latent - latent.mean()  # BT is shift-invariant; the penalty prefers mean 0
         log_likelihood, objective = bt_scores(latent, winners, losers, l2)
         rows[name] = {"median_s": median, "times_s": times, "log_likelihood": log_likelihood, "objective": objective}
-        print(f"  {name:28s} {median:9.3f} s   log-lik {log_likelihood:14.4f}   objective {objective:14.4f}", flush=True)
+        print(
+            f"  {name:28s} {median:9.3f} s   log-lik {log_likelihood:14.4f}   objective {objective:14.4f}", flush=True
+        )
     fastest_choix = min(("choix.opt_pairwise", "choix.ilsr_pairwise"), key=lambda k: rows[k]["median_s"])
     speedup = rows[fastest_choix]["median_s"] / rows["unirank.fit_bradley_terry"]["median_s"]
     print(f"  speed-up over the fastest choix method ({fastest_choix}): {speedup:.0f}x")
@@ -93,7 +94,7 @@ def against_choix(n_items, n_comparisons, alpha, repeats_unirank, repeats_choix)
 SCALE_CHILD = """
 import json, sys, time
 sys.path.insert(0, {root!r})
-from benchmarks.memory import peak_rss_mb
+from benchmarks.common import peak_rss_mb
 from benchmarks.fitting import synthetic
 from unirank.fitting import fit_bradley_terry, fit_thurstone
 fit = {{"thurstone": fit_thurstone, "bradley-terry": fit_bradley_terry}}[{link!r}]
@@ -110,17 +111,21 @@ print(json.dumps({{"seconds": seconds, "peak_rss_mb": peak, "rss_before_fit_mb":
 
 
 def at_scale(link, n_items, n_comparisons, repeats):
-    root = str(Path(__file__).resolve().parent.parent)
-    runs = []
-    for seed in range(repeats):
-        code = SCALE_CHILD.format(root=root, link=link, n=n_items, m=n_comparisons, seed=seed)
-        out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
-        runs.append(json.loads(out.strip().splitlines()[-1]))
+    runs = [
+        run_child(SCALE_CHILD.format(root=str(ROOT), link=link, n=n_items, m=n_comparisons, seed=seed))
+        for seed in range(repeats)
+    ]
     median = statistics.median(r["seconds"] for r in runs)
     peak = max(r["peak_rss_mb"] for r in runs)
     print(f"  {link:14s} N={n_items:,} M={n_comparisons:,}: median {median:.1f} s, peak RSS {peak:.0f} MB", flush=True)
-    return {"link": link, "n_items": n_items, "n_comparisons": n_comparisons, "median_s": median,
-            "peak_rss_mb": peak, "runs": runs}
+    return {
+        "link": link,
+        "n_items": n_items,
+        "n_comparisons": n_comparisons,
+        "median_s": median,
+        "peak_rss_mb": peak,
+        "runs": runs,
+    }
 
 
 def main() -> None:
@@ -141,10 +146,7 @@ def main() -> None:
         "versus_choix": versus,
         "scale": scale,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / ("fitting-quick.json" if args.quick else "fitting.json")
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_results("fitting", args.quick, report)
 
 
 def _cpus() -> int:

@@ -17,20 +17,18 @@ Writes benchmarks/results/mining.json (or mining-quick.json).
 from __future__ import annotations
 
 import argparse
-import json
 import platform
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-RESULTS = Path(__file__).parent / "results"
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.common import ROOT, run_child, write_results  # noqa: E402
 
 UNIRANK_CHILD = """
 import json, sys, time
 sys.path.insert(0, {root!r})
-from benchmarks.memory import peak_rss_mb
+from benchmarks.common import peak_rss_mb
 import sentence_transformers  # imported before the clock starts, as in the ST child
 from unirank.mining.pipeline import MiningConfig, mine_beir
 start = time.perf_counter()
@@ -49,7 +47,7 @@ print(json.dumps({{"seconds": seconds, "peak_rss_mb": peak_rss_mb(),
 ST_CHILD = """
 import json, sys, time
 sys.path.insert(0, {root!r})
-from benchmarks.memory import peak_rss_mb
+from benchmarks.common import peak_rss_mb
 from datasets import Dataset
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.util import mine_hard_negatives
@@ -79,7 +77,7 @@ INDEX_CHILD = """
 import json, sys, time
 import numpy as np
 sys.path.insert(0, {root!r})
-from benchmarks.memory import peak_rss_mb
+from benchmarks.common import peak_rss_mb
 from unirank.mining.search import build_index, search
 rng = np.random.default_rng(0)
 base, queries = np.load({docs!r}), np.load({queries!r})
@@ -89,7 +87,9 @@ docs /= np.linalg.norm(docs, axis=1, keepdims=True)
 before = peak_rss_mb()
 start = time.perf_counter(); index = build_index(docs, {kind!r}); build = time.perf_counter() - start
 after_build = peak_rss_mb()
-start = time.perf_counter(); scores, rows = search(index, queries, 100, batch_size=256); seconds = time.perf_counter() - start
+start = time.perf_counter()
+scores, rows = search(index, queries, 100, batch_size=256)
+seconds = time.perf_counter() - start
 np.save({out!r}, rows)
 print(json.dumps({{"kind": index.kind, "params": index.params, "build_s": build, "search_s": seconds,
                   "rss_before_mb": before, "rss_after_build_mb": after_build,
@@ -97,32 +97,32 @@ print(json.dumps({{"kind": index.kind, "params": index.params, "build_s": build,
 """
 
 
-def child(code: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
-                         env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "TOKENIZERS_PARALLELISM": "false"})
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def versus_sentence_transformers(beir: str, k: int, negatives: int) -> dict:
     with tempfile.TemporaryDirectory() as cache:
-        st = child(ST_CHILD.format(root=str(ROOT), beir=beir, k=k, negatives=negatives))
-        same = child(UNIRANK_CHILD.format(root=str(ROOT), beir=beir, k=k, negatives=negatives, cache=cache,
-                                          precision="fp32"))
-        first = child(UNIRANK_CHILD.format(root=str(ROOT), beir=beir, k=k, negatives=negatives, cache=cache,
-                                           precision="bf16"))
-        second = child(UNIRANK_CHILD.format(root=str(ROOT), beir=beir, k=k, negatives=negatives, cache=cache,
-                                            precision="bf16"))
+        st = run_child(ST_CHILD.format(root=str(ROOT), beir=beir, k=k, negatives=negatives))
+        same = run_child(
+            UNIRANK_CHILD.format(root=str(ROOT), beir=beir, k=k, negatives=negatives, cache=cache, precision="fp32")
+        )
+        first = run_child(
+            UNIRANK_CHILD.format(root=str(ROOT), beir=beir, k=k, negatives=negatives, cache=cache, precision="bf16")
+        )
+        second = run_child(
+            UNIRANK_CHILD.format(root=str(ROOT), beir=beir, k=k, negatives=negatives, cache=cache, precision="bf16")
+        )
 
     def agreement(ours: dict) -> tuple[float, int, int]:
         shared = [q for q in ours if q in st["negatives"]]
-        jaccard = [len(set(ours[q]) & set(st["negatives"][q])) / max(len(set(ours[q]) | set(st["negatives"][q])), 1)
-                   for q in shared]
+        jaccard = [
+            len(set(ours[q]) & set(st["negatives"][q])) / max(len(set(ours[q]) | set(st["negatives"][q])), 1)
+            for q in shared
+        ]
         return sum(jaccard) / max(len(jaccard), 1), sum(ours[q] == st["negatives"][q] for q in shared), len(shared)
 
     jaccard_fp32, identical_fp32, compared = agreement(same["negatives"])
     jaccard_bf16, identical_bf16, _ = agreement(first["negatives"])
     report = {
-        "k": k, "negatives": negatives,
+        "k": k,
+        "negatives": negatives,
         "sentence_transformers": {key: st[key] for key in ("seconds", "peak_rss_mb", "queries", "rows_out")},
         "unirank_fp32_first": {key: same[key] for key in ("seconds", "peak_rss_mb", "recall", "timings")},
         "unirank_first": {key: first[key] for key in ("seconds", "peak_rss_mb", "recall", "timings")},
@@ -135,14 +135,22 @@ def versus_sentence_transformers(beir: str, k: int, negatives: int) -> dict:
         "bf16": {"mean_jaccard_of_negatives": jaccard_bf16, "identical_negative_lists": identical_bf16},
     }
     print(f"  sentence-transformers  {st['seconds']:7.1f} s  peak {st['peak_rss_mb']:6.0f} MB")
-    print(f"  unirank fp32 (first)   {same['seconds']:7.1f} s  peak {same['peak_rss_mb']:6.0f} MB"
-          f"  ratio {report['time_ratio_fp32_first']:.2f}  recall@{k} {same['recall']:.3f}")
-    print(f"  unirank bf16 (first)   {first['seconds']:7.1f} s  peak {first['peak_rss_mb']:6.0f} MB"
-          f"  ratio {report['time_ratio_first']:.2f}  recall@{k} {first['recall']:.3f}")
-    print(f"  unirank bf16 (cached)  {second['seconds']:7.1f} s  peak {second['peak_rss_mb']:6.0f} MB"
-          f"  ratio {report['time_ratio_cached']:.2f}")
-    print(f"  negatives vs ST over {compared} single-positive queries: fp32 mean Jaccard {jaccard_fp32:.3f}"
-          f" ({identical_fp32} identical lists), bf16 {jaccard_bf16:.3f} ({identical_bf16} identical)")
+    print(
+        f"  unirank fp32 (first)   {same['seconds']:7.1f} s  peak {same['peak_rss_mb']:6.0f} MB"
+        f"  ratio {report['time_ratio_fp32_first']:.2f}  recall@{k} {same['recall']:.3f}"
+    )
+    print(
+        f"  unirank bf16 (first)   {first['seconds']:7.1f} s  peak {first['peak_rss_mb']:6.0f} MB"
+        f"  ratio {report['time_ratio_first']:.2f}  recall@{k} {first['recall']:.3f}"
+    )
+    print(
+        f"  unirank bf16 (cached)  {second['seconds']:7.1f} s  peak {second['peak_rss_mb']:6.0f} MB"
+        f"  ratio {report['time_ratio_cached']:.2f}"
+    )
+    print(
+        f"  negatives vs ST over {compared} single-positive queries: fp32 mean Jaccard {jaccard_fp32:.3f}"
+        f" ({identical_fp32} identical lists), bf16 {jaccard_bf16:.3f} ({identical_bf16} identical)"
+    )
     return report
 
 
@@ -156,27 +164,44 @@ def index_scaling(beir: str, sizes: list[int]) -> list[dict]:
     encoder = Encoder.load("minilm")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        np.save(f"{tmp}/docs.npy", encoder.encode(list(data.corpus.values()), cache_dir=ROOT / ".unirank-cache/embeddings",
-                                                  show_progress_bar=False))
-        np.save(f"{tmp}/queries.npy", encoder.encode(list(data.queries.values()), role="query",
-                                                     cache_dir=ROOT / ".unirank-cache/embeddings",
-                                                     show_progress_bar=False))
+        np.save(
+            f"{tmp}/docs.npy",
+            encoder.encode(
+                list(data.corpus.values()), cache_dir=ROOT / ".unirank-cache/embeddings", show_progress_bar=False
+            ),
+        )
+        np.save(
+            f"{tmp}/queries.npy",
+            encoder.encode(
+                list(data.queries.values()),
+                role="query",
+                cache_dir=ROOT / ".unirank-cache/embeddings",
+                show_progress_bar=False,
+            ),
+        )
         for n in sizes:
             results = {}
             for kind in ("flat", "hnsw", "ivf"):
                 out = f"{tmp}/{kind}-{n}.npy"
-                results[kind] = child(INDEX_CHILD.format(root=str(ROOT), n=n, kind=kind, out=out,
-                                                         docs=f"{tmp}/docs.npy", queries=f"{tmp}/queries.npy"))
+                results[kind] = run_child(
+                    INDEX_CHILD.format(
+                        root=str(ROOT), n=n, kind=kind, out=out, docs=f"{tmp}/docs.npy", queries=f"{tmp}/queries.npy"
+                    )
+                )
                 results[kind]["rows"] = np.load(out)
             exact = results["flat"]["rows"]
             for kind, result in results.items():
                 hits = result.pop("rows")
-                result["recall@100_vs_exact"] = float(np.mean([len(set(a) & set(b)) / 100 for a, b in zip(hits, exact)]))
+                result["recall@100_vs_exact"] = float(
+                    np.mean([len(set(a) & set(b)) / 100 for a, b in zip(hits, exact)])
+                )
                 result["n"] = n
                 rows.append(result)
-                print(f"  N={n:>7,} {kind:5s} build {result['build_s']:6.1f} s  search {result['search_s']:6.2f} s"
-                      f"  recall@100 {result['recall@100_vs_exact']:.3f}  peak RSS {result['peak_rss_mb']:.0f} MB"
-                      f" (after build {result['rss_after_build_mb']:.0f} MB)")
+                print(
+                    f"  N={n:>7,} {kind:5s} build {result['build_s']:6.1f} s  search {result['search_s']:6.2f} s"
+                    f"  recall@100 {result['recall@100_vs_exact']:.3f}  peak RSS {result['peak_rss_mb']:.0f} MB"
+                    f" (after build {result['rss_after_build_mb']:.0f} MB)"
+                )
     return rows
 
 
@@ -190,12 +215,14 @@ def main() -> None:
     versus = versus_sentence_transformers(beir, 10 if args.quick else 100, 3 if args.quick else 7)
     print("index scaling (corpus embeddings copied with noise, its queries, 256-query batches):")
     scaling = index_scaling(beir, [20_000] if args.quick else [20_000, 200_000])
-    report = {"benchmark": "mining", "quick": args.quick, "machine": {"platform": platform.platform(), "cpus": 2},
-              "versus_sentence_transformers": versus, "index_scaling": scaling}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / ("mining-quick.json" if args.quick else "mining.json")
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {out}")
+    report = {
+        "benchmark": "mining",
+        "quick": args.quick,
+        "machine": {"platform": platform.platform(), "cpus": 2},
+        "versus_sentence_transformers": versus,
+        "index_scaling": scaling,
+    }
+    write_results("mining", args.quick, report)
 
 
 if __name__ == "__main__":

@@ -13,21 +13,19 @@ Writes benchmarks/results/scale.json and scale.png (or *-quick.*).
 from __future__ import annotations
 
 import argparse
-import json
 import platform
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-RESULTS = Path(__file__).parent / "results"
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.common import ROOT, run_child, write_results  # noqa: E402
 
 MINING_CHILD = """
 import json, sys, time
 import numpy as np
 sys.path.insert(0, {root!r})
-from benchmarks.memory import peak_rss_mb
+from benchmarks.common import peak_rss_mb
 from unirank.mining.search import build_index, search
 rng = np.random.default_rng(0)
 centres = rng.normal(size=(2000, 384)).astype(np.float32)
@@ -37,7 +35,9 @@ queries = docs[rng.choice({n}, 1000, replace=False)] + 0.05 * rng.normal(size=(1
 queries /= np.linalg.norm(queries, axis=1, keepdims=True)
 data_mb = peak_rss_mb()
 start = time.perf_counter(); index = build_index(docs, {kind!r}); build = time.perf_counter() - start
-start = time.perf_counter(); _, rows = search(index, queries, 100, batch_size=256); seconds = time.perf_counter() - start
+start = time.perf_counter()
+_, rows = search(index, queries, 100, batch_size=256)
+seconds = time.perf_counter() - start
 np.save({out!r}, rows)
 print(json.dumps({{"n": {n}, "kind": {kind!r}, "params": index.params, "build_s": build, "search_s": seconds,
                   "rss_after_data_mb": data_mb,
@@ -49,7 +49,7 @@ import json, sys, time
 import numpy as np
 from scipy.special import ndtr
 sys.path.insert(0, {root!r})
-from benchmarks.memory import peak_rss_mb
+from benchmarks.common import peak_rss_mb
 from unirank.fitting import fit_thurstone
 rng = np.random.default_rng(0)
 n, m = {m} // 10, {m}
@@ -66,11 +66,6 @@ print(json.dumps({{"comparisons": m, "items": n, "seconds": seconds, "converged"
 """
 
 
-def child(code: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def mining_curve(sizes: list[int]) -> list[dict]:
     import numpy as np
 
@@ -80,24 +75,30 @@ def mining_curve(sizes: list[int]) -> list[dict]:
             exact = None
             for kind in ("flat", "ivf"):
                 out = f"{tmp}/{kind}-{n}.npy"
-                row = child(MINING_CHILD.format(root=str(ROOT), n=n, kind=kind, out=out))
+                row = run_child(MINING_CHILD.format(root=str(ROOT), n=n, kind=kind, out=out))
                 hits = np.load(out)
                 exact = hits if kind == "flat" else exact
                 row["recall@100_vs_exact"] = float(np.mean([len(set(x) & set(y)) / 100 for x, y in zip(hits, exact)]))
                 rows.append(row)
-                print(f"  mining N={n:>9,} {kind:4s} build {row['build_s']:7.1f} s  search {row['search_s']:7.2f} s"
-                      f"  recall@100 {row['recall@100_vs_exact']:.3f}  peak RSS {row['peak_rss_mb']:6.0f} MB"
-                      f" (data {row['rss_after_data_mb']:.0f} MB)", flush=True)
+                print(
+                    f"  mining N={n:>9,} {kind:4s} build {row['build_s']:7.1f} s  search {row['search_s']:7.2f} s"
+                    f"  recall@100 {row['recall@100_vs_exact']:.3f}  peak RSS {row['peak_rss_mb']:6.0f} MB"
+                    f" (data {row['rss_after_data_mb']:.0f} MB)",
+                    flush=True,
+                )
     return rows
 
 
 def fit_curve(sizes: list[int]) -> list[dict]:
     rows = []
     for m in sizes:
-        row = child(FIT_CHILD.format(root=str(ROOT), m=m))
+        row = run_child(FIT_CHILD.format(root=str(ROOT), m=m))
         rows.append(row)
-        print(f"  fit M={m:>11,}  {row['seconds']:7.2f} s  peak RSS {row['peak_rss_mb']:6.0f} MB"
-              f" (data {row['rss_after_data_mb']:.0f} MB)", flush=True)
+        print(
+            f"  fit M={m:>11,}  {row['seconds']:7.2f} s  peak RSS {row['peak_rss_mb']:6.0f} MB"
+            f" (data {row['rss_after_data_mb']:.0f} MB)",
+            flush=True,
+        )
     return rows
 
 
@@ -110,23 +111,45 @@ def plot(mining: list[dict], fit: list[dict], path: Path) -> None:
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     for kind in ("flat", "ivf"):
         rows = [r for r in mining if r["kind"] == kind]
-        left.plot([r["n"] for r in rows], [r["build_s"] + r["search_s"] for r in rows], marker="o",
-                  label=f"{kind}: build + search (s)")
+        left.plot(
+            [r["n"] for r in rows],
+            [r["build_s"] + r["search_s"] for r in rows],
+            marker="o",
+            label=f"{kind}: build + search (s)",
+        )
     left2 = left.twinx()
     rows = [r for r in mining if r["kind"] == "flat"]
-    left2.plot([r["n"] for r in rows], [r["peak_rss_mb"] for r in rows], color="grey", linestyle="--", marker="s",
-               label="peak RSS (MB)")
-    left.set(xscale="log", yscale="log", xlabel="corpus vectors", ylabel="seconds",
-             title="mining: 1,000 queries, top 100")
+    left2.plot(
+        [r["n"] for r in rows],
+        [r["peak_rss_mb"] for r in rows],
+        color="grey",
+        linestyle="--",
+        marker="s",
+        label="peak RSS (MB)",
+    )
+    left.set(
+        xscale="log", yscale="log", xlabel="corpus vectors", ylabel="seconds", title="mining: 1,000 queries, top 100"
+    )
     left2.set_ylabel("peak RSS (MB)")
     left.legend(loc="upper left", fontsize=8)
     left2.legend(loc="lower right", fontsize=8)
     right.plot([r["comparisons"] for r in fit], [r["seconds"] for r in fit], marker="o", label="seconds")
     right2 = right.twinx()
-    right2.plot([r["comparisons"] for r in fit], [r["peak_rss_mb"] for r in fit], color="grey", linestyle="--",
-                marker="s", label="peak RSS (MB)")
-    right.set(xscale="log", yscale="log", xlabel="comparisons (items = comparisons / 10)", ylabel="seconds",
-              title="Thurstone fit")
+    right2.plot(
+        [r["comparisons"] for r in fit],
+        [r["peak_rss_mb"] for r in fit],
+        color="grey",
+        linestyle="--",
+        marker="s",
+        label="peak RSS (MB)",
+    )
+    right.set(
+        xscale="log",
+        yscale="log",
+        xlabel="comparisons (items = comparisons / 10)",
+        ylabel="seconds",
+        title="Thurstone fit",
+    )
     right2.set_ylabel("peak RSS (MB)")
     right.legend(loc="upper left", fontsize=8)
     right2.legend(loc="lower right", fontsize=8)
@@ -145,13 +168,14 @@ def main() -> None:
     mining = mining_curve(corpus_sizes)
     print("fit:")
     fit = fit_curve(comparison_sizes)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = "scale-quick" if args.quick else "scale"
-    plot(mining, fit, RESULTS / f"{stem}.png")
-    report = {"benchmark": "scale", "quick": args.quick, "machine": {"platform": platform.platform(), "cpus": 2},
-              "mining": mining, "fit": fit}
-    (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {RESULTS / stem}.json and .png")
+    report = {
+        "benchmark": "scale",
+        "quick": args.quick,
+        "machine": {"platform": platform.platform(), "cpus": 2},
+        "mining": mining,
+        "fit": fit,
+    }
+    plot(mining, fit, write_results("scale", args.quick, report).with_suffix(".png"))
 
 
 if __name__ == "__main__":

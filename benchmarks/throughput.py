@@ -16,20 +16,18 @@ Writes benchmarks/results/throughput.json (or throughput-quick.json).
 from __future__ import annotations
 
 import argparse
-import json
 import platform
-import subprocess
 import sys
 from pathlib import Path
 
-RESULTS = Path(__file__).parent / "results"
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.common import ROOT, run_child, write_results  # noqa: E402
 
 CHILD = """
 import json, statistics, sys, time
 import numpy as np, torch
 sys.path.insert(0, {root!r})
-from benchmarks.memory import peak_rss_mb
+from benchmarks.common import peak_rss_mb
 from unirank.adapters import RetrievalAdapter
 from unirank.adapters.base import pad_chunks
 from unirank.data.readers import read_beir
@@ -80,10 +78,7 @@ print(json.dumps({{"method": {method!r}, "comparisons_per_step": comparisons, "s
 
 
 def run(method: str, scifact: str, steps: int) -> dict:
-    code = CHILD.format(root=str(ROOT), scifact=scifact, method=method, steps=steps)
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
-                         env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "PYTHONWARNINGS": "ignore"})
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_child(CHILD.format(root=str(ROOT), scifact=scifact, method=method, steps=steps))
 
 
 def main() -> None:
@@ -96,17 +91,23 @@ def main() -> None:
     for method in ("pairwise", "group", "pairwise", "group"):  # interleaved, twice: the machine is noisy
         row = run(method, args.scifact, steps)
         rows.setdefault(method, []).append(row)
-        print(f"  {method:9s} {row['comparisons_per_s']:7.2f} comparisons/s  ({row['median_step_s']:.2f} s/step,"
-              f" {row['comparisons_per_step']} comparisons/step)  peak RSS {row['peak_rss_mb']:.0f} MB", flush=True)
+        print(
+            f"  {method:9s} {row['comparisons_per_s']:7.2f} comparisons/s  ({row['median_step_s']:.2f} s/step,"
+            f" {row['comparisons_per_step']} comparisons/step)  peak RSS {row['peak_rss_mb']:.0f} MB",
+            flush=True,
+        )
     best = {m: max(r["comparisons_per_s"] for r in runs) for m, runs in rows.items()}
     ratio = best["group"] / best["pairwise"]
     print(f"group batching / pair-wise encoding: {ratio:.1f}x comparisons per second")
-    report = {"benchmark": "throughput", "quick": args.quick, "machine": {"platform": platform.platform(), "cpus": 2},
-              "runs": rows, "best_comparisons_per_s": best, "ratio": ratio}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / ("throughput-quick.json" if args.quick else "throughput.json")
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {out}")
+    report = {
+        "benchmark": "throughput",
+        "quick": args.quick,
+        "machine": {"platform": platform.platform(), "cpus": 2},
+        "runs": rows,
+        "best_comparisons_per_s": best,
+        "ratio": ratio,
+    }
+    write_results("throughput", args.quick, report)
 
 
 if __name__ == "__main__":

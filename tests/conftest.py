@@ -21,8 +21,12 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-TEXTS = ["the quick brown fox jumps over the lazy dog", "a reward model scores a response to a prompt",
-         "Assistant: here is a short answer", "User: what is the capital of France?"] * 20
+TEXTS = [
+    "the quick brown fox jumps over the lazy dog",
+    "a reward model scores a response to a prompt",
+    "Assistant: here is a short answer",
+    "User: what is the capital of France?",
+] * 20
 
 
 @pytest.fixture(scope="session")
@@ -34,16 +38,21 @@ def tiny_decoder(tmp_path_factory):
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
-    bpe.train_from_iterator(TEXTS, trainers.BpeTrainer(vocab_size=400, special_tokens=["<|endoftext|>"],
-                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    bpe.train_from_iterator(
+        TEXTS,
+        trainers.BpeTrainer(
+            vocab_size=400, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        ),
+    )
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|endoftext|>")
-    tokenizer.chat_template = ("{% for m in messages %}<{{ m['role'] }}> {{ m['content'] }}\n{% endfor %}"
-                               "{% if add_generation_prompt %}<assistant> {% endif %}")
-    model = GPT2ForSequenceClassification(GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=2,
-                                                     n_positions=128, num_labels=1))
+    tokenizer.chat_template = (
+        "{% for m in messages %}<{{ m['role'] }}> {{ m['content'] }}\n{% endfor %}"
+        "{% if add_generation_prompt %}<assistant> {% endif %}"
+    )
+    model = GPT2ForSequenceClassification(
+        GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=2, n_positions=128, num_labels=1)
+    )
     folder = tmp_path_factory.mktemp("decoder")
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
     return str(folder)
-
-

@@ -16,9 +16,11 @@ from unirank.data.tables import Tables
 from unirank.export import export_checkpoint, load_checkpoint
 from unirank.module import Schedule, UnirankModule
 
-PAIRS = [("why is the sky blue", "Air scatters blue light more than red."),
-         ("why is the sky blue", "Cheese is made from milk."),
-         ("what makes bread rise", "Yeast releases carbon dioxide in the dough.")]
+PAIRS = [
+    ("why is the sky blue", "Air scatters blue light more than red."),
+    ("why is the sky blue", "Cheese is made from milk."),
+    ("what makes bread rise", "Yeast releases carbon dioxide in the dough."),
+]
 
 
 @pytest.fixture(scope="module")
@@ -26,17 +28,33 @@ def checkpoint(tmp_path_factory):
     import polars as pl
 
     folder = tmp_path_factory.mktemp("export")
-    items = pl.DataFrame({"group_id": ["q"] * 3 + ["r"] * 2, "item_id": ["a", "b", "c", "d", "e"],
-                          "text": [t for _, t in PAIRS] + ["Bees dance.", "Moons orbit."],
-                          "label": [1.0, 0.0, 0.0, 1.0, 0.0]})
-    Tables(groups=pl.DataFrame({"group_id": ["q", "r"], "context": ["why is the sky blue", "how do bees talk"],
-                                "split": ["train", "train"]}),
-           items=items,
-           comparisons=pl.DataFrame({"group_id": ["q", "q", "r"], "item_a": ["a", "a", "d"],
-                                     "item_b": ["b", "c", "e"]})).write(folder / "data")
+    items = pl.DataFrame(
+        {
+            "group_id": ["q"] * 3 + ["r"] * 2,
+            "item_id": ["a", "b", "c", "d", "e"],
+            "text": [t for _, t in PAIRS] + ["Bees dance.", "Moons orbit."],
+            "label": [1.0, 0.0, 0.0, 1.0, 0.0],
+        }
+    )
+    Tables(
+        groups=pl.DataFrame(
+            {
+                "group_id": ["q", "r"],
+                "context": ["why is the sky blue", "how do bees talk"],
+                "split": ["train", "train"],
+            }
+        ),
+        items=items,
+        comparisons=pl.DataFrame({"group_id": ["q", "q", "r"], "item_a": ["a", "a", "d"], "item_b": ["b", "c", "e"]}),
+    ).write(folder / "data")
     module = UnirankModule(model="tiny", adapter=RetrievalAdapter(max_length=64), schedule=Schedule(1, 1), lr=1e-3)
-    trainer = L.Trainer(max_epochs=2, logger=False, enable_progress_bar=False, enable_model_summary=False,
-                        callbacks=[ModelCheckpoint(dirpath=folder, filename="final")])
+    trainer = L.Trainer(
+        max_epochs=2,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[ModelCheckpoint(dirpath=folder, filename="final")],
+    )
     trainer.fit(module, datamodule=UnirankDataModule(TablesDir(str(folder / "data"))))
     return folder / "final.ckpt", module
 
@@ -56,8 +74,9 @@ def test_export_loads_in_both_libraries_with_the_checkpoint_scores(checkpoint, t
     model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "model").eval()
     tokenizer = AutoTokenizer.from_pretrained(tmp_path / "model")
     with torch.no_grad():
-        logits = model(**tokenizer([q for q, _ in PAIRS], [d for _, d in PAIRS], padding=True,
-                                   return_tensors="pt")).logits[:, 0]
+        logits = model(
+            **tokenizer([q for q, _ in PAIRS], [d for _, d in PAIRS], padding=True, return_tensors="pt")
+        ).logits[:, 0]
     np.testing.assert_allclose(logits.numpy(), expected, atol=1e-5)
 
     info = json.loads((tmp_path / "model/unirank.json").read_text())
@@ -79,9 +98,19 @@ def test_export_and_score_commands(checkpoint, tmp_path):
 
 def test_fit_fails_before_training_on_bad_input(repo, tmp_path):
     bad = tmp_path / "prefs.jsonl"
-    bad.write_text((repo / "data/demo-preferences.jsonl").read_text() + '{"prompt": "x", "chosen": "y", "rejected": 5}\n')
+    bad.write_text(
+        (repo / "data/demo-preferences.jsonl").read_text() + '{"prompt": "x", "chosen": "y", "rejected": 5}\n'
+    )
     with pytest.raises(SystemExit, match=r"nothing was trained: .*prefs.jsonl, line 37: 'rejected' must be a string"):
-        main(["fit", "--config", str(repo / "lightning_configs/debug.yaml"),
-              f"--data.source.init_args.path={bad}", f"--trainer.default_root_dir={tmp_path}",
-              f"--export.dirpath={tmp_path / 'model'}", "--trainer.logger=false"])
+        main(
+            [
+                "fit",
+                "--config",
+                str(repo / "lightning_configs/debug.yaml"),
+                f"--data.source.init_args.path={bad}",
+                f"--trainer.default_root_dir={tmp_path}",
+                f"--export.dirpath={tmp_path / 'model'}",
+                "--trainer.logger=false",
+            ]
+        )
     assert not (tmp_path / "model").exists()

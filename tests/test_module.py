@@ -2,7 +2,6 @@
 
 import lightning as L
 import numpy as np
-import polars as pl
 import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -15,17 +14,34 @@ from unirank.module import Calibration, Schedule, UnirankModule
 
 
 def make(repo, schedule=Schedule(1, 1), calibration=Calibration(), lr=1e-3):
-    module = UnirankModule(model="tiny", adapter=ChatAdapter(max_length=64), schedule=schedule,
-                           calibration=calibration, lr=lr, head_lr=lr, warmup_ratio=0.0, seed=0)
-    data = UnirankDataModule(Preferences(str(repo / "data/demo-preferences.jsonl"), validation_fraction=0.2),
-                             batch_groups=8, seed=0)
+    module = UnirankModule(
+        model="tiny",
+        adapter=ChatAdapter(max_length=64),
+        schedule=schedule,
+        calibration=calibration,
+        lr=lr,
+        head_lr=lr,
+        warmup_ratio=0.0,
+        seed=0,
+    )
+    data = UnirankDataModule(
+        Preferences(str(repo / "data/demo-preferences.jsonl"), validation_fraction=0.2), batch_groups=8, seed=0
+    )
     return module, data
 
 
 def trainer(tmp_path, epochs, callbacks=(), **kwargs):
-    return L.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_progress_bar=False,
-                     enable_model_summary=False, default_root_dir=tmp_path, callbacks=list(callbacks),
-                     enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks), **kwargs)
+    return L.Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        callbacks=list(callbacks),
+        enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
+        **kwargs,
+    )
 
 
 def test_fit_changes_every_parameter_and_targets_are_the_fit(repo, tmp_path):
@@ -91,7 +107,8 @@ def test_resume_after_a_crash_ends_with_the_same_weights(repo, tmp_path, die_at_
 
     resumed, data = make(repo, schedule=schedule)
     trainer(tmp_path / "b", 3, [ModelCheckpoint(dirpath=tmp_path / "c")]).fit(
-        resumed, datamodule=data, ckpt_path=str(tmp_path / "b/last.ckpt"))
+        resumed, datamodule=data, ckpt_path=str(tmp_path / "b/last.ckpt")
+    )
     for (name, a), b in zip(straight.named_parameters(), resumed.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
     assert resumed.targets.equals(straight.targets)

@@ -8,6 +8,7 @@ from unirank.adapters import ChatAdapter, RetrievalAdapter
 from unirank.module import UnirankModule
 from unirank.scorer import load_backbone
 
+
 def test_decoder_gets_a_pad_token_and_scores_do_not_depend_on_padding(tiny_decoder):
     model, tokenizer = load_backbone(tiny_decoder)
     assert tokenizer.pad_token == "<|endoftext|>" and model.config.pad_token_id == tokenizer.pad_token_id
@@ -30,8 +31,11 @@ def test_chat_template_prompt_is_cut_from_the_left_never_the_response(tiny_decod
 
 def test_bert_pair_keeps_the_response_and_the_latest_turns():
     _, tokenizer = load_backbone("tiny")
-    turns = [{"role": "user", "content": "first turn " * 30}, {"role": "assistant", "content": "ok"},
-             {"role": "user", "content": "final question?"}]
+    turns = [
+        {"role": "user", "content": "first turn " * 30},
+        {"role": "assistant", "content": "ok"},
+        {"role": "user", "content": "final question?"},
+    ]
     [encoded] = ChatAdapter(max_length=32).encode(tokenizer, [json.dumps(turns)], ["the answer is forty two"])
     text = tokenizer.decode(encoded.input_ids)
     assert len(encoded.input_ids) == 32

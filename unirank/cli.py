@@ -1,12 +1,12 @@
 """The `unirank` command.
 
-    unirank fit|validate|test|predict --config lightning_configs/<recipe>.yaml   (LightningCLI)
-    unirank mine      --beir DIR --split train --out OUT_DIR
-    unirank judge     requests|import|teacher --tables MINED_DIR ...
-    unirank calibrate --comparisons comparisons.parquet --out targets.parquet
-    unirank evaluate  --model DIR_OR_CKPT (--beir DIR | --preferences FILE | --tables DIR) --out REPORT_DIR
-    unirank export    CKPT OUT_DIR
-    unirank score     --model DIR_OR_CKPT --input rows.jsonl --out scores.jsonl
+unirank fit|validate|test|predict --config lightning_configs/<recipe>.yaml   (LightningCLI)
+unirank mine      --beir DIR --split train --out OUT_DIR
+unirank judge     requests|import|teacher --tables MINED_DIR ...
+unirank calibrate --comparisons comparisons.parquet --out targets.parquet
+unirank evaluate  --model DIR_OR_CKPT (--beir DIR | --preferences FILE | --tables DIR) --out REPORT_DIR
+unirank export    CKPT OUT_DIR
+unirank score     --model DIR_OR_CKPT --input rows.jsonl --out scores.jsonl
 """
 
 from __future__ import annotations
@@ -47,10 +47,20 @@ def _mine(args: argparse.Namespace) -> None:
     from unirank.data.tables import TableError
     from unirank.mining.pipeline import MiningConfig, mine_beir, write_mined
 
-    config = MiningConfig(encoder=args.encoder, precision=args.precision, k=args.k, negatives=args.negatives,
-                          relative_margin=args.relative_margin, absolute_margin=args.absolute_margin,
-                          range_min=args.range_min, pairs_k=args.pairs_k, validation_fraction=args.validation_fraction,
-                          keep_ranking=args.keep_ranking, index=args.index, cache_dir=args.cache_dir)
+    config = MiningConfig(
+        encoder=args.encoder,
+        precision=args.precision,
+        k=args.k,
+        negatives=args.negatives,
+        relative_margin=args.relative_margin,
+        absolute_margin=args.absolute_margin,
+        range_min=args.range_min,
+        pairs_k=args.pairs_k,
+        validation_fraction=args.validation_fraction,
+        keep_ranking=args.keep_ranking,
+        index=args.index,
+        cache_dir=args.cache_dir,
+    )
     try:
         tables, summary = mine_beir(args.beir, args.split, config)
     except TableError as error:
@@ -98,8 +108,8 @@ def _teacher(model: str):
 def _evaluate(args: argparse.Namespace) -> None:
     from unirank.data.readers import read_beir
     from unirank.data.sources import Preferences, StepSolutions, TablesDir
-    from unirank.evaluation.process import evaluate_process
     from unirank.data.tables import TableError
+    from unirank.evaluation.process import evaluate_process
     from unirank.evaluation.report import evaluate_preferences, evaluate_retrieval, write_report
     from unirank.mining.pipeline import MiningConfig, mine_beir
     from unirank.scoring import load_scorer
@@ -107,8 +117,11 @@ def _evaluate(args: argparse.Namespace) -> None:
     predictors = {args.name or Path(args.model).name: load_scorer(args.model)}
     if args.compare:
         predictors[args.compare_name or Path(args.compare).name] = load_scorer(args.compare)
-    fractions = {k: v for k, v in (("validation_fraction", args.validation_fraction),
-                                   ("test_fraction", args.test_fraction)) if v is not None}
+    fractions = {
+        k: v
+        for k, v in (("validation_fraction", args.validation_fraction), ("test_fraction", args.test_fraction))
+        if v is not None
+    }
     try:
         if args.beir:
             config = MiningConfig(encoder=args.encoder, k=args.k, keep_ranking=True, cache_dir=args.cache_dir)
@@ -189,12 +202,20 @@ def _parser() -> argparse.ArgumentParser:
     mine.add_argument("--beir", type=Path, required=True, help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/)")
     mine.add_argument("--split", default="train")
     mine.add_argument("--encoder", default="minilm", help="sentence-transformers model name or path (default minilm)")
-    mine.add_argument("--precision", choices=["bf16", "fp32"], default="bf16",
-                      help="encoding precision (bf16 autocast: about 2x faster on CPU)")
+    mine.add_argument(
+        "--precision",
+        choices=["bf16", "fp32"],
+        default="bf16",
+        help="encoding precision (bf16 autocast: about 2x faster on CPU)",
+    )
     mine.add_argument("--k", type=int, default=100, help="hits searched per query")
     mine.add_argument("--negatives", type=int, default=7, help="hard negatives kept per query")
-    mine.add_argument("--relative-margin", type=float, default=0.95,
-                      help="drop hits scoring >= this x the lowest positive's score (TopK-PercPos)")
+    mine.add_argument(
+        "--relative-margin",
+        type=float,
+        default=0.95,
+        help="drop hits scoring >= this x the lowest positive's score (TopK-PercPos)",
+    )
     mine.add_argument("--absolute-margin", type=float, default=None)
     mine.add_argument("--range-min", type=int, default=0, help="skip the top ranks")
     mine.add_argument("--pairs-k", type=int, default=8, help="comparisons per candidate (random cycles)")
@@ -206,8 +227,11 @@ def _parser() -> argparse.ArgumentParser:
     mine.set_defaults(run=_mine)
 
     judge = commands.add_parser("judge", help="label mined pairs: external judges by file, or a teacher model")
-    judge.add_argument("action", choices=["requests", "import", "teacher"],
-                       help="requests: write pairs for judges; import: read their answers; teacher: label with a model")
+    judge.add_argument(
+        "action",
+        choices=["requests", "import", "teacher"],
+        help="requests: write pairs for judges; import: read their answers; teacher: label with a model",
+    )
     judge.add_argument("--tables", type=Path, required=True, help="a mined folder (groups/items/comparisons)")
     judge.add_argument("--judgments", type=Path, help="import: JSONL of {pair_id, item_a, item_b, preferred}")
     judge.add_argument("--model", help="teacher: a unirank export/checkpoint or a CrossEncoder name/path")
@@ -225,10 +249,13 @@ def _parser() -> argparse.ArgumentParser:
     data.add_argument("--preferences", type=Path, help="preferences: a JSONL/JSON file (see --format)")
     data.add_argument("--steps", type=Path, help="process: PRMBench-shaped step-wise solutions (JSONL)")
     data.add_argument("--tables", type=Path, help="a folder of canonical tables (groups/items/comparisons)")
-    evaluate.add_argument("--split", default="test", help="split to evaluate (BEIR qrels split, or a group split; 'all')")
+    evaluate.add_argument(
+        "--split", default="test", help="split to evaluate (BEIR qrels split, or a group split; 'all')"
+    )
     evaluate.add_argument("--format", default="trl", choices=["trl", "hh-rlhf", "pandalm"])
-    evaluate.add_argument("--validation-fraction", type=float, help="group split fractions (default: the reader's,"
-                          " as used for training)")
+    evaluate.add_argument(
+        "--validation-fraction", type=float, help="group split fractions (default: the reader's, as used for training)"
+    )
     evaluate.add_argument("--test-fraction", type=float)
     evaluate.add_argument("--encoder", default="minilm", help="first-stage bi-encoder for --beir")
     evaluate.add_argument("--k", type=int, default=100, help="first-stage depth for --beir")
@@ -256,8 +283,8 @@ def _lightning(argv: list[str] | None) -> None:
     """LightningCLI over UnirankModule and UnirankDataModule; argv None reads the command line."""
     from lightning.pytorch.cli import LightningCLI
 
-    from unirank.data.tables import TableError
     from unirank.data.datamodule import UnirankDataModule
+    from unirank.data.tables import TableError
     from unirank.export import ExportModel
     from unirank.module import UnirankModule
 
@@ -276,8 +303,9 @@ def _lightning(argv: list[str] | None) -> None:
             UnirankDataModule,
             args=argv,
             save_config_kwargs={"overwrite": True},
-            trainer_defaults={"logger": {"class_path": "lightning.pytorch.loggers.CSVLogger",
-                                         "init_args": {"save_dir": "runs"}}},
+            trainer_defaults={
+                "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": "runs"}}
+            },
         )
     except TableError as error:
         raise SystemExit(f"unirank: bad input, nothing was trained: {error}") from None

@@ -22,8 +22,9 @@ from unirank.module import Calibration, Schedule, UnirankModule
 SIGMOID = "torch.nn.modules.activation.Sigmoid"
 
 
-def export_model(module: UnirankModule, out_dir: str | Path, stage: str | None = None,
-                 validation: dict | None = None) -> Path:
+def export_model(
+    module: UnirankModule, out_dir: str | Path, stage: str | None = None, validation: dict | None = None
+) -> Path:
     """Write the export folder atomically (a killed export leaves the old folder or none).
 
     validation: metrics measured on the validation split, recorded in unirank.json."""
@@ -45,7 +46,11 @@ def export_model(module: UnirankModule, out_dir: str | Path, stage: str | None =
                 **config["calibration"],
                 "trained_through": stage,
                 "probability": "sigmoid(logit)"
-                + (": calibrated against the Thurstone targets" if stage == "pointwise" else ": stage 1 only, uncalibrated"),
+                + (
+                    ": calibrated against the Thurstone targets"
+                    if stage == "pointwise"
+                    else ": stage 1 only, uncalibrated"
+                ),
             },
             "base_model": config["model"],
             "validation": validation or {},
@@ -96,12 +101,23 @@ class ExportModel(L.Callback):
         if not trainer.is_global_zero:
             return
         out = Path(self.dirpath or Path(trainer.log_dir or ".") / "model")
-        metrics = {k.removeprefix("val/"): round(float(v), 4) for k, v in trainer.callback_metrics.items()
-                   if k.startswith("val/")}
+        metrics = {
+            k.removeprefix("val/"): round(float(v), 4)
+            for k, v in trainer.callback_metrics.items()
+            if k.startswith("val/")
+        }
         export_model(pl_module, out, validation=metrics)
-        print("\nvalidation split, after " + " → ".join(
-            f"{n} {s}" for n, s in (("pairwise", pl_module.schedule.pairwise_epochs),
-                                    ("pointwise", pl_module.schedule.pointwise_epochs)) if s))
+        print(
+            "\nvalidation split, after "
+            + " → ".join(
+                f"{n} {s}"
+                for n, s in (
+                    ("pairwise", pl_module.schedule.pairwise_epochs),
+                    ("pointwise", pl_module.schedule.pointwise_epochs),
+                )
+                if s
+            )
+        )
         for name, value in sorted(metrics.items()):
             print(f"  {name:22s} {value:.4f}")
         print(f"exported the model to {out}  (loads in transformers and sentence-transformers.CrossEncoder)")

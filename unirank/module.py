@@ -236,8 +236,9 @@ class UnirankModule(L.LightningModule):
         if len(batch["comp_a"]) == 0:
             return scores.sum() * 0.0
         dev = self.device
-        return bradley_terry_loss(scores, batch["comp_a"].to(dev), batch["comp_b"].to(dev),
-                                  batch["p"].to(dev), batch["weight"].to(dev))
+        return bradley_terry_loss(
+            scores, batch["comp_a"].to(dev), batch["comp_b"].to(dev), batch["p"].to(dev), batch["weight"].to(dev)
+        )
 
     def _step_labels(self, out: BatchScores, batch: dict) -> torch.Tensor:
         """The label of every scored step (NaN where unlabeled)."""
@@ -262,8 +263,10 @@ class UnirankModule(L.LightningModule):
 
     def _step_pointwise_loss(self, out: BatchScores, batch: dict) -> torch.Tensor:
         """Stage 2 for steps: BCE(σ(r_i), Φ(latent of step i)) over the steps that have a target."""
-        keys = [(batch["group_id"][o], step_item_id(batch["item_id"][o], k))
-                for o, k in zip(out.step_owner.tolist(), out.step_index.tolist())]
+        keys = [
+            (batch["group_id"][o], step_item_id(batch["item_id"][o], k))
+            for o, k in zip(out.step_owner.tolist(), out.step_index.tolist())
+        ]
         known = [i for i, key in enumerate(keys) if key in self._target_lookup]
         if not known:
             return out.steps.sum() * 0.0
@@ -297,14 +300,23 @@ class UnirankModule(L.LightningModule):
         if "step_labels" in train.tables.items.columns:
             extra.append(step_anchor_comparisons(train.tables.items, self.calibration.label_weight))
         comparisons = pl.concat([comparisons, *[frame for frame in extra if frame.height]])
-        prior = self._stage1_prior(datamodule) if self.calibration.stage1_prior and self.schedule.pairwise_epochs else None
-        targets, fit = fit_targets(comparisons, items=train.tables.items, prior=prior,
-                                   link=self.calibration.link, l2=self.calibration.l2)
-        summary = {"fit/log_likelihood": fit.log_likelihood, "fit/converged": float(fit.converged),
-                   "fit/iterations": float(fit.iterations), "fit/mean_target": float(targets["target"].mean()),
-                   "fit/prior_groups": float(0 if prior is None else prior["group_id"].n_unique())}
-        print(f"Thurstone fit: {targets.height} items, {comparisons.height} comparisons, "
-              f"log-likelihood {fit.log_likelihood:.2f}, converged={fit.converged} in {fit.iterations} Newton steps")
+        prior = (
+            self._stage1_prior(datamodule) if self.calibration.stage1_prior and self.schedule.pairwise_epochs else None
+        )
+        targets, fit = fit_targets(
+            comparisons, items=train.tables.items, prior=prior, link=self.calibration.link, l2=self.calibration.l2
+        )
+        summary = {
+            "fit/log_likelihood": fit.log_likelihood,
+            "fit/converged": float(fit.converged),
+            "fit/iterations": float(fit.iterations),
+            "fit/mean_target": float(targets["target"].mean()),
+            "fit/prior_groups": float(0 if prior is None else prior["group_id"].n_unique()),
+        }
+        print(
+            f"Thurstone fit: {targets.height} items, {comparisons.height} comparisons, "
+            f"log-likelihood {fit.log_likelihood:.2f}, converged={fit.converged} in {fit.iterations} Newton steps"
+        )
         return targets, summary
 
     def set_targets(self, targets: pl.DataFrame) -> None:
@@ -352,8 +364,7 @@ class UnirankModule(L.LightningModule):
             decided = batch["p"] != 0.5
             if decided.any():
                 correct = (torch.sign(margin[decided]) == torch.sign(batch["p"][decided] - 0.5)).float().mean()
-                self.log("val/pairwise_accuracy", correct, prog_bar=True, batch_size=int(decided.sum()),
-                         sync_dist=True)
+                self.log("val/pairwise_accuracy", correct, prog_bar=True, batch_size=int(decided.sum()), sync_dist=True)
             self.log("val/bt_loss", self._pairwise_loss(scores, batch), batch_size=size, sync_dist=True)
         labelled = ~torch.isnan(batch["label"])
         if labelled.any():

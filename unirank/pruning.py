@@ -21,8 +21,9 @@ class PruneResult:
     steps_not_generated: int | None
 
 
-def prune_steps(module, problem: str, steps: Iterable[str], threshold: float = 0.5,
-                total_steps: int | None = None) -> PruneResult:
+def prune_steps(
+    module, problem: str, steps: Iterable[str], threshold: float = 0.5, total_steps: int | None = None
+) -> PruneResult:
     """Consume `steps` one at a time (a list, or a generator producing them), scoring the prefix
     after each; stop at the first step whose probability is below `threshold`.
 

@@ -13,14 +13,20 @@ from torch import nn
 
 from unirank.models import resolve_model_path
 
-TINY_CONFIG = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                   max_position_embeddings=512)
+TINY_CONFIG = dict(
+    hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, max_position_embeddings=512
+)
 
 
 def load_backbone(name_or_path: str, trust_remote_code: bool = False, seed: int = 0):
     """(model, tokenizer) for a name, a local path, `minilm` (packaged all-MiniLM-L6-v2) or `tiny`
     (a 2-layer, 32-wide BERT built in-process with MiniLM's tokenizer, for tests and debugging)."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertForSequenceClassification
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        BertConfig,
+        BertForSequenceClassification,
+    )
 
     if name_or_path == "tiny":
         tokenizer = AutoTokenizer.from_pretrained(resolve_model_path("minilm"))
@@ -77,4 +83,6 @@ class Scorer(nn.Module):
 
 
 def _is_head(name: str) -> bool:
-    return name.startswith(("classifier.", "score.", "pooler.", "bert.pooler.", "roberta.pooler.")) or ".pooler." in name
+    return (
+        name.startswith(("classifier.", "score.", "pooler.", "bert.pooler.", "roberta.pooler.")) or ".pooler." in name
+    )

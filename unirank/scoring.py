@@ -19,8 +19,11 @@ def _adapter_from_export(folder: Path) -> adapters.Adapter:
     if info["domain"] == "chat":
         return adapters.ChatAdapter(max_length=spec["max_length"])
     if info["domain"] == "process":
-        return adapters.ProcessAdapter(max_length=spec["max_length"], problem_max_length=spec["problem_max_length"],
-                                       aggregation=spec["aggregation"])
+        return adapters.ProcessAdapter(
+            max_length=spec["max_length"],
+            problem_max_length=spec["problem_max_length"],
+            aggregation=spec["aggregation"],
+        )
     return adapters.RetrievalAdapter(max_length=spec["max_length"])
 
 
@@ -51,9 +54,13 @@ def load_scorer(path: str | Path) -> Predictor:
         if not (path / "unirank.json").exists():
             raise ValueError(f"{path}: not a unirank export (no unirank.json)")
         info = json.loads((path / "unirank.json").read_text())
-        module = UnirankModule(model=str(path), adapter=_adapter_from_export(path),
-                               calibration=Calibration(**{k: v for k, v in info["calibration"].items()
-                                                          if k in Calibration.__dataclass_fields__}))
+        module = UnirankModule(
+            model=str(path),
+            adapter=_adapter_from_export(path),
+            calibration=Calibration(
+                **{k: v for k, v in info["calibration"].items() if k in Calibration.__dataclass_fields__}
+            ),
+        )
         return Predictor(module, info["calibration"]["trained_through"])
     module = load_checkpoint(path)
     return Predictor(module, "pointwise" if module.targets is not None else "pairwise")

@@ -69,24 +69,37 @@ def test_one_forward_per_solution_scores_every_step(tiny_decoder):
     assert module.sequences_encoded == 3  # not one forward per prefix
     assert out.steps.shape == (sum(len(s) for s in solutions),)
     assert out.step_index[out.step_owner == 0].tolist() == [0, 1, 2, 3]
-    np.testing.assert_allclose(out.items.detach().numpy(),
-                               [out.steps[out.step_owner == i].min().item() for i in range(3)], atol=1e-6)
+    np.testing.assert_allclose(
+        out.items.detach().numpy(), [out.steps[out.step_owner == i].min().item() for i in range(3)], atol=1e-6
+    )
 
 
 def test_a_tiny_process_fit_trains_both_stages(shared_data, tmp_path):
     lines = (shared_data / "prmbench/target_data.jsonl").read_text().splitlines()[:24]
     (tmp_path / "prm.jsonl").write_text("\n".join(lines) + "\n")
-    module = UnirankModule(model="tiny", adapter=ProcessAdapter(max_length=192, problem_max_length=48),
-                           schedule=Schedule(1, 1), lr=1e-3, head_lr=1e-3)
+    module = UnirankModule(
+        model="tiny",
+        adapter=ProcessAdapter(max_length=192, problem_max_length=48),
+        schedule=Schedule(1, 1),
+        lr=1e-3,
+        head_lr=1e-3,
+    )
     data = UnirankDataModule(StepSolutions(str(tmp_path / "prm.jsonl"), 0.2, 0.0), batch_groups=4)
-    L.Trainer(max_epochs=2, logger=False, enable_progress_bar=False, enable_model_summary=False,
-              enable_checkpointing=False, default_root_dir=tmp_path).fit(module, datamodule=data)
+    L.Trainer(
+        max_epochs=2,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        default_root_dir=tmp_path,
+    ).fit(module, datamodule=data)
     step_targets = module.targets.filter(module.targets["item_id"].str.contains("#step"))
     assert step_targets.height > 0
     wrong = step_targets.filter(step_targets["target"] < 0.5).height
     assert 0 < wrong < step_targets.height  # wrong steps lose to the anchor, correct ones beat it
     assert json.dumps(module.config()["adapter"]) == json.dumps(
-        {"class": "ProcessAdapter", "init_args": {"max_length": 192, "problem_max_length": 48, "aggregation": "min"}})
+        {"class": "ProcessAdapter", "init_args": {"max_length": 192, "problem_max_length": 48, "aggregation": "min"}}
+    )
 
 
 def test_process_metrics_on_hand_made_steps():
@@ -107,10 +120,22 @@ def test_evaluate_command_for_process(shared_data, tmp_path):
 
     lines = (shared_data / "prmbench/target_data.jsonl").read_text().splitlines()[:30]
     (tmp_path / "prm.jsonl").write_text("\n".join(lines) + "\n")
-    export_model(UnirankModule(model="tiny", adapter=ProcessAdapter(max_length=160, aggregation="product")),
-                 tmp_path / "model")
-    main(["evaluate", "--model", str(tmp_path / "model"), "--steps", str(tmp_path / "prm.jsonl"), "--split", "all",
-          "--out", str(tmp_path / "report")])
+    export_model(
+        UnirankModule(model="tiny", adapter=ProcessAdapter(max_length=160, aggregation="product")), tmp_path / "model"
+    )
+    main(
+        [
+            "evaluate",
+            "--model",
+            str(tmp_path / "model"),
+            "--steps",
+            str(tmp_path / "prm.jsonl"),
+            "--split",
+            "all",
+            "--out",
+            str(tmp_path / "report"),
+        ]
+    )
     metrics = json.loads((tmp_path / "report/metrics.json").read_text())["systems"]["model"]
     assert metrics["aggregation"] == "product" and metrics["steps"] > 100
     assert {"wrong_step_f1", "first_error_accuracy", "solution_pair_accuracy", "step_ece"} <= metrics.keys()

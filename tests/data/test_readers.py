@@ -60,5 +60,11 @@ def test_optional_columns_get_their_defaults():
     )
     checked = validate(tables, "demo")
     assert checked.comparisons.row(0, named=True) | {} == {
-        "group_id": "g1", "item_a": "a", "item_b": "b", "p": 1.0, "weight": 1.0, "source": "data"}
+        "group_id": "g1",
+        "item_a": "a",
+        "item_b": "b",
+        "p": 1.0,
+        "weight": 1.0,
+        "source": "data",
+    }
     assert checked.groups["split"].to_list() == ["train"] and checked.items["label"].is_null().all()

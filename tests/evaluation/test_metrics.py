@@ -19,8 +19,11 @@ from unirank.export import export_model
 from unirank.module import UnirankModule
 
 QRELS = {"q1": {"d1": 2, "d2": 1, "d9": 1}, "q2": {"d4": 1}, "q3": {"d7": 3, "d8": 0}}
-RUN = {"q1": {"d1": 0.2, "d2": 0.9, "d3": 0.5, "d5": 0.1}, "q2": {"d4": 0.3, "d6": 0.8, "d3": 0.4},
-       "q3": {"d8": 0.9, "d7": 0.1}}
+RUN = {
+    "q1": {"d1": 0.2, "d2": 0.9, "d3": 0.5, "d5": 0.1},
+    "q2": {"d4": 0.3, "d6": 0.8, "d3": 0.4},
+    "q3": {"d8": 0.9, "d7": 0.1},
+}
 
 
 def test_retrieval_metrics_equal_trec_eval():
@@ -28,8 +31,12 @@ def test_retrieval_metrics_equal_trec_eval():
 
     ours = retrieval_metrics(RUN, QRELS, k=10)
     per_query = pytrec_eval.RelevanceEvaluator(QRELS, {"ndcg_cut.10", "recall.100", "map", "recip_rank"}).evaluate(RUN)
-    for ours_name, trec_name in [("ndcg@10", "ndcg_cut_10"), ("recall@100", "recall_100"), ("map", "map"),
-                                 ("mrr@10", "recip_rank")]:  # every first relevant hit is within the top 10 here
+    for ours_name, trec_name in [
+        ("ndcg@10", "ndcg_cut_10"),
+        ("recall@100", "recall_100"),
+        ("map", "map"),
+        ("mrr@10", "recip_rank"),
+    ]:  # every first relevant hit is within the top 10 here
         assert ours[ours_name] == pytest.approx(np.mean([q[trec_name] for q in per_query.values()]), abs=1e-12)
     assert 0 < ours["ndcg@10"] < 1
 
@@ -56,16 +63,23 @@ def test_soft_label_ece_uses_the_same_binning_as_torchmetrics():
     prob = rng.random(400)
     hard = (rng.random(400) < prob).astype(float)
     torchmetrics_ece = calibration_metrics(prob, hard)["ece"]
-    ours = sum(r["count"] / 400 * abs(r["mean_prob"] - r["mean_label"])
-               for r in calibration_metrics(prob, hard)["reliability"] if r["count"])
+    ours = sum(
+        r["count"] / 400 * abs(r["mean_prob"] - r["mean_label"])
+        for r in calibration_metrics(prob, hard)["reliability"]
+        if r["count"]
+    )
     assert torchmetrics_ece == pytest.approx(ours, abs=1e-6)
     soft = calibration_metrics(np.full(3, 0.6), [2 / 3, 2 / 3, 1 / 3])  # annotator fractions
     assert soft["ece"] == pytest.approx(abs(0.6 - 5 / 9))
 
 
 def test_pairwise_accuracy_counts_ties_as_wrong_and_weights_sections_by_prompts():
-    report = pairwise_accuracy([2.0, 1.0, 0.5, 3.0], [1.0, 1.0, 0.7, 0.0], category=["a", "a", "b", "b"],
-                               sections={"all": ["a", "b"], "only_b": ["b"]})
+    report = pairwise_accuracy(
+        [2.0, 1.0, 0.5, 3.0],
+        [1.0, 1.0, 0.7, 0.0],
+        category=["a", "a", "b", "b"],
+        sections={"all": ["a", "b"], "only_b": ["b"]},
+    )
     assert report["accuracy"] == 0.5 and report["ties"] == 1
     assert report["per_category"] == {"a": {"accuracy": 0.5, "n": 2}, "b": {"accuracy": 0.5, "n": 2}}
     assert report["sections"] == {"all": 0.5, "only_b": 0.5}
@@ -97,10 +111,23 @@ def test_evaluate_command_writes_a_report_with_a_comparison(repo, tmp_path, doma
     adapter = RetrievalAdapter(max_length=64) if domain == "retrieval" else ChatAdapter(max_length=64)
     export_model(UnirankModule(model="tiny", adapter=adapter, seed=0), tmp_path / "a")
     export_model(UnirankModule(model="tiny", adapter=adapter, seed=1), tmp_path / "b")
-    data = (["--beir", str(repo / "data/demo-beir"), "--k", "10", "--cache-dir", str(tmp_path / "cache")]
-            if domain == "retrieval" else ["--preferences", str(repo / "data/demo-preferences.jsonl"), "--split", "all"])
-    main(["evaluate", "--model", str(tmp_path / "a"), "--compare", str(tmp_path / "b"), *data,
-          "--out", str(tmp_path / "report")])
+    data = (
+        ["--beir", str(repo / "data/demo-beir"), "--k", "10", "--cache-dir", str(tmp_path / "cache")]
+        if domain == "retrieval"
+        else ["--preferences", str(repo / "data/demo-preferences.jsonl"), "--split", "all"]
+    )
+    main(
+        [
+            "evaluate",
+            "--model",
+            str(tmp_path / "a"),
+            "--compare",
+            str(tmp_path / "b"),
+            *data,
+            "--out",
+            str(tmp_path / "report"),
+        ]
+    )
     metrics = json.loads((tmp_path / "report/metrics.json").read_text())
     assert set(metrics["systems"]) >= {"a", "b"}
     assert (tmp_path / "report/reliability.png").read_bytes()[:4] == b"\x89PNG"

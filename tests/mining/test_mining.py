@@ -21,7 +21,9 @@ def test_select_negatives_drops_positives_and_likely_false_negatives():
     # 0.87 >= 0.95 × 0.9 is a likely false negative; a judged-irrelevant document is a true negative
     assert [doc for doc, _, _ in chosen] == ["judged_irrelevant", "far"]
     assert [d for d, _, _ in select_negatives(hits, scores, {"pos": 1}, np.array([0.9]), count=5, range_min=3)] == [
-        "far", "farther"]
+        "far",
+        "farther",
+    ]
 
 
 def test_label_pairs_prefers_the_higher_grade_and_covers_positive_pairs():
@@ -58,12 +60,31 @@ def test_mine_demo_beir(repo, tmp_path):
 
 
 def test_mine_command_writes_tables_and_summary(repo, tmp_path):
-    main(["mine", "--beir", str(repo / "data/demo-beir"), "--split", "test", "--k", "5", "--negatives", "3",
-          "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "mined")])
+    main(
+        [
+            "mine",
+            "--beir",
+            str(repo / "data/demo-beir"),
+            "--split",
+            "test",
+            "--k",
+            "5",
+            "--negatives",
+            "3",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--out",
+            str(tmp_path / "mined"),
+        ]
+    )
     summary = json.loads((tmp_path / "mined/mining.json").read_text())
     assert summary["split"] == "test" and "recall@5" in summary
     assert {p.name for p in (tmp_path / "mined").iterdir()} == {
-        "groups.parquet", "items.parquet", "comparisons.parquet", "mining.json"}
+        "groups.parquet",
+        "items.parquet",
+        "comparisons.parquet",
+        "mining.json",
+    }
 
 
 def test_mining_bad_beir_names_the_file(repo, tmp_path):
@@ -83,37 +104,68 @@ def test_external_judges_round_trip(repo, tmp_path):
     assert len(requests) == tables.comparisons.height
     assert any(r["item_a"] != r["pair_id"].split("\x1f")[1] for r in requests)  # shown order is randomised
     # three judges: two prefer the shown first text, one calls a tie
-    answers = [{"pair_id": r["pair_id"], "item_a": r["item_a"], "item_b": r["item_b"], "preferred": v}
-               for r in requests for v in ("a", "a", "tie")]
+    answers = [
+        {"pair_id": r["pair_id"], "item_a": r["item_a"], "item_b": r["item_b"], "preferred": v}
+        for r in requests
+        for v in ("a", "a", "tie")
+    ]
     (tmp_path / "answers.jsonl").write_text("".join(json.dumps(a) + "\n" for a in answers))
-    main(["judge", "import", "--tables", str(tmp_path / "mined"), "--judgments", str(tmp_path / "answers.jsonl"),
-          "--out", str(tmp_path / "judged")])
+    main(
+        [
+            "judge",
+            "import",
+            "--tables",
+            str(tmp_path / "mined"),
+            "--judgments",
+            str(tmp_path / "answers.jsonl"),
+            "--out",
+            str(tmp_path / "judged"),
+        ]
+    )
     judged = pl.read_parquet(tmp_path / "judged/comparisons.parquet")
     shown_first = {r["pair_id"].split("\x1f")[1] == r["item_a"] for r in requests}
     assert (judged["weight"] == 3.0).all() and shown_first == {True, False}
     # p is P(the pair's own item_a wins): 5/6 where it was shown first, 1/6 where it was shown second
-    expected = {tuple(r["pair_id"].split("\x1f")): 5 / 6 if r["pair_id"].split("\x1f")[1] == r["item_a"] else 1 / 6
-                for r in requests}
+    expected = {
+        tuple(r["pair_id"].split("\x1f")): 5 / 6 if r["pair_id"].split("\x1f")[1] == r["item_a"] else 1 / 6
+        for r in requests
+    }
     got = {(g, a, b): p for g, a, b, p in judged.select("group_id", "item_a", "item_b", "p").iter_rows()}
     assert got.keys() == expected.keys()
     assert all(abs(got[k] - expected[k]) < 1e-9 for k in expected)
 
 
 def test_bad_judgment_names_the_line(repo, tmp_path):
-    tables, _ = mine_beir(repo / "data/demo-beir", "train",
-                          MiningConfig(k=10, negatives=3, cache_dir=str(tmp_path / "c"), show_progress_bar=False))
+    tables, _ = mine_beir(
+        repo / "data/demo-beir",
+        "train",
+        MiningConfig(k=10, negatives=3, cache_dir=str(tmp_path / "c"), show_progress_bar=False),
+    )
     tables.write(tmp_path / "mined")
     (tmp_path / "answers.jsonl").write_text('{"pair_id": "x", "item_a": "a", "item_b": "b", "preferred": "a"}\n')
     with pytest.raises(SystemExit, match=r"answers.jsonl, line 1: pair_id 'x' is not one of the requests"):
-        main(["judge", "import", "--tables", str(tmp_path / "mined"), "--judgments", str(tmp_path / "answers.jsonl"),
-              "--out", str(tmp_path / "judged")])
+        main(
+            [
+                "judge",
+                "import",
+                "--tables",
+                str(tmp_path / "mined"),
+                "--judgments",
+                str(tmp_path / "answers.jsonl"),
+                "--out",
+                str(tmp_path / "judged"),
+            ]
+        )
 
 
 def test_teacher_labels_are_soft_probabilities(repo, tmp_path):
     from unirank.mining.judges import teacher_comparisons
 
-    tables, _ = mine_beir(repo / "data/demo-beir", "train",
-                          MiningConfig(k=10, negatives=3, cache_dir=str(tmp_path / "c"), show_progress_bar=False))
+    tables, _ = mine_beir(
+        repo / "data/demo-beir",
+        "train",
+        MiningConfig(k=10, negatives=3, cache_dir=str(tmp_path / "c"), show_progress_bar=False),
+    )
     lengths = {t: float(len(t)) for t in tables.items["text"]}
     labelled = teacher_comparisons(tables, lambda contexts, texts: np.array([lengths[t] / 50 for t in texts]))
     first = labelled.row(0, named=True)

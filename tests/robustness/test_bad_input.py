@@ -63,29 +63,58 @@ def base_tables():
 
 def replace(**frames):
     t = base_tables()
-    return Tables(frames.get("groups", t.groups), frames.get("items", t.items), frames.get("comparisons", t.comparisons))
+    return Tables(
+        frames.get("groups", t.groups), frames.get("items", t.items), frames.get("comparisons", t.comparisons)
+    )
 
 
 TABLE_CASES = [
     ("missing column", lambda: replace(items=base_tables().items.drop("text")), r"missing column\(s\) \['text'\]"),
-    ("wrong type", lambda: replace(comparisons=base_tables().comparisons.with_columns(pl.lit("high").alias("p"))),
-     r"wrong type"),
-    ("unknown id", lambda: replace(comparisons=base_tables().comparisons.with_columns(pl.lit("zz").alias("item_a"))),
-     r"row 0: item_a names an unknown item 'zz'"),
-    ("duplicate id", lambda: replace(items=pl.concat([base_tables().items, base_tables().items[2:]])),
-     r"row 3: duplicate id 'c'"),
-    ("p out of range", lambda: replace(comparisons=base_tables().comparisons.with_columns(pl.lit(-0.1).alias("p"))),
-     r"row 0: p=-0.1 is not a probability"),
-    ("NaN p", lambda: replace(comparisons=base_tables().comparisons.with_columns(pl.lit(float("nan")).alias("p"))),
-     r"row 0: p=nan is not a probability"),
-    ("NaN weight", lambda: replace(comparisons=base_tables().comparisons.with_columns(
-        pl.lit(float("nan")).alias("weight"))), r"row 0: weight=nan is not a finite number"),
-    ("empty group", lambda: replace(groups=pl.DataFrame({"group_id": ["g1", "g2", "g3"], "context": ["a", "b", "c"]})),
-     r"row 2: group 'g3' has no items"),
-    ("null id", lambda: replace(items=base_tables().items.with_columns(pl.Series("item_id", ["a", None, "c"]))),
-     r"row 1: item_id is missing"),
-    ("self comparison", lambda: replace(comparisons=base_tables().comparisons.with_columns(pl.lit("a").alias("item_b"))),
-     r"row 0: item 'a' is compared with itself"),
+    (
+        "wrong type",
+        lambda: replace(comparisons=base_tables().comparisons.with_columns(pl.lit("high").alias("p"))),
+        r"wrong type",
+    ),
+    (
+        "unknown id",
+        lambda: replace(comparisons=base_tables().comparisons.with_columns(pl.lit("zz").alias("item_a"))),
+        r"row 0: item_a names an unknown item 'zz'",
+    ),
+    (
+        "duplicate id",
+        lambda: replace(items=pl.concat([base_tables().items, base_tables().items[2:]])),
+        r"row 3: duplicate id 'c'",
+    ),
+    (
+        "p out of range",
+        lambda: replace(comparisons=base_tables().comparisons.with_columns(pl.lit(-0.1).alias("p"))),
+        r"row 0: p=-0.1 is not a probability",
+    ),
+    (
+        "NaN p",
+        lambda: replace(comparisons=base_tables().comparisons.with_columns(pl.lit(float("nan")).alias("p"))),
+        r"row 0: p=nan is not a probability",
+    ),
+    (
+        "NaN weight",
+        lambda: replace(comparisons=base_tables().comparisons.with_columns(pl.lit(float("nan")).alias("weight"))),
+        r"row 0: weight=nan is not a finite number",
+    ),
+    (
+        "empty group",
+        lambda: replace(groups=pl.DataFrame({"group_id": ["g1", "g2", "g3"], "context": ["a", "b", "c"]})),
+        r"row 2: group 'g3' has no items",
+    ),
+    (
+        "null id",
+        lambda: replace(items=base_tables().items.with_columns(pl.Series("item_id", ["a", None, "c"]))),
+        r"row 1: item_id is missing",
+    ),
+    (
+        "self comparison",
+        lambda: replace(comparisons=base_tables().comparisons.with_columns(pl.lit("a").alias("item_b"))),
+        r"row 0: item 'a' is compared with itself",
+    ),
 ]
 
 
@@ -139,8 +168,14 @@ def test_nan_loss_stops_training_naming_the_batch(repo, tmp_path):
     with torch.no_grad():
         module.scorer.model.classifier.weight.fill_(float("nan"))
     data = UnirankDataModule(Preferences(str(repo / "data/demo-preferences.jsonl")), batch_groups=8)
-    trainer = L.Trainer(max_epochs=1, logger=False, enable_progress_bar=False, enable_checkpointing=False,
-                        enable_model_summary=False, default_root_dir=tmp_path)
+    trainer = L.Trainer(
+        max_epochs=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
     with pytest.raises(FloatingPointError, match=r"non-finite pairwise loss \(nan\) at epoch 0, batch 0"):
         trainer.fit(module, datamodule=data)
 

@@ -27,10 +27,21 @@ def test_sampler_shards_batches_by_rank_with_equal_counts():
 
 def test_ddp_debug_recipe_on_two_processes(repo, tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
-    command = [sys.executable, "-m", "unirank.cli", "fit", "--config", str(repo / "lightning_configs/debug.yaml"),
-               "--trainer.strategy=ddp", "--trainer.devices=2", "--trainer.accelerator=cpu",
-               f"--trainer.default_root_dir={tmp_path}", f"--export.dirpath={tmp_path / 'model'}",
-               "--trainer.logger=false", "--trainer.enable_progress_bar=false"]
+    command = [
+        sys.executable,
+        "-m",
+        "unirank.cli",
+        "fit",
+        "--config",
+        str(repo / "lightning_configs/debug.yaml"),
+        "--trainer.strategy=ddp",
+        "--trainer.devices=2",
+        "--trainer.accelerator=cpu",
+        f"--trainer.default_root_dir={tmp_path}",
+        f"--export.dirpath={tmp_path / 'model'}",
+        "--trainer.logger=false",
+        "--trainer.enable_progress_bar=false",
+    ]
     done = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True, timeout=300)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-3000:]

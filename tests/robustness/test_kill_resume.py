@@ -16,8 +16,9 @@ CHILD = Path(__file__).with_name("train_child.py")
 
 def run(repo, out, *flags):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
-    return subprocess.run([sys.executable, str(CHILD), str(repo), str(out), *flags], env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(CHILD), str(repo), str(out), *flags], env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.fixture(scope="module")
@@ -29,11 +30,14 @@ def uninterrupted(tmp_path_factory):
     return torch.load(out / "final.pt", weights_only=True)
 
 
-@pytest.mark.parametrize("kill_at", [
-    "stage1",
-    pytest.param("fit", marks=pytest.mark.slow),
-    pytest.param("stage2", marks=pytest.mark.slow),
-])
+@pytest.mark.parametrize(
+    "kill_at",
+    [
+        "stage1",
+        pytest.param("fit", marks=pytest.mark.slow),
+        pytest.param("stage2", marks=pytest.mark.slow),
+    ],
+)
 def test_sigkill_then_resume_matches_an_uninterrupted_run(repo, tmp_path, uninterrupted, kill_at):
     killed = run(repo, tmp_path, "--kill-at", kill_at)
     assert killed.returncode == -signal.SIGKILL

@@ -36,10 +36,17 @@ def main() -> None:
     parser.add_argument("--kill-at", choices=["stage1", "fit", "stage2"])
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args()
-    module = UnirankModule(model="tiny", adapter=ChatAdapter(max_length=64), schedule=Schedule(2, 2),
-                           lr=1e-3, head_lr=1e-3, warmup_ratio=0.0)
-    data = UnirankDataModule(Preferences(str(args.repo / "data/demo-preferences.jsonl"), validation_fraction=0.2),
-                             batch_groups=8)
+    module = UnirankModule(
+        model="tiny",
+        adapter=ChatAdapter(max_length=64),
+        schedule=Schedule(2, 2),
+        lr=1e-3,
+        head_lr=1e-3,
+        warmup_ratio=0.0,
+    )
+    data = UnirankDataModule(
+        Preferences(str(args.repo / "data/demo-preferences.jsonl"), validation_fraction=0.2), batch_groups=8
+    )
     callbacks = [ModelCheckpoint(dirpath=args.out / "checkpoints", save_last=True, save_top_k=-1)]
     if args.kill_at == "stage1":
         callbacks.append(KillAt(epoch=1, batch=2))
@@ -53,12 +60,20 @@ def main() -> None:
             os.kill(os.getpid(), signal.SIGKILL)
 
         module._fit_targets_here = fit_then_die
-    trainer = L.Trainer(max_epochs=4, accelerator="cpu", logger=False, enable_progress_bar=False,
-                        enable_model_summary=False, callbacks=callbacks, default_root_dir=args.out)
+    trainer = L.Trainer(
+        max_epochs=4,
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=callbacks,
+        default_root_dir=args.out,
+    )
     last = args.out / "checkpoints" / "last.ckpt"
     trainer.fit(module, datamodule=data, ckpt_path=str(last) if args.resume else None)
-    torch.save({"state_dict": module.state_dict(), "targets": module.targets.to_dict(as_series=False)},
-               args.out / "final.pt")
+    torch.save(
+        {"state_dict": module.state_dict(), "targets": module.targets.to_dict(as_series=False)}, args.out / "final.pt"
+    )
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 
 import torch
 
@@ -42,7 +42,9 @@ class Adapter(ABC):
         """How inputs are formed, for users of the exported model."""
 
 
-def pad_chunks(encoded: list[Encoded], pad_id: int, chunk_size: int) -> tuple[list[dict[str, torch.Tensor]], torch.Tensor]:
+def pad_chunks(
+    encoded: list[Encoded], pad_id: int, chunk_size: int
+) -> tuple[list[dict[str, torch.Tensor]], torch.Tensor]:
     """Sort sequences by length, cut into chunks of ≤ chunk_size, pad each chunk to its own longest.
 
     Returns (chunks, order): chunk tensors in sorted order, and `order` such that the scores of the
@@ -53,7 +55,7 @@ def pad_chunks(encoded: list[Encoded], pad_id: int, chunk_size: int) -> tuple[li
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].input_ids))
     chunks = []
     for start in range(0, len(order), chunk_size):
-        members = [encoded[i] for i in order[start:start + chunk_size]]
+        members = [encoded[i] for i in order[start : start + chunk_size]]
         width = max(len(e.input_ids) for e in members)
         ids = torch.full((len(members), width), pad_id, dtype=torch.long)
         mask = torch.zeros((len(members), width), dtype=torch.long)
@@ -67,8 +69,9 @@ def pad_chunks(encoded: list[Encoded], pad_id: int, chunk_size: int) -> tuple[li
                 types[row, : len(e.token_type_ids)] = torch.tensor(e.token_type_ids)
             chunk["token_type_ids"] = types
         if members[0].step_ends is not None:
-            chunk["step_rows"] = torch.tensor([row for row, e in enumerate(members) for _ in e.step_ends],
-                                              dtype=torch.long)
+            chunk["step_rows"] = torch.tensor(
+                [row for row, e in enumerate(members) for _ in e.step_ends], dtype=torch.long
+            )
             chunk["step_cols"] = torch.tensor([c for e in members for c in e.step_ends], dtype=torch.long)
         chunks.append(chunk)
     return chunks, torch.tensor(order, dtype=torch.long)

@@ -53,7 +53,8 @@ class ChatAdapter(Adapter):
         templated = self._templated(tokenizer)
         prompts = [
             tokenizer.apply_chat_template(parse_messages(c), tokenize=False, add_generation_prompt=True)
-            if templated else render_prompt(parse_messages(c))
+            if templated
+            else render_prompt(parse_messages(c))
             for c in contexts
         ]
         specials = 0 if templated else tokenizer.num_special_tokens_to_add(pair=True)
@@ -62,8 +63,12 @@ class ChatAdapter(Adapter):
             _keep_prompt_tail(tokenizer, p, self.max_length - specials - n) for p, n in zip(prompts, response_lengths)
         ]
         if templated:
-            batch = tokenizer([p + r for p, r in zip(prompts, candidates)], add_special_tokens=False,
-                              truncation=True, max_length=self.max_length)
+            batch = tokenizer(
+                [p + r for p, r in zip(prompts, candidates)],
+                add_special_tokens=False,
+                truncation=True,
+                max_length=self.max_length,
+            )
         else:
             batch = tokenizer(prompts, candidates, truncation="only_second", max_length=self.max_length)
         types = batch.get("token_type_ids") if not templated else None
@@ -86,4 +91,4 @@ def _keep_prompt_tail(tokenizer, prompt: str, budget: int) -> str:
         return prompt
     if excess >= len(encoding["input_ids"]):
         return ""
-    return prompt[encoding["offset_mapping"][excess][0]:]
+    return prompt[encoding["offset_mapping"][excess][0] :]

@@ -61,13 +61,18 @@ class ProcessAdapter(Adapter):
         if aggregation not in ("min", "product", "last", "mean"):
             raise ValueError(f"aggregation must be min, product, last or mean, got {aggregation!r}")
         self.max_length, self.problem_max_length, self.aggregation = max_length, problem_max_length, aggregation
-        self.init_args = {"max_length": max_length, "problem_max_length": problem_max_length,
-                          "aggregation": aggregation}
+        self.init_args = {
+            "max_length": max_length,
+            "problem_max_length": problem_max_length,
+            "aggregation": aggregation,
+        }
 
     def encode(self, tokenizer, contexts: list[str], candidates: list[str], steps=None) -> list[Encoded]:
         if steps is None:
             raise ValueError("the process adapter needs the steps of each solution (items.steps)")
-        return [self._encode_one(tokenizer, problem, solution_steps) for problem, solution_steps in zip(contexts, steps)]
+        return [
+            self._encode_one(tokenizer, problem, solution_steps) for problem, solution_steps in zip(contexts, steps)
+        ]
 
     def _encode_one(self, tokenizer, problem: str, steps: list[str]) -> Encoded:
         if not steps:
@@ -105,6 +110,6 @@ class ProcessAdapter(Adapter):
             "max_length": self.max_length,
             "problem_max_length": self.problem_max_length,
             "aggregation": self.aggregation,
-            "input": "[CLS] problem [SEP] step [SEP] step [SEP] ... (decoders: problem and steps joined by blank lines)",
+            "input": "[CLS] problem [SEP] step [SEP] step [SEP] ... (decoders: problem and steps, blank lines between)",
             "step_score": "the scalar head applied at each step's last token; σ(r_i) = P(step i is correct)",
         }

@@ -46,9 +46,7 @@ class GroupDataset(Dataset):
         self.step_labels = items["step_labels"].to_list() if "step_labels" in items.columns else None
         comps = tables.indexed_comparisons()
         by_group_items = items.group_by("group_id", maintain_order=True).agg(pl.col("_item"))
-        by_group_comps = {
-            g: frame for (g,), frame in comps.partition_by("group_id", as_dict=True).items()
-        }
+        by_group_comps = {g: frame for (g,), frame in comps.partition_by("group_id", as_dict=True).items()}
         self.groups: list[Group] = []
         for group_id, members in by_group_items.iter_rows():
             frame = by_group_comps.get(group_id)
@@ -57,8 +55,15 @@ class GroupDataset(Dataset):
                 empty = np.zeros(0)
                 self.groups.append(Group(members, empty.astype(np.int64), empty.astype(np.int64), empty, empty))
                 continue
-            self.groups.append(Group(members, frame["_a"].to_numpy(), frame["_b"].to_numpy(),
-                                     frame["p"].to_numpy(), frame["weight"].to_numpy()))
+            self.groups.append(
+                Group(
+                    members,
+                    frame["_a"].to_numpy(),
+                    frame["_b"].to_numpy(),
+                    frame["p"].to_numpy(),
+                    frame["weight"].to_numpy(),
+                )
+            )
         self.lengths = [sum(len(encoded[i].input_ids) for i in g.items[: self.max_items]) for g in self.groups]
 
     def __len__(self) -> int:
@@ -72,8 +77,13 @@ class GroupDataset(Dataset):
         group = self.groups[index]
         chosen = self._sample(group, np.random.default_rng((self.seed, epoch, index)))
         keep = np.isin(group.comp_a, chosen) & np.isin(group.comp_b, chosen)
-        return {"items": chosen, "comp_a": group.comp_a[keep], "comp_b": group.comp_b[keep],
-                "p": group.p[keep], "weight": group.weight[keep]}
+        return {
+            "items": chosen,
+            "comp_a": group.comp_a[keep],
+            "comp_b": group.comp_b[keep],
+            "p": group.p[keep],
+            "weight": group.weight[keep],
+        }
 
     def _sample(self, group: Group, rng: np.random.Generator) -> np.ndarray:
         if len(group.items) <= self.max_items:
@@ -216,14 +226,19 @@ class UnirankDataModule(L.LightningDataModule):
     def dataset(self, tables: Tables) -> GroupDataset:
         """Tokenise every item of `tables` once (context joined from groups) and index its groups."""
         steps = tables.items["steps"].to_list() if "steps" in tables.items.columns else None
-        encoded = self.adapter.encode(self.tokenizer, tables.item_contexts(), tables.items["text"].to_list(),
-                                      steps=steps)
+        encoded = self.adapter.encode(
+            self.tokenizer, tables.item_contexts(), tables.items["text"].to_list(), steps=steps
+        )
         return GroupDataset(tables, encoded, self.max_items_per_group, self.seed)
 
     def loader(self, dataset: GroupDataset, shuffle: bool) -> DataLoader:
         batches = BucketBatchSampler(dataset.lengths, self.batch_groups, self.seed, shuffle=shuffle)
-        return DataLoader(dataset, sampler=batches, batch_size=None,
-                          collate_fn=GroupCollator(dataset, self.tokenizer.pad_token_id, self.chunk_size))
+        return DataLoader(
+            dataset,
+            sampler=batches,
+            batch_size=None,
+            collate_fn=GroupCollator(dataset, self.tokenizer.pad_token_id, self.chunk_size),
+        )
 
     def train_dataloader(self) -> DataLoader:
         if "train" not in self.datasets:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import polars as pl
 
-from unirank.data.tables import Tables, TableError, validate
+from unirank.data.tables import TableError, Tables, validate
 
 
 def stable_id(*parts: str) -> str:
@@ -50,7 +50,9 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as error:
-                raise TableError(f"{path}, line {line_no}: malformed JSON ({error.msg} at column {error.colno})") from None
+                raise TableError(
+                    f"{path}, line {line_no}: malformed JSON ({error.msg} at column {error.colno})"
+                ) from None
             if not isinstance(record, dict):
                 raise TableError(f"{path}, line {line_no}: expected a JSON object, got {type(record).__name__}")
             yield line_no, record
@@ -89,7 +91,9 @@ class _Collector:
 
     def item(self, group_id: str, text: str) -> str:
         item_id = stable_id(group_id, text)
-        self.items.setdefault((group_id, item_id), {"group_id": group_id, "item_id": item_id, "text": text, "label": None})
+        self.items.setdefault(
+            (group_id, item_id), {"group_id": group_id, "item_id": item_id, "text": text, "label": None}
+        )
         return item_id
 
     def compare(self, group_id: str, a: str, b: str, p: float, weight: float, source: str) -> None:
@@ -101,13 +105,25 @@ class _Collector:
         if not self.groups:
             raise TableError(f"{source}: no records")
         frames = Tables(
-            groups=pl.DataFrame(list(self.groups.values()), schema={"group_id": pl.String, "context": pl.String,
-                                                                    "category": pl.String, "split": pl.String}),
-            items=pl.DataFrame(list(self.items.values()), schema={"group_id": pl.String, "item_id": pl.String,
-                                                                  "text": pl.String, "label": pl.Float64}),
-            comparisons=pl.DataFrame(self.comparisons, schema={"group_id": pl.String, "item_a": pl.String,
-                                                               "item_b": pl.String, "p": pl.Float64,
-                                                               "weight": pl.Float64, "source": pl.String}),
+            groups=pl.DataFrame(
+                list(self.groups.values()),
+                schema={"group_id": pl.String, "context": pl.String, "category": pl.String, "split": pl.String},
+            ),
+            items=pl.DataFrame(
+                list(self.items.values()),
+                schema={"group_id": pl.String, "item_id": pl.String, "text": pl.String, "label": pl.Float64},
+            ),
+            comparisons=pl.DataFrame(
+                self.comparisons,
+                schema={
+                    "group_id": pl.String,
+                    "item_a": pl.String,
+                    "item_b": pl.String,
+                    "p": pl.Float64,
+                    "weight": pl.Float64,
+                    "source": pl.String,
+                },
+            ),
         )
         return validate(frames, source)
 
@@ -146,8 +162,9 @@ def read_preferences(path: str | Path, validation_fraction: float = 0.1, test_fr
             raise TableError(f"{path}, line {line}: chosen and rejected are the same response")
         category = record.get("category")
         group_id = collect.group(prompt, str(category) if category is not None else None)
-        collect.compare(group_id, collect.item(group_id, chosen_text), collect.item(group_id, rejected_text),
-                        1.0, 1.0, "preference")
+        collect.compare(
+            group_id, collect.item(group_id, chosen_text), collect.item(group_id, rejected_text), 1.0, 1.0, "preference"
+        )
     return collect.tables(str(path))
 
 
@@ -157,7 +174,7 @@ def parse_hh_dialogue(text: str) -> list[dict]:
     for chunk in text.split("\n\n"):
         for marker, role in (("Human:", "user"), ("Assistant:", "assistant")):
             if chunk.startswith(marker):
-                messages.append({"role": role, "content": chunk[len(marker):].strip()})
+                messages.append({"role": role, "content": chunk[len(marker) :].strip()})
                 break
         else:
             if not messages:
@@ -188,8 +205,14 @@ def read_hh_rlhf(path: str | Path, validation_fraction: float = 0.1, test_fracti
         if chosen[-1]["content"] == rejected[-1]["content"]:
             continue  # identical final turns carry no preference
         group_id = collect.group(prompt, None)
-        collect.compare(group_id, collect.item(group_id, chosen[-1]["content"]),
-                        collect.item(group_id, rejected[-1]["content"]), 1.0, 1.0, "hh-rlhf")
+        collect.compare(
+            group_id,
+            collect.item(group_id, chosen[-1]["content"]),
+            collect.item(group_id, rejected[-1]["content"]),
+            1.0,
+            1.0,
+            "hh-rlhf",
+        )
     return collect.tables(str(path))
 
 
@@ -221,8 +244,9 @@ def read_pandalm(path: str | Path, validation_fraction: float = 0.1, test_fracti
         if r1 == r2:
             continue
         p = sum({1: 1.0, 2: 0.0, 0: 0.5}[v] for v in votes) / len(votes)
-        collect.compare(group_id, collect.item(group_id, r1), collect.item(group_id, r2), p, float(len(votes)),
-                        "pandalm")
+        collect.compare(
+            group_id, collect.item(group_id, r1), collect.item(group_id, r2), p, float(len(votes)), "pandalm"
+        )
     return collect.tables(str(path))
 
 
@@ -284,12 +308,14 @@ def read_prmbench(path: str | Path, validation_fraction: float = 0.1, test_fract
     """PRMBench / PRM800K-shaped step-wise solutions (JSONL): `original_process` (correct steps),
     `modified_process` (corrupted), `error_steps` (1-based), `classification` (error class).
 
-    Per problem: a group (context = the question) holding both solutions as items with their
-    `steps` and `step_labels` (1 correct, 0 wrong: every step not in error_steps is correct, as
-    PRMBench labels them), item label 1 / 0 for the solution, and the comparison original ≻
-    modified. An error step numbered past the solution's last step labels nothing and is reported
-    with a warning naming the line (PRMBench has 11 such rows). Where the modification changed the question, each solution gets its own group and
-    there is no comparison. Splits hash the problem id, so both solutions share a split."""
+    Per question: a group holding its original solution and every corrupted version as items with
+    their `steps`, `step_labels` (1 correct, 0 wrong: every step not in error_steps is correct, as
+    PRMBench labels them) and `error_class`; item label 1 / 0 for the solution; and a comparison
+    original ≻ modified per corrupted version. Where the modification changed the question, the
+    corrupted solution sits in its own group, with no comparison. Splits hash the original
+    question, so a problem's solutions never straddle splits. An error step numbered past the
+    solution's last step labels nothing and is reported with a warning naming the line (PRMBench
+    has 11 such rows)."""
     path = Path(path)
     groups, items, comparisons, seen = {}, [], [], set()
     for line, row in iter_jsonl(path):
@@ -304,8 +330,10 @@ def read_prmbench(path: str | Path, validation_fraction: float = 0.1, test_fract
             raise TableError(f"{path}, line {line}: error_steps must be a list of step numbers >= 1, got {errors}")
         past_end = [e for e in errors if e > len(modified)]
         if past_end:  # PRMBench has a few: the step is not in the solution, so it labels nothing
-            warnings.warn(f"{path}, line {line}: error step(s) {past_end} past the last step ({len(modified)}); ignored",
-                          stacklevel=2)
+            warnings.warn(
+                f"{path}, line {line}: error step(s) {past_end} past the last step ({len(modified)}); ignored",
+                stacklevel=2,
+            )
         category = row.get("classification")
         questions = {
             "original": row.get("original_question") or row.get("question"),
@@ -316,31 +344,73 @@ def read_prmbench(path: str | Path, validation_fraction: float = 0.1, test_fract
         wrong = {e - 1 for e in errors}
         for kind, steps in (("original", original), ("modified", modified)):
             group_id = stable_id(questions[kind])
-            groups.setdefault(group_id, {"group_id": group_id, "context": questions[kind], "category": category,
-                                         "split": assign_split(stable_id(questions["original"]),
-                                                               validation_fraction, test_fraction)})
+            groups.setdefault(
+                group_id,
+                {
+                    "group_id": group_id,
+                    "context": questions[kind],
+                    "category": category,
+                    "split": assign_split(stable_id(questions["original"]), validation_fraction, test_fraction),
+                },
+            )
             item_id = f"original-{stable_id(*steps)}" if kind == "original" else f"modified-line{line}"
             if (group_id, item_id) in seen:
                 continue
             seen.add((group_id, item_id))
-            step_labels = [1.0] * len(steps) if kind == "original" else [0.0 if i in wrong else 1.0
-                                                                         for i in range(len(steps))]
-            items.append({"group_id": group_id, "item_id": item_id, "text": "\n".join(steps),
-                          "label": 1.0 if kind == "original" else 0.0, "steps": steps, "step_labels": step_labels,
-                          "error_class": category})
+            step_labels = (
+                [1.0] * len(steps) if kind == "original" else [0.0 if i in wrong else 1.0 for i in range(len(steps))]
+            )
+            items.append(
+                {
+                    "group_id": group_id,
+                    "item_id": item_id,
+                    "text": "\n".join(steps),
+                    "label": 1.0 if kind == "original" else 0.0,
+                    "steps": steps,
+                    "step_labels": step_labels,
+                    "error_class": category,
+                }
+            )
         if questions["original"] == questions["modified"]:
-            comparisons.append({"group_id": stable_id(questions["original"]), "item_a": f"original-{stable_id(*original)}",
-                                "item_b": f"modified-line{line}", "p": 1.0, "weight": 1.0, "source": "prmbench"})
+            comparisons.append(
+                {
+                    "group_id": stable_id(questions["original"]),
+                    "item_a": f"original-{stable_id(*original)}",
+                    "item_b": f"modified-line{line}",
+                    "p": 1.0,
+                    "weight": 1.0,
+                    "source": "prmbench",
+                }
+            )
     if not groups:
         raise TableError(f"{path}: no records")
     tables = Tables(
-        groups=pl.DataFrame(list(groups.values()), schema={"group_id": pl.String, "context": pl.String,
-                                                           "category": pl.String, "split": pl.String}),
-        items=pl.DataFrame(items, schema={"group_id": pl.String, "item_id": pl.String, "text": pl.String,
-                                          "label": pl.Float64, "steps": pl.List(pl.String),
-                                          "step_labels": pl.List(pl.Float64), "error_class": pl.String}),
-        comparisons=pl.DataFrame(comparisons, schema={"group_id": pl.String, "item_a": pl.String,
-                                                      "item_b": pl.String, "p": pl.Float64, "weight": pl.Float64,
-                                                      "source": pl.String}),
+        groups=pl.DataFrame(
+            list(groups.values()),
+            schema={"group_id": pl.String, "context": pl.String, "category": pl.String, "split": pl.String},
+        ),
+        items=pl.DataFrame(
+            items,
+            schema={
+                "group_id": pl.String,
+                "item_id": pl.String,
+                "text": pl.String,
+                "label": pl.Float64,
+                "steps": pl.List(pl.String),
+                "step_labels": pl.List(pl.Float64),
+                "error_class": pl.String,
+            },
+        ),
+        comparisons=pl.DataFrame(
+            comparisons,
+            schema={
+                "group_id": pl.String,
+                "item_a": pl.String,
+                "item_b": pl.String,
+                "p": pl.Float64,
+                "weight": pl.Float64,
+                "source": pl.String,
+            },
+        ),
     )
     return validate(tables, str(path))

@@ -6,7 +6,7 @@ import json
 from abc import ABC, abstractmethod
 from pathlib import Path
 
-from unirank.data.readers import read_hh_rlhf, read_pandalm, read_prmbench, read_preferences
+from unirank.data.readers import read_hh_rlhf, read_pandalm, read_preferences, read_prmbench
 from unirank.data.tables import Tables, read_tables
 
 
@@ -75,8 +75,14 @@ class MinedBeir(DataSource):
 
         self.beir_dir, self.split = beir_dir, split
         self.config = MiningConfig(
-            encoder=encoder, k=k, negatives=negatives, relative_margin=relative_margin, pairs_k=pairs_k,
-            validation_fraction=validation_fraction, cache_dir=cache_dir, seed=seed,
+            encoder=encoder,
+            k=k,
+            negatives=negatives,
+            relative_margin=relative_margin,
+            pairs_k=pairs_k,
+            validation_fraction=validation_fraction,
+            cache_dir=cache_dir,
+            seed=seed,
         )
 
     def load(self) -> Tables:
@@ -90,6 +96,8 @@ class MinedBeir(DataSource):
             return read_tables(folder)
         tables, summary = mine_beir(self.beir_dir, self.split, self.config)
         write_mined(tables, summary, folder)
-        print(f"mined {self.beir_dir} ({self.split}): recall@{self.config.k} = {summary[f'recall@{self.config.k}']:.3f}"
-              f", {summary['items']} candidates, {summary['comparisons']} comparisons → {folder}")
+        print(
+            f"mined {self.beir_dir} ({self.split}): recall@{self.config.k} = {summary[f'recall@{self.config.k}']:.3f}"
+            f", {summary['items']} candidates, {summary['comparisons']} comparisons → {folder}"
+        )
         return tables

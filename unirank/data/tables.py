@@ -48,18 +48,18 @@ class Tables:
 
     def item_contexts(self) -> list[str]:
         """The group context of every row of `items`, in the same order."""
-        return self.items.join(self.groups.select("group_id", "context"), on="group_id", how="left",
-                               maintain_order="left")["context"].to_list()
+        return self.items.join(
+            self.groups.select("group_id", "context"), on="group_id", how="left", maintain_order="left"
+        )["context"].to_list()
 
     def indexed_comparisons(self) -> pl.DataFrame:
         """The comparisons between real items (anchor comparisons left out), with `_a` and `_b`: the
         row numbers in `items` of item_a and item_b. Row order follows the comparisons table."""
         rows = self.items.select("group_id", "item_id").with_row_index("_row")
         real = self.comparisons.filter((pl.col("item_a") != ANCHOR_ITEM) & (pl.col("item_b") != ANCHOR_ITEM))
-        return (
-            real.join(rows.rename({"item_id": "item_a", "_row": "_a"}), on=["group_id", "item_a"], maintain_order="left")
-            .join(rows.rename({"item_id": "item_b", "_row": "_b"}), on=["group_id", "item_b"], maintain_order="left")
-        )
+        return real.join(
+            rows.rename({"item_id": "item_a", "_row": "_a"}), on=["group_id", "item_a"], maintain_order="left"
+        ).join(rows.rename({"item_id": "item_b", "_row": "_b"}), on=["group_id", "item_b"], maintain_order="left")
 
     def split(self, name: str) -> Tables:
         """The tables restricted to the groups of one split."""
@@ -110,8 +110,15 @@ def validate(tables: Tables, source: str) -> Tables:
     _known(items, groups, ["group_id"], "group_id", f"{source} (items)", "unknown group")
     for side in ("item_a", "item_b"):
         real = comparisons.with_row_index("_row").filter(pl.col(side) != ANCHOR_ITEM)
-        _known(real.rename({side: "item_id"}), items, ["group_id", "item_id"], "item_id", f"{source} (comparisons)",
-               f"{side} names an unknown item", row_column="_row")
+        _known(
+            real.rename({side: "item_id"}),
+            items,
+            ["group_id", "item_id"],
+            "item_id",
+            f"{source} (comparisons)",
+            f"{side} names an unknown item",
+            row_column="_row",
+        )
     bad = comparisons.with_row_index("_row").filter(pl.col("item_a") == pl.col("item_b"))
     if bad.height:
         _fail(f"{source} (comparisons)", bad["_row"][0], f"item {bad['item_a'][0]!r} is compared with itself")
@@ -121,7 +128,9 @@ def validate(tables: Tables, source: str) -> Tables:
     if bad.height:
         _fail(f"{source} (comparisons)", bad["_row"][0], f"p={bad['p'][0]} is not a probability in [0, 1]")
     bad = comparisons.with_row_index("_row").filter(
-        ~(pl.col("weight") > 0) | pl.col("weight").is_null() | pl.col("weight").is_nan()
+        ~(pl.col("weight") > 0)
+        | pl.col("weight").is_null()
+        | pl.col("weight").is_nan()
         | pl.col("weight").is_infinite()  # polars orders NaN above every number, so NaN > 0 holds
     )
     if bad.height:

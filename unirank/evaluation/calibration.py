@@ -33,9 +33,15 @@ def reliability_table(prob, label, n_bins: int = 15) -> list[dict]:
     for b in range(n_bins):
         members = index == b
         count = int(members.sum())
-        rows.append({"low": b / n_bins, "high": (b + 1) / n_bins, "count": count,
-                     "mean_prob": float(p[members].mean()) if count else None,
-                     "mean_label": float(y[members].mean()) if count else None})
+        rows.append(
+            {
+                "low": b / n_bins,
+                "high": (b + 1) / n_bins,
+                "count": count,
+                "mean_prob": float(p[members].mean()) if count else None,
+                "mean_label": float(y[members].mean()) if count else None,
+            }
+        )
     return rows
 
 
@@ -54,8 +60,13 @@ def calibration_metrics(prob, label, n_bins: int = 15) -> dict:
         ece = sum(r["count"] / p.size * abs(r["mean_prob"] - r["mean_label"]) for r in table if r["count"])
     clipped = np.clip(p, EPS, 1 - EPS)
     nll = -np.mean(y * np.log(clipped) + (1 - y) * np.log(1 - clipped))
-    return {"ece": float(ece), "brier": float(np.mean((p - y) ** 2)), "nll": float(nll), "n": int(p.size),
-            "reliability": table}
+    return {
+        "ece": float(ece),
+        "brier": float(np.mean((p - y) ** 2)),
+        "nll": float(nll),
+        "n": int(p.size),
+        "reliability": table,
+    }
 
 
 def pairwise_probability(score_a, score_b, link: str = "bradley-terry") -> np.ndarray:

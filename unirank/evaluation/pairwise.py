@@ -24,8 +24,11 @@ def pairwise_accuracy(
         bad = int(np.flatnonzero(~(np.isfinite(chosen) & np.isfinite(rejected)))[0])
         raise ValueError(f"pair {bad}: a score is NaN or infinite")
     correct = chosen > rejected
-    report = {"accuracy": float(correct.mean()) if correct.size else float("nan"), "n": int(correct.size),
-              "ties": int((chosen == rejected).sum())}
+    report = {
+        "accuracy": float(correct.mean()) if correct.size else float("nan"),
+        "n": int(correct.size),
+        "ties": int((chosen == rejected).sum()),
+    }
     if category is not None:
         groups: dict[str, list[bool]] = defaultdict(list)
         for label, ok in zip(category, correct):

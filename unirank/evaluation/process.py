@@ -14,8 +14,9 @@ from unirank.evaluation.pairwise import pairwise_accuracy
 def score_solutions(predictor, tables: Tables) -> tuple[np.ndarray, list[np.ndarray]]:
     """(solution logits, step logits per solution) for every row of tables.items, one forward each."""
     module = predictor.module
-    encoded = module.adapter.encode(module.tokenizer, tables.item_contexts(), tables.items["text"].to_list(),
-                                    steps=tables.items["steps"].to_list())
+    encoded = module.adapter.encode(
+        module.tokenizer, tables.item_contexts(), tables.items["text"].to_list(), steps=tables.items["steps"].to_list()
+    )
     return module.score_encoded_steps(encoded)
 
 
@@ -40,12 +41,15 @@ def step_metrics(step_probs: list[np.ndarray], step_labels: list[list[float | No
     recall = tp / wrong.sum() if wrong.any() else 0.0
     calibration = calibration_metrics(probs, labels)
     return {
-        "steps": int(probs.size), "wrong_steps": int(wrong.sum()),
-        "wrong_step_precision": float(precision), "wrong_step_recall": float(recall),
+        "steps": int(probs.size),
+        "wrong_steps": int(wrong.sum()),
+        "wrong_step_precision": float(precision),
+        "wrong_step_recall": float(recall),
         "wrong_step_f1": float(2 * precision * recall / (precision + recall)) if precision + recall else 0.0,
         "first_error_accuracy": first_right / with_error if with_error else float("nan"),
         "solutions_with_error": with_error,
-        "step_ece": calibration["ece"], "step_brier": calibration["brier"],
+        "step_ece": calibration["ece"],
+        "step_brier": calibration["brier"],
         "_curve": (probs, labels),
     }
 
@@ -53,8 +57,11 @@ def step_metrics(step_probs: list[np.ndarray], step_labels: list[list[float | No
 def evaluate_process(predictors: dict, tables: Tables) -> dict:
     """Step metrics and solution-level pairwise accuracy (original ≻ modified) per error class."""
     comps = tables.indexed_comparisons()
-    error_class = (tables.items["error_class"] if "error_class" in tables.items.columns
-                   else pl.Series([None] * tables.items.height, dtype=pl.String))
+    error_class = (
+        tables.items["error_class"]
+        if "error_class" in tables.items.columns
+        else pl.Series([None] * tables.items.height, dtype=pl.String)
+    )
     comps = comps.with_columns(pl.Series("error_class", error_class.gather(comps["_b"])))  # the corrupted side
     report = {"domain": "process", "solutions": tables.items.height, "pairs": comps.height, "systems": {}}
     for name, predictor in predictors.items():

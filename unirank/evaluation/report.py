@@ -57,8 +57,12 @@ def evaluate_preferences(predictors: dict, tables: Tables) -> dict:
     comps = tables.indexed_comparisons().join(tables.groups.select("group_id", "category"), on="group_id", how="left")
     p = comps["p"].to_numpy()
     decided = p != 0.5
-    report = {"domain": "preferences", "comparisons": comps.height, "ties_excluded": int((~decided).sum()),
-              "systems": {}}
+    report = {
+        "domain": "preferences",
+        "comparisons": comps.height,
+        "ties_excluded": int((~decided).sum()),
+        "systems": {},
+    }
     categories = comps["category"].fill_null("all").to_numpy()
     for name, predictor in predictors.items():
         scores = score_items(predictor, tables)
@@ -75,7 +79,9 @@ def evaluate_preferences(predictors: dict, tables: Tables) -> dict:
     return report
 
 
-def reliability_plot(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, title: str, n_bins: int = 15) -> None:
+def reliability_plot(
+    curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, title: str, n_bins: int = 15
+) -> None:
     """Reliability diagram (mean label per probability bin, one line per model) over a histogram of
     the predicted probabilities."""
     import matplotlib
@@ -89,8 +95,12 @@ def reliability_plot(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Pat
     for name, (prob, label) in curves.items():
         table = [row for row in reliability_table(prob, label, n_bins) if row["count"]]
         ece = calibration_metrics(prob, label, n_bins)["ece"]
-        top.plot([r["mean_prob"] for r in table], [r["mean_label"] for r in table], marker="o",
-                 label=f"{name} (ECE {ece:.3f})")
+        top.plot(
+            [r["mean_prob"] for r in table],
+            [r["mean_label"] for r in table],
+            marker="o",
+            label=f"{name} (ECE {ece:.3f})",
+        )
         bottom.hist(prob, bins=edges, alpha=0.5, label=name)
     top.set_ylabel("observed frequency")
     top.set_title(title)
@@ -112,12 +122,16 @@ def write_report(report: dict, out_dir: str | Path) -> str:
     curves = {name: entry.pop("_curve") for name, entry in report["systems"].items() if "_curve" in entry}
     if curves:
         title = {"retrieval": "σ(score) vs relevance", "process": "σ(step score) vs step correctness"}.get(
-            report["domain"], "P(a ≻ b) vs observed preference")
+            report["domain"], "P(a ≻ b) vs observed preference"
+        )
         reliability_plot(curves, out_dir / "reliability.png", title)
     with atomic_path(out_dir / "metrics.json") as tmp:
         tmp.write_text(json.dumps(report, indent=2) + "\n")
-    rows = [{"system": name, "category": cat, **values}
-            for name, entry in report["systems"].items() for cat, values in entry.get("per_category", {}).items()]
+    rows = [
+        {"system": name, "category": cat, **values}
+        for name, entry in report["systems"].items()
+        for cat, values in entry.get("per_category", {}).items()
+    ]
     if rows:
         with atomic_path(out_dir / "per_category.csv") as tmp:
             pl.DataFrame(rows).write_csv(tmp)
@@ -134,14 +148,18 @@ def summarise(report: dict) -> str:
         lines = [head]
         for name, e in report["systems"].items():
             cal = e.get("calibration")
-            lines.append(f"{name:24s} {e['ndcg@10']:8.4f} {e['mrr@10']:8.4f} {e['recall@100']:10.4f} "
-                         f"{cal['ece'] if cal else float('nan'):7.4f} {cal['brier'] if cal else float('nan'):7.4f}")
+            lines.append(
+                f"{name:24s} {e['ndcg@10']:8.4f} {e['mrr@10']:8.4f} {e['recall@100']:10.4f} "
+                f"{cal['ece'] if cal else float('nan'):7.4f} {cal['brier'] if cal else float('nan'):7.4f}"
+            )
     elif report["domain"] == "process":
-        head = (f"{'system':24s} {'step F1':>8s} {'1st err':>8s} {'pairs':>8s} {'step ECE':>9s} {'step Brier':>10s}")
+        head = f"{'system':24s} {'step F1':>8s} {'1st err':>8s} {'pairs':>8s} {'step ECE':>9s} {'step Brier':>10s}"
         lines = [head]
         for name, e in report["systems"].items():
-            lines.append(f"{name:24s} {e['wrong_step_f1']:8.4f} {e['first_error_accuracy']:8.4f} "
-                         f"{e['solution_pair_accuracy']:8.4f} {e['step_ece']:9.4f} {e['step_brier']:10.4f}")
+            lines.append(
+                f"{name:24s} {e['wrong_step_f1']:8.4f} {e['first_error_accuracy']:8.4f} "
+                f"{e['solution_pair_accuracy']:8.4f} {e['step_ece']:9.4f} {e['step_brier']:10.4f}"
+            )
     else:
         head = f"{'system':24s} {'accuracy':>8s} {'pairs':>6s} {'pair ECE':>9s} {'pair Brier':>10s}"
         lines = [head]

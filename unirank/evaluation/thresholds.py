@@ -23,12 +23,14 @@ def threshold_report(prob, label, group, thresholds=(0.3, 0.5, 0.7, 0.9)) -> lis
             if pred:
                 per_group[str(g)].append(bool(truth))
         precisions = [float(np.mean(v)) for v in per_group.values()]
-        rows.append({
-            "threshold": float(t),
-            "precision": true_positive / predicted.sum() if predicted.any() else None,
-            "recall": true_positive / y.sum() if y.any() else None,
-            "predicted_positive": int(predicted.sum()),
-            "groups_with_predictions": len(precisions),
-            "group_precision_std": float(np.std(precisions)) if len(precisions) > 1 else None,
-        })
+        rows.append(
+            {
+                "threshold": float(t),
+                "precision": true_positive / predicted.sum() if predicted.any() else None,
+                "recall": true_positive / y.sum() if y.any() else None,
+                "predicted_positive": int(predicted.sum()),
+                "groups_with_predictions": len(precisions),
+                "group_precision_std": float(np.std(precisions)) if len(precisions) > 1 else None,
+            }
+        )
     return rows

@@ -210,9 +210,7 @@ class _Hessian:
     def update(self, hess: np.ndarray) -> None:
         """Set the per-comparison curvatures ℓ''(d_c) (in comparison order)."""
         self._matrix.data[:] = hess
-        self.diagonal = (
-            np.bincount(self._comps.a, hess, self._n) + np.bincount(self._comps.b, hess, self._n) + self._l2
-        )
+        self.diagonal = np.bincount(self._comps.a, hess, self._n) + np.bincount(self._comps.b, hess, self._n) + self._l2
         if self._anchor is not None:
             self.diagonal[self._anchor] = 1.0
 

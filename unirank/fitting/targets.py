@@ -112,9 +112,9 @@ def _with_defaults(comparisons: pl.DataFrame) -> pl.DataFrame:
 
 def _item_keys(comparisons: pl.DataFrame, items: pl.DataFrame | None) -> pl.DataFrame:
     """Distinct (group_id, item_id) of the real items, in order of first appearance (items table first)."""
-    pairs = comparisons.select(
-        "group_id", pl.concat_list(pl.col("item_a"), pl.col("item_b")).alias("item_id")
-    ).explode("item_id")
+    pairs = comparisons.select("group_id", pl.concat_list(pl.col("item_a"), pl.col("item_b")).alias("item_id")).explode(
+        "item_id"
+    )
     frames = [pairs]
     if items is not None:
         frames.insert(0, items.select(pl.col("group_id").cast(pl.String), pl.col("item_id").cast(pl.String)))
@@ -158,8 +158,12 @@ def anchor_comparisons(items: pl.DataFrame, weight: float = 1.0) -> pl.DataFrame
     )
 
 
-def fit_score_scale(score_diff: np.ndarray, p: np.ndarray, weight: np.ndarray | None = None,
-                    link: Literal["thurstone", "bradley-terry"] = "thurstone") -> float:
+def fit_score_scale(
+    score_diff: np.ndarray,
+    p: np.ndarray,
+    weight: np.ndarray | None = None,
+    link: Literal["thurstone", "bradley-terry"] = "thurstone",
+) -> float:
     """α ≥ 0 maximising Σ w [p log F(α·Δr) + (1 − p) log F(−α·Δr)]: the factor that puts a model's
     score differences Δr = r_a − r_b on the fitted latent scale (used to turn stage-1 scores into
     prior means for sparse groups). Returns 0 when the scores carry no signal."""

@@ -20,7 +20,7 @@ import polars as pl
 
 from unirank.atomic import atomic_path
 from unirank.data.readers import iter_jsonl
-from unirank.data.tables import Tables, TableError
+from unirank.data.tables import TableError, Tables
 
 Scores = Callable[[list[str], list[str]], np.ndarray]
 """(contexts, candidates) → one logit per pair."""
@@ -40,8 +40,12 @@ def cross_encoder_logits(model) -> Scores:
     import torch
 
     def scores(contexts: list[str], candidates: list[str]) -> np.ndarray:
-        return model.predict(list(zip(contexts, candidates)), activation_fn=torch.nn.Identity(),
-                             convert_to_numpy=True, show_progress_bar=False)
+        return model.predict(
+            list(zip(contexts, candidates)),
+            activation_fn=torch.nn.Identity(),
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
 
     return scores
 
@@ -57,10 +61,21 @@ def write_judge_requests(tables: Tables, path: str | Path, seed: int = 0) -> int
         count = 0
         for count, (group, a, b) in enumerate(rows, start=1):
             first, second = (b, a) if rng.random() < 0.5 else (a, b)
-            handle.write(json.dumps({
-                "pair_id": f"{group}\x1f{a}\x1f{b}", "group_id": group, "context": contexts[group],
-                "item_a": first, "item_b": second, "text_a": texts[(group, first)], "text_b": texts[(group, second)],
-            }, ensure_ascii=False) + "\n")
+            handle.write(
+                json.dumps(
+                    {
+                        "pair_id": f"{group}\x1f{a}\x1f{b}",
+                        "group_id": group,
+                        "context": contexts[group],
+                        "item_a": first,
+                        "item_b": second,
+                        "text_a": texts[(group, first)],
+                        "text_b": texts[(group, second)],
+                    },
+                    ensure_ascii=False,
+                )
+                + "\n"
+            )
     return count
 
 
@@ -87,8 +102,13 @@ def read_judgments(path: str | Path, source: str = "judge") -> pl.DataFrame:
     if not votes:
         raise TableError(f"{path}: no judgments")
     keys = [pair.split("\x1f") for pair in votes]
-    return pl.DataFrame({
-        "group_id": [k[0] for k in keys], "item_a": [k[1] for k in keys], "item_b": [k[2] for k in keys],
-        "p": [float(np.mean(v)) for v in votes.values()], "weight": [float(len(v)) for v in votes.values()],
-        "source": [source] * len(votes),
-    })
+    return pl.DataFrame(
+        {
+            "group_id": [k[0] for k in keys],
+            "item_a": [k[1] for k in keys],
+            "item_b": [k[2] for k in keys],
+            "p": [float(np.mean(v)) for v in votes.values()],
+            "weight": [float(len(v)) for v in votes.values()],
+            "source": [source] * len(votes),
+        }
+    )

@@ -90,25 +90,59 @@ def mine_beir(directory: str | Path, split: str, config: MiningConfig) -> tuple[
         top_grade = max(max(judged.values()), 1)
         for doc, score, rank in candidates:
             grade = judged.get(doc, 0)
-            items.append({"group_id": qid, "item_id": doc, "text": beir.corpus[doc], "label": grade / top_grade,
-                          "first_stage_score": score, "first_stage_rank": rank})
+            items.append(
+                {
+                    "group_id": qid,
+                    "item_id": doc,
+                    "text": beir.corpus[doc],
+                    "label": grade / top_grade,
+                    "first_stage_score": score,
+                    "first_stage_rank": rank,
+                }
+            )
         if not config.keep_ranking:
             grades = [judged.get(doc, 0) for doc, _, _ in candidates]
-            for i, j, p in label_pairs(grades, k=config.pairs_k, all_positive_pairs=config.all_positive_pairs,
-                                       seed=rng):
-                comparisons.append({"group_id": qid, "item_a": candidates[i][0], "item_b": candidates[j][0],
-                                    "p": p, "weight": 1.0, "source": "qrels"})
+            for i, j, p in label_pairs(
+                grades, k=config.pairs_k, all_positive_pairs=config.all_positive_pairs, seed=rng
+            ):
+                comparisons.append(
+                    {
+                        "group_id": qid,
+                        "item_a": candidates[i][0],
+                        "item_b": candidates[j][0],
+                        "p": p,
+                        "weight": 1.0,
+                        "source": "qrels",
+                    }
+                )
     timings["select_s"] = time.perf_counter() - start
     tables = validate(
         Tables(
-            groups=pl.DataFrame(groups, schema={"group_id": pl.String, "context": pl.String, "category": pl.String,
-                                                "split": pl.String}),
-            items=pl.DataFrame(items, schema={"group_id": pl.String, "item_id": pl.String, "text": pl.String,
-                                              "label": pl.Float64, "first_stage_score": pl.Float64,
-                                              "first_stage_rank": pl.Int64}),
-            comparisons=pl.DataFrame(comparisons, schema={"group_id": pl.String, "item_a": pl.String,
-                                                          "item_b": pl.String, "p": pl.Float64,
-                                                          "weight": pl.Float64, "source": pl.String}),
+            groups=pl.DataFrame(
+                groups, schema={"group_id": pl.String, "context": pl.String, "category": pl.String, "split": pl.String}
+            ),
+            items=pl.DataFrame(
+                items,
+                schema={
+                    "group_id": pl.String,
+                    "item_id": pl.String,
+                    "text": pl.String,
+                    "label": pl.Float64,
+                    "first_stage_score": pl.Float64,
+                    "first_stage_rank": pl.Int64,
+                },
+            ),
+            comparisons=pl.DataFrame(
+                comparisons,
+                schema={
+                    "group_id": pl.String,
+                    "item_a": pl.String,
+                    "item_b": pl.String,
+                    "p": pl.Float64,
+                    "weight": pl.Float64,
+                    "source": pl.String,
+                },
+            ),
         ),
         f"mined from {directory}",
     )
@@ -137,8 +171,14 @@ def _candidates(config, judged, relevant, hit_ids, hit_scores, query_vector, doc
     positive_scores = np.array([float(doc_vectors[doc_row[d]] @ query_vector) for d in relevant])
     positives = [(d, s, rank_of.get(d, len(hit_ids))) for d, s in zip(relevant, positive_scores)]
     negatives = select_negatives(
-        hit_ids, hit_scores, judged, positive_scores, count=config.negatives,
-        relative_margin=config.relative_margin, absolute_margin=config.absolute_margin, range_min=config.range_min,
+        hit_ids,
+        hit_scores,
+        judged,
+        positive_scores,
+        count=config.negatives,
+        relative_margin=config.relative_margin,
+        absolute_margin=config.absolute_margin,
+        range_min=config.range_min,
     )
     return positives + negatives
 

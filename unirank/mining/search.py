@@ -1,8 +1,9 @@
 """Step 2 of mining: a FAISS inner-product index over document vectors, searched in query batches.
 
 Exact `IndexFlatIP` below `exact_limit` vectors; above it HNSW (no training, good recall) unless
-IVF is asked for. With faiss-gpu and a GPU, flat and IVF indexes move to the GPU(s). Search runs in batches of queries, so memory stays flat as the corpus grows:
-no query × corpus score matrix is ever formed.
+IVF is asked for. With faiss-gpu and a GPU, flat and IVF indexes move to the GPU(s). Search runs
+in batches of queries, so memory stays flat as the corpus grows: no query × corpus score matrix
+is ever formed.
 """
 
 from __future__ import annotations
