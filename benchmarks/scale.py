@@ -102,6 +102,18 @@ def fit_curve(sizes: list[int]) -> list[dict]:
     return rows
 
 
+def _panel(axis, x: list, curves: dict[str, list], memory: list, xlabel: str, title: str) -> None:
+    """Seconds (one line per curve, log-log) and peak memory on a second axis."""
+    for label, seconds in curves.items():
+        axis.plot(x, seconds, marker="o", label=label)
+    memory_axis = axis.twinx()
+    memory_axis.plot(x, memory, color="grey", linestyle="--", marker="s", label="peak RSS (MB)")
+    axis.set(xscale="log", yscale="log", xlabel=xlabel, ylabel="seconds", title=title)
+    memory_axis.set_ylabel("peak RSS (MB)")
+    axis.legend(loc="upper left", fontsize=8)
+    memory_axis.legend(loc="lower right", fontsize=8)
+
+
 def plot(mining: list[dict], fit: list[dict], path: Path) -> None:
     import matplotlib
 
@@ -109,50 +121,15 @@ def plot(mining: list[dict], fit: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for kind in ("flat", "ivf"):
-        rows = [r for r in mining if r["kind"] == kind]
-        left.plot(
-            [r["n"] for r in rows],
-            [r["build_s"] + r["search_s"] for r in rows],
-            marker="o",
-            label=f"{kind}: build + search (s)",
-        )
-    left2 = left.twinx()
-    rows = [r for r in mining if r["kind"] == "flat"]
-    left2.plot(
-        [r["n"] for r in rows],
-        [r["peak_rss_mb"] for r in rows],
-        color="grey",
-        linestyle="--",
-        marker="s",
-        label="peak RSS (MB)",
-    )
-    left.set(
-        xscale="log", yscale="log", xlabel="corpus vectors", ylabel="seconds", title="mining: 1,000 queries, top 100"
-    )
-    left2.set_ylabel("peak RSS (MB)")
-    left.legend(loc="upper left", fontsize=8)
-    left2.legend(loc="lower right", fontsize=8)
-    right.plot([r["comparisons"] for r in fit], [r["seconds"] for r in fit], marker="o", label="seconds")
-    right2 = right.twinx()
-    right2.plot(
-        [r["comparisons"] for r in fit],
-        [r["peak_rss_mb"] for r in fit],
-        color="grey",
-        linestyle="--",
-        marker="s",
-        label="peak RSS (MB)",
-    )
-    right.set(
-        xscale="log",
-        yscale="log",
-        xlabel="comparisons (items = comparisons / 10)",
-        ylabel="seconds",
-        title="Thurstone fit",
-    )
-    right2.set_ylabel("peak RSS (MB)")
-    right.legend(loc="upper left", fontsize=8)
-    right2.legend(loc="lower right", fontsize=8)
+    flat = [r for r in mining if r["kind"] == "flat"]
+    curves = {
+        f"{kind}: build + search": [r["build_s"] + r["search_s"] for r in mining if r["kind"] == kind]
+        for kind in ("flat", "ivf")
+    }
+    _panel(left, [r["n"] for r in flat], curves, [r["peak_rss_mb"] for r in flat], "corpus vectors",
+           "mining: 1,000 queries, top 100")  # fmt: skip
+    _panel(right, [r["comparisons"] for r in fit], {"Thurstone fit": [r["seconds"] for r in fit]},
+           [r["peak_rss_mb"] for r in fit], "comparisons (items = comparisons / 10)", "Thurstone fit")  # fmt: skip
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

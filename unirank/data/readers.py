@@ -16,7 +16,7 @@ from pathlib import Path
 
 import polars as pl
 
-from unirank.data.tables import TableError, Tables, validate
+from unirank.data.tables import TableError, Tables, tables_from_rows
 
 
 def stable_id(*parts: str) -> str:
@@ -104,28 +104,7 @@ class _Collector:
     def tables(self, source: str) -> Tables:
         if not self.groups:
             raise TableError(f"{source}: no records")
-        frames = Tables(
-            groups=pl.DataFrame(
-                list(self.groups.values()),
-                schema={"group_id": pl.String, "context": pl.String, "category": pl.String, "split": pl.String},
-            ),
-            items=pl.DataFrame(
-                list(self.items.values()),
-                schema={"group_id": pl.String, "item_id": pl.String, "text": pl.String, "label": pl.Float64},
-            ),
-            comparisons=pl.DataFrame(
-                self.comparisons,
-                schema={
-                    "group_id": pl.String,
-                    "item_a": pl.String,
-                    "item_b": pl.String,
-                    "p": pl.Float64,
-                    "weight": pl.Float64,
-                    "source": pl.String,
-                },
-            ),
-        )
-        return validate(frames, source)
+        return tables_from_rows(list(self.groups.values()), list(self.items.values()), self.comparisons, source)
 
 
 def _response_text(messages: list[dict]) -> str:
@@ -384,33 +363,5 @@ def read_prmbench(path: str | Path, validation_fraction: float = 0.1, test_fract
             )
     if not groups:
         raise TableError(f"{path}: no records")
-    tables = Tables(
-        groups=pl.DataFrame(
-            list(groups.values()),
-            schema={"group_id": pl.String, "context": pl.String, "category": pl.String, "split": pl.String},
-        ),
-        items=pl.DataFrame(
-            items,
-            schema={
-                "group_id": pl.String,
-                "item_id": pl.String,
-                "text": pl.String,
-                "label": pl.Float64,
-                "steps": pl.List(pl.String),
-                "step_labels": pl.List(pl.Float64),
-                "error_class": pl.String,
-            },
-        ),
-        comparisons=pl.DataFrame(
-            comparisons,
-            schema={
-                "group_id": pl.String,
-                "item_a": pl.String,
-                "item_b": pl.String,
-                "p": pl.Float64,
-                "weight": pl.Float64,
-                "source": pl.String,
-            },
-        ),
-    )
-    return validate(tables, str(path))
+    step_columns = {"steps": pl.List(pl.String), "step_labels": pl.List(pl.Float64), "error_class": pl.String}
+    return tables_from_rows(list(groups.values()), items, comparisons, str(path), item_columns=step_columns)

@@ -159,6 +159,21 @@ def _known(frame, reference, key, column, source, problem, row_column=None) -> N
         _fail(source, unknown["_row"][0], f"{problem} {unknown[column][0]!r}")
 
 
+def tables_from_rows(
+    groups: list[dict], items: list[dict], comparisons: list[dict], source: str, item_columns: dict | None = None
+) -> Tables:
+    """Build the three tables from row dicts with the canonical schemas (plus `item_columns`: extra
+    item columns and their types) and validate them."""
+    return validate(
+        Tables(
+            groups=pl.DataFrame(groups, schema=GROUPS),
+            items=pl.DataFrame(items, schema={**ITEMS, **(item_columns or {})}),
+            comparisons=pl.DataFrame(comparisons, schema=COMPARISONS),
+        ),
+        source,
+    )
+
+
 def read_tables(directory: str | Path) -> Tables:
     """Read and validate groups/items/comparisons.parquet from `directory`."""
     directory = Path(directory)

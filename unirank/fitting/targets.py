@@ -20,14 +20,6 @@ from unirank.fitting.solver import FitResult, fit_bradley_terry, fit_thurstone
 ANCHOR_ITEM = "__anchor__"
 """The item_id of the virtual anchor item that absolute labels compare against (latent fixed at 0)."""
 
-COMPARISON_COLUMNS = ("group_id", "item_a", "item_b", "p", "weight")
-TARGET_SCHEMA = {
-    "group_id": pl.String,
-    "item_id": pl.String,
-    "latent": pl.Float64,
-    "std_err": pl.Float64,
-    "target": pl.Float64,
-}
 
 
 def fit_targets(

@@ -15,7 +15,7 @@ import polars as pl
 
 from unirank.atomic import atomic_path
 from unirank.data.readers import assign_split, read_beir
-from unirank.data.tables import Tables, validate
+from unirank.data.tables import Tables, tables_from_rows
 from unirank.mining.encode import Encoder
 from unirank.mining.filters import select_negatives
 from unirank.mining.pairs import label_pairs
@@ -116,35 +116,12 @@ def mine_beir(directory: str | Path, split: str, config: MiningConfig) -> tuple[
                     }
                 )
     timings["select_s"] = time.perf_counter() - start
-    tables = validate(
-        Tables(
-            groups=pl.DataFrame(
-                groups, schema={"group_id": pl.String, "context": pl.String, "category": pl.String, "split": pl.String}
-            ),
-            items=pl.DataFrame(
-                items,
-                schema={
-                    "group_id": pl.String,
-                    "item_id": pl.String,
-                    "text": pl.String,
-                    "label": pl.Float64,
-                    "first_stage_score": pl.Float64,
-                    "first_stage_rank": pl.Int64,
-                },
-            ),
-            comparisons=pl.DataFrame(
-                comparisons,
-                schema={
-                    "group_id": pl.String,
-                    "item_a": pl.String,
-                    "item_b": pl.String,
-                    "p": pl.Float64,
-                    "weight": pl.Float64,
-                    "source": pl.String,
-                },
-            ),
-        ),
+    tables = tables_from_rows(
+        groups,
+        items,
+        comparisons,
         f"mined from {directory}",
+        item_columns={"first_stage_score": pl.Float64, "first_stage_rank": pl.Int64},
     )
     summary = {
         "beir": str(directory),
