@@ -4,7 +4,7 @@ unirank fit|validate|test|predict --config lightning_configs/<recipe>.yaml   (Li
 unirank mine      --beir DIR --split train --out OUT_DIR
 unirank judge     requests|import|teacher --tables MINED_DIR ...
 unirank calibrate --comparisons comparisons.parquet --out targets.parquet
-unirank evaluate  --model DIR_OR_CKPT (--beir DIR | --preferences FILE | --tables DIR) --out REPORT_DIR
+unirank evaluate  --model DIR_OR_CKPT (--beir DIR | --preferences FILE | --steps FILE | --tables DIR) --out DIR
 unirank export    CKPT OUT_DIR
 unirank score     --model DIR_OR_CKPT --input rows.jsonl --out scores.jsonl
 """
@@ -186,7 +186,9 @@ def _read_table(path: Path) -> pl.DataFrame:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="unirank", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="unirank", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     calibrate = commands.add_parser(
         "calibrate", help="fit Thurstone latents to a comparisons table and write the targets table"
