@@ -116,5 +116,38 @@ def test_resume_after_a_crash_ends_with_the_same_weights(repo, tmp_path, die_at_
 
 def test_schedule_must_match_max_epochs(repo, tmp_path):
     module, data = make(repo)
-    with pytest.raises(ValueError, match="max_epochs=3 but the schedule has 1 pairwise \\+ 1 pointwise"):
+    with pytest.raises(ValueError, match="max_epochs=3 but the schedule has 0 distill \\+ 1 pairwise \\+ 1 pointwise"):
         trainer(tmp_path, 3).fit(module, datamodule=data)
+
+
+def test_listwise_distillation_loss_is_zero_when_the_ranking_distribution_matches():
+    from unirank.losses import listwise_distillation_loss
+
+    teacher = torch.tensor([0.9, 0.5, 0.1, 0.3, 0.2])
+    matching = teacher / 0.05 + torch.tensor([3.0, 3.0, 3.0, -1.0, -1.0])  # a shift per group changes nothing
+    assert listwise_distillation_loss(matching, teacher, [3, 2], 0.05).item() == pytest.approx(0.0, abs=1e-5)
+    assert listwise_distillation_loss(-matching, teacher, [3, 2], 0.05).item() > 1.0
+
+
+def test_distill_stage_pulls_the_scores_towards_the_first_stage(repo, tmp_path):
+    from scipy.stats import spearmanr
+
+    from unirank.adapters import RetrievalAdapter
+    from unirank.data.sources import MinedBeir
+
+    module = UnirankModule(model="tiny", adapter=RetrievalAdapter(max_length=96), schedule=Schedule(0, 0, 3),
+                           lr=2e-3, head_lr=2e-3, warmup_ratio=0.0)  # fmt: skip
+    data = UnirankDataModule(MinedBeir(str(repo / "data/demo-beir"), k=10, negatives=5, validation_fraction=0.0,
+                                       cache_dir=str(tmp_path / "cache")), batch_groups=4)  # fmt: skip
+    data.attach(module.tokenizer, module.adapter)
+    data.setup("fit")
+    train = data.datasets["train"]
+
+    def agreement():
+        scores = module.score_encoded(train.encoded)
+        return np.mean([spearmanr(scores[g.items], train.teacher[g.items]).statistic for g in train.groups])
+
+    before = agreement()
+    trainer(tmp_path, 3).fit(module, datamodule=data)
+    assert module.trainer.callback_metrics["train/distill_loss"] >= 0
+    assert agreement() > before + 0.2

@@ -294,9 +294,9 @@ def _lightning(argv: list[str] | None) -> None:
         def add_arguments_to_parser(self, parser) -> None:
             parser.add_lightning_class_args(ExportModel, "export")
             parser.link_arguments(
-                ("model.schedule.pairwise_epochs", "model.schedule.pointwise_epochs"),
+                ("model.schedule.distill_epochs", "model.schedule.pairwise_epochs", "model.schedule.pointwise_epochs"),
                 "trainer.max_epochs",
-                compute_fn=lambda pairwise, pointwise: pairwise + pointwise,
+                compute_fn=lambda distill, pairwise, pointwise: distill + pairwise + pointwise,
             )
 
     try:

@@ -74,6 +74,7 @@ def load_checkpoint(path: str | Path) -> UnirankModule:
         schedule=Schedule(**config["schedule"]),
         calibration=Calibration(**config["calibration"]),
         chunk_size=config["chunk_size"],
+        distill_temperature=config["distill_temperature"],
         seed=config["seed"],
     )
     module.load_state_dict(checkpoint["state_dict"])
@@ -112,6 +113,7 @@ class ExportModel(L.Callback):
             + " → ".join(
                 f"{n} {s}"
                 for n, s in (
+                    ("distill", pl_module.schedule.distill_epochs),
                     ("pairwise", pl_module.schedule.pairwise_epochs),
                     ("pointwise", pl_module.schedule.pointwise_epochs),
                 )

@@ -24,3 +24,16 @@ def pointwise_loss(scores: torch.Tensor, target: torch.Tensor, weight: torch.Ten
 def target_weight(std_err: torch.Tensor) -> torch.Tensor:
     """w = 1 / (1 + se²): 1 for a target known exactly, falling as its latent's uncertainty grows."""
     return 1.0 / (1.0 + std_err**2)
+
+
+def listwise_distillation_loss(
+    scores: torch.Tensor, teacher: torch.Tensor, group_sizes: list[int], temperature: float
+) -> torch.Tensor:
+    """Mean over groups of KL(softmax(teacher / τ) ‖ softmax(r)) within each group (items of a group
+    are contiguous, `group_sizes` long): the student ranks the group as the teacher does."""
+    losses = []
+    for r, t in zip(torch.split(scores, group_sizes), torch.split(teacher.to(scores.dtype), group_sizes)):
+        if len(r) > 1:
+            target = F.softmax(t / temperature, dim=0)
+            losses.append(F.kl_div(F.log_softmax(r, dim=0), target, reduction="sum"))
+    return torch.stack(losses).mean() if losses else scores.sum() * 0.0

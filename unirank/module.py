@@ -1,6 +1,8 @@
 """The one LightningModule: Bradley-Terry pairwise training, a Thurstone fit, pointwise training.
 
-Epochs [0, pairwise_epochs) train on the comparisons with w·BCEWithLogits(r_a − r_b, p). At the
+Optional distill epochs first match each group's scores to the first stage's (listwise KL: a
+warm start, so training begins at the first stage's ranking, not at random). Then pairwise epochs
+train on the comparisons with w·BCEWithLogits(r_a − r_b, p). At the
 first pointwise epoch the comparisons of the training split (plus absolute labels as comparisons
 against the anchor) are fitted once by `unirank.fitting.fit_targets`; for sparse groups (a prompt
 with one chosen/rejected pair) the stage-1 model's scores, rescaled to the latent scale on the
@@ -30,7 +32,7 @@ from unirank.fitting import (
     step_anchor_comparisons,
     step_item_id,
 )
-from unirank.losses import bradley_terry_loss, pointwise_loss, target_weight
+from unirank.losses import bradley_terry_loss, listwise_distillation_loss, pointwise_loss, target_weight
 from unirank.scorer import Scorer, load_backbone
 
 
@@ -47,14 +49,16 @@ class BatchScores:
 
 @dataclass(frozen=True)
 class Schedule:
-    """Epochs of each stage; a run lasts pairwise_epochs + pointwise_epochs epochs."""
+    """Epochs of each stage, in order: distill (optional warm start from the first stage's scores),
+    pairwise, pointwise; a run lasts their sum."""
 
     pairwise_epochs: int = 1
     pointwise_epochs: int = 1
+    distill_epochs: int = 0
 
     @property
     def total_epochs(self) -> int:
-        return self.pairwise_epochs + self.pointwise_epochs
+        return self.distill_epochs + self.pairwise_epochs + self.pointwise_epochs
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,7 @@ class UnirankModule(L.LightningModule):
         lr: learning rate of the backbone; head_lr: of the new scalar head.
         weight_decay: AdamW weight decay; warmup_ratio: share of steps with linear warm-up (then linear decay).
         chunk_size: sequences per forward pass when scoring outside training batches.
+        distill_temperature: τ of the warm start's teacher distribution softmax(first-stage score / τ).
         seed: seeds the head's initialisation and the dropout of each batch.
         trust_remote_code: allow a backbone's own code to run (off unless asked).
     """
@@ -100,6 +105,7 @@ class UnirankModule(L.LightningModule):
         weight_decay: float = 0.01,
         warmup_ratio: float = 0.1,
         chunk_size: int = 32,
+        distill_temperature: float = 0.05,
         seed: int = 0,
         trust_remote_code: bool = False,
     ):
@@ -108,7 +114,7 @@ class UnirankModule(L.LightningModule):
         self.adapter = adapter or RetrievalAdapter()
         self.schedule, self.calibration = schedule, calibration
         self.lr, self.head_lr, self.weight_decay, self.warmup_ratio = lr, head_lr, weight_decay, warmup_ratio
-        self.chunk_size, self.seed = chunk_size, seed
+        self.chunk_size, self.seed, self.distill_temperature = chunk_size, seed, distill_temperature
         backbone, self.tokenizer = load_backbone(model, trust_remote_code=trust_remote_code, seed=seed)
         self.scorer = Scorer(backbone)
         self.targets: pl.DataFrame | None = None
@@ -126,18 +132,24 @@ class UnirankModule(L.LightningModule):
             "schedule": asdict(self.schedule),
             "calibration": asdict(self.calibration),
             "chunk_size": self.chunk_size,
+            "distill_temperature": self.distill_temperature,
             "seed": self.seed,
         }
 
     @property
     def stage(self) -> str:
-        return "pairwise" if self.current_epoch < self.schedule.pairwise_epochs else "pointwise"
+        if self.current_epoch < self.schedule.distill_epochs:
+            return "distill"
+        if self.current_epoch < self.schedule.distill_epochs + self.schedule.pairwise_epochs:
+            return "pairwise"
+        return "pointwise"
 
     def on_fit_start(self) -> None:
         if self.trainer.max_epochs != self.schedule.total_epochs:
             raise ValueError(
                 f"trainer.max_epochs={self.trainer.max_epochs} but the schedule has "
-                f"{self.schedule.pairwise_epochs} pairwise + {self.schedule.pointwise_epochs} pointwise epochs"
+                f"{self.schedule.distill_epochs} distill + {self.schedule.pairwise_epochs} pairwise + "
+                f"{self.schedule.pointwise_epochs} pointwise epochs"
             )
 
     # ---- scoring ------------------------------------------------------------------------------
@@ -215,7 +227,9 @@ class UnirankModule(L.LightningModule):
         # dropout masks depend on (seed, epoch, batch) alone, so a resumed run draws the same ones
         torch.manual_seed((self.seed * 1_000_003 + self.current_epoch) * 1_000_003 + batch_idx)
         out = self.forward_batch(batch)
-        if self.stage == "pairwise":
+        if self.stage == "distill":
+            loss = self._distill_loss(out.items, batch)
+        elif self.stage == "pairwise":
             loss = self._pairwise_loss(out.items, batch)
             if out.steps is not None:
                 loss = loss + self._step_anchor_loss(out, batch)
@@ -239,6 +253,13 @@ class UnirankModule(L.LightningModule):
         return bradley_terry_loss(
             scores, batch["comp_a"].to(dev), batch["comp_b"].to(dev), batch["p"].to(dev), batch["weight"].to(dev)
         )
+
+    def _distill_loss(self, scores: torch.Tensor, batch: dict) -> torch.Tensor:
+        """Warm start: match each group's score distribution to the first stage's (listwise KL)."""
+        teacher = batch["teacher"].to(self.device)
+        if torch.isnan(teacher).any():
+            raise ValueError("distill_epochs > 0 needs first_stage_score on every item (mined candidates have it)")
+        return listwise_distillation_loss(scores, teacher, batch["group_sizes"], self.distill_temperature)
 
     def _step_labels(self, out: BatchScores, batch: dict) -> torch.Tensor:
         """The label of every scored step (NaN where unlabeled)."""

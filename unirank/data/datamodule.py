@@ -44,6 +44,11 @@ class GroupDataset(Dataset):
         self.item_id = items["item_id"].to_list()
         self.label = items["label"].fill_null(float("nan")).to_numpy()
         self.step_labels = items["step_labels"].to_list() if "step_labels" in items.columns else None
+        self.teacher = (
+            items["first_stage_score"].cast(pl.Float64).fill_null(float("nan")).to_numpy()
+            if "first_stage_score" in items.columns
+            else np.full(items.height, np.nan)
+        )
         comps = tables.indexed_comparisons()
         by_group_items = items.group_by("group_id", maintain_order=True).agg(pl.col("_item"))
         by_group_comps = {g: frame for (g,), frame in comps.partition_by("group_id", as_dict=True).items()}
@@ -169,6 +174,8 @@ class GroupCollator:
             "group_id": [self.dataset.item_group[i] for i in items],
             "item_id": [self.dataset.item_id[i] for i in items],
             "label": torch.as_tensor(self.dataset.label[items], dtype=torch.float32),
+            "teacher": torch.as_tensor(self.dataset.teacher[items], dtype=torch.float32),
+            "group_sizes": [len(s["items"]) for s in samples],
             "step_labels": None if self.dataset.step_labels is None else [self.dataset.step_labels[i] for i in items],
             "comp_a": torch.as_tensor(comp_a, dtype=torch.long),
             "comp_b": torch.as_tensor(comp_b, dtype=torch.long),

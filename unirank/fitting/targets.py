@@ -21,7 +21,6 @@ ANCHOR_ITEM = "__anchor__"
 """The item_id of the virtual anchor item that absolute labels compare against (latent fixed at 0)."""
 
 
-
 def fit_targets(
     comparisons: pl.DataFrame,
     *,
