@@ -53,10 +53,20 @@ def export_model(
                 ),
             },
             "base_model": config["model"],
+            "adapter": config["adapter"],
             "validation": validation or {},
         }
         (tmp / "unirank.json").write_text(json.dumps(info, indent=2) + "\n")
     return out_dir
+
+
+def adapter_from_spec(spec: dict, source: str | Path) -> adapters.Adapter:
+    """Rebuild an adapter from {"class", "init_args"} (as `UnirankModule.config()` records it);
+    only the adapters of `unirank.adapters` are accepted."""
+    adapter_class = getattr(adapters, spec["class"], None)
+    if not (isinstance(adapter_class, type) and issubclass(adapter_class, adapters.Adapter)):
+        raise ValueError(f"{source}: unknown adapter {spec['class']!r}")
+    return adapter_class(**spec["init_args"])
 
 
 def load_checkpoint(path: str | Path) -> UnirankModule:
@@ -65,12 +75,9 @@ def load_checkpoint(path: str | Path) -> UnirankModule:
     if "unirank" not in checkpoint:
         raise ValueError(f"{path}: not a unirank checkpoint (no 'unirank' entry)")
     config = json.loads(checkpoint["unirank"]["config"])
-    adapter_class = getattr(adapters, config["adapter"]["class"], None)
-    if not (isinstance(adapter_class, type) and issubclass(adapter_class, adapters.Adapter)):
-        raise ValueError(f"{path}: unknown adapter {config['adapter']['class']!r}")
     module = UnirankModule(
         model=config["model"],
-        adapter=adapter_class(**config["adapter"]["init_args"]),
+        adapter=adapter_from_spec(config["adapter"], path),
         schedule=Schedule(**config["schedule"]),
         calibration=Calibration(**config["calibration"]),
         chunk_size=config["chunk_size"],

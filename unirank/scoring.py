@@ -8,23 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from unirank import adapters
 from unirank.module import Calibration, UnirankModule
-
-
-def _adapter_from_export(folder: Path) -> adapters.Adapter:
-    info = json.loads((folder / "unirank.json").read_text())
-
-    spec = info["input"]
-    if info["domain"] == "chat":
-        return adapters.ChatAdapter(max_length=spec["max_length"])
-    if info["domain"] == "process":
-        return adapters.ProcessAdapter(
-            max_length=spec["max_length"],
-            problem_max_length=spec["problem_max_length"],
-            aggregation=spec["aggregation"],
-        )
-    return adapters.RetrievalAdapter(max_length=spec["max_length"])
 
 
 class Predictor:
@@ -47,7 +31,7 @@ class Predictor:
 
 def load_scorer(path: str | Path) -> Predictor:
     """A Predictor from an export folder (with unirank.json) or a .ckpt checkpoint."""
-    from unirank.export import load_checkpoint
+    from unirank.export import adapter_from_spec, load_checkpoint
 
     path = Path(path)
     if path.is_dir():
@@ -56,7 +40,7 @@ def load_scorer(path: str | Path) -> Predictor:
         info = json.loads((path / "unirank.json").read_text())
         module = UnirankModule(
             model=str(path),
-            adapter=_adapter_from_export(path),
+            adapter=adapter_from_spec(info["adapter"], path),
             calibration=Calibration(
                 **{k: v for k, v in info["calibration"].items() if k in Calibration.__dataclass_fields__}
             ),
