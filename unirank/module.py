@@ -189,31 +189,33 @@ class UnirankModule(L.LightningModule):
         return self.forward_batch(batch).items
 
     @torch.no_grad()
-    def _forward_encoded(self, encoded: list[Encoded]) -> BatchScores:
-        """forward_batch over already-encoded inputs, in eval mode (the training mode is restored)."""
+    def _forward_encoded(self, encoded: list[Encoded], bf16: bool = False) -> BatchScores:
+        """forward_batch over already-encoded inputs, in eval mode (the training mode is restored);
+        bf16: under bfloat16 autocast (about 2x faster on CPU, logits within ~1e-2)."""
         was_training = self.training
         self.eval()
         try:
             chunks, order = pad_chunks(encoded, self.tokenizer.pad_token_id, self.chunk_size)
-            return self.forward_batch({"chunks": chunks, "order": order})
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
+                return self.forward_batch({"chunks": chunks, "order": order})
         finally:
             self.train(was_training)
 
-    def score_encoded(self, encoded: list[Encoded]) -> np.ndarray:
+    def score_encoded(self, encoded: list[Encoded], bf16: bool = False) -> np.ndarray:
         """Scores of already-encoded inputs, in eval mode, chunk by chunk."""
         if not encoded:
             return np.zeros(0)
-        return self._forward_encoded(encoded).items.cpu().numpy().astype(np.float64)
+        return self._forward_encoded(encoded, bf16).items.cpu().numpy().astype(np.float64)
 
-    def score_encoded_steps(self, encoded: list[Encoded]) -> tuple[np.ndarray, list[np.ndarray]]:
+    def score_encoded_steps(self, encoded: list[Encoded], bf16: bool = False) -> tuple[np.ndarray, list[np.ndarray]]:
         """Process inputs: (solution scores, one array of step logits per solution), eval mode."""
-        out = self._forward_encoded(encoded)
+        out = self._forward_encoded(encoded, bf16)
         owner, steps = out.step_owner.cpu().numpy(), out.steps.cpu().numpy().astype(np.float64)
         return out.items.cpu().numpy().astype(np.float64), [steps[owner == i] for i in range(len(encoded))]
 
-    def score_texts(self, contexts: list[str], candidates: list[str]) -> np.ndarray:
+    def score_texts(self, contexts: list[str], candidates: list[str], bf16: bool = False) -> np.ndarray:
         """r for each (context, candidate), formatted by the adapter."""
-        return self.score_encoded(self.adapter.encode(self.tokenizer, contexts, candidates))
+        return self.score_encoded(self.adapter.encode(self.tokenizer, contexts, candidates), bf16)
 
     # ---- training -----------------------------------------------------------------------------
     def on_train_start(self) -> None:

@@ -16,20 +16,25 @@ class Predictor:
 
     pairwise_link: how two of its logits read as P(a ≻ b): "thurstone" for a model trained through
     the pointwise stage on Thurstone targets, "bradley-terry" otherwise (see evaluation.pairwise_probability).
+    bf16: score under bfloat16 autocast (about 2x faster on CPU; logits within ~1e-2 of fp32).
     """
 
-    def __init__(self, module: UnirankModule, trained_through: str):
-        self.module = module
+    def __init__(self, module: UnirankModule, trained_through: str, bf16: bool = False):
+        self.module, self.bf16 = module, bf16
         pointwise_thurstone = trained_through == "pointwise" and module.calibration.link == "thurstone"
         self.pairwise_link = "thurstone" if pointwise_thurstone else "bradley-terry"
 
     def predict(self, pairs: list[tuple[str | list, str]]) -> list[tuple[float, float]]:
         contexts = [c if isinstance(c, str) else json.dumps(c, ensure_ascii=False) for c, _ in pairs]
-        logits = self.module.score_texts(contexts, [t for _, t in pairs])
+        logits = self.score_texts(contexts, [t for _, t in pairs])
         return [(float(r), float(1 / (1 + np.exp(-r)))) for r in logits]
 
+    def score_texts(self, contexts: list[str], candidates: list[str]) -> np.ndarray:
+        """The logit r of each (context, candidate), formatted by the model's adapter."""
+        return self.module.score_texts(contexts, candidates, self.bf16)
 
-def load_scorer(path: str | Path) -> Predictor:
+
+def load_scorer(path: str | Path, bf16: bool = False) -> Predictor:
     """A Predictor from an export folder (with unirank.json) or a .ckpt checkpoint."""
     from unirank.export import adapter_from_spec, load_checkpoint
 
@@ -45,6 +50,6 @@ def load_scorer(path: str | Path) -> Predictor:
                 **{k: v for k, v in info["calibration"].items() if k in Calibration.__dataclass_fields__}
             ),
         )
-        return Predictor(module, info["calibration"]["trained_through"])
+        return Predictor(module, info["calibration"]["trained_through"], bf16)
     module = load_checkpoint(path)
-    return Predictor(module, "pointwise" if module.targets is not None else "pairwise")
+    return Predictor(module, "pointwise" if module.targets is not None else "pairwise", bf16)

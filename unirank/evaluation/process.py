@@ -17,7 +17,7 @@ def score_solutions(predictor, tables: Tables) -> tuple[np.ndarray, list[np.ndar
     encoded = module.adapter.encode(
         module.tokenizer, tables.item_contexts(), tables.items["text"].to_list(), steps=tables.items["steps"].to_list()
     )
-    return module.score_encoded_steps(encoded)
+    return module.score_encoded_steps(encoded, predictor.bf16)
 
 
 def step_metrics(step_probs: list[np.ndarray], step_labels: list[list[float | None]], threshold: float = 0.5) -> dict:

@@ -24,7 +24,7 @@ from unirank.evaluation.thresholds import threshold_report
 
 def score_items(predictor, tables: Tables) -> np.ndarray:
     """The model's logit for every row of tables.items, each (context, item) scored once."""
-    return predictor.module.score_texts(tables.item_contexts(), tables.items["text"].to_list())
+    return predictor.score_texts(tables.item_contexts(), tables.items["text"].to_list())
 
 
 def evaluate_retrieval(predictors: dict, tables: Tables, qrels: dict[str, dict[str, int]], k: int = 10) -> dict:
