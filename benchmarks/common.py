@@ -23,10 +23,10 @@ def peak_rss_mb() -> float:
 
 
 def run_child(code: str) -> dict:
-    """Run `code` in a fresh Python process (offline, warnings off) and parse the JSON object it
-    prints last."""
+    """Run `code` in a fresh Python process (offline, warnings off; its stderr shown) and parse the
+    JSON object it prints last on stdout."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore", "TOKENIZERS_PARALLELISM": "false"}
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, env=env)
+    out = subprocess.run([sys.executable, "-c", code], check=True, stdout=subprocess.PIPE, text=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

@@ -103,13 +103,32 @@ def unirank_fit(mined: Path, out: Path, pairwise: int, pointwise: int, groups_pe
     """`unirank fit` with the reranker recipe on the mined tables; returns the wall time."""
     return run_timed(
         [
-            sys.executable, "-m", "unirank.cli", "fit", "--config", "lightning_configs/reranker.yaml",
-            "--data.source", "unirank.data.sources.TablesDir", "--data.source.path", str(mined),
-            "--data.batch_groups", str(groups_per_batch),
-            "--model.adapter.init_args.max_length", str(MAX_LENGTH), "--model.lr", str(LR),
-            "--model.schedule.pairwise_epochs", str(pairwise), "--model.schedule.pointwise_epochs", str(pointwise),
-            "--trainer.logger", "false", "--trainer.default_root_dir", str(out),
-            "--export.dirpath", str(out / "model"),
+            sys.executable,
+            "-m",
+            "unirank.cli",
+            "fit",
+            "--config",
+            "lightning_configs/reranker.yaml",
+            "--data.source",
+            "unirank.data.sources.TablesDir",
+            "--data.source.path",
+            str(mined),
+            "--data.batch_groups",
+            str(groups_per_batch),
+            "--model.adapter.init_args.max_length",
+            str(MAX_LENGTH),
+            "--model.lr",
+            str(LR),
+            "--model.schedule.pairwise_epochs",
+            str(pairwise),
+            "--model.schedule.pointwise_epochs",
+            str(pointwise),
+            "--trainer.logger",
+            "false",
+            "--trainer.default_root_dir",
+            str(out),
+            "--export.dirpath",
+            str(out / "model"),
         ]  # fmt: skip
     )
 
@@ -129,17 +148,37 @@ def main() -> None:
     if not (mined / "mining.json").exists():
         run_timed(
             [
-                sys.executable, "-m", "unirank.cli", "mine", "--beir", beir, "--split", "train", "--k", str(k),
-                "--negatives", str(NEGATIVES), "--validation-fraction", "0.1", "--cache-dir", cache,
-                "--out", str(mined),
+                sys.executable,
+                "-m",
+                "unirank.cli",
+                "mine",
+                "--beir",
+                beir,
+                "--split",
+                "train",
+                "--k",
+                str(k),
+                "--negatives",
+                str(NEGATIVES),
+                "--validation-fraction",
+                "0.1",
+                "--cache-dir",
+                cache,
+                "--out",
+                str(mined),
             ]  # fmt: skip
         )
     groups_per_batch = BATCH_SEQUENCES // (NEGATIVES + 1)  # one query's candidates form a group
     train_s = {
         "CrossEncoderTrainer (BCE)": run_child(
             ST_CHILD.format(
-                root=str(ROOT), mined=str(mined), out=str(work / "st"), epochs=epochs, batch=BATCH_SEQUENCES,
-                lr=LR, max_length=MAX_LENGTH,
+                root=str(ROOT),
+                mined=str(mined),
+                out=str(work / "st"),
+                epochs=epochs,
+                batch=BATCH_SEQUENCES,
+                lr=LR,
+                max_length=MAX_LENGTH,
             )  # fmt: skip
         )["train_s"],
         "unirank BT only": unirank_fit(mined, work / "bt", epochs, 0, groups_per_batch),
@@ -148,8 +187,14 @@ def main() -> None:
     out_dir = RESULTS / ("reranker-scifact-quick" if args.quick else "reranker-scifact")
     metrics = run_child(
         EVAL_CHILD.format(
-            root=str(ROOT), k=k, cache=cache, beir=beir, max_length=MAX_LENGTH, out=str(out_dir),
-            st_model=str(work / "st" / "model"), bt_model=str(work / "bt" / "model"),
+            root=str(ROOT),
+            k=k,
+            cache=cache,
+            beir=beir,
+            max_length=MAX_LENGTH,
+            out=str(out_dir),
+            st_model=str(work / "st" / "model"),
+            bt_model=str(work / "bt" / "model"),
             full_model=str(work / "full" / "model"),
         )  # fmt: skip
     )

@@ -79,7 +79,7 @@ def test_each_item_is_encoded_once_per_step(repo):
     assert scores.shape == (len(batch["item_id"]),)
     # every comparison reuses those scores: the same numbers as scoring each side separately
     module.eval()
-    alone = module.score_encoded([data.datasets["train"].encoded[i] for i in batch["item_index"].tolist()])
+    alone = module.score_encoded(data.datasets["train"].encode(batch["item_index"].numpy()))
     np.testing.assert_allclose(module.score_batch(batch).detach().numpy(), alone, atol=1e-5)
 
 
@@ -144,8 +144,10 @@ def test_distill_stage_pulls_the_scores_towards_the_first_stage(repo, tmp_path):
     train = data.datasets["train"]
 
     def agreement():
-        scores = module.score_encoded(train.encoded)
-        return np.mean([spearmanr(scores[g.items], train.teacher[g.items]).statistic for g in train.groups])
+        scores = module.score_rows(train, np.arange(train.n_items))
+        return np.mean(
+            [spearmanr(scores[g.items], train.teacher[g.items]).statistic for g in map(train.group, range(len(train)))]
+        )
 
     before = agreement()
     trainer(tmp_path, 3).fit(module, datamodule=data)

@@ -359,21 +359,22 @@ class UnirankModule(L.LightningModule):
         alpha = self._score_scale(held_out)
         items = train.tables.items.select("group_id", "item_id").with_row_index("_row")
         items = items.filter(pl.col("group_id").is_in(sparse.implode()))
-        scores = self.score_encoded([train.encoded[i] for i in items["_row"].to_list()])
+        scores = self.score_rows(train, items["_row"].to_numpy())
         return items.with_columns(pl.Series("r", scores)).select(
             "group_id", "item_id", (alpha * (pl.col("r") - pl.col("r").mean().over("group_id"))).alias("prior_mean")
         )
 
     def _score_scale(self, dataset) -> float:
-        scores = self.score_encoded(dataset.encoded)
-        group_comps = [g for g in dataset.groups if len(g.comp_a)]
-        if not group_comps:
+        if not len(dataset.comp_a):
             return 0.0
-        a = np.concatenate([g.comp_a for g in group_comps])
-        b = np.concatenate([g.comp_b for g in group_comps])
-        p = np.concatenate([g.p for g in group_comps])
-        w = np.concatenate([g.weight for g in group_comps])
-        return fit_score_scale(scores[a] - scores[b], p, w, link=self.calibration.link)
+        scores = self.score_rows(dataset, np.arange(dataset.n_items))
+        margin = scores[dataset.comp_a] - scores[dataset.comp_b]
+        return fit_score_scale(margin, dataset.p, dataset.weight, link=self.calibration.link)
+
+    def score_rows(self, dataset, rows: np.ndarray, block: int = 4096) -> np.ndarray:
+        """Scores of a dataset's items at these rows, tokenised and scored `block` at a time."""
+        parts = [self.score_encoded(dataset.encode(rows[i : i + block])) for i in range(0, len(rows), block)]
+        return np.concatenate(parts) if parts else np.zeros(0)
 
     # ---- validation ---------------------------------------------------------------------------
     def on_validation_epoch_start(self) -> None:

@@ -3,12 +3,17 @@ among its items reuses those scores.
 
 Large groups (say 100 mined candidates) contribute a sampled subset of at most
 `max_items_per_group` items, chosen by walking the group's comparisons in random order so the
-subset keeps as many comparisons as possible. Every item is tokenised once, at setup. Sampling
-depends only on (seed, epoch, group), so a resumed run sees the same batches as an uninterrupted one.
+subset keeps as many comparisons as possible. Sampling depends only on (seed, epoch, group), so a
+resumed run sees the same batches as an uninterrupted one.
+
+Memory: a split is indexed as flat arrays (groups → items → comparisons, CSR offsets); texts stay
+in their source column (memory-mapped for `TablesDir(memory_map=True)`) and are read and tokenised
+per batch, so nothing proportional to the text or its tokens is held for the whole data set.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import lightning as L
@@ -20,11 +25,12 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from unirank.adapters.base import Adapter, Encoded, pad_chunks
 from unirank.data.sources import DataSource
 from unirank.data.tables import Tables
+from unirank.data.texts import SOURCE_ROW, TEXT_COLUMNS, FrameTexts, MappedTexts
 
 
 @dataclass(frozen=True)
 class Group:
-    """One group's items (indices into the split's item list) and its comparisons (local indices)."""
+    """One group's items (rows of the split) and its comparisons (item_a / item_b as split rows)."""
 
     items: np.ndarray
     comp_a: np.ndarray
@@ -33,53 +39,96 @@ class Group:
     weight: np.ndarray
 
 
-class GroupDataset(Dataset):
-    """Items of one split, tokenised once; __getitem__([(group, epoch), ...]) samples those groups."""
+def _offsets(sorted_owner: np.ndarray, n: int) -> np.ndarray:
+    """CSR offsets: entries of owner g are [offsets[g], offsets[g + 1]) of the sorted arrays."""
+    return np.searchsorted(sorted_owner, np.arange(n + 1)).astype(np.int64)
 
-    def __init__(self, tables: Tables, encoded: list[Encoded], max_items_per_group: int, seed: int):
-        self.tables, self.encoded = tables, encoded
+
+class GroupDataset(Dataset):
+    """The groups of one split; __getitem__([(group, epoch), ...]) samples those groups.
+
+    tables: the split's tables (items with a `_source_row` column, text not needed);
+    texts: the item text (and steps) columns, read at `_source_row`, in memory or memory-mapped;
+    encoder(contexts, texts, steps) → Encoded, the adapter with its tokenizer.
+    """
+
+    def __init__(
+        self,
+        tables: Tables,
+        texts: FrameTexts | MappedTexts,
+        encoder: Callable[..., list[Encoded]],
+        max_items_per_group: int,
+        seed: int,
+    ):
+        self.tables, self.texts, self.encoder = tables, texts, encoder
         self.max_items, self.seed = max_items_per_group, seed
-        items = tables.items.with_row_index("_item")
-        self.item_group = items["group_id"].to_list()
-        self.item_id = items["item_id"].to_list()
+        items = tables.items
+        self.source_row = items[SOURCE_ROW].to_numpy().astype(np.int64)
+        self.item_group = items["group_id"]
+        self.item_id = items["item_id"]
         self.label = items["label"].fill_null(float("nan")).to_numpy()
-        self.step_labels = items["step_labels"].to_list() if "step_labels" in items.columns else None
         self.teacher = (
             items["first_stage_score"].cast(pl.Float64).fill_null(float("nan")).to_numpy()
             if "first_stage_score" in items.columns
             else np.full(items.height, np.nan)
         )
-        comps = tables.indexed_comparisons()
-        by_group_items = items.group_by("group_id", maintain_order=True).agg(pl.col("_item"))
-        by_group_comps = {g: frame for (g,), frame in comps.partition_by("group_id", as_dict=True).items()}
-        self.groups: list[Group] = []
-        for group_id, members in by_group_items.iter_rows():
-            frame = by_group_comps.get(group_id)
-            members = np.asarray(members, dtype=np.int64)
-            if frame is None:
-                empty = np.zeros(0)
-                self.groups.append(Group(members, empty.astype(np.int64), empty.astype(np.int64), empty, empty))
-                continue
-            self.groups.append(
-                Group(
-                    members,
-                    frame["_a"].to_numpy(),
-                    frame["_b"].to_numpy(),
-                    frame["p"].to_numpy(),
-                    frame["weight"].to_numpy(),
-                )
-            )
-        self.lengths = [sum(len(encoded[i].input_ids) for i in g.items[: self.max_items]) for g in self.groups]
+        self.step_labels = items["step_labels"] if "step_labels" in items.columns else None
+        group_ids = items.select(pl.col("group_id").unique(maintain_order=True)).with_row_index("_group")
+        self.contexts = group_ids.join(tables.groups, on="group_id", how="left", maintain_order="left")["context"]
+        self.item_group_index = (
+            (items.select("group_id").join(group_ids, on="group_id", how="left", maintain_order="left")["_group"])
+            .to_numpy()
+            .astype(np.int64)
+        )
+        n_groups = group_ids.height
+        order = np.argsort(self.item_group_index, kind="stable")
+        self.group_items, self.item_offsets = order, _offsets(self.item_group_index[order], n_groups)
+        comps = tables.indexed_comparisons().join(group_ids, on="group_id", how="left", maintain_order="left")
+        owner = comps["_group"].to_numpy().astype(np.int64)
+        order = np.argsort(owner, kind="stable")
+        self.comp_offsets = _offsets(owner[order], n_groups)
+        self.comp_a, self.comp_b = comps["_a"].to_numpy()[order], comps["_b"].to_numpy()[order]
+        self.p, self.weight = comps["p"].to_numpy()[order], comps["weight"].to_numpy()[order]
+        self.lengths = self._group_lengths()
+
+    def _group_lengths(self) -> list[int]:
+        """Bytes of text + context of the first max_items of each group: the bucketing key (a cheap
+        stand-in for the token count, which would need every item tokenised up front)."""
+        text_bytes = self.texts.byte_lengths("text")[self.source_row]
+        context_bytes = self.contexts.str.len_bytes().fill_null(0).to_numpy()[self.item_group_index]
+        size = (text_bytes + context_bytes).astype(np.int64)
+        return [
+            int(size[self.group_items[start : min(end, start + self.max_items)]].sum())
+            for start, end in zip(self.item_offsets[:-1], self.item_offsets[1:])
+        ]
 
     def __len__(self) -> int:
-        return len(self.groups)
+        return len(self.item_offsets) - 1
+
+    @property
+    def n_items(self) -> int:
+        return len(self.source_row)
+
+    def group(self, index: int) -> Group:
+        items = self.group_items[self.item_offsets[index] : self.item_offsets[index + 1]]
+        comps = slice(self.comp_offsets[index], self.comp_offsets[index + 1])
+        return Group(items, self.comp_a[comps], self.comp_b[comps], self.p[comps], self.weight[comps])
+
+    def encode(self, rows) -> list[Encoded]:
+        """Tokenise the items at these split rows (context, text and steps read from their columns)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        source = self.source_row[rows]
+        texts = self.texts.take("text", source)
+        contexts = self.contexts.gather(pl.Series(self.item_group_index[rows])).to_list()
+        steps = self.texts.take("steps", source) if "steps" in self.texts.columns else None
+        return self.encoder(contexts, texts, steps=steps)
 
     def __getitem__(self, keys: list[tuple[int, int]]) -> list[dict]:
         """The samples of one batch: keys are (group index, epoch) pairs."""
         return [self._sample_group(index, epoch) for index, epoch in keys]
 
     def _sample_group(self, index: int, epoch: int) -> dict:
-        group = self.groups[index]
+        group = self.group(index)
         chosen = self._sample(group, np.random.default_rng((self.seed, epoch, index)))
         keep = np.isin(group.comp_a, chosen) & np.isin(group.comp_b, chosen)
         return {
@@ -162,21 +211,23 @@ class GroupCollator:
         self.dataset, self.pad_id, self.chunk_size = dataset, pad_id, chunk_size
 
     def __call__(self, samples: list[dict]) -> dict:
+        dataset = self.dataset
         items = np.concatenate([s["items"] for s in samples])
         position = {int(item): row for row, item in enumerate(items)}
         comp_a = [position[int(i)] for s in samples for i in s["comp_a"]]
         comp_b = [position[int(i)] for s in samples for i in s["comp_b"]]
-        chunks, order = pad_chunks([self.dataset.encoded[i] for i in items], self.pad_id, self.chunk_size)
+        chunks, order = pad_chunks(dataset.encode(items), self.pad_id, self.chunk_size)
+        rows = pl.Series(items)
         return {
             "chunks": chunks,
             "order": order,
             "item_index": torch.as_tensor(items),
-            "group_id": [self.dataset.item_group[i] for i in items],
-            "item_id": [self.dataset.item_id[i] for i in items],
-            "label": torch.as_tensor(self.dataset.label[items], dtype=torch.float32),
-            "teacher": torch.as_tensor(self.dataset.teacher[items], dtype=torch.float32),
+            "group_id": dataset.item_group.gather(rows).to_list(),
+            "item_id": dataset.item_id.gather(rows).to_list(),
+            "label": torch.as_tensor(dataset.label[items], dtype=torch.float32),
+            "teacher": torch.as_tensor(dataset.teacher[items], dtype=torch.float32),
             "group_sizes": [len(s["items"]) for s in samples],
-            "step_labels": None if self.dataset.step_labels is None else [self.dataset.step_labels[i] for i in items],
+            "step_labels": None if dataset.step_labels is None else dataset.step_labels.gather(rows).to_list(),
             "comp_a": torch.as_tensor(comp_a, dtype=torch.long),
             "comp_b": torch.as_tensor(comp_b, dtype=torch.long),
             "p": torch.as_tensor(np.concatenate([s["p"] for s in samples]), dtype=torch.float32),
@@ -224,19 +275,24 @@ class UnirankDataModule(L.LightningDataModule):
             if module is None:
                 raise RuntimeError("UnirankDataModule needs attach(tokenizer, adapter) or a trainer with a module")
             self.attach(module.tokenizer, module.adapter)
+        if self.tables.texts is not None:  # memory-mapped: items already hold _source_row and no text
+            index, texts = self.tables, self.tables.texts
+        else:
+            text_columns = [c for c in TEXT_COLUMNS if c in self.tables.items.columns]
+            items = self.tables.items.with_row_index(SOURCE_ROW)
+            index = Tables(
+                self.tables.groups, items.drop(text_columns), self.tables.comparisons
+            )  # split copies no text
+            texts = FrameTexts(self.tables.items.select(text_columns))
         for split in ("train", "validation", "test"):
             if split not in self.datasets:
-                part = self.tables.split(split)
+                part = index.split(split)
                 if part.groups.height:
-                    self.datasets[split] = self.dataset(part)
+                    self.datasets[split] = GroupDataset(part, texts, self.encode, self.max_items_per_group, self.seed)
 
-    def dataset(self, tables: Tables) -> GroupDataset:
-        """Tokenise every item of `tables` once (context joined from groups) and index its groups."""
-        steps = tables.items["steps"].to_list() if "steps" in tables.items.columns else None
-        encoded = self.adapter.encode(
-            self.tokenizer, tables.item_contexts(), tables.items["text"].to_list(), steps=steps
-        )
-        return GroupDataset(tables, encoded, self.max_items_per_group, self.seed)
+    def encode(self, contexts: list[str], texts: list[str], steps: list | None = None) -> list[Encoded]:
+        """The model's adapter and tokenizer: (context, text[, steps]) → token ids."""
+        return self.adapter.encode(self.tokenizer, contexts, texts, steps=steps)
 
     def loader(self, dataset: GroupDataset, shuffle: bool) -> DataLoader:
         batches = BucketBatchSampler(dataset.lengths, self.batch_groups, self.seed, shuffle=shuffle)

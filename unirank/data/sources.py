@@ -18,13 +18,16 @@ class DataSource(ABC):
 
 
 class TablesDir(DataSource):
-    """A folder with groups.parquet, items.parquet and comparisons.parquet (e.g. `unirank mine` output)."""
+    """A folder with groups.parquet, items.parquet and comparisons.parquet (e.g. `unirank mine` output).
 
-    def __init__(self, path: str):
-        self.path = path
+    memory_map: keep the item text on disk (an Arrow file under cache_dir, memory-mapped) and read
+    it per batch: for data whose text does not fit in memory."""
+
+    def __init__(self, path: str, memory_map: bool = False, cache_dir: str = ".unirank-cache"):
+        self.path, self.memory_map, self.cache_dir = path, memory_map, cache_dir
 
     def load(self) -> Tables:
-        return read_tables(self.path)
+        return read_tables(self.path, memory_map=self.memory_map, cache_dir=self.cache_dir)
 
 
 class Preferences(DataSource):

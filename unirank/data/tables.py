@@ -12,6 +12,7 @@ from pathlib import Path
 import polars as pl
 
 from unirank.atomic import write_parquet
+from unirank.data.texts import MappedTexts, map_items
 from unirank.fitting import ANCHOR_ITEM
 
 GROUPS = {"group_id": pl.String, "context": pl.String, "category": pl.String, "split": pl.String}
@@ -40,11 +41,14 @@ class Tables:
     """groups, items and comparisons of one data set, validated against each other.
 
     A chat context may be a list of {role, content} messages; it is stored as its JSON text.
+    texts: the items' text columns memory-mapped (`read_tables(..., memory_map=True)`); `items` then
+    holds no text but `_source_row`, each item's row in `texts`.
     """
 
     groups: pl.DataFrame
     items: pl.DataFrame
     comparisons: pl.DataFrame
+    texts: MappedTexts | None = None
 
     def item_contexts(self) -> list[str]:
         """The group context of every row of `items`, in the same order."""
@@ -65,10 +69,12 @@ class Tables:
         """The tables restricted to the groups of one split."""
         ids = self.groups.filter(pl.col("split") == name)["group_id"]
         keep = pl.col("group_id").is_in(ids.implode())
-        return Tables(self.groups.filter(keep), self.items.filter(keep), self.comparisons.filter(keep))
+        return Tables(self.groups.filter(keep), self.items.filter(keep), self.comparisons.filter(keep), self.texts)
 
     def write(self, directory: str | Path) -> None:
         """Write groups/items/comparisons.parquet into `directory`, each atomically."""
+        if self.texts is not None:
+            raise ValueError("memory-mapped tables are read-only: write the source tables instead")
         directory = Path(directory)
         for name in ("groups", "items", "comparisons"):
             write_parquet(getattr(self, name), directory / f"{name}.parquet")
@@ -79,17 +85,20 @@ def _fail(source: str, row: int | None, problem: str) -> None:
     raise TableError(f"{where}: {problem}")
 
 
-def conform(frame: pl.DataFrame, table: str, source: str) -> pl.DataFrame:
-    """Check required columns and non-null ids, add optional columns, cast to the schema."""
+def conform(frame: pl.DataFrame, table: str, source: str, external: tuple[str, ...] = ()) -> pl.DataFrame:
+    """Check required columns and non-null ids, add optional columns, cast to the schema.
+    external: columns held elsewhere (memory-mapped text), neither required nor added."""
     schema = {"groups": GROUPS, "items": ITEMS, "comparisons": COMPARISONS}[table]
-    missing = [c for c in REQUIRED[table] if c not in frame.columns]
+    schema = {c: t for c, t in schema.items() if c not in external}
+    required = [c for c in REQUIRED[table] if c not in external]
+    missing = [c for c in required if c not in frame.columns]
     if missing:
         _fail(source, None, f"missing column(s) {missing} in the {table} table (it has {frame.columns})")
     defaults = {"p": 1.0, "weight": 1.0, "source": "data", "split": "train"}
     frame = frame.with_columns(
         pl.lit(defaults.get(c), dtype=t).alias(c) for c, t in schema.items() if c not in frame.columns
     )
-    for column in REQUIRED[table]:
+    for column in required:
         nulls = frame[column].is_null()
         if nulls.any():
             _fail(source, int(nulls.arg_true()[0]), f"{column} is missing (null)")
@@ -103,7 +112,7 @@ def conform(frame: pl.DataFrame, table: str, source: str) -> pl.DataFrame:
 def validate(tables: Tables, source: str) -> Tables:
     """Conform each table and check them against each other; return the conformed tables."""
     groups = conform(tables.groups, "groups", f"{source} (groups)")
-    items = conform(tables.items, "items", f"{source} (items)")
+    items = conform(tables.items, "items", f"{source} (items)", external=() if tables.texts is None else ("text",))
     comparisons = conform(tables.comparisons, "comparisons", f"{source} (comparisons)")
     _unique(groups, ["group_id"], f"{source} (groups)")
     _unique(items, ["group_id", "item_id"], f"{source} (items)")
@@ -142,7 +151,7 @@ def validate(tables: Tables, source: str) -> Tables:
     if empty.height:
         row = groups["group_id"].to_list().index(empty["group_id"][0])
         _fail(f"{source} (groups)", row, f"group {empty['group_id'][0]!r} has no items")
-    return Tables(groups, items, comparisons)
+    return Tables(groups, items, comparisons, tables.texts)
 
 
 def _unique(frame: pl.DataFrame, key: list[str], source: str) -> None:
@@ -174,16 +183,24 @@ def tables_from_rows(
     )
 
 
-def read_tables(directory: str | Path) -> Tables:
-    """Read and validate groups/items/comparisons.parquet from `directory`."""
+def read_tables(directory: str | Path, memory_map: bool = False, cache_dir: str | Path = ".unirank-cache") -> Tables:
+    """Read and validate groups/items/comparisons.parquet from `directory`.
+
+    memory_map: the items' text is streamed into an Arrow file under cache_dir and memory-mapped
+    (see unirank.data.texts.map_items), so item text larger than memory is read per batch."""
     directory = Path(directory)
-    frames = {}
+    frames, texts = {}, None
     for name in ("groups", "items", "comparisons"):
         path = directory / f"{name}.parquet"
         if not path.exists():
             raise TableError(f"{path}: file not found (a data folder needs groups, items and comparisons .parquet)")
         try:
-            frames[name] = pl.read_parquet(path)
+            if name == "items" and memory_map:
+                frames[name], texts = map_items(path, cache_dir)
+                if "text" not in texts.columns:
+                    raise TableError(f"{path}: missing column(s) ['text'] in the items table")
+            else:
+                frames[name] = pl.read_parquet(path)
         except (OSError, pl.exceptions.PolarsError) as error:
             raise TableError(f"{path}: cannot read as parquet: {error}") from None
-    return validate(Tables(**frames), str(directory))
+    return validate(Tables(**frames, texts=texts), str(directory))
