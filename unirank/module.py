@@ -13,6 +13,7 @@ right stage with the same targets. Math: ../shared/DESIGN.md.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import asdict, dataclass
 from typing import Literal
@@ -196,7 +197,9 @@ class UnirankModule(L.LightningModule):
         self.eval()
         try:
             chunks, order = pad_chunks(encoded, self.tokenizer.pad_token_id, self.chunk_size)
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
+            # nullcontext, not autocast(enabled=False): a caller's own autocast stays in force
+            precision = torch.autocast(self.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+            with precision:
                 return self.forward_batch({"chunks": chunks, "order": order})
         finally:
             self.train(was_training)

@@ -191,3 +191,4 @@ def test_bf16_autocast_scores_match_fp32():
         bf16 = module.score_texts(contexts, docs)
     np.testing.assert_allclose(bf16, fp32, atol=0.05)
     assert not np.array_equal(bf16, fp32)  # autocast really ran in bf16
+    np.testing.assert_array_equal(module.score_texts(contexts, docs, bf16=True), bf16)  # the scoring option
