@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,6 +29,33 @@ def run_child(code: str) -> dict:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore", "TOKENIZERS_PARALLELISM": "false"}
     out = subprocess.run([sys.executable, "-c", code], check=True, stdout=subprocess.PIPE, text=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_timed(command: list[str]) -> float:
+    """Run a command offline from the repository root (its output shown); return its wall time (s)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore", "TOKENIZERS_PARALLELISM": "false"}
+    start = time.perf_counter()
+    subprocess.run(command, check=True, env=env, cwd=ROOT)
+    return time.perf_counter() - start
+
+
+def unirank_command(*args: str) -> list[str]:
+    """`unirank ARGS...` run by this interpreter."""
+    return [sys.executable, "-m", "unirank.cli", *args]
+
+
+def train_once(folder: Path, recipe: list[str] | str, reuse: bool) -> float:
+    """Train a contender: run `recipe` (a command, or Python code for run_child that prints
+    {"train_s": ...}) and record it with its time in folder/train.json. With reuse, a folder whose
+    train.json holds the same recipe is not trained again. Returns the training wall time (s)."""
+    record = folder / "train.json"
+    if reuse and record.exists() and json.loads(record.read_text())["recipe"] == recipe:
+        print(f"reusing {folder} (trained with the same recipe)")
+        return json.loads(record.read_text())["train_s"]
+    seconds = run_timed(recipe) if isinstance(recipe, list) else run_child(recipe)["train_s"]
+    folder.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps({"recipe": recipe, "train_s": seconds}, indent=1) + "\n")
+    return seconds
 
 
 def write_results(stem: str, quick: bool, report: dict) -> Path:

@@ -26,15 +26,14 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import RESULTS, ROOT, run_child, write_results  # noqa: E402
+from benchmarks.common import RESULTS, ROOT, run_child, run_timed, train_once, unirank_command, write_results  # noqa: E402
 
 MAX_LENGTH, LR, BATCH_SEQUENCES, NEGATIVES = 128, 5e-5, 32, 7
+LABEL_WEIGHT = 30.0  # a qrels judgment counts as 30 votes against the anchor (see reranker.yaml)
 
 ST_CHILD = """
 import json, sys, time
@@ -91,45 +90,35 @@ print(json.dumps(json.loads(open({out!r} + "/metrics.json").read())))
 """
 
 
-def run_timed(command: list[str]) -> float:
-    """Run a command offline (output shown), return its wall time in seconds."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore", "TOKENIZERS_PARALLELISM": "false"}
-    start = time.perf_counter()
-    subprocess.run(command, check=True, env=env, cwd=ROOT)
-    return time.perf_counter() - start
-
-
-def unirank_fit(mined: Path, out: Path, pairwise: int, pointwise: int, groups_per_batch: int) -> float:
-    """`unirank fit` with the reranker recipe on the mined tables; returns the wall time."""
-    return run_timed(
-        [
-            sys.executable,
-            "-m",
-            "unirank.cli",
-            "fit",
-            "--config",
-            "lightning_configs/reranker.yaml",
-            "--data.source",
-            "unirank.data.sources.TablesDir",
-            "--data.source.path",
-            str(mined),
-            "--data.batch_groups",
-            str(groups_per_batch),
-            "--model.adapter.init_args.max_length",
-            str(MAX_LENGTH),
-            "--model.lr",
-            str(LR),
-            "--model.schedule.pairwise_epochs",
-            str(pairwise),
-            "--model.schedule.pointwise_epochs",
-            str(pointwise),
-            "--trainer.logger",
-            "false",
-            "--trainer.default_root_dir",
-            str(out),
-            "--export.dirpath",
-            str(out / "model"),
-        ]  # fmt: skip
+def unirank_fit(mined: Path, out: Path, pairwise: int, pointwise: int, label_weight: float | None = None) -> list[str]:
+    """The `unirank fit` command of one contender: the reranker recipe on the mined tables
+    (label_weight: the Thurstone fit's weight of a qrels label, for a schedule with a pointwise stage)."""
+    groups_per_batch = BATCH_SEQUENCES // (NEGATIVES + 1)  # one query's candidates form a group
+    return unirank_command(
+        "fit",
+        "--config",
+        "lightning_configs/reranker.yaml",
+        "--data.source",
+        "unirank.data.sources.TablesDir",
+        "--data.source.path",
+        str(mined),
+        "--data.batch_groups",
+        str(groups_per_batch),
+        "--model.adapter.init_args.max_length",
+        str(MAX_LENGTH),
+        "--model.lr",
+        str(LR),
+        "--model.schedule.pairwise_epochs",
+        str(pairwise),
+        "--model.schedule.pointwise_epochs",
+        str(pointwise),
+        *(["--model.calibration.label_weight", str(label_weight)] if label_weight is not None else []),
+        "--trainer.logger",
+        "false",
+        "--trainer.default_root_dir",
+        str(out),
+        "--export.dirpath",
+        str(out / "model"),
     )
 
 
@@ -138,6 +127,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--scifact", default=str(ROOT.parent / "shared" / "data" / "scifact"))
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--label-weight", type=float, default=LABEL_WEIGHT, help="calibration.label_weight")
+    parser.add_argument("--reuse", action="store_true", help="keep contenders already trained with the same recipe")
     args = parser.parse_args()
     beir = str(ROOT / "data" / "demo-beir") if args.quick else str(Path(args.scifact).resolve())
     epochs, k = (2, 20) if args.quick else (args.epochs, 100)
@@ -147,10 +138,7 @@ def main() -> None:
     mined = work / "mined"
     if not (mined / "mining.json").exists():
         run_timed(
-            [
-                sys.executable,
-                "-m",
-                "unirank.cli",
+            unirank_command(
                 "mine",
                 "--beir",
                 beir,
@@ -166,23 +154,23 @@ def main() -> None:
                 cache,
                 "--out",
                 str(mined),
-            ]  # fmt: skip
+            )
         )
-    groups_per_batch = BATCH_SEQUENCES // (NEGATIVES + 1)  # one query's candidates form a group
+    st_recipe = ST_CHILD.format(
+        root=str(ROOT),
+        mined=str(mined),
+        out=str(work / "st"),
+        epochs=epochs,
+        batch=BATCH_SEQUENCES,
+        lr=LR,
+        max_length=MAX_LENGTH,
+    )
     train_s = {
-        "CrossEncoderTrainer (BCE)": run_child(
-            ST_CHILD.format(
-                root=str(ROOT),
-                mined=str(mined),
-                out=str(work / "st"),
-                epochs=epochs,
-                batch=BATCH_SEQUENCES,
-                lr=LR,
-                max_length=MAX_LENGTH,
-            )  # fmt: skip
-        )["train_s"],
-        "unirank BT only": unirank_fit(mined, work / "bt", epochs, 0, groups_per_batch),
-        "unirank full": unirank_fit(mined, work / "full", epochs - 1, 1, groups_per_batch),
+        "CrossEncoderTrainer (BCE)": train_once(work / "st", st_recipe, args.reuse),
+        "unirank BT only": train_once(work / "bt", unirank_fit(mined, work / "bt", epochs, 0), args.reuse),
+        "unirank full": train_once(
+            work / "full", unirank_fit(mined, work / "full", epochs - 1, 1, args.label_weight), args.reuse
+        ),
     }
     out_dir = RESULTS / ("reranker-scifact-quick" if args.quick else "reranker-scifact")
     metrics = run_child(
@@ -196,7 +184,7 @@ def main() -> None:
             st_model=str(work / "st" / "model"),
             bt_model=str(work / "bt" / "model"),
             full_model=str(work / "full" / "model"),
-        )  # fmt: skip
+        )
     )
     report = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU",
@@ -209,6 +197,7 @@ def main() -> None:
             "sequences_per_step": BATCH_SEQUENCES,
             "negatives_per_query": NEGATIVES,
             "first_stage_depth": k,
+            "label_weight": args.label_weight,
             "precision": "bf16 autocast (training and scoring)",
         },
         "mining": json.loads((mined / "mining.json").read_text()),

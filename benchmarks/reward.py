@@ -31,8 +31,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import RESULTS, ROOT, run_child, write_results  # noqa: E402
-from benchmarks.reranker import run_timed  # noqa: E402
+from benchmarks.common import RESULTS, ROOT, run_child, train_once, unirank_command, write_results  # noqa: E402
 
 LR, BATCH_SEQUENCES, VALIDATION, TEST = 5e-5, 32, 0.1, 0.3
 DATASETS = {  # name: (file under the data folder, reader format, max_length)
@@ -72,6 +71,7 @@ trainer.train()
 seconds = time.perf_counter() - start
 trainer.save_model({out!r} + "/model")
 print(json.dumps({{"train_s": seconds, "peak_rss_mb": peak_rss_mb(), "pairs": comps.height}}))
+open({out!r} + "/pairs.txt", "w").write(str(comps.height))
 """
 
 EVAL_CHILD = """
@@ -103,45 +103,40 @@ print(json.dumps(json.loads(open({out!r} + "/metrics.json").read())))
 """
 
 
-def unirank_fit(path: str, fmt: str, out: Path, pairwise: int, pointwise: int, max_length: int, groups: int) -> float:
-    """`unirank fit` with the reward recipe on one preference file; returns the wall time."""
-    return run_timed(
-        [
-            sys.executable,
-            "-m",
-            "unirank.cli",
-            "fit",
-            "--config",
-            "lightning_configs/reward.yaml",
-            "--data.source.init_args.path",
-            path,
-            "--data.source.init_args.format",
-            fmt,
-            "--data.source.init_args.validation_fraction",
-            str(VALIDATION),
-            "--data.source.init_args.test_fraction",
-            str(TEST),
-            "--data.batch_groups",
-            str(groups),
-            "--model.adapter.init_args.max_length",
-            str(max_length),
-            "--model.lr",
-            str(LR),
-            "--model.schedule.pairwise_epochs",
-            str(pairwise),
-            "--model.schedule.pointwise_epochs",
-            str(pointwise),
-            "--trainer.logger",
-            "false",
-            "--trainer.default_root_dir",
-            str(out),
-            "--export.dirpath",
-            str(out / "model"),
-        ]  # fmt: skip
+def unirank_fit(path: str, fmt: str, out: Path, pairwise: int, pointwise: int, max_length: int, groups: int):
+    """The `unirank fit` command of one contender: the reward recipe on one preference file."""
+    return unirank_command(
+        "fit",
+        "--config",
+        "lightning_configs/reward.yaml",
+        "--data.source.init_args.path",
+        path,
+        "--data.source.init_args.format",
+        fmt,
+        "--data.source.init_args.validation_fraction",
+        str(VALIDATION),
+        "--data.source.init_args.test_fraction",
+        str(TEST),
+        "--data.batch_groups",
+        str(groups),
+        "--model.adapter.init_args.max_length",
+        str(max_length),
+        "--model.lr",
+        str(LR),
+        "--model.schedule.pairwise_epochs",
+        str(pairwise),
+        "--model.schedule.pointwise_epochs",
+        str(pointwise),
+        "--trainer.logger",
+        "false",
+        "--trainer.default_root_dir",
+        str(out),
+        "--export.dirpath",
+        str(out / "model"),
     )
 
 
-def run_dataset(name: str, data_dir: Path, epochs: int, quick: bool) -> dict:
+def run_dataset(name: str, data_dir: Path, epochs: int, quick: bool, reuse: bool) -> dict:
     """Train the three contenders on one dataset, evaluate them on its test prompts."""
     from unirank.data.sources import Preferences
 
@@ -152,24 +147,26 @@ def run_dataset(name: str, data_dir: Path, epochs: int, quick: bool) -> dict:
     train = Preferences(path, fmt, VALIDATION, TEST).load().split("train")
     mean_items = train.items.height / train.groups.height
     groups = max(1, round(BATCH_SEQUENCES / mean_items))  # about 32 sequences per step, as TRL's 16 pairs
-    trl = run_child(
-        TRL_CHILD.format(
-            root=str(ROOT),
-            path=path,
-            format=fmt,
-            validation=VALIDATION,
-            test=TEST,
-            max_length=max_length,
-            out=str(work / "trl"),
-            epochs=epochs,
-            pairs=BATCH_SEQUENCES // 2,
-            lr=LR,
-        )  # fmt: skip
+    trl_recipe = TRL_CHILD.format(
+        root=str(ROOT),
+        path=path,
+        format=fmt,
+        validation=VALIDATION,
+        test=TEST,
+        max_length=max_length,
+        out=str(work / "trl"),
+        epochs=epochs,
+        pairs=BATCH_SEQUENCES // 2,
+        lr=LR,
     )
     train_s = {
-        "TRL RewardTrainer": trl["train_s"],
-        "unirank BT only": unirank_fit(path, fmt, work / "bt", epochs, 0, max_length, groups),
-        "unirank full": unirank_fit(path, fmt, work / "full", epochs - 1, 1, max_length, groups),
+        "TRL RewardTrainer": train_once(work / "trl", trl_recipe, reuse),
+        "unirank BT only": train_once(
+            work / "bt", unirank_fit(path, fmt, work / "bt", epochs, 0, max_length, groups), reuse
+        ),
+        "unirank full": train_once(
+            work / "full", unirank_fit(path, fmt, work / "full", epochs - 1, 1, max_length, groups), reuse
+        ),
     }
     out_dir = RESULTS / (f"reward-{name}-quick" if quick else f"reward-{name}")
     metrics = run_child(
@@ -184,7 +181,7 @@ def run_dataset(name: str, data_dir: Path, epochs: int, quick: bool) -> dict:
             trl_model=str(work / "trl" / "model"),
             bt_model=str(work / "bt" / "model"),
             full_model=str(work / "full" / "model"),
-        )  # fmt: skip
+        )
     )
     print((out_dir / "summary.txt").read_text())
     return {
@@ -195,7 +192,7 @@ def run_dataset(name: str, data_dir: Path, epochs: int, quick: bool) -> dict:
         "groups_per_step": groups,
         "test_comparisons": metrics["comparisons"],
         "test_ties_excluded": metrics["ties_excluded"],
-        "trl_pairs": trl["pairs"],
+        "trl_pairs": trl_pairs(work / "trl"),
         "train_s": train_s,
         "systems": {
             name: {
@@ -211,12 +208,18 @@ def run_dataset(name: str, data_dir: Path, epochs: int, quick: bool) -> dict:
     }
 
 
+def trl_pairs(folder: Path) -> int:
+    """The number of decided comparisons TRL trained on (ties have no TRL label)."""
+    return int((folder / "pairs.txt").read_text())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--only", choices=sorted(DATASETS))
+    parser.add_argument("--reuse", action="store_true", help="keep contenders already trained with the same recipe")
     args = parser.parse_args()
     names = [args.only] if args.only else (["pandalm"] if args.quick else list(DATASETS))
     epochs = 2 if args.quick else args.epochs
@@ -230,7 +233,7 @@ def main() -> None:
             "split": {"train": 1 - VALIDATION - TEST, "validation": VALIDATION, "test": TEST},
             "precision": "bf16 autocast (training and scoring)",
         },
-        "datasets": {name: run_dataset(name, Path(args.data), epochs, args.quick) for name in names},
+        "datasets": {name: run_dataset(name, Path(args.data), epochs, args.quick, args.reuse) for name in names},
     }
     stem = f"reward-{args.only}" if args.only else "reward"
     write_results(stem, args.quick, report)
