@@ -30,6 +30,14 @@ def test_hh_rlhf_slice_splits_prompt_from_final_turns(shared_data, tmp_path):
     assert tables.comparisons.height <= 40
 
 
+def test_hh_rlhf_pairs_that_part_before_the_last_turn_are_skipped_with_a_warning(shared_data, tmp_path):
+    lines = gzip.open(shared_data / "hh-rlhf-harmless/test.jsonl.gz", "rt").read().splitlines()
+    (tmp_path / "hh.jsonl").write_text("\n".join(lines[:3] + [lines[1254]]) + "\n")  # 1255: an inline "Human:"
+    with pytest.warns(UserWarning, match=r"hh\.jsonl: line\(s\) \[4\]: chosen and rejected part before the last turn"):
+        tables = read_hh_rlhf(tmp_path / "hh.jsonl")
+    assert tables.comparisons.height == 3
+
+
 def test_pandalm_probability_is_annotator_fraction(shared_data):
     tables = read_pandalm(shared_data / "pandalm/testset-v1.json")
     assert tables.comparisons.height > 900
