@@ -44,6 +44,19 @@ def unirank_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "unirank.cli", *args]
 
 
+def fit_command(config: str, data: list[str], max_length: int, lr: float, epochs: tuple[int, int], out: Path,
+                extra: list[str] = ()) -> list[str]:  # fmt: skip
+    """`unirank fit` with a recipe, data overrides, the adapter's max_length, lr, (pairwise,
+    pointwise) epochs and `extra` overrides; logging off, exporting to out/model."""
+    return unirank_command(
+        "fit", "--config", config, *data,
+        "--model.adapter.init_args.max_length", str(max_length), "--model.lr", str(lr),
+        "--model.schedule.pairwise_epochs", str(epochs[0]), "--model.schedule.pointwise_epochs", str(epochs[1]),
+        *extra,
+        "--trainer.logger", "false", "--trainer.default_root_dir", str(out), "--export.dirpath", str(out / "model"),
+    )  # fmt: skip
+
+
 def train_once(folder: Path, recipe: list[str] | str, reuse: bool) -> float:
     """Train a contender: run `recipe` (a command, or Python code for run_child that prints
     {"train_s": ...}) and record it with its time in folder/train.json. With reuse, a folder whose

@@ -30,7 +30,16 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import RESULTS, ROOT, run_child, run_timed, train_once, unirank_command, write_results  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    RESULTS,
+    ROOT,
+    fit_command,
+    run_child,
+    run_timed,
+    train_once,
+    unirank_command,
+    write_results,
+)
 
 MAX_LENGTH, LR, BATCH_SEQUENCES, NEGATIVES = 128, 5e-5, 32, 7
 LABEL_WEIGHT = 30.0  # a qrels judgment counts as 30 votes against the anchor (see reranker.yaml)
@@ -94,32 +103,10 @@ def unirank_fit(mined: Path, out: Path, pairwise: int, pointwise: int, label_wei
     """The `unirank fit` command of one contender: the reranker recipe on the mined tables
     (label_weight: the Thurstone fit's weight of a qrels label, for a schedule with a pointwise stage)."""
     groups_per_batch = BATCH_SEQUENCES // (NEGATIVES + 1)  # one query's candidates form a group
-    return unirank_command(
-        "fit",
-        "--config",
-        "lightning_configs/reranker.yaml",
-        "--data.source",
-        "unirank.data.sources.TablesDir",
-        "--data.source.path",
-        str(mined),
-        "--data.batch_groups",
-        str(groups_per_batch),
-        "--model.adapter.init_args.max_length",
-        str(MAX_LENGTH),
-        "--model.lr",
-        str(LR),
-        "--model.schedule.pairwise_epochs",
-        str(pairwise),
-        "--model.schedule.pointwise_epochs",
-        str(pointwise),
-        *(["--model.calibration.label_weight", str(label_weight)] if label_weight is not None else []),
-        "--trainer.logger",
-        "false",
-        "--trainer.default_root_dir",
-        str(out),
-        "--export.dirpath",
-        str(out / "model"),
-    )
+    data = ["--data.source", "unirank.data.sources.TablesDir", "--data.source.path", str(mined)]
+    data += ["--data.batch_groups", str(groups_per_batch)]
+    extra = ["--model.calibration.label_weight", str(label_weight)] if label_weight is not None else []
+    return fit_command("lightning_configs/reranker.yaml", data, MAX_LENGTH, LR, (pairwise, pointwise), out, extra)
 
 
 def main() -> None:

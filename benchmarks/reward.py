@@ -31,7 +31,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import RESULTS, ROOT, run_child, train_once, unirank_command, write_results  # noqa: E402
+from benchmarks.common import RESULTS, ROOT, fit_command, run_child, train_once, write_results  # noqa: E402
 
 LR, BATCH_SEQUENCES, VALIDATION, TEST = 5e-5, 32, 0.1, 0.3
 DATASETS = {  # name: (file under the data folder, reader format, max_length)
@@ -105,35 +105,10 @@ print(json.dumps(json.loads(open({out!r} + "/metrics.json").read())))
 
 def unirank_fit(path: str, fmt: str, out: Path, pairwise: int, pointwise: int, max_length: int, groups: int):
     """The `unirank fit` command of one contender: the reward recipe on one preference file."""
-    return unirank_command(
-        "fit",
-        "--config",
-        "lightning_configs/reward.yaml",
-        "--data.source.init_args.path",
-        path,
-        "--data.source.init_args.format",
-        fmt,
-        "--data.source.init_args.validation_fraction",
-        str(VALIDATION),
-        "--data.source.init_args.test_fraction",
-        str(TEST),
-        "--data.batch_groups",
-        str(groups),
-        "--model.adapter.init_args.max_length",
-        str(max_length),
-        "--model.lr",
-        str(LR),
-        "--model.schedule.pairwise_epochs",
-        str(pairwise),
-        "--model.schedule.pointwise_epochs",
-        str(pointwise),
-        "--trainer.logger",
-        "false",
-        "--trainer.default_root_dir",
-        str(out),
-        "--export.dirpath",
-        str(out / "model"),
-    )
+    data = ["--data.source.init_args.path", path, "--data.source.init_args.format", fmt]
+    data += ["--data.source.init_args.validation_fraction", str(VALIDATION)]
+    data += ["--data.source.init_args.test_fraction", str(TEST), "--data.batch_groups", str(groups)]
+    return fit_command("lightning_configs/reward.yaml", data, max_length, LR, (pairwise, pointwise), out)
 
 
 def run_dataset(name: str, data_dir: Path, epochs: int, quick: bool, reuse: bool) -> dict:
@@ -147,13 +122,9 @@ def run_dataset(name: str, data_dir: Path, epochs: int, quick: bool, reuse: bool
     train = Preferences(path, fmt, VALIDATION, TEST).load().split("train")
     mean_items = train.items.height / train.groups.height
     groups = max(1, round(BATCH_SEQUENCES / mean_items))  # about 32 sequences per step, as TRL's 16 pairs
+    shared = dict(root=str(ROOT), path=path, format=fmt, validation=VALIDATION, test=TEST, max_length=max_length)
     trl_recipe = TRL_CHILD.format(
-        root=str(ROOT),
-        path=path,
-        format=fmt,
-        validation=VALIDATION,
-        test=TEST,
-        max_length=max_length,
+        **shared,
         out=str(work / "trl"),
         epochs=epochs,
         pairs=BATCH_SEQUENCES // 2,
@@ -171,12 +142,7 @@ def run_dataset(name: str, data_dir: Path, epochs: int, quick: bool, reuse: bool
     out_dir = RESULTS / (f"reward-{name}-quick" if quick else f"reward-{name}")
     metrics = run_child(
         EVAL_CHILD.format(
-            root=str(ROOT),
-            path=path,
-            format=fmt,
-            validation=VALIDATION,
-            test=TEST,
-            max_length=max_length,
+            **shared,
             out=str(out_dir),
             trl_model=str(work / "trl" / "model"),
             bt_model=str(work / "bt" / "model"),
