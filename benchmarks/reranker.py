@@ -17,7 +17,8 @@ a fresh process.
     python benchmarks/reranker.py [--quick] [--scifact ../shared/data/scifact] [--epochs 3]
 --quick trains 1 epoch on the demo BEIR set (data/demo-beir, top 20) as a smoke check.
 Writes benchmarks/results/reranker.json and benchmarks/results/reranker-scifact/ (metrics.json,
-reliability.png, summary.txt); --quick writes the *-quick variants.
+reliability.png, summary.txt); --quick writes the *-quick variants; --label-weight W (other than
+the recipe's 30) writes reranker-label-weight-W.json and reranker-label-weight-W-scifact/.
 """
 
 from __future__ import annotations
@@ -143,6 +144,9 @@ def main() -> None:
                 str(mined),
             )
         )
+    # another label weight is an ablation: its own full model and result files
+    variant = "" if args.label_weight == LABEL_WEIGHT else f"-label-weight-{args.label_weight:g}"
+    stem, full = f"reranker{variant}", work / f"full{variant}"
     st_recipe = ST_CHILD.format(
         root=str(ROOT),
         mined=str(mined),
@@ -155,11 +159,9 @@ def main() -> None:
     train_s = {
         "CrossEncoderTrainer (BCE)": train_once(work / "st", st_recipe, args.reuse),
         "unirank BT only": train_once(work / "bt", unirank_fit(mined, work / "bt", epochs, 0), args.reuse),
-        "unirank full": train_once(
-            work / "full", unirank_fit(mined, work / "full", epochs - 1, 1, args.label_weight), args.reuse
-        ),
+        "unirank full": train_once(full, unirank_fit(mined, full, epochs - 1, 1, args.label_weight), args.reuse),
     }
-    out_dir = RESULTS / ("reranker-scifact-quick" if args.quick else "reranker-scifact")
+    out_dir = RESULTS / (f"{stem}-scifact-quick" if args.quick else f"{stem}-scifact")
     metrics = run_child(
         EVAL_CHILD.format(
             root=str(ROOT),
@@ -170,7 +172,7 @@ def main() -> None:
             out=str(out_dir),
             st_model=str(work / "st" / "model"),
             bt_model=str(work / "bt" / "model"),
-            full_model=str(work / "full" / "model"),
+            full_model=str(full / "model"),
         )
     )
     report = {
@@ -193,7 +195,7 @@ def main() -> None:
         "systems": {name: _headline(entry) for name, entry in metrics["systems"].items()},
         "report": str(out_dir.relative_to(ROOT)),
     }
-    write_results("reranker", args.quick, report)
+    write_results(stem, args.quick, report)
     print((out_dir / "summary.txt").read_text())
 
 
