@@ -97,6 +97,17 @@ def test_pairwise_probability_links():
     assert report["ece"] == pytest.approx(0.0)
 
 
+def test_pairwise_calibration_does_not_depend_on_which_side_is_listed_first():
+    # a model right 70 % of the time that says 0.7 is calibrated, though every label says "a won"
+    rng = np.random.default_rng(0)
+    margin = np.log(0.7 / 0.3)
+    a_won = rng.random(4000) < 0.7
+    chosen_first = pairwise_calibration(np.where(a_won, margin, 0.0), np.where(a_won, 0.0, margin), np.ones(4000))
+    swapped = pairwise_calibration(np.where(a_won, 0.0, margin), np.where(a_won, margin, 0.0), np.zeros(4000))
+    assert chosen_first["ece"] == pytest.approx(swapped["ece"]) and chosen_first["ece"] < 0.02
+    assert chosen_first["brier"] == pytest.approx(0.21, abs=0.01)
+
+
 def test_threshold_report_measures_precision_spread_across_groups():
     prob = [0.9, 0.8, 0.2, 0.9, 0.6, 0.1]
     label = [1, 1, 0, 0, 1, 0]

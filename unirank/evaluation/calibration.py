@@ -85,6 +85,17 @@ def pairwise_probability(score_a, score_b, link: str = "bradley-terry") -> np.nd
     raise ValueError(f"link must be bradley-terry or thurstone, got {link!r}")
 
 
+def both_orders(prob, observed_p) -> tuple[np.ndarray, np.ndarray]:
+    """Each comparison listed both ways: (P(a ≻ b), p) and (1 − P(a ≻ b), 1 − p).
+
+    Which side a data set lists first is arbitrary (HH-RLHF always lists the chosen response
+    first, so every label is 1 and an ECE on one order measures only how sure the model is);
+    calibration of a preference probability has to hold whichever side comes first."""
+    prob, observed_p = np.asarray(prob, dtype=np.float64), np.asarray(observed_p, dtype=np.float64)
+    return np.concatenate([prob, 1 - prob]), np.concatenate([observed_p, 1 - observed_p])
+
+
 def pairwise_calibration(score_a, score_b, observed_p, link: str = "bradley-terry", n_bins: int = 15) -> dict:
-    """Calibration of predicted P(a ≻ b) against the observed preference (1, 0, 0.5 or a fraction)."""
-    return calibration_metrics(pairwise_probability(score_a, score_b, link), observed_p, n_bins)
+    """Calibration of predicted P(a ≻ b) against the observed preference (1, 0, 0.5 or a fraction),
+    over both orders of every comparison (see both_orders; Brier is the same either way)."""
+    return calibration_metrics(*both_orders(pairwise_probability(score_a, score_b, link), observed_p), n_bins)

@@ -12,6 +12,7 @@ import polars as pl
 from unirank.atomic import atomic_path
 from unirank.data.tables import Tables
 from unirank.evaluation.calibration import (
+    both_orders,
     calibration_metrics,
     pairwise_calibration,
     pairwise_probability,
@@ -74,7 +75,7 @@ def evaluate_preferences(predictors: dict, tables: Tables) -> dict:
         calibration = pairwise_calibration(r_a, r_b, p, link=predictor.pairwise_link)
         entry["pairwise_calibration"] = calibration
         entry["pairwise_link"] = predictor.pairwise_link
-        entry["_curve"] = (pairwise_probability(r_a, r_b, predictor.pairwise_link), p)
+        entry["_curve"] = both_orders(pairwise_probability(r_a, r_b, predictor.pairwise_link), p)
         report["systems"][name] = entry
     return report
 
