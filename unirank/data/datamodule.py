@@ -96,11 +96,10 @@ class GroupDataset(Dataset):
         stand-in for the token count, which would need every item tokenised up front)."""
         text_bytes = self.texts.byte_lengths("text")[self.source_row]
         context_bytes = self.contexts.str.len_bytes().fill_null(0).to_numpy()[self.item_group_index]
-        size = (text_bytes + context_bytes).astype(np.int64)
-        return [
-            int(size[self.group_items[start : min(end, start + self.max_items)]].sum())
-            for start, end in zip(self.item_offsets[:-1], self.item_offsets[1:])
-        ]
+        size = (text_bytes + context_bytes).astype(np.int64)[self.group_items]  # in group order
+        owner = self.item_group_index[self.group_items]
+        kept = np.arange(len(owner)) - self.item_offsets[owner] < self.max_items
+        return np.bincount(owner[kept], weights=size[kept], minlength=len(self)).astype(np.int64).tolist()
 
     def __len__(self) -> int:
         return len(self.item_offsets) - 1
