@@ -23,19 +23,22 @@ def peak_rss_mb() -> float:
     raise RuntimeError("no VmHWM in /proc/self/status")
 
 
+def _child_env() -> dict[str, str]:
+    """The environment of a measured child: offline, warnings off, no tokenizer threads."""
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore", "TOKENIZERS_PARALLELISM": "false"}
+
+
 def run_child(code: str) -> dict:
     """Run `code` in a fresh Python process (offline, warnings off; its stderr shown) and parse the
     JSON object it prints last on stdout."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore", "TOKENIZERS_PARALLELISM": "false"}
-    out = subprocess.run([sys.executable, "-c", code], check=True, stdout=subprocess.PIPE, text=True, env=env)
+    out = subprocess.run([sys.executable, "-c", code], check=True, stdout=subprocess.PIPE, text=True, env=_child_env())
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def run_timed(command: list[str]) -> float:
     """Run a command offline from the repository root (its output shown); return its wall time (s)."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore", "TOKENIZERS_PARALLELISM": "false"}
     start = time.perf_counter()
-    subprocess.run(command, check=True, env=env, cwd=ROOT)
+    subprocess.run(command, check=True, env=_child_env(), cwd=ROOT)
     return time.perf_counter() - start
 
 
@@ -62,9 +65,10 @@ def train_once(folder: Path, recipe: list[str] | str, reuse: bool) -> float:
     {"train_s": ...}) and record it with its time in folder/train.json. With reuse, a folder whose
     train.json holds the same recipe is not trained again. Returns the training wall time (s)."""
     record = folder / "train.json"
-    if reuse and record.exists() and json.loads(record.read_text())["recipe"] == recipe:
+    previous = json.loads(record.read_text()) if reuse and record.exists() else None
+    if previous is not None and previous["recipe"] == recipe:
         print(f"reusing {folder} (trained with the same recipe)")
-        return json.loads(record.read_text())["train_s"]
+        return previous["train_s"]
     seconds = run_timed(recipe) if isinstance(recipe, list) else run_child(recipe)["train_s"]
     folder.mkdir(parents=True, exist_ok=True)
     record.write_text(json.dumps({"recipe": recipe, "train_s": seconds}, indent=1) + "\n")

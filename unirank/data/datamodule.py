@@ -279,9 +279,8 @@ class UnirankDataModule(L.LightningDataModule):
         else:
             text_columns = [c for c in TEXT_COLUMNS if c in self.tables.items.columns]
             items = self.tables.items.with_row_index(SOURCE_ROW)
-            index = Tables(
-                self.tables.groups, items.drop(text_columns), self.tables.comparisons
-            )  # split copies no text
+            # the index holds no text, so splitting it copies none
+            index = Tables(self.tables.groups, items.drop(text_columns), self.tables.comparisons)
             texts = FrameTexts(self.tables.items.select(text_columns))
         for split in ("train", "validation", "test"):
             if split not in self.datasets:
