@@ -1,208 +1,179 @@
-"""Reward models on PandaLM and HH-RLHF harmless: TRL's RewardTrainer, unirank BT only and the full
-unirank schedule, trained on the same comparisons and scored on the same held-out prompts.
+"""Reward models on PandaLM and HH-RLHF harmless: TRL's RewardTrainer (its defaults, and with
+center_rewards_coefficient), unirank BT only, the full unirank schedule and an ablation of each of
+its ingredients, trained on the same comparisons and scored on the same held-out prompts.
 
 Splits are by a stable hash of the prompt (PandaLM: the instruction), 60 / 10 / 30 % of the groups
 for train / validation / test, so no prompt is on both sides. Every contender starts from
 all-MiniLM-L6-v2, sees exactly the same token sequences (unirank's chat adapter: prompt and response
-as a segment pair, the prompt cut from the left, `max_length` tokens), trains for the same epochs
-with lr 5e-5, about 32 sequences per step and bf16 autocast:
-- TRL RewardTrainer (the pairwise -log σ(r_chosen - r_rejected) loss) on the majority label of
-  every comparison (PandaLM ties left out: TRL has no tie label), given the token ids pre-made so
-  truncation matches (TRL would otherwise drop every pair longer than max_length);
-- unirank BT only: `epochs` Bradley-Terry epochs on the soft labels (PandaLM: the fraction of the
-  three annotators, a tie counting a half; weight 3);
-- unirank full: `epochs - 1` Bradley-Terry epochs, the Thurstone fit, 1 pointwise epoch.
-Reported on the test prompts: pairwise accuracy against the majority label (ties excluded and
-counted), pairwise ECE and Brier of P(a ≻ b) against the observed fraction (PandaLM: the annotators';
-HH-RLHF: the single label), and training wall time, each training in a fresh process.
+as a segment pair, the prompt cut from the left, 256 tokens), trains 2 epochs with lr 5e-5, about 32
+sequences per step and bf16 autocast:
+- TRL RewardTrainer (-log σ(r_chosen − r_rejected)) on the majority label of every comparison
+  (PandaLM ties left out: TRL has no tie label), given the token ids pre-made so truncation matches;
+  and the same with center_rewards_coefficient = 0.01 (TRL's documented value);
+- unirank BT only: 2 Bradley-Terry epochs on the soft labels (PandaLM: the fraction of the three
+  annotators, a tie counting a half; weight 3), logits as trained;
+- unirank full (before): 1 BT epoch, the Thurstone fit, 1 pointwise epoch, as the schedule was;
+- unirank full: the same with the Bradley-Terry term kept in stage 2 (λ = 1) and the final
+  calibration fitted on the validation comparisons and folded into the head; and each ingredient
+  taken away, or added, in turn.
+Reported on the test prompts: pairwise accuracy against the majority label (ties excluded, counted)
+and pairwise ECE / Brier of P(a ≻ b) against the observed fraction, each with a 95 % bootstrap
+interval over prompts; training wall time, each contender in a fresh process.
 
-    python benchmarks/reward.py [--quick] [--data ../shared/data] [--epochs 2] [--only pandalm|hh-rlhf]
---quick runs PandaLM alone at 96 tokens as a smoke check.
-Writes benchmarks/results/reward.json and benchmarks/results/reward-<dataset>/ (metrics.json,
-reliability.png, summary.txt); --quick writes the *-quick variants.
+    python benchmarks/reward.py [--quick] [--data ../shared/data] [--only pandalm|hh-rlhf]
+                                [--parallel N] [--device cpu|cuda] [--contenders NAME ...]
+--quick: PandaLM alone at 96 tokens as a smoke check. Writes benchmarks/results/reward.json
+(reward-quick.json) and one report folder per contender under benchmarks/results/reward-<dataset>/.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import RESULTS, ROOT, fit_command, run_child, train_once, write_results  # noqa: E402
+from benchmarks.common import RESULTS, ROOT, fit_command, write_results  # noqa: E402
+from benchmarks.jobs import Job, run_jobs  # noqa: E402
+from benchmarks.reranker import _device_name, _final_calibration, slug  # noqa: E402
 
-LR, BATCH_SEQUENCES, VALIDATION, TEST = 5e-5, 32, 0.1, 0.3
+LR, BATCH_SEQUENCES, VALIDATION, TEST, EPOCHS = 5e-5, 32, 0.1, 0.3, 2
 DATASETS = {  # name: (file under the data folder, reader format, max_length)
     "pandalm": ("pandalm/testset-v1.json", "pandalm", 256),
     "hh-rlhf": ("hh-rlhf-harmless/test.jsonl.gz", "hh-rlhf", 256),
 }
-
-TRL_CHILD = """
-import json, sys, time
-sys.path.insert(0, {root!r})
-from benchmarks.common import peak_rss_mb
-from datasets import Dataset
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
-from trl import RewardConfig, RewardTrainer
-from unirank.adapters import ChatAdapter
-from unirank.data.sources import Preferences
-from unirank.models import resolve_model_path
-
-tables = Preferences({path!r}, {format!r}, {validation}, {test}).load().split("train")
-path = resolve_model_path("minilm")
-tokenizer = AutoTokenizer.from_pretrained(path)
-encoded = ChatAdapter(max_length={max_length}).encode(tokenizer, tables.item_contexts(), tables.items["text"].to_list())
-comps = tables.indexed_comparisons().filter(tables.indexed_comparisons()["p"] != 0.5)
-rows = {{"chosen_ids": [], "rejected_ids": []}}
-for a, b, p in comps.select("_a", "_b", "p").iter_rows():
-    chosen, rejected = (a, b) if p > 0.5 else (b, a)
-    rows["chosen_ids"].append(encoded[chosen].input_ids)
-    rows["rejected_ids"].append(encoded[rejected].input_ids)
-start = time.perf_counter()
-model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
-args = RewardConfig(
-    output_dir={out!r}, num_train_epochs={epochs}, per_device_train_batch_size={pairs}, learning_rate={lr},
-    warmup_steps=0.1, bf16=True, use_cpu=True, save_strategy="no", logging_steps=20, seed=0, report_to=[],
-    max_length=None)
-trainer = RewardTrainer(model=model, args=args, train_dataset=Dataset.from_dict(rows), processing_class=tokenizer)
-trainer.train()
-seconds = time.perf_counter() - start
-trainer.save_model({out!r} + "/model")
-print(json.dumps({{"train_s": seconds, "peak_rss_mb": peak_rss_mb(), "pairs": comps.height}}))
-open({out!r} + "/pairs.txt", "w").write(str(comps.height))
-"""
-
-EVAL_CHILD = """
-import dataclasses, json, sys
-sys.path.insert(0, {root!r})
-from unirank.adapters import ChatAdapter
-from unirank.data.sources import Preferences
-from unirank.evaluation.report import evaluate_preferences, write_report
-from unirank.module import UnirankModule
-from unirank.scoring import Predictor, load_scorer
-
-class WithoutSegments(Predictor):
-    # TRL's collator passes no token_type_ids, so its model was trained with segment 0 throughout
-    def score_texts(self, contexts, candidates):
-        encoded = self.module.adapter.encode(self.module.tokenizer, contexts, candidates)
-        encoded = [dataclasses.replace(e, token_type_ids=None) for e in encoded]
-        return self.module.score_encoded(encoded, self.bf16)
-
-tables = Preferences({path!r}, {format!r}, {validation}, {test}).load().split("test")
-trl = UnirankModule(model={trl_model!r}, adapter=ChatAdapter(max_length={max_length}))
-predictors = {{
-    "TRL RewardTrainer": WithoutSegments(trl, "pairwise", bf16=True),
-    "unirank BT only": load_scorer({bt_model!r}, bf16=True),
-    "unirank full": load_scorer({full_model!r}, bf16=True),
-}}
-report = evaluate_preferences(predictors, tables)
-print(write_report(report, {out!r}), file=sys.stderr)
-print(json.dumps(json.loads(open({out!r} + "/metrics.json").read())))
-"""
+FULL = {"epochs": (-1, 1), "overrides": {}}
+CONTENDERS: dict[str, dict] = {
+    "TRL RewardTrainer": {"trl": None},
+    "TRL RewardTrainer + center_rewards 0.01": {"trl": 0.01},
+    "unirank BT only": {"epochs": (0, 0), "overrides": {"model.calibration.final": "none"}},
+    "unirank full (before)": {
+        "epochs": (-1, 1),
+        "overrides": {"model.ranking_weight": "0", "model.calibration.final": "none"},
+    },
+    "unirank full": FULL,
+    "full − ranking term in stage 2": {**FULL, "overrides": {"model.ranking_weight": "0"}},
+    "full − final calibration": {**FULL, "overrides": {"model.calibration.final": "none"}},
+    "full + stage-1 priors for every group": {**FULL, "overrides": {"model.calibration.prior_groups": "all"}},
+    "unirank BT only + final calibration": {"epochs": (0, 0), "overrides": {}},
+}
+"""epochs: (pairwise, pointwise) relative to 2 epochs: (0, 0) is all pairwise, (-1, 1) one pointwise."""
 
 
-def unirank_fit(path: str, fmt: str, out: Path, pairwise: int, pointwise: int, max_length: int, groups: int):
-    """The `unirank fit` command of one contender: the reward recipe on one preference file."""
+def contender_job(name: str, spec: dict, dataset: str, path: str, work: Path, reports: Path, device: str,
+                  max_length: int, groups: int) -> Job:  # fmt: skip
+    _, fmt, _ = DATASETS[dataset]
+    folder = work / slug(name)
+    split = ["--validation-fraction", str(VALIDATION), "--test-fraction", str(TEST)]
+    score = [sys.executable, "-m", "benchmarks.score_child", "--name", name, "--preferences", path, "--format", fmt]
+    score += [*split, "--max-length", str(max_length), "--out", str(reports / slug(name)), "--device", device]
+    if "trl" in spec:
+        train = [sys.executable, "-m", "benchmarks.trl_train", "--preferences", path, "--format", fmt, *split]
+        train += ["--out", str(folder), "--epochs", str(EPOCHS), "--max-length", str(max_length), "--device", device]
+        train += ["--pairs", str(BATCH_SEQUENCES // 2)]
+        if spec["trl"] is not None:
+            train += ["--center-rewards", str(spec["trl"])]
+        kind = ["--kind", "plain-no-segments"]
+        return Job(name, [train, [*score, "--model", str(folder / "model"), *kind]], folder / "log.txt")
     data = ["--data.source.init_args.path", path, "--data.source.init_args.format", fmt]
     data += ["--data.source.init_args.validation_fraction", str(VALIDATION)]
     data += ["--data.source.init_args.test_fraction", str(TEST), "--data.batch_groups", str(groups)]
-    return fit_command("lightning_configs/reward.yaml", data, max_length, LR, (pairwise, pointwise), out)
+    extra = [f"--{key}={value}" for key, value in spec["overrides"].items()]
+    extra += ["--trainer.accelerator", "gpu" if device == "cuda" else "cpu"]
+    epochs = (EPOCHS + spec["epochs"][0], spec["epochs"][1])
+    fit = fit_command("lightning_configs/reward.yaml", data, max_length, LR, epochs, folder, extra)
+    return Job(name, [fit, [*score, "--model", str(folder / "model")]], folder / "log.txt")
 
 
-def run_dataset(name: str, data_dir: Path, epochs: int, quick: bool, reuse: bool) -> dict:
-    """Train the three contenders on one dataset, evaluate them on its test prompts."""
-    from unirank.data.sources import Preferences
-
-    relative, fmt, max_length = DATASETS[name]
-    path = str((data_dir / relative).resolve())
-    max_length = 96 if quick else max_length
-    work = ROOT / "runs" / (f"bench-reward-{name}-quick" if quick else f"bench-reward-{name}")
-    train = Preferences(path, fmt, VALIDATION, TEST).load().split("train")
-    mean_items = train.items.height / train.groups.height
-    groups = max(1, round(BATCH_SEQUENCES / mean_items))  # about 32 sequences per step, as TRL's 16 pairs
-    shared = dict(root=str(ROOT), path=path, format=fmt, validation=VALIDATION, test=TEST, max_length=max_length)
-    trl_recipe = TRL_CHILD.format(
-        **shared,
-        out=str(work / "trl"),
-        epochs=epochs,
-        pairs=BATCH_SEQUENCES // 2,
-        lr=LR,
-    )
-    train_s = {
-        "TRL RewardTrainer": train_once(work / "trl", trl_recipe, reuse),
-        "unirank BT only": train_once(
-            work / "bt", unirank_fit(path, fmt, work / "bt", epochs, 0, max_length, groups), reuse
-        ),
-        "unirank full": train_once(
-            work / "full", unirank_fit(path, fmt, work / "full", epochs - 1, 1, max_length, groups), reuse
-        ),
-    }
-    out_dir = RESULTS / (f"reward-{name}-quick" if quick else f"reward-{name}")
-    metrics = run_child(
-        EVAL_CHILD.format(
-            **shared,
-            out=str(out_dir),
-            trl_model=str(work / "trl" / "model"),
-            bt_model=str(work / "bt" / "model"),
-            full_model=str(work / "full" / "model"),
-        )
-    )
-    print((out_dir / "summary.txt").read_text())
+def headline(entry: dict) -> dict:
+    calibration = entry["pairwise_calibration"]
     return {
-        "data": path,
-        "max_length": max_length,
-        "train_groups": train.groups.height,
-        "train_comparisons": train.comparisons.height,
-        "groups_per_step": groups,
-        "test_comparisons": metrics["comparisons"],
-        "test_ties_excluded": metrics["ties_excluded"],
-        "trl_pairs": trl_pairs(work / "trl"),
-        "train_s": train_s,
-        "systems": {
-            name: {
-                "accuracy": e["accuracy"],
-                "n": e["n"],
-                "pairwise_ece": e["pairwise_calibration"]["ece"],
-                "pairwise_brier": e["pairwise_calibration"]["brier"],
-                "pairwise_link": e["pairwise_link"],
-            }
-            for name, e in metrics["systems"].items()
-        },
-        "report": str(out_dir.relative_to(ROOT)),
+        "accuracy": entry["accuracy"],
+        "n": entry["n"],
+        "n_prompts": entry.get("n_prompts"),
+        "pairwise_ece": calibration["ece"],
+        "pairwise_brier": calibration["brier"],
+        "pairwise_link": entry["pairwise_link"],
+        "intervals": entry.get("intervals", {}),
     }
-
-
-def trl_pairs(folder: Path) -> int:
-    """The number of decided comparisons TRL trained on (ties have no TRL label)."""
-    return int((folder / "pairs.txt").read_text())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
-    parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--only", choices=sorted(DATASETS))
-    parser.add_argument("--reuse", action="store_true", help="keep contenders already trained with the same recipe")
+    parser.add_argument("--parallel", type=int, default=1)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--contenders", nargs="*", help="contender names (default: all)")
     args = parser.parse_args()
+    from unirank.data.sources import Preferences
+
     names = [args.only] if args.only else (["pandalm"] if args.quick else list(DATASETS))
-    epochs = 2 if args.quick else args.epochs
+    jobs, layout = [], {}
+    for dataset in names:
+        relative, fmt, max_length = DATASETS[dataset]
+        path = str((Path(args.data) / relative).resolve())
+        max_length = 96 if args.quick else max_length
+        train = Preferences(path, fmt, VALIDATION, TEST).load().split("train")
+        groups = max(1, round(BATCH_SEQUENCES / (train.items.height / train.groups.height)))  # ~32 sequences
+        work = ROOT / "runs" / (f"bench-reward-{dataset}-quick" if args.quick else f"bench-reward-{dataset}")
+        reports = RESULTS / (f"reward-{dataset}-quick" if args.quick else f"reward-{dataset}")
+        mine = [contender_job(n, CONTENDERS[n], dataset, path, work, reports, args.device, max_length, groups)
+                for n in args.contenders or CONTENDERS]  # fmt: skip
+        layout[dataset] = (mine, work, reports, train, max_length, groups, path)
+        jobs += mine
+    run_jobs(jobs, args.parallel)
     report = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU",
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {_device_name(args.device)}",
         "setup": {
             "backbone": "all-MiniLM-L6-v2",
-            "epochs": epochs,
+            "epochs": EPOCHS,
             "lr": LR,
             "sequences_per_step": BATCH_SEQUENCES,
             "split": {"train": 1 - VALIDATION - TEST, "validation": VALIDATION, "test": TEST},
             "precision": "bf16 autocast (training and scoring)",
+            "contenders": CONTENDERS,
         },
-        "datasets": {name: run_dataset(name, Path(args.data), epochs, args.quick, args.reuse) for name in names},
+        "datasets": {},
     }
-    stem = f"reward-{args.only}" if args.only else "reward"
-    write_results(stem, args.quick, report)
+    for dataset, (mine, work, reports, train, max_length, groups, path) in layout.items():
+        systems, train_s, failed = {}, {}, []
+        for job in mine:
+            metrics = reports / slug(job.name) / "metrics.json"
+            if job.returncode != 0 or not metrics.exists():
+                failed.append(job.name)
+                continue
+            train_s[job.name] = job.seconds[0]
+            entry = json.loads(metrics.read_text())
+            systems[job.name] = headline(entry["systems"][job.name])
+            systems[job.name]["test_comparisons"], systems[job.name]["ties"] = (
+                entry["comparisons"],
+                entry["ties_excluded"],
+            )
+            fit = _final_calibration(work / slug(job.name) / "model")
+            if fit:
+                systems[job.name]["final_calibration"] = fit
+        report["datasets"][dataset] = {
+            "data": str(Path(path).relative_to(ROOT.parent)) if Path(path).is_relative_to(ROOT.parent) else path,
+            "max_length": max_length,
+            "train_groups": train.groups.height,
+            "train_comparisons": train.comparisons.height,
+            "groups_per_step": groups,
+            "train_s": train_s,
+            "failed": failed,
+            "systems": systems,
+            "reports": str(reports.relative_to(ROOT)),
+        }
+        for name, row in systems.items():
+            lo, hi = row["intervals"].get("accuracy", [float("nan")] * 2)
+            print(
+                f"{dataset:8s} {name:44s} acc {row['accuracy']:.3f} [{lo:.3f}, {hi:.3f}]  ECE {row['pairwise_ece']:.3f}"
+            )
+    write_results(f"reward-{args.only}" if args.only else "reward", args.quick, report)
 
 
 if __name__ == "__main__":

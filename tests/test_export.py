@@ -114,3 +114,22 @@ def test_fit_fails_before_training_on_bad_input(repo, tmp_path):
             ]
         )
     assert not (tmp_path / "model").exists()
+
+
+def test_folded_calibration_is_what_cross_encoder_predict_returns(checkpoint, tmp_path):
+    from sentence_transformers import CrossEncoder
+
+    from unirank.export import export_model
+
+    path, _ = checkpoint
+    module = load_checkpoint(path)
+    contexts, texts = [q for q, _ in PAIRS], [d for _, d in PAIRS]
+    before = module.score_texts(contexts, texts)
+    module.scorer.fold_affine(0.7, -0.3)
+    module.final_calibration = {"a": 0.7, "b": -0.3}
+    export_model(module, tmp_path / "model")
+    probabilities = CrossEncoder(str(tmp_path / "model")).predict(PAIRS)
+    np.testing.assert_allclose(probabilities, 1 / (1 + np.exp(-(0.7 * before - 0.3))), atol=1e-6)
+    info = json.loads((tmp_path / "model/unirank.json").read_text())
+    assert info["calibration"]["final_fit"] == {"a": 0.7, "b": -0.3}
+    assert "folded into the head" in info["calibration"]["probability"]

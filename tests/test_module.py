@@ -153,3 +153,37 @@ def test_distill_stage_pulls_the_scores_towards_the_first_stage(repo, tmp_path):
     trainer(tmp_path, 3).fit(module, datamodule=data)
     assert module.trainer.callback_metrics["train/distill_loss"] >= 0
     assert agreement() > before + 0.2
+
+
+def test_final_calibration_is_fitted_on_validation_and_folded_into_the_head(repo, tmp_path):
+    module, data = make(repo, calibration=Calibration(final="platt"))
+    trainer(tmp_path, 2).fit(module, datamodule=data)
+    fit = module.final_calibration
+    assert fit is not None and fit["fitted_on"].startswith("validation split: ")
+    assert fit["after"]["ece"] <= fit["before"]["ece"] + 1e-9  # maximum likelihood on the same comparisons
+    validation = data.datasets["validation"]
+    scores = module.score_rows(validation, np.arange(validation.n_items))
+    assert np.isfinite(scores).all() and fit["a"] > 0
+
+
+def test_stage2_keeps_a_ranking_term(repo):
+    import polars as pl
+
+    module, data = make(repo, calibration=Calibration(final="none"))
+    data.attach(module.tokenizer, module.adapter)
+    data.setup("fit")
+    batch = next(iter(data.train_dataloader()))
+    n = len(batch["item_id"])
+    module.set_targets(
+        pl.DataFrame({"group_id": batch["group_id"], "item_id": batch["item_id"], "target": [0.5] * n,
+                      "std_err": [0.0] * n, "latent": [0.0] * n})
+    )  # fmt: skip
+    module.eval()
+    with torch.no_grad():
+        out = module.forward_batch(batch)
+        losses = {}
+        for weight in (0.0, 1.0):
+            module.ranking_weight = weight
+            losses[weight] = float(module.stage_loss("pointwise", out, batch))
+        expected = float(module._pairwise_loss(out.items, batch))
+    assert expected > 0 and losses[1.0] - losses[0.0] == pytest.approx(expected, rel=1e-5)

@@ -46,3 +46,83 @@ def write_parquet(frame: pl.DataFrame, path: str | os.PathLike) -> None:
     """Write `frame` to `path` atomically."""
     with atomic_path(path) as tmp:
         frame.write_parquet(tmp)
+
+
+class OutputError(ValueError):
+    """An output path unirank refuses to write (it holds what unirank did not write, or another run
+    is writing it); the message names the path and what to do."""
+
+
+def check_output_folder(path: str | os.PathLike, marker: str, what: str, overwrite: bool) -> None:
+    """Refuse to replace a folder unirank did not write. A missing or empty folder is fine; a folder
+    holding `marker` (unirank's own output) is replaced only with overwrite=True; any other non-empty
+    folder, or a file, is never replaced."""
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise OutputError(f"{target}: is a file, not a folder for the {what}")
+    if target.exists() and any(target.iterdir()):
+        if not (target / marker).exists():
+            raise OutputError(
+                f"{target}: holds files that are not a {what} (no {marker}); unirank never replaces such a "
+                "folder: choose a new or empty folder"
+            )
+        if not overwrite:
+            raise OutputError(f"{target}: holds a {what} already; pass --overwrite to replace it")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(f"{target}: cannot create its parent folder: {error.strerror or error}") from None
+    if not os.access(target.parent, os.W_OK):
+        raise OutputError(f"{target.parent}: not writable")
+
+
+class FolderLock:
+    """An exclusive lock on an output folder (`.<name>.lock` beside it, holding the owner's pid), so
+    two runs never write one folder at once: the second is refused at its start. A lock whose owner
+    process no longer exists (a killed run) is taken over."""
+
+    def __init__(self, path: str | os.PathLike):
+        target = Path(path)
+        self.path = target.parent / f".{target.name}.lock"
+        self.held = False
+
+    def acquire(self) -> FolderLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                owner = self._owner()
+                if owner is not None and owner != os.getpid() and _alive(owner):
+                    raise OutputError(
+                        f"{self.path.parent / self.path.name[1:-5]}: another unirank run (pid {owner}) is writing "
+                        f"this folder; wait for it or choose another (lock: {self.path})"
+                    ) from None
+                self.path.unlink(missing_ok=True)  # stale: its owner is gone
+                continue
+            with os.fdopen(fd, "w") as handle:
+                handle.write(str(os.getpid()))
+            self.held = True
+            return self
+        raise OutputError(f"{self.path}: could not take the lock")
+
+    def release(self) -> None:
+        if self.held:
+            self.path.unlink(missing_ok=True)
+            self.held = False
+
+    def _owner(self) -> int | None:
+        try:
+            return int(self.path.read_text().strip() or "0") or None
+        except (OSError, ValueError):
+            return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -44,6 +44,7 @@ def _calibrate(args: argparse.Namespace) -> None:
 
 
 def _mine(args: argparse.Namespace) -> None:
+    from unirank.atomic import OutputError, check_output_folder
     from unirank.data.tables import TableError
     from unirank.mining.pipeline import MiningConfig, mine_beir, write_mined
 
@@ -58,14 +59,17 @@ def _mine(args: argparse.Namespace) -> None:
         pairs_k=args.pairs_k,
         validation_fraction=args.validation_fraction,
         keep_ranking=args.keep_ranking,
+        candidates=args.candidates,
+        unjudged_weight=args.unjudged_weight,
         index=args.index,
         cache_dir=args.cache_dir,
     )
     try:
+        check_output_folder(args.out, "mining.json", "mined folder", overwrite=True)
         tables, summary = mine_beir(args.beir, args.split, config)
-    except TableError as error:
+        write_mined(tables, summary, args.out)
+    except (TableError, OutputError) as error:
         raise SystemExit(f"unirank mine: {error}") from None
-    write_mined(tables, summary, args.out)
     print(json.dumps(summary, indent=2))
 
 
@@ -111,7 +115,6 @@ def _evaluate(args: argparse.Namespace) -> None:
     from unirank.data.tables import TableError
     from unirank.evaluation.process import evaluate_process
     from unirank.evaluation.report import evaluate_preferences, evaluate_retrieval, write_report
-    from unirank.mining.pipeline import MiningConfig, mine_beir
     from unirank.scoring import load_scorer
 
     bf16 = args.precision == "bf16"
@@ -125,6 +128,8 @@ def _evaluate(args: argparse.Namespace) -> None:
     }
     try:
         if args.beir:
+            from unirank.mining.pipeline import MiningConfig, mine_beir
+
             config = MiningConfig(encoder=args.encoder, k=args.k, keep_ranking=True, cache_dir=args.cache_dir)
             tables, _ = mine_beir(args.beir, args.split, config)
             report = evaluate_retrieval(predictors, tables, read_beir(args.beir, args.split).qrels)
@@ -156,9 +161,13 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def _export(args: argparse.Namespace) -> None:
+    from unirank.atomic import OutputError
     from unirank.export import export_checkpoint
 
-    print(f"exported to {export_checkpoint(args.checkpoint, args.out_dir)}")
+    try:
+        print(f"exported to {export_checkpoint(args.checkpoint, args.out_dir, overwrite=args.overwrite)}")
+    except OutputError as error:
+        raise SystemExit(f"unirank export: {error}") from None
 
 
 def _score(args: argparse.Namespace) -> None:
@@ -224,6 +233,15 @@ def _parser() -> argparse.ArgumentParser:
     mine.add_argument("--pairs-k", type=int, default=8, help="comparisons per candidate (random cycles)")
     mine.add_argument("--validation-fraction", type=float, default=0.0)
     mine.add_argument("--keep-ranking", action="store_true", help="keep the top-k as ranked (for evaluation)")
+    mine.add_argument(
+        "--candidates",
+        choices=["hard_negatives", "top_k"],
+        default="hard_negatives",
+        help="per train query: positives + filtered hard negatives, or positives + the whole top k",
+    )
+    mine.add_argument(
+        "--unjudged-weight", type=float, default=1.0, help="label weight of a candidate the qrels do not judge"
+    )
     mine.add_argument("--index", choices=["auto", "flat", "hnsw", "ivf"], default="auto")
     mine.add_argument("--cache-dir", default=".unirank-cache")
     mine.add_argument("--out", type=Path, required=True)
@@ -272,6 +290,7 @@ def _parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="export a checkpoint for transformers / sentence-transformers")
     export.add_argument("checkpoint", type=Path)
     export.add_argument("out_dir", type=Path)
+    export.add_argument("--overwrite", action="store_true", help="replace an earlier unirank export in OUT_DIR")
     export.set_defaults(run=_export)
 
     score = commands.add_parser("score", help="score a JSONL of {context, candidate} rows")
@@ -289,12 +308,38 @@ def _lightning(argv: list[str] | None) -> None:
     """LightningCLI over UnirankModule and UnirankDataModule; argv None reads the command line."""
     from lightning.pytorch.cli import LightningCLI
 
+    from unirank.atomic import OutputError
     from unirank.data.datamodule import UnirankDataModule
     from unirank.data.tables import TableError
     from unirank.export import ExportModel
     from unirank.module import UnirankModule
 
     class UnirankCLI(LightningCLI):
+        def _parse_ckpt_path(self) -> None:
+            """Settings come from the config and the command line only: a checkpoint's hyper_parameters
+            are never merged in (they could turn trust_remote_code on); differences are reported.
+            A remote checkpoint (a URL) is refused: it would be unpickled."""
+            if not self.config.get("subcommand"):
+                return
+            ckpt_path = self.config[self.config.subcommand].get("ckpt_path")
+            if not ckpt_path:
+                return
+            if "://" in str(ckpt_path):
+                raise SystemExit(f"unirank: --ckpt_path {ckpt_path}: remote checkpoints are refused; download it first")
+            if not Path(ckpt_path).is_file():
+                raise SystemExit(f"unirank: --ckpt_path {ckpt_path}: no such checkpoint file")
+            import torch
+
+            try:
+                saved = torch.load(ckpt_path, weights_only=True, map_location="cpu").get("hyper_parameters") or {}
+            except Exception as error:  # noqa: BLE001 - any unreadable checkpoint is the user's input error
+                raise SystemExit(f"unirank: --ckpt_path {ckpt_path}: not a loadable checkpoint ({error})") from None
+            model = self.config[self.config.subcommand].get("model") or {}
+            differing = sorted(k for k, v in saved.items() if not k.startswith("_") and str(model.get(k)) != str(v))
+            if differing:
+                print(f"unirank: {ckpt_path} records other settings ({', '.join(differing)}); "
+                      "they are not applied: the config and the command line decide")  # fmt: skip
+
         def add_arguments_to_parser(self, parser) -> None:
             parser.add_lightning_class_args(ExportModel, "export")
             parser.link_arguments(
@@ -315,6 +360,8 @@ def _lightning(argv: list[str] | None) -> None:
         )
     except TableError as error:
         raise SystemExit(f"unirank: bad input, nothing was trained: {error}") from None
+    except OutputError as error:
+        raise SystemExit(f"unirank: {error}") from None
 
 
 def main(argv: list[str] | None = None) -> None:

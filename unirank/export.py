@@ -16,19 +16,26 @@ import torch
 
 import unirank
 from unirank import adapters
-from unirank.atomic import atomic_path
+from unirank.atomic import FolderLock, atomic_path, check_output_folder
 from unirank.module import Calibration, Schedule, UnirankModule
 
 SIGMOID = "torch.nn.modules.activation.Sigmoid"
 
 
 def export_model(
-    module: UnirankModule, out_dir: str | Path, stage: str | None = None, validation: dict | None = None
+    module: UnirankModule,
+    out_dir: str | Path,
+    stage: str | None = None,
+    validation: dict | None = None,
+    overwrite: bool = True,
 ) -> Path:
     """Write the export folder atomically (a killed export leaves the old folder or none).
 
-    validation: metrics measured on the validation split, recorded in unirank.json."""
+    A non-empty folder that is not a unirank export is refused, never replaced; an existing export
+    is replaced only with overwrite=True. validation: metrics measured on the validation split,
+    recorded in unirank.json."""
     out_dir = Path(out_dir)
+    check_output_folder(out_dir, "unirank.json", "unirank export", overwrite)
     config = module.config()
     stage = stage or ("pointwise" if module.targets is not None else "pairwise")
     with atomic_path(out_dir, directory=True) as tmp:
@@ -45,12 +52,11 @@ def export_model(
             "calibration": {
                 **config["calibration"],
                 "trained_through": stage,
+                "pairwise_reading": module.pairwise_reading if stage == "pointwise" else "bradley-terry",
                 "probability": "sigmoid(logit)"
-                + (
-                    ": calibrated against the Thurstone targets"
-                    if stage == "pointwise"
-                    else ": stage 1 only, uncalibrated"
-                ),
+                + (": calibrated against the Thurstone targets" if stage == "pointwise" else ": stage 1")
+                + ("; final calibration folded into the head" if module.final_calibration else ""),
+                "final_fit": module.final_calibration,
             },
             "base_model": config["model"],
             "adapter": config["adapter"],
@@ -82,6 +88,7 @@ def load_checkpoint(path: str | Path) -> UnirankModule:
         calibration=Calibration(**config["calibration"]),
         chunk_size=config["chunk_size"],
         distill_temperature=config["distill_temperature"],
+        ranking_weight=config.get("ranking_weight", 0.0),
         seed=config["seed"],
     )
     module.load_state_dict(checkpoint["state_dict"])
@@ -89,32 +96,57 @@ def load_checkpoint(path: str | Path) -> UnirankModule:
     return module
 
 
-def export_checkpoint(checkpoint: str | Path, out_dir: str | Path) -> Path:
-    """`unirank export CKPT OUT_DIR`."""
-    module = load_checkpoint(checkpoint)
-    return export_model(module, out_dir)
+def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, overwrite: bool = False) -> Path:
+    """`unirank export CKPT OUT_DIR [--overwrite]`: the folder is checked and locked before the
+    checkpoint is read."""
+    check_output_folder(out_dir, "unirank.json", "unirank export", overwrite)
+    lock = FolderLock(out_dir).acquire()
+    try:
+        return export_model(load_checkpoint(checkpoint), out_dir, overwrite=overwrite)
+    finally:
+        lock.release()
 
 
 class ExportModel(L.Callback):
     """Print the validation summary and export the model when fit ends.
 
+    The export folder is checked and locked when fit starts, so a folder that cannot be written,
+    holds what unirank did not write, or is being written by another run stops the run before it trains.
+
     Args:
         dirpath: the export folder; default `<log dir>/model`.
+        overwrite: replace an earlier unirank export in that folder (never anything else).
     """
 
-    def __init__(self, dirpath: str | None = None):
-        self.dirpath = dirpath
+    def __init__(self, dirpath: str | None = None, overwrite: bool = True):
+        self.dirpath, self.overwrite = dirpath, overwrite
+        self._lock: FolderLock | None = None
+
+    def _out(self, trainer: L.Trainer) -> Path:
+        return Path(self.dirpath or Path(trainer.log_dir or ".") / "model")
+
+    def setup(self, trainer: L.Trainer, pl_module: UnirankModule, stage: str) -> None:
+        if stage != "fit" or not trainer.is_global_zero:
+            return
+        out = self._out(trainer)
+        check_output_folder(out, "unirank.json", "unirank export", self.overwrite)
+        self._lock = FolderLock(out).acquire()
+
+    def teardown(self, trainer: L.Trainer, pl_module: UnirankModule, stage: str) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: UnirankModule) -> None:
         if not trainer.is_global_zero:
             return
-        out = Path(self.dirpath or Path(trainer.log_dir or ".") / "model")
+        out = self._out(trainer)
         metrics = {
             k.removeprefix("val/"): round(float(v), 4)
             for k, v in trainer.callback_metrics.items()
             if k.startswith("val/")
         }
-        export_model(pl_module, out, validation=metrics)
+        export_model(pl_module, out, validation=metrics, overwrite=self.overwrite)
         print(
             "\nvalidation split, after "
             + " → ".join(

@@ -28,6 +28,7 @@ from unirank.adapters.base import Encoded, pad_chunks
 from unirank.adapters.process import aggregate_steps
 from unirank.fitting import (
     anchor_comparisons,
+    fit_score_map,
     fit_score_scale,
     fit_targets,
     step_anchor_comparisons,
@@ -64,11 +65,15 @@ class Schedule:
 
 @dataclass(frozen=True)
 class Calibration:
-    """The Thurstone fit between the stages.
+    """The Thurstone fit between the stages, and the final calibration after training.
 
     link: thurstone (Φ) or bradley-terry (σ); l2: prior precision; label_weight: weight of an
-    absolute label's comparison against the anchor; stage1_prior: use stage-1 scores as prior means
-    for groups of at most `sparse_group_size` items.
+    absolute label's comparison against the anchor (× an item's own `label_weight` column);
+    stage1_prior: stage-1 scores, mapped onto the latent scale on the validation split, are the
+    prior means; prior_groups: for groups of at most `sparse_group_size` items ("sparse": a chat
+    prompt with one pair) or for every group ("all": targets follow the stage-1 order where labels
+    and comparisons are silent); final: "platt" fits σ(a·r + b) on the validation split after
+    training and folds it into the head (see unirank.fitting.platt), "none" leaves the logits as trained.
     """
 
     link: Literal["thurstone", "bradley-terry"] = "thurstone"
@@ -76,6 +81,8 @@ class Calibration:
     label_weight: float = 1.0
     stage1_prior: bool = True
     sparse_group_size: int = 2
+    prior_groups: Literal["sparse", "all"] = "sparse"
+    final: Literal["none", "platt"] = "platt"
 
 
 class UnirankModule(L.LightningModule):
@@ -91,6 +98,8 @@ class UnirankModule(L.LightningModule):
         weight_decay: AdamW weight decay; warmup_ratio: share of steps with linear warm-up (then linear decay).
         chunk_size: sequences per forward pass when scoring outside training batches.
         distill_temperature: τ of the warm start's teacher distribution softmax(first-stage score / τ).
+        ranking_weight: λ of the ranking term kept in the pointwise stage: loss = pointwise + λ·BT on
+            the same batch's comparisons, so calibrating cannot unlearn the order (0: pointwise alone).
         seed: seeds the head's initialisation and the dropout of each batch.
         trust_remote_code: allow a backbone's own code to run (off unless asked).
     """
@@ -107,6 +116,7 @@ class UnirankModule(L.LightningModule):
         warmup_ratio: float = 0.1,
         chunk_size: int = 32,
         distill_temperature: float = 0.05,
+        ranking_weight: float = 1.0,
         seed: int = 0,
         trust_remote_code: bool = False,
     ):
@@ -116,6 +126,8 @@ class UnirankModule(L.LightningModule):
         self.schedule, self.calibration = schedule, calibration
         self.lr, self.head_lr, self.weight_decay, self.warmup_ratio = lr, head_lr, weight_decay, warmup_ratio
         self.chunk_size, self.seed, self.distill_temperature = chunk_size, seed, distill_temperature
+        self.ranking_weight = ranking_weight
+        self.final_calibration: dict | None = None
         backbone, self.tokenizer = load_backbone(model, trust_remote_code=trust_remote_code, seed=seed)
         self.scorer = Scorer(backbone)
         self.targets: pl.DataFrame | None = None
@@ -134,8 +146,15 @@ class UnirankModule(L.LightningModule):
             "calibration": asdict(self.calibration),
             "chunk_size": self.chunk_size,
             "distill_temperature": self.distill_temperature,
+            "ranking_weight": self.ranking_weight,
             "seed": self.seed,
         }
+
+    @property
+    def pairwise_reading(self) -> str:
+        """How two logits read as P(a ≻ b): thurstone once trained on Thurstone targets, else bradley-terry."""
+        pointwise = self.schedule.pointwise_epochs > 0 and self.calibration.link == "thurstone"
+        return "thurstone" if pointwise else "bradley-terry"
 
     @property
     def stage(self) -> str:
@@ -232,17 +251,7 @@ class UnirankModule(L.LightningModule):
         # dropout masks depend on (seed, epoch, batch) alone, so a resumed run draws the same ones
         torch.manual_seed((self.seed * 1_000_003 + self.current_epoch) * 1_000_003 + batch_idx)
         out = self.forward_batch(batch)
-        if self.stage == "distill":
-            loss = self._distill_loss(out.items, batch)
-        elif self.stage == "pairwise":
-            loss = self._pairwise_loss(out.items, batch)
-            if out.steps is not None:
-                loss = loss + self._step_anchor_loss(out, batch)
-        else:
-            target, std_err = self._lookup_targets(batch)
-            loss = pointwise_loss(out.items, target, target_weight(std_err))
-            if out.steps is not None:
-                loss = loss + self._step_pointwise_loss(out, batch)
+        loss = self.stage_loss(self.stage, out, batch)
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"non-finite {self.stage} loss ({loss.item()}) at epoch {self.current_epoch}, batch {batch_idx} "
@@ -250,6 +259,21 @@ class UnirankModule(L.LightningModule):
             )
         self.log(f"train/{self.stage}_loss", loss, prog_bar=True, batch_size=len(batch["item_id"]))
         return loss
+
+    def stage_loss(self, stage: str, out: BatchScores, batch: dict) -> torch.Tensor:
+        """The loss of one batch in a stage: distill (listwise KL to the first stage), pairwise
+        (Bradley-Terry; process: + each step against the anchor) or pointwise (BCE against the
+        targets + λ·Bradley-Terry on the same comparisons; process: + each step's target)."""
+        if stage == "distill":
+            return self._distill_loss(out.items, batch)
+        if stage == "pairwise":
+            loss = self._pairwise_loss(out.items, batch)
+            return loss + self._step_anchor_loss(out, batch) if out.steps is not None else loss
+        target, std_err = self._lookup_targets(batch)
+        loss = pointwise_loss(out.items, target, target_weight(std_err))
+        if self.ranking_weight:
+            loss = loss + self.ranking_weight * self._pairwise_loss(out.items, batch)
+        return loss + self._step_pointwise_loss(out, batch) if out.steps is not None else loss
 
     def _pairwise_loss(self, scores: torch.Tensor, batch: dict) -> torch.Tensor:
         if len(batch["comp_a"]) == 0:
@@ -326,9 +350,9 @@ class UnirankModule(L.LightningModule):
         if "step_labels" in train.tables.items.columns:
             extra.append(step_anchor_comparisons(train.tables.items, self.calibration.label_weight))
         comparisons = pl.concat([comparisons, *[frame for frame in extra if frame.height]])
-        prior = (
-            self._stage1_prior(datamodule) if self.calibration.stage1_prior and self.schedule.pairwise_epochs else None
-        )
+        anchored = any(frame.height for frame in extra)
+        use_prior = self.calibration.stage1_prior and self.schedule.pairwise_epochs
+        prior = self._stage1_prior(datamodule, anchored) if use_prior else None
         targets, fit = fit_targets(
             comparisons, items=train.tables.items, prior=prior, link=self.calibration.link, l2=self.calibration.l2
         )
@@ -351,33 +375,126 @@ class UnirankModule(L.LightningModule):
             (g, i): (t, s) for g, i, t, s in targets.select("group_id", "item_id", "target", "std_err").iter_rows()
         }
 
-    def _stage1_prior(self, datamodule) -> pl.DataFrame | None:
-        """μ = α·(r − mean of r in the group) for sparse groups, α fitted on held-out comparisons."""
+    def _stage1_prior(self, datamodule, anchored: bool) -> pl.DataFrame | None:
+        """Prior means from the stage-1 model for the groups `calibration.prior_groups` names.
+
+        With anchors (absolute labels) and labels in the held-out split: μ = α·r + β, (α, β) fitted
+        on the held-out comparisons and labels (`fit_score_map`), so μ sits on the anchor's scale.
+        Otherwise μ = α·(r − mean of r in the group), α fitted on the held-out comparisons."""
         train = datamodule.datasets["train"]
-        sizes = train.tables.items.group_by("group_id").len()
-        sparse = sizes.filter(pl.col("len") <= self.calibration.sparse_group_size)["group_id"]
-        if sparse.len() == 0:
+        items = train.tables.items.select("group_id", "item_id").with_row_index("_row")
+        if self.calibration.prior_groups == "sparse":
+            sizes = items.group_by("group_id").len()
+            sparse = sizes.filter(pl.col("len") <= self.calibration.sparse_group_size)["group_id"]
+            items = items.filter(pl.col("group_id").is_in(sparse.implode()))
+        if items.height == 0:
             return None
         held_out = datamodule.datasets.get("validation") or train
-        alpha = self._score_scale(held_out)
-        items = train.tables.items.select("group_id", "item_id").with_row_index("_row")
-        items = items.filter(pl.col("group_id").is_in(sparse.implode()))
+        alpha, beta, centred = self._score_map(held_out, anchored)
         scores = self.score_rows(train, items["_row"].to_numpy())
+        r = pl.col("r") - pl.col("r").mean().over("group_id") if centred else pl.col("r")
+        print(f"stage-1 prior for {items.height} items: latent ≈ {alpha:.3f}·r{'' if centred else f' + {beta:.3f}'}")
         return items.with_columns(pl.Series("r", scores)).select(
-            "group_id", "item_id", (alpha * (pl.col("r") - pl.col("r").mean().over("group_id"))).alias("prior_mean")
+            "group_id", "item_id", (alpha * r + beta).alias("prior_mean")
         )
 
-    def _score_scale(self, dataset) -> float:
-        if not len(dataset.comp_a):
-            return 0.0
+    def _score_map(self, dataset, anchored: bool) -> tuple[float, float, bool]:
+        """(α, β, centred): the map from stage-1 scores to the latent scale, fitted on `dataset`."""
+        labelled = ~np.isnan(dataset.label)
+        if not len(dataset.comp_a) and not (anchored and labelled.any()):
+            return 0.0, 0.0, True
         scores = self.score_rows(dataset, np.arange(dataset.n_items))
         margin = scores[dataset.comp_a] - scores[dataset.comp_b]
-        return fit_score_scale(margin, dataset.p, dataset.weight, link=self.calibration.link)
+        if not (anchored and labelled.any()):
+            return fit_score_scale(margin, dataset.p, dataset.weight, link=self.calibration.link), 0.0, True
+        alpha, beta = fit_score_map(
+            scores[dataset.comp_a], scores[dataset.comp_b], dataset.p, dataset.weight,
+            scores[labelled], dataset.label[labelled],
+            self.calibration.label_weight * dataset.label_weight[labelled], link=self.calibration.link,
+        )  # fmt: skip
+        return alpha, beta, False
 
     def score_rows(self, dataset, rows: np.ndarray, block: int = 4096) -> np.ndarray:
         """Scores of a dataset's items at these rows, tokenised and scored `block` at a time."""
         parts = [self.score_encoded(dataset.encode(rows[i : i + block])) for i in range(0, len(rows), block)]
         return np.concatenate(parts) if parts else np.zeros(0)
+
+    # ---- the final calibration ----------------------------------------------------------------
+    def on_train_end(self) -> None:
+        if self.calibration.final == "platt" and not self.trainer.sanity_checking:
+            self.calibrate_on(self.trainer.datamodule.datasets.get("validation"))
+
+    def calibrate_on(self, dataset) -> dict | None:
+        """Fit σ(a·r + b) on a held-out split (every item of its groups: the lists it is scored on)
+        and fold it into the head; the fit and the split's calibration before/after are recorded
+        in `final_calibration` (and so in the export's unirank.json)."""
+        from unirank.evaluation.calibration import calibration_metrics, pairwise_calibration
+        from unirank.fitting.platt import fit_platt
+
+        if dataset is None or dataset.n_items == 0:
+            print("final calibration skipped: no validation split")
+            return None
+        if dataset.step_labels is not None:  # process models are read, and so calibrated, step by step
+            scores, label = self._step_scores(dataset)
+            comp_a = comp_b = p = weight = None
+        else:
+            scores = self.score_rows(dataset, np.arange(dataset.n_items))
+            label, comp_a, comp_b, p, weight = dataset.label, dataset.comp_a, dataset.comp_b, dataset.p, dataset.weight
+        try:
+            fit = fit_platt(
+                scores, label=label, comp_a=comp_a, comp_b=comp_b, p=p, weight=weight,
+                reading=self.pairwise_reading, with_bias=self.scorer.has_output_bias(),
+            )  # fmt: skip
+        except ValueError as error:
+            print(f"final calibration skipped: {error}")
+            return None
+
+        def measure(r: np.ndarray) -> dict:
+            if fit.evidence == "labels":
+                known = ~np.isnan(label)
+                m = calibration_metrics(1 / (1 + np.exp(-r[known])), label[known])
+            else:
+                m = pairwise_calibration(r[comp_a], r[comp_b], p, link=self.pairwise_reading)
+            return {"ece": round(m["ece"], 5), "brier": round(m["brier"], 5), "n": m["n"]}
+
+        self.scorer.fold_affine(fit.a, fit.b)
+        unit = "step " if dataset.step_labels is not None else ""
+        self.final_calibration = {
+            "method": "platt: sigmoid(a * logit + b), folded into the head",
+            "a": fit.a,
+            "b": fit.b,
+            "fitted_on": f"validation split: {fit.n} {unit}{fit.evidence}",
+            "before": measure(scores),
+            "after": measure(fit.a * scores + fit.b),
+        }
+        if fit.evidence == "labels" and dataset.step_labels is None and not np.isnan(dataset.teacher).any():
+            from unirank.evaluation.fusion import fit_fusion_weight
+
+            group = dataset.item_group.to_numpy()
+            self.final_calibration["fusion"] = fit_fusion_weight(
+                fit.a * scores + fit.b, dataset.teacher, np.nan_to_num(dataset.label), group
+            )
+        print(
+            f"final calibration σ({fit.a:.3f}·r + {fit.b:.3f}) on {fit.n} validation {fit.evidence}: "
+            f"ECE {self.final_calibration['before']['ece']:.4f} → {self.final_calibration['after']['ece']:.4f} "
+            f"(in-sample; {len(np.unique(dataset.item_group_index))} validation groups)"
+        )
+        return self.final_calibration
+
+    def _step_scores(self, dataset, block: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+        """Every step's logit over a dataset's solutions, with its label (NaN where unlabelled)."""
+        all_labels = dataset.step_labels.to_list()
+        scores, labels = [], []
+        rows = np.arange(dataset.n_items)
+        for start in range(0, len(rows), block):
+            chunk = rows[start : start + block]
+            _, steps = self.score_encoded_steps(dataset.encode(chunk))
+            for row, step_scores in zip(chunk, steps):
+                known = all_labels[int(row)] or []
+                scores.append(step_scores)
+                labels.append([float(known[k]) if k < len(known) and known[k] is not None else np.nan
+                               for k in range(len(step_scores))])  # fmt: skip
+        return np.concatenate(scores), np.concatenate([np.asarray(x, dtype=np.float64) for x in labels])
 
     # ---- validation ---------------------------------------------------------------------------
     def on_validation_epoch_start(self) -> None:
@@ -396,7 +513,7 @@ class UnirankModule(L.LightningModule):
         labelled = ~torch.isnan(batch["label"])
         if labelled.any():
             self._val_probs.append(torch.sigmoid(scores[labelled]).detach().cpu())
-            self._val_labels.append(batch["label"][labelled])
+            self._val_labels.append(batch["label"][labelled].detach().cpu())
 
     def on_validation_epoch_end(self) -> None:
         if not self._val_probs:
@@ -431,10 +548,12 @@ class UnirankModule(L.LightningModule):
         checkpoint["unirank"] = {
             "config": json.dumps(self.config()),
             "stage": self.stage,
+            "final_calibration": self.final_calibration,
             "targets": None if self.targets is None else self.targets.to_dict(as_series=False),
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint.get("unirank", {})
+        self.final_calibration = state.get("final_calibration")
         if state.get("targets") is not None:
             self.set_targets(pl.DataFrame(state["targets"]))

@@ -73,6 +73,31 @@ class Scorer(nn.Module):
             return model.score(hidden)[:, 0]
         raise TypeError(f"{type(model).__name__}: no known scalar head to apply at step positions")
 
+    def final_layer(self) -> nn.Linear:
+        """The linear layer that outputs the logit: BERT-style `classifier` or a decoder's `score`."""
+        layer = getattr(self.model, "classifier", None) or getattr(self.model, "score", None)
+        if isinstance(layer, nn.Linear):
+            return layer
+        layer = getattr(layer, "out_proj", None)  # RoBERTa-style classification head
+        if isinstance(layer, nn.Linear):
+            return layer
+        raise TypeError(f"{type(self.model).__name__}: no linear output layer to fold a calibration into")
+
+    @torch.no_grad()
+    def fold_affine(self, a: float, b: float) -> None:
+        """Make the model output a·r + b instead of r by scaling the output layer's weight and bias
+        (r = w·h + c → (a·w)·h + (a·c + b)): still one plain linear head. A layer without a bias
+        takes b = 0 only."""
+        layer = self.final_layer()
+        if layer.bias is None and b != 0:
+            raise ValueError(f"{type(self.model).__name__}: the output layer has no bias, so b must be 0")
+        layer.weight.mul_(a)
+        if layer.bias is not None:
+            layer.bias.mul_(a).add_(b)
+
+    def has_output_bias(self) -> bool:
+        return self.final_layer().bias is not None
+
     def head_parameters(self) -> list[nn.Parameter]:
         """The parameters of the new scalar head (and BERT's pooler, which feeds only the head)."""
         head = [p for n, p in self.model.named_parameters() if _is_head(n)]

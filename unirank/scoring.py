@@ -21,6 +21,9 @@ class Predictor:
 
     def __init__(self, module: UnirankModule, trained_through: str, bf16: bool = False):
         self.module, self.bf16 = module, bf16
+        fusion = (module.final_calibration or {}).get("fusion") or {}
+        self.fusion_weight: float | None = fusion.get("first_stage_weight")
+        """γ of `rank by r + γ·first-stage score`, fitted on validation lists (None: not fitted)."""
         pointwise_thurstone = trained_through == "pointwise" and module.calibration.link == "thurstone"
         self.pairwise_link = "thurstone" if pointwise_thurstone else "bradley-terry"
 
@@ -50,6 +53,7 @@ def load_scorer(path: str | Path, bf16: bool = False) -> Predictor:
                 **{k: v for k, v in info["calibration"].items() if k in Calibration.__dataclass_fields__}
             ),
         )
+        module.final_calibration = info["calibration"].get("final_fit")
         return Predictor(module, info["calibration"]["trained_through"], bf16)
     module = load_checkpoint(path)
     return Predictor(module, "pointwise" if module.targets is not None else "pairwise", bf16)

@@ -2,9 +2,10 @@
 among its items reuses those scores.
 
 Large groups (say 100 mined candidates) contribute a sampled subset of at most
-`max_items_per_group` items, chosen by walking the group's comparisons in random order so the
-subset keeps as many comparisons as possible. Sampling depends only on (seed, epoch, group), so a
-resumed run sees the same batches as an uninterrupted one.
+`max_items_per_group` items, chosen by walking the group's comparisons in a random order weighted
+by their evidence, so the subset keeps as many (and as informative) comparisons as possible.
+Sampling depends only on (seed, epoch, group), so a resumed run sees the same batches as an
+uninterrupted one.
 
 Memory: a split is indexed as flat arrays (groups → items → comparisons, CSR offsets); texts stay
 in their source column (memory-mapped for `TablesDir(memory_map=True)`) and are read and tokenised
@@ -67,6 +68,11 @@ class GroupDataset(Dataset):
         self.item_group = items["group_id"]
         self.item_id = items["item_id"]
         self.label = items["label"].fill_null(float("nan")).to_numpy()
+        self.label_weight = (
+            items["label_weight"].cast(pl.Float64).to_numpy()
+            if "label_weight" in items.columns
+            else np.ones(items.height)
+        )
         self.teacher = (
             items["first_stage_score"].cast(pl.Float64).fill_null(float("nan")).to_numpy()
             if "first_stage_score" in items.columns
@@ -142,7 +148,10 @@ class GroupDataset(Dataset):
         if len(group.items) <= self.max_items:
             return group.items
         chosen: dict[int, None] = {}
-        for c in rng.permutation(len(group.comp_a)):
+        # comparisons in a random order weighted by their evidence (keys u^(1/w), Efraimidis-Spirakis):
+        # a weak tie between two unjudged candidates rarely displaces a judged comparison
+        keys = rng.random(len(group.comp_a)) ** (1.0 / group.weight)
+        for c in np.argsort(-keys, kind="stable"):
             if len(chosen) + 2 > self.max_items:
                 break
             chosen[int(group.comp_a[c])] = None

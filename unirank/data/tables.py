@@ -147,6 +147,15 @@ def validate(tables: Tables, source: str) -> Tables:
     bad = items.with_row_index("_row").filter(~pl.col("label").is_between(0, 1) & pl.col("label").is_not_null())
     if bad.height:
         _fail(f"{source} (items)", bad["_row"][0], f"label={bad['label'][0]} is outside [0, 1]")
+    if "label_weight" in items.columns:
+        weight = pl.col("label_weight").cast(pl.Float64, strict=False)
+        bad = items.with_row_index("_row").filter(
+            ~(weight > 0) | weight.is_null() | weight.is_nan() | weight.is_infinite()
+        )
+        if bad.height:
+            _fail(
+                f"{source} (items)", bad["_row"][0], f"label_weight={bad['label_weight'][0]} is not a finite number > 0"
+            )
     empty = groups.join(items, on="group_id", how="anti")
     if empty.height:
         row = groups["group_id"].to_list().index(empty["group_id"][0])

@@ -8,7 +8,8 @@ annotators) use the same formula directly. Brier = mean (p − y)²; NLL = −me
 from __future__ import annotations
 
 import numpy as np
-from scipy import special
+
+from unirank.fitting.platt import pairwise_reading
 
 EPS = 1e-7
 
@@ -76,13 +77,7 @@ def pairwise_probability(score_a, score_b, link: str = "bradley-terry") -> np.nd
     thurstone: Φ(Φ⁻¹(σ(r_a)) − Φ⁻¹(σ(r_b))), the reading of a model trained on Thurstone targets
     σ(r) = Φ(latent): the latents are recovered and compared on their own scale.
     """
-    a, b = np.asarray(score_a, dtype=np.float64), np.asarray(score_b, dtype=np.float64)
-    if link == "bradley-terry":
-        return special.expit(a - b)
-    if link == "thurstone":
-        latent = lambda r: special.ndtri(np.clip(special.expit(r), EPS, 1 - EPS))  # noqa: E731
-        return special.ndtr(latent(a) - latent(b))
-    raise ValueError(f"link must be bradley-terry or thurstone, got {link!r}")
+    return pairwise_reading(score_a, score_b, link)
 
 
 def both_orders(prob, observed_p) -> tuple[np.ndarray, np.ndarray]:

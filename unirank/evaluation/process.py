@@ -7,6 +7,7 @@ import numpy as np
 import polars as pl
 
 from unirank.data.tables import Tables
+from unirank.evaluation.bootstrap import ece_fast, grouped_interval
 from unirank.evaluation.calibration import calibration_metrics
 from unirank.evaluation.pairwise import pairwise_accuracy
 
@@ -54,6 +55,17 @@ def step_metrics(step_probs: list[np.ndarray], step_labels: list[list[float | No
     }
 
 
+def _step_intervals(curve, steps: list[np.ndarray], tables: Tables) -> tuple[dict, int]:
+    """95 % bootstrap intervals of step ECE and Brier, resampling whole problems (groups)."""
+    probs, labels = curve
+    all_labels = tables.items["step_labels"].to_list()
+    labelled = [sum(li is not None for li in (lab or [])[: len(s)]) for s, lab in zip(steps, all_labels)]
+    problem = np.repeat(tables.items["group_id"].to_numpy(), labelled)
+    ece, n = grouped_interval(lambda rows: ece_fast(probs[rows], labels[rows]), problem)
+    brier, _ = grouped_interval(lambda rows: float(np.mean((probs[rows] - labels[rows]) ** 2)), problem)
+    return {"step_ece": ece, "step_brier": brier}, n
+
+
 def evaluate_process(predictors: dict, tables: Tables) -> dict:
     """Step metrics and solution-level pairwise accuracy (original ≻ modified) per error class."""
     comps = tables.indexed_comparisons()
@@ -73,5 +85,6 @@ def evaluate_process(predictors: dict, tables: Tables) -> dict:
         entry["solution_pair_accuracy"] = pairs["accuracy"]
         entry["per_category"] = pairs["per_category"]
         entry["aggregation"] = predictor.module.adapter.aggregation
+        entry["intervals"], entry["n_problems"] = _step_intervals(entry["_curve"], steps, tables)
         report["systems"][name] = entry
     return report

@@ -11,6 +11,7 @@ import polars as pl
 
 from unirank.atomic import atomic_path
 from unirank.data.tables import Tables
+from unirank.evaluation.bootstrap import ece_fast, grouped_interval, mean_interval
 from unirank.evaluation.calibration import (
     both_orders,
     calibration_metrics,
@@ -38,16 +39,26 @@ def evaluate_retrieval(predictors: dict, tables: Tables, qrels: dict[str, dict[s
     for name, predictor in predictors.items():
         systems[name] = score_items(predictor, tables)
     relevant = np.array([qrels.get(g, {}).get(i, 0) > 0 for g, i in items.select("group_id", "item_id").iter_rows()])
+    for name, predictor in predictors.items():
+        weight = getattr(predictor, "fusion_weight", None)
+        if weight and "first_stage_score" in items.columns:
+            systems[f"{name} + first stage"] = systems[name] + weight * items["first_stage_score"].to_numpy()
+    group = items["group_id"].to_numpy()
     for name, scores in systems.items():
         run: dict[str, dict[str, float]] = {}
         for (g, i), s in zip(items.select("group_id", "item_id").iter_rows(), scores):
             run.setdefault(g, {})[i] = float(s)
-        entry = retrieval_metrics(run, qrels, k=k)
-        if name != "first stage":
+        entry = retrieval_metrics(run, qrels, k=k, per_query=True)
+        per_query = entry.pop("per_query")
+        entry["n_queries"] = len(run)
+        entry["intervals"] = {m: mean_interval(np.array(list(v.values()))) for m, v in per_query.items()}
+        if name in predictors:
             prob = 1 / (1 + np.exp(-scores))
-            entry["calibration"] = calibration_metrics(prob, relevant.astype(float))
-            entry["thresholds"] = threshold_report(prob, relevant.astype(float), items["group_id"].to_numpy())
-            entry["_curve"] = (prob, relevant.astype(float))
+            label = relevant.astype(float)
+            entry["calibration"] = calibration_metrics(prob, label)
+            entry["intervals"]["ece"], _ = grouped_interval(lambda rows: ece_fast(prob[rows], label[rows]), group)
+            entry["thresholds"] = threshold_report(prob, label, group)
+            entry["_curve"] = (prob, label)
         report["systems"][name] = entry
     return report
 
@@ -65,6 +76,7 @@ def evaluate_preferences(predictors: dict, tables: Tables) -> dict:
         "systems": {},
     }
     categories = comps["category"].fill_null("all").to_numpy()
+    prompts = comps["group_id"].to_numpy()
     for name, predictor in predictors.items():
         scores = score_items(predictor, tables)
         r_a, r_b = scores[comps["_a"].to_numpy()], scores[comps["_b"].to_numpy()]
@@ -74,6 +86,13 @@ def evaluate_preferences(predictors: dict, tables: Tables) -> dict:
         entry = pairwise_accuracy(chosen, rejected, category=categories[decided])
         calibration = pairwise_calibration(r_a, r_b, p, link=predictor.pairwise_link)
         entry["pairwise_calibration"] = calibration
+        prob = pairwise_probability(r_a, r_b, predictor.pairwise_link)
+        correct = (chosen > rejected).astype(float)
+        entry["n_prompts"] = int(np.unique(prompts[decided]).size)
+        entry["intervals"] = {
+            "accuracy": grouped_interval(lambda rows: float(correct[rows].mean()), prompts[decided])[0],
+            "pairwise_ece": grouped_interval(lambda rows: ece_fast(*both_orders(prob[rows], p[rows])), prompts)[0],
+        }
         entry["pairwise_link"] = predictor.pairwise_link
         entry["_curve"] = both_orders(pairwise_probability(r_a, r_b, predictor.pairwise_link), p)
         report["systems"][name] = entry
@@ -85,6 +104,16 @@ def reliability_plot(
 ) -> None:
     """Reliability diagram (mean label per probability bin, one line per model) over a histogram of
     the predicted probabilities."""
+    tables = {
+        name: (reliability_table(prob, label, n_bins), calibration_metrics(prob, label, n_bins)["ece"])
+        for name, (prob, label) in curves.items()
+    }
+    reliability_plot_from_tables(tables, path, title)
+
+
+def reliability_plot_from_tables(tables: dict[str, tuple[list[dict], float]], path: Path, title: str) -> None:
+    """The same diagram from reliability tables ({name: (rows of reliability_table, ECE)}): the
+    observed frequency against the mean probability of each bin above, the bin counts below."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -92,22 +121,19 @@ def reliability_plot(
 
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(6, 7), gridspec_kw={"height_ratios": [3, 1]}, sharex=True)
     top.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfectly calibrated")
-    edges = np.linspace(0, 1, n_bins + 1)
-    for name, (prob, label) in curves.items():
-        table = [row for row in reliability_table(prob, label, n_bins) if row["count"]]
-        ece = calibration_metrics(prob, label, n_bins)["ece"]
-        top.plot(
-            [r["mean_prob"] for r in table],
-            [r["mean_label"] for r in table],
-            marker="o",
-            label=f"{name} (ECE {ece:.3f})",
-        )
-        bottom.hist(prob, bins=edges, alpha=0.5, label=name)
+    for offset, (name, (table, ece)) in enumerate(tables.items()):
+        filled = [row for row in table if row["count"]]
+        top.plot([r["mean_prob"] for r in filled], [r["mean_label"] for r in filled], marker="o",
+                 label=f"{name} (ECE {ece:.3f})")  # fmt: skip
+        width = (table[0]["high"] - table[0]["low"]) / (len(tables) + 1)
+        bottom.bar([r["low"] + width * (offset + 0.5) for r in table], [r["count"] for r in table], width=width,
+                   label=name)  # fmt: skip
     top.set_ylabel("observed frequency")
     top.set_title(title)
     top.legend(loc="upper left", fontsize=8)
     top.set_xlim(0, 1)
     top.set_ylim(0, 1)
+    bottom.set_yscale("log")
     bottom.set_xlabel("predicted probability")
     bottom.set_ylabel("count")
     fig.tight_layout()
@@ -143,29 +169,45 @@ def write_report(report: dict, out_dir: str | Path) -> str:
 
 
 def summarise(report: dict) -> str:
-    """A compact fixed-width table, one line per system."""
+    """A compact fixed-width table, one line per system, each figure with its 95 % bootstrap
+    interval over groups (queries, prompts, problems) and the sample size."""
+
+    def ci(entry: dict, metric: str) -> str:
+        low, high = entry.get("intervals", {}).get(metric, [float("nan")] * 2)
+        return f"[{low:.3f}, {high:.3f}]"
+
     if report["domain"] == "retrieval":
-        head = f"{'system':24s} {'ndcg@10':>8s} {'mrr@10':>8s} {'recall@100':>10s} {'ECE':>7s} {'Brier':>7s}"
+        head = f"{'system':40s} {'ndcg@10 [95% CI]':>24s} {'mrr@10':>7s} {'recall@100':>10s} "
+        head += f"{'ECE [95% CI]':>24s} {'Brier':>7s}"
         lines = [head]
         for name, e in report["systems"].items():
             cal = e.get("calibration")
+            ece = f"{cal['ece']:.4f} {ci(e, 'ece')}" if cal else ""
+            brier = f"{cal['brier']:.4f}" if cal else ""
             lines.append(
-                f"{name:24s} {e['ndcg@10']:8.4f} {e['mrr@10']:8.4f} {e['recall@100']:10.4f} "
-                f"{cal['ece'] if cal else float('nan'):7.4f} {cal['brier'] if cal else float('nan'):7.4f}"
+                f"{name:40s} {e['ndcg@10']:.4f} {ci(e, 'ndcg@10'):>17s} {e['mrr@10']:7.4f} {e['recall@100']:10.4f} "
+                f"{ece:>24s} {brier:>7s}"
             )
+        lines.append(f"({report['queries']} queries, {report['candidates']} candidates)")
     elif report["domain"] == "process":
-        head = f"{'system':24s} {'step F1':>8s} {'1st err':>8s} {'pairs':>8s} {'step ECE':>9s} {'step Brier':>10s}"
+        head = f"{'system':24s} {'step F1':>8s} {'1st err':>8s} {'pairs':>8s} "
+        head += f"{'step ECE [95% CI]':>25s} {'step Brier':>10s}"
         lines = [head]
         for name, e in report["systems"].items():
             lines.append(
                 f"{name:24s} {e['wrong_step_f1']:8.4f} {e['first_error_accuracy']:8.4f} "
-                f"{e['solution_pair_accuracy']:8.4f} {e['step_ece']:9.4f} {e['step_brier']:10.4f}"
+                f"{e['solution_pair_accuracy']:8.4f} {e['step_ece']:.4f} {ci(e, 'step_ece'):>18s} "
+                f"{e['step_brier']:10.4f}"
             )
+            lines.append(f"({e['steps']} steps of {e.get('n_problems', '?')} problems)")
     else:
-        head = f"{'system':24s} {'accuracy':>8s} {'pairs':>6s} {'pair ECE':>9s} {'pair Brier':>10s}"
+        head = f"{'system':40s} {'accuracy [95% CI]':>25s} {'pairs':>6s} {'pair ECE [95% CI]':>25s} {'pair Brier':>10s}"
         lines = [head]
         for name, e in report["systems"].items():
             cal = e["pairwise_calibration"]
-            lines.append(f"{name:24s} {e['accuracy']:8.4f} {e['n']:6d} {cal['ece']:9.4f} {cal['brier']:10.4f}")
-        lines.append(f"(ties excluded from accuracy: {report['ties_excluded']})")
+            lines.append(
+                f"{name:40s} {e['accuracy']:.4f} {ci(e, 'accuracy'):>18s} {e['n']:6d} "
+                f"{cal['ece']:.4f} {ci(e, 'pairwise_ece'):>18s} {cal['brier']:10.4f}"
+            )
+        lines.append(f"(ties excluded from accuracy: {report['ties_excluded']}; intervals resample prompts)")
     return "\n".join(lines)

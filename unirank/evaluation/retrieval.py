@@ -5,8 +5,11 @@ from __future__ import annotations
 import math
 
 
-def retrieval_metrics(run: dict[str, dict[str, float]], qrels: dict[str, dict[str, int]], k: int = 10) -> dict:
-    """NDCG@k (graded gains), MRR@k, Recall@100 and MAP, averaged over the run's queries.
+def retrieval_metrics(
+    run: dict[str, dict[str, float]], qrels: dict[str, dict[str, int]], k: int = 10, per_query: bool = False
+) -> dict:
+    """NDCG@k (graded gains), MRR@k, Recall@100 and MAP, averaged over the run's queries
+    (per_query: also "per_query": {measure: {query id: value}}, for bootstrap intervals).
 
     run: {query id: {doc id: score}}; qrels: {query id: {doc id: grade}}. A run naming a query that
     has no judgments, or a score that is NaN or infinite, raises ValueError naming it.
@@ -23,4 +26,10 @@ def retrieval_metrics(run: dict[str, dict[str, float]], qrels: dict[str, dict[st
     measures = {f"ndcg@{k}": nDCG @ k, f"mrr@{k}": RR @ k, "recall@100": R @ 100, "map": AP}
     judged = {q: qrels[q] for q in run}
     values = ir_measures.calc_aggregate(list(measures.values()), judged, run)
-    return {name: float(values[measure]) for name, measure in measures.items()}
+    result = {name: float(values[measure]) for name, measure in measures.items()}
+    if per_query:
+        names = {measure: name for name, measure in measures.items()}
+        result["per_query"] = {name: {} for name in measures}
+        for metric in ir_measures.iter_calc(list(measures.values()), judged, run):
+            result["per_query"][names[metric.measure]][metric.query_id] = float(metric.value)
+    return result

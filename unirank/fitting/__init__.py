@@ -8,6 +8,7 @@ from unirank.fitting.solver import FitResult, fit_bradley_terry, fit_thurstone
 from unirank.fitting.targets import (
     ANCHOR_ITEM,
     anchor_comparisons,
+    fit_score_map,
     fit_score_scale,
     fit_targets,
     step_anchor_comparisons,
@@ -19,6 +20,7 @@ __all__ = [
     "FitResult",
     "anchor_comparisons",
     "fit_bradley_terry",
+    "fit_score_map",
     "fit_score_scale",
     "fit_targets",
     "fit_thurstone",

@@ -137,15 +137,18 @@ def anchor_comparisons(items: pl.DataFrame, weight: float = 1.0) -> pl.DataFrame
     """Absolute labels as comparisons against the anchor: item ≻ anchor with p = label.
 
     A relevant item (label 1) beats the anchor, an irrelevant one (label 0) loses to it, a graded
-    label in between is a soft preference. Items with a null label contribute nothing.
+    label in between is a soft preference. Items with a null label contribute nothing. The weight
+    is `weight` × the item's `label_weight` column where the items have one (mining gives an
+    unjudged candidate a lower one than a judged candidate).
     """
     labelled = items.filter(pl.col("label").is_not_null())
+    item_weight = pl.col("label_weight").cast(pl.Float64) if "label_weight" in items.columns else pl.lit(1.0)
     return labelled.select(
         pl.col("group_id").cast(pl.String),
         pl.col("item_id").cast(pl.String).alias("item_a"),
         pl.lit(ANCHOR_ITEM).alias("item_b"),
         pl.col("label").cast(pl.Float64).alias("p"),
-        pl.lit(float(weight)).alias("weight"),
+        (float(weight) * item_weight).alias("weight"),
     )
 
 
@@ -170,6 +173,40 @@ def fit_score_scale(
     if len(score_diff) == 0:
         return 0.0
     return float(optimize.minimize_scalar(neg_log_likelihood, bounds=(0.0, 50.0), method="bounded").x)
+
+
+def fit_score_map(
+    score_a: np.ndarray,
+    score_b: np.ndarray,
+    p: np.ndarray,
+    weight: np.ndarray,
+    label_score: np.ndarray,
+    label: np.ndarray,
+    label_weight: np.ndarray,
+    link: Literal["thurstone", "bradley-terry"] = "thurstone",
+) -> tuple[float, float]:
+    """(α ≥ 0, β) putting a model's scores r on the latent scale of a fit with an anchor at 0:
+    latent ≈ α·r + β. Maximises, over held-out evidence,
+        Σ w [p log F(α(r_a − r_b)) + (1 − p) log F(−α(r_a − r_b))]           (comparisons)
+      + Σ v [y log F(α r + β) + (1 − y) log F(−(α r + β))]                  (labels vs the anchor)
+    with F = Φ (Thurstone) or σ. Labels are needed for β; without them β = 0."""
+    from scipy import optimize, special
+
+    log_cdf = special.log_ndtr if link == "thurstone" else special.log_expit
+    if len(label_score) == 0:
+        return fit_score_scale(score_a - score_b, p, weight, link), 0.0
+
+    def neg_log_likelihood(params: np.ndarray) -> float:
+        alpha, beta = params
+        d = alpha * (score_a - score_b)
+        e = alpha * label_score + beta
+        pairs = np.sum(weight * (p * log_cdf(d) + (1 - p) * log_cdf(-d)))
+        labels = np.sum(label_weight * (label * log_cdf(e) + (1 - label) * log_cdf(-e)))
+        return -float(pairs + labels)
+
+    result = optimize.minimize(neg_log_likelihood, np.array([1.0, 0.0]), method="L-BFGS-B",
+                               bounds=[(0.0, 50.0), (-50.0, 50.0)])  # fmt: skip
+    return float(result.x[0]), float(result.x[1])
 
 
 def step_item_id(item_id: str, step: int) -> str:

@@ -9,11 +9,12 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import polars as pl
 
-from unirank.atomic import atomic_path
+from unirank.atomic import atomic_path, check_output_folder
 from unirank.data.readers import assign_split, read_beir
 from unirank.data.tables import Tables, tables_from_rows
 from unirank.mining.encode import Encoder
@@ -28,7 +29,13 @@ class MiningConfig:
     of fp32) or fp32; k: hits searched per query; negatives: hard negatives kept per query (≤ k);
     pairs_k: comparisons per candidate (random cycles); validation_fraction: share of queries,
     by a stable hash, set aside as the validation split; keep_ranking: keep the top-k as retrieved
-    (positives in place, no filtering), as evaluation needs."""
+    (positives in place, no filtering, no pairs), as evaluation needs.
+    candidates: "hard_negatives" (judged positives + `negatives` filtered hard negatives per query)
+    or "top_k" (judged positives + every one of the k hits: the lists a reranker scores, so it
+    trains and calibrates on that distribution); validation queries always get the whole top k.
+    unjudged_weight: the `label_weight` of a candidate the qrels do not judge (assumed irrelevant,
+    but some are unjudged positives) and the weight of a tie between two unjudged candidates;
+    judged candidates weigh 1."""
 
     encoder: str = "minilm"
     precision: str = "bf16"
@@ -41,6 +48,8 @@ class MiningConfig:
     all_positive_pairs: bool = True
     validation_fraction: float = 0.0
     keep_ranking: bool = False
+    candidates: Literal["hard_negatives", "top_k"] = "hard_negatives"
+    unjudged_weight: float = 1.0
     index: IndexKind = "auto"
     cache_dir: str | None = ".unirank-cache"
     seed: int = 0
@@ -82,13 +91,18 @@ def mine_beir(directory: str | Path, split: str, config: MiningConfig) -> tuple[
         relevant = [d for d, g in judged.items() if g > 0]
         found += len(set(relevant) & set(hit_ids))
         relevant_total += len(relevant)
-        candidates = _candidates(config, judged, relevant, hit_ids, hit_scores, query_vectors[q], doc_vectors, doc_row)
+        split_name = split if split != "train" else assign_split(qid, config.validation_fraction)
+        # validation lists are always the scored depth: the final calibration is fitted on them
+        whole_list = config.candidates == "top_k" or split_name == "validation"
+        candidates = _candidates(
+            config, whole_list, relevant, hit_ids, hit_scores, query_vectors[q], doc_vectors, doc_row
+        )
         if not candidates:
             continue
-        split_name = split if split != "train" else assign_split(qid, config.validation_fraction)
         groups.append({"group_id": qid, "context": beir.queries[qid], "category": None, "split": split_name})
         top_grade = max(max(judged.values()), 1)
-        for doc, score, rank in candidates:
+        label_weight = [1.0 if doc in judged else config.unjudged_weight for doc, _, _ in candidates]
+        for (doc, score, rank), weight in zip(candidates, label_weight):
             grade = judged.get(doc, 0)
             items.append(
                 {
@@ -96,6 +110,7 @@ def mine_beir(directory: str | Path, split: str, config: MiningConfig) -> tuple[
                     "item_id": doc,
                     "text": beir.corpus[doc],
                     "label": grade / top_grade,
+                    "label_weight": weight,
                     "first_stage_score": score,
                     "first_stage_rank": rank,
                 }
@@ -105,13 +120,14 @@ def mine_beir(directory: str | Path, split: str, config: MiningConfig) -> tuple[
             for i, j, p in label_pairs(
                 grades, k=config.pairs_k, all_positive_pairs=config.all_positive_pairs, seed=rng
             ):
+                unjudged_tie = p == 0.5 and candidates[i][0] not in judged and candidates[j][0] not in judged
                 comparisons.append(
                     {
                         "group_id": qid,
                         "item_a": candidates[i][0],
                         "item_b": candidates[j][0],
                         "p": p,
-                        "weight": 1.0,
+                        "weight": config.unjudged_weight if unjudged_tie else 1.0,
                         "source": "qrels",
                     }
                 )
@@ -121,7 +137,7 @@ def mine_beir(directory: str | Path, split: str, config: MiningConfig) -> tuple[
         items,
         comparisons,
         f"mined from {directory}",
-        item_columns={"first_stage_score": pl.Float64, "first_stage_rank": pl.Int64},
+        item_columns={"label_weight": pl.Float64, "first_stage_score": pl.Float64, "first_stage_rank": pl.Int64},
     )
     summary = {
         "beir": str(directory),
@@ -140,17 +156,21 @@ def mine_beir(directory: str | Path, split: str, config: MiningConfig) -> tuple[
     return tables, summary
 
 
-def _candidates(config, judged, relevant, hit_ids, hit_scores, query_vector, doc_vectors, doc_row):
-    """(doc id, first-stage score, rank) of one query's candidates: positives + hard negatives, or the ranking."""
+def _candidates(config, whole_list, relevant, hit_ids, hit_scores, query_vector, doc_vectors, doc_row):
+    """(doc id, first-stage score, rank) of one query's candidates: the ranking as retrieved
+    (keep_ranking), positives + every hit (whole_list), or positives + filtered hard negatives."""
     if config.keep_ranking:
         return [(doc, float(score), rank) for rank, (doc, score) in enumerate(zip(hit_ids, hit_scores))]
     rank_of = {doc: rank for rank, doc in enumerate(hit_ids)}
     positive_scores = np.array([float(doc_vectors[doc_row[d]] @ query_vector) for d in relevant])
     positives = [(d, s, rank_of.get(d, len(hit_ids))) for d, s in zip(relevant, positive_scores)]
+    if whole_list:
+        hits = [(d, float(s), rank) for rank, (d, s) in enumerate(zip(hit_ids, hit_scores)) if d not in relevant]
+        return positives + hits
     negatives = select_negatives(
         hit_ids,
         hit_scores,
-        judged,
+        dict.fromkeys(relevant, 1),
         positive_scores,
         count=config.negatives,
         relative_margin=config.relative_margin,
@@ -161,7 +181,11 @@ def _candidates(config, judged, relevant, hit_ids, hit_scores, query_vector, doc
 
 
 def write_mined(tables: Tables, summary: dict, out_dir: str | Path) -> None:
-    """groups/items/comparisons.parquet and mining.json into out_dir, each written atomically."""
-    tables.write(out_dir)
-    with atomic_path(Path(out_dir) / "mining.json") as tmp:
-        tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    """groups/items/comparisons.parquet and mining.json into out_dir as one output: written into a
+    temporary folder that replaces out_dir in one rename, so a killed run leaves the old set whole
+    (or none), never new tables beside old ones. A non-empty out_dir that is not a mined folder
+    (no mining.json) is refused, never replaced."""
+    check_output_folder(out_dir, "mining.json", "mined folder", overwrite=True)
+    with atomic_path(out_dir, directory=True) as tmp:
+        tables.write(tmp)
+        (tmp / "mining.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -1,0 +1,71 @@
+"""Evaluate one trained model in a fresh process (a benchmark contender), writing a report folder.
+
+    python -m benchmarks.score_child --model DIR --kind unirank|plain|plain-no-segments --name NAME
+        (--retrieval TEST_TABLES_DIR | --preferences FILE --format F) --out DIR [--device cpu|cuda]
+
+unirank: an export folder (its adapter and calibration from unirank.json); plain: a transformers /
+CrossEncoder folder scored through unirank's retrieval or chat adapter, read as a pairwise model;
+plain-no-segments: the same with token_type_ids left out (TRL's collator passes none, so its model
+was trained with segment 0 throughout).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+
+from unirank.adapters import ChatAdapter, RetrievalAdapter
+from unirank.data.sources import Preferences
+from unirank.data.tables import read_tables
+from unirank.evaluation.report import evaluate_preferences, evaluate_retrieval, write_report
+from unirank.module import UnirankModule
+from unirank.scoring import Predictor, load_scorer
+
+
+class WithoutSegments(Predictor):
+    """Scores with token_type_ids left out."""
+
+    def score_texts(self, contexts, candidates):
+        encoded = self.module.adapter.encode(self.module.tokenizer, contexts, candidates)
+        encoded = [dataclasses.replace(e, token_type_ids=None) for e in encoded]
+        return self.module.score_encoded(encoded, self.bf16)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--kind", choices=["unirank", "plain", "plain-no-segments"], default="unirank")
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--retrieval")
+    parser.add_argument("--preferences")
+    parser.add_argument("--format", default="trl")
+    parser.add_argument("--validation-fraction", type=float, default=0.1)
+    parser.add_argument("--test-fraction", type=float, default=0.3)
+    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    if args.kind == "unirank":
+        predictor = load_scorer(args.model, bf16=True)
+    else:
+        adapter = RetrievalAdapter(max_length=args.max_length) if args.retrieval else ChatAdapter(args.max_length)
+        module = UnirankModule(model=args.model, adapter=adapter)
+        predictor = (WithoutSegments if args.kind == "plain-no-segments" else Predictor)(module, "pairwise", bf16=True)
+    predictor.module.to(args.device)
+    if args.retrieval:
+        tables = read_tables(args.retrieval)
+        qrels: dict = {}
+        for g, i, label in tables.items.select("group_id", "item_id", "label").iter_rows():
+            qrels.setdefault(g, {})[i] = int((label or 0) > 0)
+        report = evaluate_retrieval({args.name: predictor}, tables, qrels)
+    else:
+        data = Preferences(args.preferences, args.format, args.validation_fraction, args.test_fraction)
+        report = evaluate_preferences({args.name: predictor}, data.load().split("test"))
+    print(write_report(report, args.out), file=sys.stderr)
+    json.dumps(report)  # the report must be plain JSON
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""Bootstrap intervals over groups (queries, prompts): the unit that was sampled is the unit resampled.
+
+For a statistic S of the groups' data, draw B resamples of the G groups with replacement, compute S
+on each, and report the 2.5 % and 97.5 % quantiles (a 95 % percentile interval). Every metric a user
+reads carries its sample size and this interval, so a difference inside it is not read as a result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+
+def bootstrap_interval(
+    statistic: Callable[[np.ndarray], float], n_groups: int, resamples: int = 1000, level: float = 0.95, seed: int = 0
+) -> list[float]:
+    """[low, high] of statistic(group indices) over `resamples` resamples of range(n_groups)."""
+    if n_groups == 0:
+        return [float("nan"), float("nan")]
+    rng = np.random.default_rng(seed)
+    values = np.array([statistic(rng.integers(0, n_groups, n_groups)) for _ in range(resamples)])
+    tail = (1 - level) / 2 * 100
+    low, high = np.nanpercentile(values, [tail, 100 - tail])
+    return [float(low), float(high)]
+
+
+def mean_interval(per_group: np.ndarray, **kwargs) -> list[float]:
+    """Interval of the mean of one value per group (NDCG@10 per query, say)."""
+    per_group = np.asarray(per_group, dtype=np.float64)
+    return bootstrap_interval(lambda idx: float(per_group[idx].mean()), len(per_group), **kwargs)
+
+
+def grouped_interval(statistic: Callable[[np.ndarray], float], group: np.ndarray, **kwargs) -> tuple[list[float], int]:
+    """Interval of statistic(row indices) when rows belong to groups and whole groups are resampled
+    (ECE over the candidates of resampled queries, say). Returns (interval, number of groups)."""
+    _, owner = np.unique(np.asarray(group), return_inverse=True)
+    order = np.argsort(owner, kind="stable")
+    bounds = np.searchsorted(owner[order], np.arange(owner.max() + 2)) if len(owner) else np.zeros(1, int)
+    members = [order[bounds[g] : bounds[g + 1]] for g in range(len(bounds) - 1)]
+
+    def resampled(idx: np.ndarray) -> float:
+        return statistic(np.concatenate([members[g] for g in idx]))
+
+    return bootstrap_interval(resampled, len(members), **kwargs), len(members)
+
+
+def ece_fast(prob: np.ndarray, label: np.ndarray, n_bins: int = 15) -> float:
+    """Expected calibration error, 15 equal-width bins (the same definition as calibration_metrics)."""
+    index = np.minimum((prob * n_bins).astype(int), n_bins - 1)
+    counts = np.bincount(index, minlength=n_bins)
+    gap = np.abs(np.bincount(index, prob, n_bins) - np.bincount(index, label, n_bins))
+    return float(gap.sum() / max(counts.sum(), 1))
