@@ -29,6 +29,7 @@ def atomic_path(path: str | os.PathLike, directory: bool = False) -> Iterator[Pa
         tmp = Path(name)
     try:
         yield tmp
+        _with_umask(tmp)
         if directory and target.exists():
             old = target.with_name(f".{target.name}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -40,6 +41,15 @@ def atomic_path(path: str | os.PathLike, directory: bool = False) -> Iterator[Pa
     finally:
         if tmp.exists():
             shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
+
+
+def _with_umask(path: Path) -> None:
+    """Give a finished temporary output the permissions a plain open() would have given it (mkstemp
+    and mkdtemp make them 0600 / 0700): files 0666 and folders 0777, less the user's umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for item in [path, *path.rglob("*")] if path.is_dir() else [path]:
+        os.chmod(item, (0o777 if item.is_dir() else 0o666) & ~mask)
 
 
 def write_parquet(frame: pl.DataFrame, path: str | os.PathLike) -> None:

@@ -30,6 +30,11 @@ def _calibrate(args: argparse.Namespace) -> None:
         targets, fit = fit_targets(comparisons, items=items, link=args.link, l2=args.l2)
     except ValueError as error:
         raise SystemExit(f"unirank calibrate: {args.comparisons}: {error}") from None
+    if not fit.converged:
+        raise SystemExit(
+            f"unirank calibrate: {args.comparisons}: the fit did not converge in {fit.iterations} Newton steps; "
+            f"nothing was written to {args.out} (raise --l2, or check the comparisons)"
+        )
     write_parquet(targets, args.out)
     summary = {
         "items": targets.height,
@@ -118,9 +123,18 @@ def _evaluate(args: argparse.Namespace) -> None:
     from unirank.scoring import load_scorer
 
     bf16 = args.precision == "bf16"
-    predictors = {args.name or Path(args.model).name: load_scorer(args.model, bf16)}
+    names = [args.name or Path(args.model).name] + (
+        [args.compare_name or Path(args.compare).name] if args.compare else []
+    )
+    if len(set(names)) < len(names):  # two folders with one last component: name them by their paths
+        names = [args.name or str(args.model), args.compare_name or str(args.compare)]
+    if len(set(names)) < len(names):
+        raise SystemExit(
+            f"unirank evaluate: both models are named {names[0]!r}; name them with --name / --compare-name"
+        )
+    predictors = {names[0]: load_scorer(args.model, bf16)}
     if args.compare:
-        predictors[args.compare_name or Path(args.compare).name] = load_scorer(args.compare, bf16)
+        predictors[names[1]] = load_scorer(args.compare, bf16)
     fractions = {
         k: v
         for k, v in (("validation_fraction", args.validation_fraction), ("test_fraction", args.test_fraction))

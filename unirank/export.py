@@ -147,18 +147,22 @@ class ExportModel(L.Callback):
             if k.startswith("val/")
         }
         export_model(pl_module, out, validation=metrics, overwrite=self.overwrite)
-        print(
-            "\nvalidation split, after "
-            + " → ".join(
-                f"{n} {s}"
-                for n, s in (
-                    ("distill", pl_module.schedule.distill_epochs),
-                    ("pairwise", pl_module.schedule.pairwise_epochs),
-                    ("pointwise", pl_module.schedule.pointwise_epochs),
-                )
-                if s
-            )
-        )
+        schedule = pl_module.schedule
+        epochs = (("distill", schedule.distill_epochs), ("pairwise", schedule.pairwise_epochs),
+                  ("pointwise", schedule.pointwise_epochs))  # fmt: skip
+        stages = [f"{name} {count}" for name, count in epochs if count]
+        final = pl_module.final_calibration
+        if final:
+            stages.append("final calibration")
+        print("\nvalidation split, after " + " → ".join(stages))
         for name, value in sorted(metrics.items()):
+            if final and name in ("ece", "brier"):
+                continue  # measured before the final calibration: its own lines follow
             print(f"  {name:22s} {value:.4f}")
+        if final:
+            after, before = final["after"], final["before"]
+            low, high = after.get("ece_interval", [float("nan")] * 2)
+            print(f"  {'ece':22s} {after['ece']:.4f} [{low:.4f}, {high:.4f}] over {after['n']} "
+                  f"({after.get('groups', '?')} groups; {before['ece']:.4f} before the final calibration)")  # fmt: skip
+            print(f"  {'brier':22s} {after['brier']:.4f} ({before['brier']:.4f} before)")
         print(f"exported the model to {out}  (loads in transformers and sentence-transformers.CrossEncoder)")

@@ -58,6 +58,14 @@ class Schedule:
     pointwise_epochs: int = 1
     distill_epochs: int = 0
 
+    def __post_init__(self) -> None:
+        counts = {"distill": self.distill_epochs, "pairwise": self.pairwise_epochs, "pointwise": self.pointwise_epochs}
+        negative = [f"{name}_epochs={count}" for name, count in counts.items() if count < 0]
+        if negative:
+            raise ValueError(f"schedule: {', '.join(negative)}: epochs cannot be negative")
+        if self.total_epochs == 0:
+            raise ValueError("schedule: every stage has 0 epochs, so nothing would be trained")
+
     @property
     def total_epochs(self) -> int:
         return self.distill_epochs + self.pairwise_epochs + self.pointwise_epochs
@@ -356,6 +364,11 @@ class UnirankModule(L.LightningModule):
         targets, fit = fit_targets(
             comparisons, items=train.tables.items, prior=prior, link=self.calibration.link, l2=self.calibration.l2
         )
+        if not fit.converged:
+            raise RuntimeError(
+                f"the Thurstone fit of {comparisons.height} comparisons did not converge in {fit.iterations} Newton "
+                "steps: no targets were written; check the comparisons (contradictory weights?) or raise calibration.l2"
+            )
         summary = {
             "fit/log_likelihood": fit.log_likelihood,
             "fit/converged": float(fit.converged),
@@ -428,8 +441,9 @@ class UnirankModule(L.LightningModule):
         """Fit σ(a·r + b) on a held-out split (every item of its groups: the lists it is scored on)
         and fold it into the head; the fit and the split's calibration before/after are recorded
         in `final_calibration` (and so in the export's unirank.json)."""
-        from unirank.evaluation.calibration import calibration_metrics, pairwise_calibration
-        from unirank.fitting.platt import fit_platt
+        from unirank.evaluation.bootstrap import ece_fast, grouped_interval
+        from unirank.evaluation.calibration import both_orders, calibration_metrics
+        from unirank.fitting.platt import fit_platt, pairwise_reading
 
         if dataset is None or dataset.n_items == 0:
             print("final calibration skipped: no validation split")
@@ -449,13 +463,27 @@ class UnirankModule(L.LightningModule):
             print(f"final calibration skipped: {error}")
             return None
 
+        groups = dataset.item_group_index
+
         def measure(r: np.ndarray) -> dict:
+            """ECE and Brier on the split; the ECE with a 95 % bootstrap interval over its groups."""
             if fit.evidence == "labels":
                 known = ~np.isnan(label)
-                m = calibration_metrics(1 / (1 + np.exp(-r[known])), label[known])
+                prob, truth, owner = (
+                    1 / (1 + np.exp(-r[known])),
+                    label[known],
+                    groups[known] if len(groups) == len(r) else None,
+                )
             else:
-                m = pairwise_calibration(r[comp_a], r[comp_b], p, link=self.pairwise_reading)
-            return {"ece": round(m["ece"], 5), "brier": round(m["brier"], 5), "n": m["n"]}
+                prob, truth = both_orders(pairwise_reading(r[comp_a], r[comp_b], self.pairwise_reading), p)
+                owner = np.concatenate([groups[comp_a], groups[comp_a]])
+            m = calibration_metrics(prob, truth)
+            row = {"ece": round(m["ece"], 5), "brier": round(m["brier"], 5), "n": m["n"]}
+            if owner is not None:
+                row["ece_interval"], row["groups"] = grouped_interval(
+                    lambda rows: ece_fast(prob[rows], truth[rows]), owner
+                )
+            return row
 
         self.scorer.fold_affine(fit.a, fit.b)
         unit = "step " if dataset.step_labels is not None else ""

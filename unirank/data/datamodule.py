@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from unirank.adapters.base import Adapter, Encoded, pad_chunks
 from unirank.data.sources import DataSource
-from unirank.data.tables import Tables
+from unirank.data.tables import TableError, Tables
 from unirank.data.texts import SOURCE_ROW, TEXT_COLUMNS, FrameTexts, MappedTexts
 
 
@@ -296,6 +296,15 @@ class UnirankDataModule(L.LightningDataModule):
                 part = index.split(split)
                 if part.groups.height:
                     self.datasets[split] = GroupDataset(part, texts, self.encode, self.max_items_per_group, self.seed)
+
+        train = self.datasets.get("train")
+        if train is not None and not len(train.comp_a) and np.isnan(train.label).all() and train.step_labels is None:
+            where = (
+                getattr(self.source, "path", None)
+                or getattr(self.source, "beir_dir", None)
+                or type(self.source).__name__
+            )
+            raise TableError(f"{where}: the train split has no comparisons and no labels: there is nothing to train on")
 
     def encode(self, contexts: list[str], texts: list[str], steps: list | None = None) -> list[Encoded]:
         """The model's adapter and tokenizer: (context, text[, steps]) → token ids."""

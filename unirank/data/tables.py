@@ -32,6 +32,10 @@ REQUIRED = {
 }
 
 
+SPLITS = ("train", "validation", "test")
+"""The group splits unirank reads; any other value is an input error, never silently dropped."""
+
+
 class TableError(ValueError):
     """A table failed validation; the message names the source, the row and the problem."""
 
@@ -144,6 +148,9 @@ def validate(tables: Tables, source: str) -> Tables:
     )
     if bad.height:
         _fail(f"{source} (comparisons)", bad["_row"][0], f"weight={bad['weight'][0]} is not a finite number > 0")
+    bad = groups.with_row_index("_row").filter(~pl.col("split").is_in(list(SPLITS)) | pl.col("split").is_null())
+    if bad.height:
+        _fail(f"{source} (groups)", bad["_row"][0], f"split={bad['split'][0]!r} is not one of {', '.join(SPLITS)}")
     bad = items.with_row_index("_row").filter(~pl.col("label").is_between(0, 1) & pl.col("label").is_not_null())
     if bad.height:
         _fail(f"{source} (items)", bad["_row"][0], f"label={bad['label'][0]} is outside [0, 1]")

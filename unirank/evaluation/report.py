@@ -44,13 +44,15 @@ def evaluate_retrieval(predictors: dict, tables: Tables, qrels: dict[str, dict[s
         if weight and "first_stage_score" in items.columns:
             systems[f"{name} + first stage"] = systems[name] + weight * items["first_stage_score"].to_numpy()
     group = items["group_id"].to_numpy()
+    depth = int(items.group_by("group_id").len()["len"].max())
+    report["depth"] = depth
     for name, scores in systems.items():
         run: dict[str, dict[str, float]] = {}
         for (g, i), s in zip(items.select("group_id", "item_id").iter_rows(), scores):
             run.setdefault(g, {})[i] = float(s)
-        entry = retrieval_metrics(run, qrels, k=k, per_query=True)
+        entry = retrieval_metrics(run, qrels, k=k, per_query=True, depth=depth)
         per_query = entry.pop("per_query")
-        entry["n_queries"] = len(run)
+        entry["n_queries"] = len(run) - entry["queries_without_relevant"]
         entry["intervals"] = {m: mean_interval(np.array(list(v.values()))) for m, v in per_query.items()}
         if name in predictors:
             prob = 1 / (1 + np.exp(-scores))
@@ -177,7 +179,8 @@ def summarise(report: dict) -> str:
         return f"[{low:.3f}, {high:.3f}]"
 
     if report["domain"] == "retrieval":
-        head = f"{'system':40s} {'ndcg@10 [95% CI]':>24s} {'mrr@10':>7s} {'recall@100':>10s} "
+        recall = f"recall@{report.get('depth', 100)}"
+        head = f"{'system':40s} {'ndcg@10 [95% CI]':>24s} {'mrr@10':>7s} {recall:>10s} "
         head += f"{'ECE [95% CI]':>24s} {'Brier':>7s}"
         lines = [head]
         for name, e in report["systems"].items():
@@ -185,7 +188,7 @@ def summarise(report: dict) -> str:
             ece = f"{cal['ece']:.4f} {ci(e, 'ece')}" if cal else ""
             brier = f"{cal['brier']:.4f}" if cal else ""
             lines.append(
-                f"{name:40s} {e['ndcg@10']:.4f} {ci(e, 'ndcg@10'):>17s} {e['mrr@10']:7.4f} {e['recall@100']:10.4f} "
+                f"{name:40s} {e['ndcg@10']:.4f} {ci(e, 'ndcg@10'):>17s} {e['mrr@10']:7.4f} {e[recall]:10.4f} "
                 f"{ece:>24s} {brier:>7s}"
             )
         lines.append(f"({report['queries']} queries, {report['candidates']} candidates)")

@@ -1,0 +1,109 @@
+"""Inputs that used to give a silently wrong or silently accepted result now give a clear error or a
+documented handling (one case per row, each input built here)."""
+
+import os
+import stat
+
+import numpy as np
+import polars as pl
+import pytest
+
+from unirank.atomic import atomic_path, write_parquet
+from unirank.cli import main
+from unirank.data.datamodule import UnirankDataModule
+from unirank.data.tables import TableError, Tables, validate
+from unirank.evaluation.report import evaluate_retrieval
+from unirank.evaluation.retrieval import retrieval_metrics
+from unirank.module import Schedule, UnirankModule
+
+
+def tables(split="train", comparisons=True, label=None):
+    return Tables(
+        groups=pl.DataFrame({"group_id": ["g1", "g2"], "context": ["q1", "q2"], "split": [split, "train"]}),
+        items=pl.DataFrame(
+            {"group_id": ["g1", "g1", "g2"], "item_id": ["a", "b", "c"], "text": ["x", "y", "z"], "label": [label] * 3},
+            schema_overrides={"label": pl.Float64},
+        ),  # fmt: skip
+        comparisons=pl.DataFrame(
+            {
+                "group_id": ["g1"] if comparisons else [],
+                "item_a": ["a"] if comparisons else [],
+                "item_b": ["b"] if comparisons else [],
+            },
+            schema={"group_id": pl.String, "item_a": pl.String, "item_b": pl.String},
+        ),  # fmt: skip
+    )
+
+
+def test_an_unknown_split_names_the_group_row():
+    with pytest.raises(TableError, match=r"src \(groups\), row 0: split='dev' is not one of train, validation, test"):
+        validate(tables(split="dev"), "src")
+
+
+@pytest.mark.parametrize(
+    ("epochs", "message"),
+    [((-1, 1), r"pairwise_epochs=-1: epochs cannot be negative"), ((0, 0), r"every stage has 0 epochs")],
+)
+def test_a_schedule_that_trains_nothing_is_refused(epochs, message):
+    with pytest.raises(ValueError, match=message):
+        Schedule(*epochs)
+
+
+def test_data_with_nothing_to_train_on_is_refused_before_training(tmp_path):
+    from unirank.data.sources import TablesDir
+
+    tables(comparisons=False).write(tmp_path / "data")
+    data = UnirankDataModule(TablesDir(str(tmp_path / "data")))
+    module = UnirankModule(model="tiny")
+    data.attach(module.tokenizer, module.adapter)
+    with pytest.raises(TableError, match=r"data: the train split has no comparisons and no labels"):
+        data.setup("fit")
+
+
+def test_a_fit_that_did_not_converge_writes_nothing(tmp_path, monkeypatch):
+    import unirank.fitting
+
+    tables().comparisons.write_parquet(tmp_path / "comparisons.parquet")
+    real = unirank.fitting.fit_targets
+
+    def not_converged(*args, **kwargs):
+        targets, fit = real(*args, **kwargs)
+        return targets, type(fit)(**{**fit.__dict__, "converged": False})
+
+    monkeypatch.setattr(unirank.fitting, "fit_targets", not_converged)
+    with pytest.raises(SystemExit, match=r"did not converge .* nothing was written"):
+        main(
+            ["calibrate", "--comparisons", str(tmp_path / "comparisons.parquet"), "--out", str(tmp_path / "t.parquet")]
+        )
+    assert not (tmp_path / "t.parquet").exists()
+
+
+def test_queries_without_a_relevant_document_are_undefined_not_zero():
+    run = {"q1": {"a": 1.0, "b": 0.5}, "q2": {"c": 1.0}}
+    with pytest.raises(ValueError, match=r"none of the 2 queries has a relevant document"):
+        retrieval_metrics(run, {"q1": {"a": 0}, "q2": {"c": 0}})
+    result = retrieval_metrics(run, {"q1": {"a": 1}, "q2": {"c": 0}})
+    assert result["ndcg@10"] == 1.0 and result["queries_without_relevant"] == 1
+
+
+def test_the_recall_column_names_the_depth_that_was_reranked():
+    class Constant:
+        def score_texts(self, contexts, candidates):
+            return np.linspace(1, 0, len(candidates))
+
+    t = validate(tables(label=1.0), "t")
+    report = evaluate_retrieval({"m": Constant()}, t, {"g1": {"a": 1}, "g2": {"c": 1}})
+    assert report["depth"] == 2 and "recall@2" in report["systems"]["m"] and "recall@100" not in report["systems"]["m"]
+
+
+def test_outputs_are_written_with_the_users_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        write_parquet(pl.DataFrame({"x": [1]}), tmp_path / "t.parquet")
+        with atomic_path(tmp_path / "folder", directory=True) as folder:
+            (folder / "f.txt").write_text("x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "t.parquet").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "folder").stat().st_mode) == 0o755
+    assert stat.S_IMODE((tmp_path / "folder" / "f.txt").stat().st_mode) == 0o644
