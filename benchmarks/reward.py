@@ -64,7 +64,7 @@ CONTENDERS: dict[str, dict] = {
 
 
 def contender_job(name: str, spec: dict, dataset: str, path: str, work: Path, reports: Path, device: str,
-                  max_length: int, groups: int) -> Job:  # fmt: skip
+                  max_length: int, groups: int, seed: int = 0) -> Job:  # fmt: skip
     _, fmt, _ = DATASETS[dataset]
     folder = work / slug(name)
     split = ["--validation-fraction", str(VALIDATION), "--test-fraction", str(TEST)]
@@ -73,7 +73,7 @@ def contender_job(name: str, spec: dict, dataset: str, path: str, work: Path, re
     if "trl" in spec:
         train = [sys.executable, "-m", "benchmarks.trl_train", "--preferences", path, "--format", fmt, *split]
         train += ["--out", str(folder), "--epochs", str(EPOCHS), "--max-length", str(max_length), "--device", device]
-        train += ["--pairs", str(BATCH_SEQUENCES // 2)]
+        train += ["--pairs", str(BATCH_SEQUENCES // 2), "--seed", str(seed)]
         if spec["trl"] is not None:
             train += ["--center-rewards", str(spec["trl"])]
         kind = ["--kind", "plain-no-segments"]
@@ -83,6 +83,7 @@ def contender_job(name: str, spec: dict, dataset: str, path: str, work: Path, re
     data += ["--data.source.init_args.test_fraction", str(TEST), "--data.batch_groups", str(groups)]
     extra = [f"--{key}={value}" for key, value in spec["overrides"].items()]
     extra += ["--trainer.accelerator", "gpu" if device == "cuda" else "cpu"]
+    extra += [f"--seed_everything={seed}", f"--model.seed={seed}", f"--data.seed={seed}"]
     epochs = (EPOCHS + spec["epochs"][0], spec["epochs"][1])
     fit = fit_command("lightning_configs/reward.yaml", data, max_length, LR, epochs, folder, extra)
     return Job(name, [fit, [*score, "--model", str(folder / "model")]], folder / "log.txt")
@@ -109,6 +110,7 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=1)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--contenders", nargs="*", help="contender names (default: all)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every contender (results: reward-seed-N.json)")
     args = parser.parse_args()
     from unirank.data.sources import Preferences
 
@@ -120,10 +122,11 @@ def main() -> None:
         max_length = 96 if args.quick else max_length
         train = Preferences(path, fmt, VALIDATION, TEST).load().split("train")
         groups = max(1, round(BATCH_SEQUENCES / (train.items.height / train.groups.height)))  # ~32 sequences
-        work = ROOT / "runs" / (f"bench-reward-{dataset}-quick" if args.quick else f"bench-reward-{dataset}")
-        reports = RESULTS / (f"reward-{dataset}-quick" if args.quick else f"reward-{dataset}")
-        mine = [contender_job(n, CONTENDERS[n], dataset, path, work, reports, args.device, max_length, groups)
-                for n in args.contenders or CONTENDERS]  # fmt: skip
+        suffix = ("-quick" if args.quick else "") + (f"-seed-{args.seed}" if args.seed else "")
+        work = ROOT / "runs" / f"bench-reward-{dataset}{suffix}"
+        reports = RESULTS / f"reward-{dataset}{suffix}"
+        setup = (dataset, path, work, reports, args.device, max_length, groups, args.seed)
+        mine = [contender_job(n, CONTENDERS[n], *setup) for n in args.contenders or CONTENDERS]
         layout[dataset] = (mine, work, reports, train, max_length, groups, path)
         jobs += mine
     run_jobs(jobs, args.parallel)
@@ -173,7 +176,9 @@ def main() -> None:
             print(
                 f"{dataset:8s} {name:44s} acc {row['accuracy']:.3f} [{lo:.3f}, {hi:.3f}]  ECE {row['pairwise_ece']:.3f}"
             )
-    write_results(f"reward-{args.only}" if args.only else "reward", args.quick, report)
+    stem = (f"reward-{args.only}" if args.only else "reward") + (f"-seed-{args.seed}" if args.seed else "")
+    report["seed"] = args.seed
+    write_results(stem, args.quick, report)
 
 
 if __name__ == "__main__":

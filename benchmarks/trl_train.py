@@ -32,6 +32,7 @@ def main() -> None:
     parser.add_argument("--validation-fraction", type=float, default=0.1)
     parser.add_argument("--test-fraction", type=float, default=0.3)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
     from datasets import Dataset
@@ -61,7 +62,7 @@ def main() -> None:
     config = RewardConfig(
         output_dir=args.out, num_train_epochs=args.epochs, per_device_train_batch_size=args.pairs,
         learning_rate=args.lr, warmup_steps=0.1, bf16=True, use_cpu=args.device == "cpu", save_strategy="no",
-        logging_steps=20, seed=0, report_to=[], max_length=None, center_rewards_coefficient=args.center_rewards,
+        logging_steps=20, seed=args.seed, report_to=[], max_length=None, center_rewards_coefficient=args.center_rewards,
     )  # fmt: skip
     trainer = RewardTrainer(model=model, args=config, train_dataset=Dataset.from_dict(rows), processing_class=tokenizer)
     trainer.train()

@@ -133,3 +133,19 @@ def test_folded_calibration_is_what_cross_encoder_predict_returns(checkpoint, tm
     info = json.loads((tmp_path / "model/unirank.json").read_text())
     assert info["calibration"]["final_fit"] == {"a": 0.7, "b": -0.3}
     assert "folded into the head" in info["calibration"]["probability"]
+
+
+def test_score_fuses_with_the_first_stage_when_the_model_records_a_weight(checkpoint, tmp_path):
+    from unirank.export import export_model
+
+    path, _ = checkpoint
+    module = load_checkpoint(path)
+    module.final_calibration = {"a": 1.0, "b": 0.0, "fusion": {"first_stage_weight": 2.5}}
+    export_model(module, tmp_path / "model")
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("".join(json.dumps({"context": q, "candidate": d, "first_stage_score": 0.1 * i}) + "\n"
+                            for i, (q, d) in enumerate(PAIRS)))  # fmt: skip
+    main(["score", "--model", str(tmp_path / "model"), "--input", str(rows), "--out", str(tmp_path / "s.jsonl")])
+    scored = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
+    for row in scored:
+        assert row["fused_score"] == pytest.approx(row["score"] + 2.5 * row["first_stage_score"])

@@ -12,6 +12,11 @@ from pathlib import Path
 import polars as pl
 
 
+class OutputError(ValueError):
+    """An output path unirank refuses to write (it holds what unirank did not write, or another run
+    is writing it); the message names the path and what to do."""
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike, directory: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it replaces `path` in one rename.
@@ -20,7 +25,12 @@ def atomic_path(path: str | os.PathLike, directory: bool = False) -> Iterator[Pa
     On an exception the temporary file or folder is removed and `path` is untouched.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    if not directory and target.is_dir():
+        raise OutputError(f"{target}: is a folder; give a file path")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(f"{target}: cannot create its parent folder: {error.strerror or error}") from None
     if directory:
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     else:
@@ -56,11 +66,6 @@ def write_parquet(frame: pl.DataFrame, path: str | os.PathLike) -> None:
     """Write `frame` to `path` atomically."""
     with atomic_path(path) as tmp:
         frame.write_parquet(tmp)
-
-
-class OutputError(ValueError):
-    """An output path unirank refuses to write (it holds what unirank did not write, or another run
-    is writing it); the message names the path and what to do."""
 
 
 def check_output_folder(path: str | os.PathLike, marker: str, what: str, overwrite: bool) -> None:

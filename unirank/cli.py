@@ -53,7 +53,22 @@ def _mine(args: argparse.Namespace) -> None:
     from unirank.data.tables import TableError
     from unirank.mining.pipeline import MiningConfig, mine_beir, write_mined
 
-    config = MiningConfig(
+    try:
+        config = _mining_config(args, MiningConfig)
+    except ValueError as error:
+        raise SystemExit(f"unirank mine: {error}") from None
+    try:
+        check_output_folder(args.out, "mining.json", "mined folder", overwrite=True)
+        tables, summary = mine_beir(args.beir, args.split, config)
+        write_mined(tables, summary, args.out)
+    except (TableError, OutputError) as error:
+        raise SystemExit(f"unirank mine: {error}") from None
+    print(json.dumps(summary, indent=2))
+
+
+def _mining_config(args: argparse.Namespace, MiningConfig):
+    """The MiningConfig the mine command's options describe."""
+    return MiningConfig(
         encoder=args.encoder,
         precision=args.precision,
         k=args.k,
@@ -69,13 +84,6 @@ def _mine(args: argparse.Namespace) -> None:
         index=args.index,
         cache_dir=args.cache_dir,
     )
-    try:
-        check_output_folder(args.out, "mining.json", "mined folder", overwrite=True)
-        tables, summary = mine_beir(args.beir, args.split, config)
-        write_mined(tables, summary, args.out)
-    except (TableError, OutputError) as error:
-        raise SystemExit(f"unirank mine: {error}") from None
-    print(json.dumps(summary, indent=2))
 
 
 def _judge(args: argparse.Namespace) -> None:
@@ -148,16 +156,14 @@ def _evaluate(args: argparse.Namespace) -> None:
             tables, _ = mine_beir(args.beir, args.split, config)
             report = evaluate_retrieval(predictors, tables, read_beir(args.beir, args.split).qrels)
         elif args.steps:
-            tables = StepSolutions(str(args.steps), **fractions).load()
-            tables = tables if args.split == "all" else tables.split(args.split)
+            tables = _split(StepSolutions(str(args.steps), **fractions).load(), args)
             report = evaluate_process(predictors, tables)
         elif args.preferences:
-            tables = Preferences(str(args.preferences), format=args.format, **fractions).load()
-            tables = tables if args.split == "all" else tables.split(args.split)
+            source = Preferences(str(args.preferences), format=args.format, skip_invalid=args.skip_invalid, **fractions)
+            tables = _split(source.load(), args)
             report = evaluate_preferences(predictors, tables)
         else:
-            tables = TablesDir(str(args.tables)).load()
-            tables = tables if args.split == "all" else tables.split(args.split)
+            tables = _split(TablesDir(str(args.tables)).load(), args)
             domain = next(iter(predictors.values())).module.adapter.domain
             if domain == "process":
                 report = evaluate_process(predictors, tables)
@@ -172,6 +178,21 @@ def _evaluate(args: argparse.Namespace) -> None:
         raise SystemExit(f"unirank evaluate: {error}") from None
     print(write_report(report, args.out))
     print(f"report: {args.out}/metrics.json, {args.out}/reliability.png")
+
+
+def _split(tables, args: argparse.Namespace):
+    """The split to evaluate; an empty one is an input error that says which splits there are."""
+    if args.split == "all":
+        return tables
+    part = tables.split(args.split)
+    if part.groups.height == 0:
+        counts = dict(tables.groups.group_by("split").len().iter_rows())
+        source = args.preferences or args.steps or args.tables
+        raise SystemExit(
+            f"unirank evaluate: {source}: the {args.split!r} split is empty (groups per split: {counts}); "
+            "choose --split, or set --validation-fraction / --test-fraction as in training"
+        )
+    return part
 
 
 def _export(args: argparse.Namespace) -> None:
@@ -195,10 +216,23 @@ def _score(args: argparse.Namespace) -> None:
         if not isinstance(record.get("context"), (str, list)) or not isinstance(record.get("candidate"), str):
             raise SystemExit(f"unirank score: {args.input}, line {line}: needs 'context' and 'candidate' strings")
         rows.append(record)
+    if not rows:
+        raise SystemExit(f"unirank score: {args.input}: no rows to score")
     scores = scorer.predict([(r["context"], r["candidate"]) for r in rows])
+    fused = [None] * len(rows)
+    if scorer.fusion_weight is not None and any("first_stage_score" in r for r in rows):
+        bad = next((i for i, r in enumerate(rows) if not isinstance(r.get("first_stage_score"), (int, float))), None)
+        if bad is not None:
+            raise SystemExit(
+                f"unirank score: {args.input}, row {bad + 1}: 'first_stage_score' must be a number in every row"
+            )
+        fused = scorer.fuse([s for s, _ in scores], [r["first_stage_score"] for r in rows]).tolist()
     with atomic_path(args.out) as tmp, open(tmp, "w", encoding="utf-8") as handle:
-        for record, (logit, prob) in zip(rows, scores):
-            handle.write(json.dumps({**record, "score": logit, "probability": prob}, ensure_ascii=False) + "\n")
+        for record, (logit, prob), rank_score in zip(rows, scores, fused):
+            extra = {} if rank_score is None else {"fused_score": rank_score}
+            handle.write(
+                json.dumps({**record, "score": logit, "probability": prob, **extra}, ensure_ascii=False) + "\n"
+            )
     print(f"scored {len(rows)} rows → {args.out}")
 
 
@@ -289,6 +323,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--format", default="trl", choices=["trl", "hh-rlhf", "pandalm"])
     evaluate.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="preferences (trl): skip bad rows, counted and named, instead of stopping",
+    )
+    evaluate.add_argument(
         "--validation-fraction", type=float, help="group split fractions (default: the reader's, as used for training)"
     )
     evaluate.add_argument("--test-fraction", type=float)
@@ -327,6 +366,7 @@ def _lightning(argv: list[str] | None) -> None:
     from unirank.data.tables import TableError
     from unirank.export import ExportModel
     from unirank.module import UnirankModule
+    from unirank.scorer import ModelFolderError
 
     class UnirankCLI(LightningCLI):
         def _parse_ckpt_path(self) -> None:
@@ -374,7 +414,7 @@ def _lightning(argv: list[str] | None) -> None:
         )
     except TableError as error:
         raise SystemExit(f"unirank: bad input, nothing was trained: {error}") from None
-    except OutputError as error:
+    except (OutputError, ModelFolderError) as error:
         raise SystemExit(f"unirank: {error}") from None
 
 
@@ -384,7 +424,14 @@ def main(argv: list[str] | None = None) -> None:
         _lightning(argv)
         return
     args = _parser().parse_args(words)
-    args.run(args)
+    from unirank.atomic import OutputError
+    from unirank.data.tables import TableError
+    from unirank.scorer import ModelFolderError
+
+    try:
+        args.run(args)
+    except (TableError, OutputError, ModelFolderError) as error:  # bad input or output: named, never a traceback
+        raise SystemExit(f"unirank {args.command}: {error}") from None
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ Weights load as safetensors only; remote code runs only when `trust_remote_code=
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
@@ -16,6 +18,34 @@ from unirank.models import resolve_model_path
 TINY_CONFIG = dict(
     hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, max_position_embeddings=512
 )
+
+
+class ModelFolderError(ValueError):
+    """A local model folder that cannot be loaded as it is (the message names what is missing)."""
+
+
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "vocab.txt",
+    "vocab.json",
+    "spiece.model",
+    "tokenizer.model",
+    "sentencepiece.bpe.model",
+)
+
+
+def check_model_folder(path: Path) -> None:
+    """A local folder must hold a config, safetensors weights and a tokenizer: transformers would
+    otherwise fall back to defaults (a placeholder vocabulary) and score silently wrong."""
+    missing = []
+    if not (path / "config.json").exists():
+        missing.append("config.json")
+    if not any(path.glob("*.safetensors")) and not (path / "model.safetensors.index.json").exists():
+        missing.append("*.safetensors weights")
+    if not any((path / name).exists() for name in TOKENIZER_FILES):
+        missing.append(f"tokenizer files (one of {', '.join(TOKENIZER_FILES)})")
+    if missing:
+        raise ModelFolderError(f"{path}: not a complete model folder: missing {'; '.join(missing)}")
 
 
 def load_backbone(name_or_path: str, trust_remote_code: bool = False, seed: int = 0):
@@ -36,6 +66,8 @@ def load_backbone(name_or_path: str, trust_remote_code: bool = False, seed: int 
             model = BertForSequenceClassification(config)
         return model, tokenizer
     path = resolve_model_path(name_or_path)
+    if Path(path).is_dir():
+        check_model_folder(Path(path))
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     with torch.random.fork_rng():
         torch.manual_seed(seed)  # the new head's initialisation

@@ -36,6 +36,16 @@ class Predictor:
         """The logit r of each (context, candidate), formatted by the model's adapter."""
         return self.module.score_texts(contexts, candidates, self.bf16)
 
+    def fuse(self, logits, first_stage_scores) -> np.ndarray:
+        """The ranking score r + γ·s fused with the first stage's scores s (γ fitted on validation
+        lists at training, recorded in unirank.json). Only the order of the fused scores within a
+        query means something; the calibrated probability stays σ(r)."""
+        if self.fusion_weight is None:
+            raise ValueError(
+                "this model records no first-stage fusion weight (retrieval models trained on mined lists do)"
+            )
+        return np.asarray(logits, dtype=np.float64) + self.fusion_weight * np.asarray(first_stage_scores, np.float64)
+
 
 def load_scorer(path: str | Path, bf16: bool = False) -> Predictor:
     """A Predictor from an export folder (with unirank.json) or a .ckpt checkpoint."""

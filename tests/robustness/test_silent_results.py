@@ -107,3 +107,37 @@ def test_outputs_are_written_with_the_users_umask(tmp_path):
     assert stat.S_IMODE((tmp_path / "t.parquet").stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "folder").stat().st_mode) == 0o755
     assert stat.S_IMODE((tmp_path / "folder" / "f.txt").stat().st_mode) == 0o644
+
+
+def test_a_model_folder_without_its_tokenizer_is_an_error(tmp_path):
+    from unirank.adapters import ChatAdapter
+    from unirank.export import export_model
+    from unirank.scoring import load_scorer
+
+    export_model(UnirankModule(model="tiny", adapter=ChatAdapter(max_length=32)), tmp_path / "model")
+    for name in ("tokenizer.json", "vocab.txt"):
+        (tmp_path / "model" / name).unlink(missing_ok=True)
+    with pytest.raises(ValueError, match=r"model: not a complete model folder: missing tokenizer files"):
+        load_scorer(tmp_path / "model")
+
+
+def test_a_beir_text_that_is_null_is_an_error_not_the_string_none(tmp_path):
+    from unirank.data.readers import read_beir
+
+    (tmp_path / "qrels").mkdir()
+    (tmp_path / "corpus.jsonl").write_text('{"_id": "d1", "text": null}\n')
+    (tmp_path / "queries.jsonl").write_text('{"_id": "q1", "text": "x"}\n')
+    (tmp_path / "qrels/train.tsv").write_text("q1\td1\t1\n")
+    with pytest.raises(TableError, match=r"corpus.jsonl, line 1: 'text' must be a string, got NoneType"):
+        read_beir(tmp_path, "train")
+
+
+def test_a_category_is_counted_per_row_not_per_prompt(tmp_path):
+    from unirank.data.readers import read_preferences
+
+    path = tmp_path / "p.jsonl"
+    row = '{"prompt": "same", "chosen": "a", "rejected": "%s", "category": "%s"}\n'
+    path.write_text(row % ("b", "safety") + row % ("c", "chat"))
+    tables = read_preferences(path)
+    by_category = tables.comparisons.join(tables.groups, on="group_id").group_by("category").len()
+    assert dict(by_category.iter_rows()) == {"safety": 1, "chat": 1}

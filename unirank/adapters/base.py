@@ -42,6 +42,19 @@ class Adapter(ABC):
         """How inputs are formed, for users of the exported model."""
 
 
+CHARS_PER_TOKEN = 32
+"""No token of a real text spans more characters than this, so a text cut to max_length × 32
+characters before tokenising gives the same tokens after truncation, without tokenising megabytes."""
+
+
+def clip_text(text: str, max_length: int, keep: str = "head") -> str:
+    """`text` cut to max_length × CHARS_PER_TOKEN characters, keeping its head (or its tail)."""
+    limit = max_length * CHARS_PER_TOKEN
+    if len(text) <= limit:
+        return text
+    return text[:limit] if keep == "head" else text[-limit:]
+
+
 def pad_chunks(
     encoded: list[Encoded], pad_id: int, chunk_size: int
 ) -> tuple[list[dict[str, torch.Tensor]], torch.Tensor]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-from unirank.adapters.base import Adapter, Encoded
+from unirank.adapters.base import Adapter, Encoded, clip_text
 
 
 def parse_messages(context: str) -> list[dict]:
@@ -57,6 +57,8 @@ class ChatAdapter(Adapter):
             else render_prompt(parse_messages(c))
             for c in contexts
         ]
+        prompts = [clip_text(p, self.max_length, keep="tail") for p in prompts]
+        candidates = [clip_text(c, self.max_length) for c in candidates]
         specials = 0 if templated else tokenizer.num_special_tokens_to_add(pair=True)
         response_lengths = [len(ids) for ids in tokenizer(candidates, add_special_tokens=False)["input_ids"]]
         prompts = [

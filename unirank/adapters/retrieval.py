@@ -6,7 +6,7 @@ max_length), so an exported reranker scores the same in `CrossEncoder.predict`.
 
 from __future__ import annotations
 
-from unirank.adapters.base import Adapter, Encoded
+from unirank.adapters.base import Adapter, Encoded, clip_text
 
 
 class RetrievalAdapter(Adapter):
@@ -23,6 +23,8 @@ class RetrievalAdapter(Adapter):
         self.init_args = {"max_length": max_length}
 
     def encode(self, tokenizer, contexts: list[str], candidates: list[str], steps=None) -> list[Encoded]:
+        contexts = [clip_text(c, self.max_length) for c in contexts]
+        candidates = [clip_text(c, self.max_length) for c in candidates]
         batch = tokenizer(contexts, candidates, truncation="longest_first", max_length=self.max_length)
         types = batch.get("token_type_ids")
         return [Encoded(ids, types[i] if types is not None else None) for i, ids in enumerate(batch["input_ids"])]

@@ -14,6 +14,7 @@ per batch, so nothing proportional to the text or its tokens is held for the who
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -23,7 +24,7 @@ import polars as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from unirank.adapters.base import Adapter, Encoded, pad_chunks
+from unirank.adapters.base import CHARS_PER_TOKEN, Adapter, Encoded, pad_chunks
 from unirank.data.sources import DataSource
 from unirank.data.tables import TableError, Tables
 from unirank.data.texts import SOURCE_ROW, TEXT_COLUMNS, FrameTexts, MappedTexts
@@ -297,6 +298,14 @@ class UnirankDataModule(L.LightningDataModule):
                 if part.groups.height:
                     self.datasets[split] = GroupDataset(part, texts, self.encode, self.max_items_per_group, self.seed)
 
+        limit = self.adapter.max_length * CHARS_PER_TOKEN
+        over = int((texts.byte_lengths("text") > limit).sum()) if self.adapter.domain != "process" else 0
+        if over:
+            warnings.warn(
+                f"{over} item text(s) longer than {limit:,} bytes: each is cut to max_length × {CHARS_PER_TOKEN} "
+                "characters before tokenising (truncation would drop the rest anyway)",
+                stacklevel=2,
+            )
         train = self.datasets.get("train")
         if train is not None and not len(train.comp_a) and np.isnan(train.label).all() and train.step_labels is None:
             where = (

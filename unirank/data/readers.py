@@ -10,6 +10,7 @@ import gzip
 import hashlib
 import json
 import warnings
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,41 +33,73 @@ def assign_split(group_id: str, validation_fraction: float, test_fraction: float
     return "validation" if u < test_fraction + validation_fraction else "train"
 
 
-def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
+def iter_jsonl(path: str | Path, skipped: list[str] | None = None) -> Iterator[tuple[int, dict]]:
     """Yield (line number, object) for each non-blank line (.jsonl or .jsonl.gz); bad JSON, bad
-    UTF-8 or a non-object names the line."""
+    UTF-8 or a non-object names the line (raised, or, given a `skipped` list, appended to it and skipped)."""
     path = Path(path)
     if not path.exists():
         raise TableError(f"{path}: file not found")
+    if path.is_dir():
+        raise TableError(f"{path}: is a folder, not a JSONL file")
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as handle:
-        for line_no, raw in enumerate(handle, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as error:
-                raise TableError(f"{path}, line {line_no}: not valid UTF-8 ({error.reason})") from None
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise TableError(
-                    f"{path}, line {line_no}: malformed JSON ({error.msg} at column {error.colno})"
-                ) from None
-            if not isinstance(record, dict):
-                raise TableError(f"{path}, line {line_no}: expected a JSON object, got {type(record).__name__}")
-            yield line_no, record
+    line_no = 0
+    try:
+        with opener(path, "rb") as handle:
+            for line_no, raw in enumerate(handle, start=1):
+                try:
+                    record = _parse_line(path, line_no, raw)
+                except TableError as error:
+                    if skipped is None:
+                        raise
+                    skipped.append(str(error))
+                    continue
+                if record is not None:
+                    yield line_no, record
+    except (EOFError, gzip.BadGzipFile, zlib.error) as error:
+        raise TableError(f"{path}, line {line_no + 1}: the compressed file is truncated or corrupt ({error})") from None
+
+
+def _parse_line(path: Path, line_no: int, raw: bytes) -> dict | None:
+    """One JSONL line as an object (None for a blank line); every problem names the line."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise TableError(f"{path}, line {line_no}: not valid UTF-8 ({error.reason})") from None
+    if not line.strip():
+        return None
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise TableError(f"{path}, line {line_no}: malformed JSON ({error.msg} at column {error.colno})") from None
+    if not isinstance(record, dict):
+        raise TableError(f"{path}, line {line_no}: expected a JSON object, got {type(record).__name__}")
+    try:  # a "\ud800" escape decodes to a lone surrogate, which no text encoder takes later
+        json.dumps(record, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise TableError(f"{path}, line {line_no}: a string holds a lone surrogate (\\ud800-\\udfff escape)") from None
+    return record
+
+
+ROLES = ("system", "user", "assistant", "tool")
+"""The chat roles a message may have (those chat templates know)."""
 
 
 def _messages(value, path: Path, line: int, field: str) -> list[dict]:
-    """A string or a list of {role, content} messages, as a list of messages."""
+    """A non-empty string or a list of {role, content} messages with known roles, as a list of messages."""
     if isinstance(value, str):
-        return [{"role": "assistant" if field != "prompt" else "user", "content": value}]
-    if isinstance(value, list) and all(
+        messages = [{"role": "assistant" if field != "prompt" else "user", "content": value}]
+    elif isinstance(value, list) and all(
         isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in value
     ):
-        return [{"role": m["role"], "content": m["content"]} for m in value]
-    raise TableError(f"{path}, line {line}: '{field}' must be a string or a list of {{role, content}} messages")
+        messages = [{"role": m["role"], "content": m["content"]} for m in value]
+    else:
+        raise TableError(f"{path}, line {line}: '{field}' must be a string or a list of {{role, content}} messages")
+    unknown = sorted({m["role"] for m in messages} - set(ROLES))
+    if unknown:
+        raise TableError(f"{path}, line {line}: '{field}' has unknown role(s) {unknown}; roles are {', '.join(ROLES)}")
+    if not messages or not any(m["content"].strip() for m in messages):
+        raise TableError(f"{path}, line {line}: '{field}' is empty")
+    return messages
 
 
 @dataclass
@@ -82,8 +115,9 @@ class _Collector:
         self.comparisons: list[dict] = []
 
     def group(self, context: list[dict], category: str | None) -> str:
+        """One group per (prompt, category): a prompt listed under two categories counts in each."""
         text = json.dumps(context, ensure_ascii=False)
-        group_id = stable_id(text)
+        group_id = stable_id(text) if category is None else stable_id(text, category)
         if group_id not in self.groups:
             split = assign_split(group_id, self.validation_fraction, self.test_fraction)
             self.groups[group_id] = {"group_id": group_id, "context": text, "category": category, "split": split}
@@ -112,39 +146,56 @@ def _response_text(messages: list[dict]) -> str:
     return "\n".join(m["content"] for m in messages)
 
 
-def read_preferences(path: str | Path, validation_fraction: float = 0.1, test_fraction: float = 0.0) -> Tables:
+def read_preferences(
+    path: str | Path, validation_fraction: float = 0.1, test_fraction: float = 0.0, skip_invalid: bool = False
+) -> Tables:
     """TRL-style preference JSONL: `prompt`, `chosen`, `rejected` (strings or message lists).
 
     Without `prompt`, chosen and rejected are whole conversations and the prompt is their shared
     leading messages. Optional `category` goes to groups.category. Each row is one comparison
-    chosen ≻ rejected with p = 1 and weight 1; rows with the same prompt share a group.
+    chosen ≻ rejected with p = 1 and weight 1; rows with the same prompt (and category) share a
+    group. A bad row stops the read naming its line; with skip_invalid it is skipped, and the
+    skipped rows are counted and named in one warning (to evaluate a public set as it is).
     """
     path = Path(path)
     collect = _Collector(validation_fraction, test_fraction)
-    for line, record in iter_jsonl(path):
-        for field in ("chosen", "rejected"):
-            if field not in record:
-                raise TableError(f"{path}, line {line}: missing field '{field}'")
-        chosen = _messages(record["chosen"], path, line, "chosen")
-        rejected = _messages(record["rejected"], path, line, "rejected")
-        if "prompt" in record:
-            prompt = _messages(record["prompt"], path, line, "prompt")
-        else:
-            shared = 0
-            while shared < min(len(chosen), len(rejected)) - 1 and chosen[shared] == rejected[shared]:
-                shared += 1
-            prompt, chosen, rejected = chosen[:shared], chosen[shared:], rejected[shared:]
-        if not prompt:
-            raise TableError(f"{path}, line {line}: no prompt (no 'prompt' field and no shared leading messages)")
-        chosen_text, rejected_text = _response_text(chosen), _response_text(rejected)
-        if chosen_text == rejected_text:
-            raise TableError(f"{path}, line {line}: chosen and rejected are the same response")
-        category = record.get("category")
-        group_id = collect.group(prompt, str(category) if category is not None else None)
-        collect.compare(
-            group_id, collect.item(group_id, chosen_text), collect.item(group_id, rejected_text), 1.0, 1.0, "preference"
-        )
+    skipped: list[str] | None = [] if skip_invalid else None
+    for line, record in iter_jsonl(path, skipped):
+        try:
+            _read_preference(collect, path, line, record)
+        except TableError as error:
+            if skipped is None:
+                raise
+            skipped.append(str(error))
+    if skipped:
+        warnings.warn(f"{path}: skipped {len(skipped)} invalid row(s): " + "; ".join(skipped[:20]), stacklevel=2)
     return collect.tables(str(path))
+
+
+def _read_preference(collect: _Collector, path: Path, line: int, record: dict) -> None:
+    """One TRL-style row into the collector; a bad row raises TableError naming its line."""
+    for field in ("chosen", "rejected"):
+        if field not in record:
+            raise TableError(f"{path}, line {line}: missing field '{field}'")
+    chosen = _messages(record["chosen"], path, line, "chosen")
+    rejected = _messages(record["rejected"], path, line, "rejected")
+    if "prompt" in record:
+        prompt = _messages(record["prompt"], path, line, "prompt")
+    else:
+        shared = 0
+        while shared < min(len(chosen), len(rejected)) - 1 and chosen[shared] == rejected[shared]:
+            shared += 1
+        prompt, chosen, rejected = chosen[:shared], chosen[shared:], rejected[shared:]
+    if not prompt:
+        raise TableError(f"{path}, line {line}: no prompt (no 'prompt' field and no shared leading messages)")
+    chosen_text, rejected_text = _response_text(chosen), _response_text(rejected)
+    if chosen_text == rejected_text:
+        raise TableError(f"{path}, line {line}: chosen and rejected are the same response")
+    category = record.get("category")
+    group_id = collect.group(prompt, str(category) if category is not None else None)
+    collect.compare(
+        group_id, collect.item(group_id, chosen_text), collect.item(group_id, rejected_text), 1.0, 1.0, "preference"
+    )
 
 
 def parse_hh_dialogue(text: str) -> list[dict]:
@@ -228,8 +279,13 @@ def read_pandalm(path: str | Path, validation_fraction: float = 0.1, test_fracti
             raise TableError(f"{where}: missing field {error}") from None
         if not votes or any(v not in (0, 1, 2) for v in votes):
             raise TableError(f"{where}: annotator labels must be 0 (tie), 1 or 2, got {votes}")
+        if not isinstance(instruction, str) or not isinstance(extra, str):
+            raise TableError(f"{where}: instruction and input must be strings")
+        category = row.get("motivation_app")
+        if category is not None and not isinstance(category, str):
+            raise TableError(f"{where}: motivation_app must be a string, got {type(category).__name__}")
         prompt = instruction if not extra else f"{instruction}\n\n{extra}"
-        group_id = collect.group([{"role": "user", "content": prompt}], row.get("motivation_app"))
+        group_id = collect.group([{"role": "user", "content": prompt}], category)
         if r1 == r2:
             continue
         p = sum({1: 1.0, 2: 0.0, 0: 0.5}[v] for v in votes) / len(votes)
@@ -286,9 +342,11 @@ def _read_id_text(path: Path, with_title: bool) -> dict[str, str]:
         if "_id" not in record or "text" not in record:
             raise TableError(f"{path}, line {line}: needs '_id' and 'text'")
         key = str(record["_id"])
+        if not isinstance(record["text"], str):
+            raise TableError(f"{path}, line {line}: 'text' must be a string, got {type(record['text']).__name__}")
         if key in texts:
             raise TableError(f"{path}, line {line}: duplicate id {key!r}")
-        title = (record.get("title") or "").strip() if with_title else ""
+        title = str(record.get("title") or "").strip() if with_title else ""
         texts[key] = f"{title}. {record['text']}" if title else str(record["text"])
     return texts
 
@@ -324,6 +382,8 @@ def read_prmbench(path: str | Path, validation_fraction: float = 0.1, test_fract
                 stacklevel=2,
             )
         category = row.get("classification")
+        if category is not None and not isinstance(category, str):
+            raise TableError(f"{path}, line {line}: classification must be a string, got {type(category).__name__}")
         questions = {
             "original": row.get("original_question") or row.get("question"),
             "modified": row.get("modified_question") or row.get("question"),

@@ -34,18 +34,30 @@ class TablesDir(DataSource):
 
 class Preferences(DataSource):
     """Preference data: `format` trl (prompt/chosen/rejected JSONL), hh-rlhf (dialogue pairs, .jsonl[.gz])
-    or pandalm (multi-annotator JSON); groups split by a stable hash of the prompt."""
+    or pandalm (multi-annotator JSON); groups split by a stable hash of the prompt. skip_invalid
+    (trl): skip bad rows, counting and naming them in a warning, instead of stopping."""
 
-    def __init__(self, path: str, format: str = "trl", validation_fraction: float = 0.1, test_fraction: float = 0.0):
+    def __init__(
+        self,
+        path: str,
+        format: str = "trl",
+        validation_fraction: float = 0.1,
+        test_fraction: float = 0.0,
+        skip_invalid: bool = False,
+    ):
         readers = {"trl": read_preferences, "hh-rlhf": read_hh_rlhf, "pandalm": read_pandalm}
         if format not in readers:
             raise ValueError(f"format must be one of {sorted(readers)}, got {format!r}")
         self.path, self.format = path, format
+        if skip_invalid and format != "trl":
+            raise ValueError("skip_invalid is supported for format 'trl'")
         self.validation_fraction, self.test_fraction = validation_fraction, test_fraction
+        self.skip_invalid = skip_invalid
         self._read = readers[format]
 
     def load(self) -> Tables:
-        return self._read(self.path, self.validation_fraction, self.test_fraction)
+        extra = {"skip_invalid": True} if self.skip_invalid else {}
+        return self._read(self.path, self.validation_fraction, self.test_fraction, **extra)
 
 
 class StepSolutions(DataSource):

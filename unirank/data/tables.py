@@ -119,6 +119,9 @@ def validate(tables: Tables, source: str) -> Tables:
     items = conform(tables.items, "items", f"{source} (items)", external=() if tables.texts is None else ("text",))
     comparisons = conform(tables.comparisons, "comparisons", f"{source} (comparisons)")
     _unique(groups, ["group_id"], f"{source} (groups)")
+    reserved = items.with_row_index("_row").filter(pl.col("item_id") == ANCHOR_ITEM)
+    if reserved.height:
+        _fail(f"{source} (items)", reserved["_row"][0], f"item_id {ANCHOR_ITEM!r} is reserved for the anchor")
     _unique(items, ["group_id", "item_id"], f"{source} (items)")
     _known(items, groups, ["group_id"], "group_id", f"{source} (items)", "unknown group")
     for side in ("item_a", "item_b"):
@@ -189,14 +192,15 @@ def tables_from_rows(
 ) -> Tables:
     """Build the three tables from row dicts with the canonical schemas (plus `item_columns`: extra
     item columns and their types) and validate them."""
-    return validate(
-        Tables(
+    try:
+        tables = Tables(
             groups=pl.DataFrame(groups, schema=GROUPS),
             items=pl.DataFrame(items, schema={**ITEMS, **(item_columns or {})}),
             comparisons=pl.DataFrame(comparisons, schema=COMPARISONS),
-        ),
-        source,
-    )
+        )
+    except (pl.exceptions.PolarsError, TypeError, ValueError) as error:
+        raise TableError(f"{source}: a field has a value of the wrong type ({error})") from None
+    return validate(tables, source)
 
 
 def read_tables(directory: str | Path, memory_map: bool = False, cache_dir: str | Path = ".unirank-cache") -> Tables:

@@ -88,6 +88,9 @@ def read_judgments(path: str | Path, source: str = "judge") -> pl.DataFrame:
         missing = [k for k in ("pair_id", "item_a", "item_b", "preferred") if k not in row]
         if missing:
             raise TableError(f"{path}, line {line}: missing field(s) {missing}")
+        wrong = [k for k in ("pair_id", "item_a", "item_b", "preferred") if not isinstance(row[k], str)]
+        if wrong:
+            raise TableError(f"{path}, line {line}: field(s) {wrong} must be strings")
         try:
             group, a, b = row["pair_id"].split("\x1f")
         except (AttributeError, ValueError):

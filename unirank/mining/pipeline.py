@@ -56,6 +56,13 @@ class MiningConfig:
     batch_size: int = 64
     show_progress_bar: bool = True
 
+    def __post_init__(self) -> None:
+        for name in ("k", "batch_size", "pairs_k"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"mining: {name}={getattr(self, name)} must be at least 1")
+        if self.negatives < 0 or self.unjudged_weight <= 0:
+            raise ValueError(f"mining: negatives={self.negatives} must be ≥ 0 and unjudged_weight > 0")
+
 
 def mine_beir(directory: str | Path, split: str, config: MiningConfig) -> tuple[Tables, dict]:
     """Mine candidates and labelled comparisons for the judged queries of one BEIR split."""
