@@ -115,9 +115,12 @@ class _Collector:
         self.comparisons: list[dict] = []
 
     def group(self, context: list[dict], category: str | None) -> str:
-        """One group per (prompt, category): a prompt listed under two categories counts in each."""
+        """One group per (prompt, category): a prompt listed under two categories counts in each. The
+        id is the prompt's hash; a second category of the same prompt gets the hash of both."""
         text = json.dumps(context, ensure_ascii=False)
-        group_id = stable_id(text) if category is None else stable_id(text, category)
+        group_id = stable_id(text)
+        if group_id in self.groups and self.groups[group_id]["category"] != category:
+            group_id = stable_id(text, str(category))
         if group_id not in self.groups:
             split = assign_split(group_id, self.validation_fraction, self.test_fraction)
             self.groups[group_id] = {"group_id": group_id, "context": text, "category": category, "split": split}
