@@ -59,6 +59,11 @@ CONTENDERS: dict[str, dict] = {
     "full − final calibration": {**FULL, "overrides": {"model.calibration.final": "none"}},
     "full + stage-1 priors for every group": {**FULL, "overrides": {"model.calibration.prior_groups": "all"}},
     "unirank BT only + final calibration": {"epochs": (0, 0), "overrides": {}},
+    "unirank BT only, majority labels (TRL's data)": {
+        "epochs": (0, 0),
+        "overrides": {"model.calibration.final": "none", "data.source.init_args.labels": "majority"},
+    },
+    "unirank full, majority labels (TRL's data)": {**FULL, "overrides": {"data.source.init_args.labels": "majority"}},
 }
 """epochs: (pairwise, pointwise) relative to 2 epochs: (0, 0) is all pairwise, (-1, 1) one pointwise."""
 

@@ -138,6 +138,7 @@ class UnirankModule(L.LightningModule):
         self.final_calibration: dict | None = None
         backbone, self.tokenizer = load_backbone(model, trust_remote_code=trust_remote_code, seed=seed)
         self.scorer = Scorer(backbone)
+        self.scorer.train()  # from_pretrained returns eval mode; training uses the backbone's dropout
         self.targets: pl.DataFrame | None = None
         self._target_lookup: dict[tuple[str, str], tuple[float, float]] = {}
         self.sequences_encoded = 0
@@ -248,9 +249,6 @@ class UnirankModule(L.LightningModule):
         return self.score_encoded(self.adapter.encode(self.tokenizer, contexts, candidates), bf16)
 
     # ---- training -----------------------------------------------------------------------------
-    def on_train_start(self) -> None:
-        self.scorer.train()  # from_pretrained returns eval mode; fine-tuning uses the backbone's dropout
-
     def on_train_epoch_start(self) -> None:
         if self.stage == "pointwise" and self.targets is None:
             self.fit_targets()

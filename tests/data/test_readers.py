@@ -76,3 +76,20 @@ def test_optional_columns_get_their_defaults():
         "source": "data",
     }
     assert checked.groups["split"].to_list() == ["train"] and checked.items["label"].is_null().all()
+
+
+def test_majority_labels_keep_the_decided_comparisons_as_hard_labels(tmp_path):
+    import json
+
+    from unirank.data.sources import Preferences
+
+    rows = [
+        {"instruction": "i", "response1": "a", "response2": "b", "annotator1": 1, "annotator2": 1, "annotator3": 2},
+        {"instruction": "i", "response1": "a", "response2": "c", "annotator1": 0, "annotator2": 1, "annotator3": 2},
+        {"instruction": "i", "response1": "b", "response2": "c", "annotator1": 2, "annotator2": 2, "annotator3": 0},
+    ]
+    (tmp_path / "p.json").write_text(json.dumps(rows))
+    fraction = Preferences(str(tmp_path / "p.json"), "pandalm", 0.0).load().comparisons
+    majority = Preferences(str(tmp_path / "p.json"), "pandalm", 0.0, labels="majority").load().comparisons
+    assert sorted(fraction["p"].round(4).to_list()) == [0.1667, 0.5, 0.6667]
+    assert sorted(majority["p"].to_list()) == [0.0, 1.0] and majority["weight"].to_list() == [1.0, 1.0]

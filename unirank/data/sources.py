@@ -8,6 +8,8 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Literal
 
+import polars as pl
+
 from unirank.data.readers import read_hh_rlhf, read_pandalm, read_preferences, read_prmbench
 from unirank.data.tables import TableError, Tables, read_tables
 
@@ -35,7 +37,10 @@ class TablesDir(DataSource):
 class Preferences(DataSource):
     """Preference data: `format` trl (prompt/chosen/rejected JSONL), hh-rlhf (dialogue pairs, .jsonl[.gz])
     or pandalm (multi-annotator JSON); groups split by a stable hash of the prompt. skip_invalid
-    (trl): skip bad rows, counting and naming them in a warning, instead of stopping."""
+    (trl): skip bad rows, counting and naming them in a warning, instead of stopping. labels:
+    "fraction" keeps each comparison's observed preference p (several annotators: their fraction,
+    ties 0.5); "majority" keeps only decided comparisons, with p = 1 for the majority's side and
+    weight 1 (what a pairwise trainer such as TRL's sees)."""
 
     def __init__(
         self,
@@ -44,6 +49,7 @@ class Preferences(DataSource):
         validation_fraction: float = 0.1,
         test_fraction: float = 0.0,
         skip_invalid: bool = False,
+        labels: Literal["fraction", "majority"] = "fraction",
     ):
         readers = {"trl": read_preferences, "hh-rlhf": read_hh_rlhf, "pandalm": read_pandalm}
         if format not in readers:
@@ -52,12 +58,18 @@ class Preferences(DataSource):
         if skip_invalid and format != "trl":
             raise ValueError("skip_invalid is supported for format 'trl'")
         self.validation_fraction, self.test_fraction = validation_fraction, test_fraction
-        self.skip_invalid = skip_invalid
+        self.skip_invalid, self.labels = skip_invalid, labels
         self._read = readers[format]
 
     def load(self) -> Tables:
         extra = {"skip_invalid": True} if self.skip_invalid else {}
-        return self._read(self.path, self.validation_fraction, self.test_fraction, **extra)
+        tables = self._read(self.path, self.validation_fraction, self.test_fraction, **extra)
+        if self.labels == "fraction":
+            return tables
+        decided = tables.comparisons.filter(pl.col("p") != 0.5).with_columns(
+            (pl.col("p") > 0.5).cast(pl.Float64).alias("p"), pl.lit(1.0).alias("weight")
+        )
+        return Tables(tables.groups, tables.items, decided, tables.texts)
 
 
 class StepSolutions(DataSource):

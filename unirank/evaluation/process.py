@@ -63,7 +63,16 @@ def _step_intervals(curve, steps: list[np.ndarray], tables: Tables) -> tuple[dic
     problem = np.repeat(tables.items["group_id"].to_numpy(), labelled)
     ece, n = grouped_interval(lambda rows: ece_fast(probs[rows], labels[rows]), problem)
     brier, _ = grouped_interval(lambda rows: float(np.mean((probs[rows] - labels[rows]) ** 2)), problem)
-    return {"step_ece": ece, "step_brier": brier}, n
+    first_error = []  # per solution with a wrong step: 1 if the first flagged step is the first wrong one
+    for s, lab, owner in zip(steps, all_labels, tables.items["group_id"]):
+        truth = next((i for i, li in enumerate(lab or []) if li == 0.0), None)
+        if truth is not None and truth < len(s):
+            flagged = next((i for i, r in enumerate(s) if 1 / (1 + np.exp(-r)) < 0.5), None)
+            first_error.append((owner, float(flagged == truth)))
+    hits = np.array([hit for _, hit in first_error])
+    owners = np.array([owner for owner, _ in first_error])
+    accuracy = grouped_interval(lambda rows: float(hits[rows].mean()), owners)[0] if first_error else [np.nan] * 2
+    return {"step_ece": ece, "step_brier": brier, "first_error_accuracy": accuracy}, n
 
 
 def evaluate_process(predictors: dict, tables: Tables) -> dict:
