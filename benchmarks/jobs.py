@@ -3,6 +3,7 @@ machine with many cores); each job is a list of commands run in order, its outpu
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -56,3 +57,27 @@ def _start(job: Job, step: int):
     handle.flush()
     process = subprocess.Popen(job.commands[step], stdout=handle, stderr=subprocess.STDOUT, env=_child_env(), cwd=ROOT)
     return process, time.perf_counter(), handle
+
+
+def finished_reports(jobs: list[Job], reports: Path) -> tuple[dict[str, dict], dict[str, float], list[str]]:
+    """({contender: its metrics.json}, {contender: training wall time}, failed contenders) of jobs
+    whose report folder is reports/<slug of the contender's name>."""
+    metrics, train_s, failed = {}, {}, []
+    for job in jobs:
+        path = reports / slug(job.name) / "metrics.json"
+        if job.returncode != 0 or not path.exists():
+            failed.append(job.name)
+            continue
+        metrics[job.name], train_s[job.name] = json.loads(path.read_text()), job.seconds[0]
+    return metrics, train_s, failed
+
+
+def slug(name: str) -> str:
+    """A contender's name as a folder name."""
+    return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-").replace("--", "-")
+
+
+def final_calibration(model: Path) -> dict | None:
+    """The final calibration an export records in its unirank.json (None without one)."""
+    info = model / "unirank.json"
+    return json.loads(info.read_text())["calibration"].get("final_fit") if info.exists() else None

@@ -43,7 +43,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import RESULTS, ROOT, fit_command, run_timed, unirank_command, write_results  # noqa: E402
-from benchmarks.jobs import Job, run_jobs  # noqa: E402
+from benchmarks.jobs import Job, final_calibration, finished_reports, run_jobs, slug  # noqa: E402
 
 MAX_LENGTH, LR, BATCH_SEQUENCES, NEGATIVES, UNJUDGED_WEIGHT = 128, 5e-5, 32, 7, 0.1
 
@@ -73,10 +73,6 @@ CONTENDERS: dict[str, dict] = {
     "unirank BT only + final calibration": {"data": "hard", "epochs": (0, 0), "overrides": {}},
 }
 """epochs: (pairwise, pointwise) relative to --epochs: (0, 0) is all pairwise, (-1, 1) one pointwise."""
-
-
-def slug(name: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-").replace("--", "-")
 
 
 def mine(beir: str, mined: Path, k: int, quick: bool) -> None:
@@ -147,18 +143,14 @@ def main() -> None:
     names = args.only or list(CONTENDERS)
     jobs = [contender_job(n, CONTENDERS[n], mined, work, reports, epochs, args.device) for n in names]
     run_jobs(jobs, args.parallel)
-    systems, train_s, failed = {}, {}, []
-    for job in jobs:
-        metrics = reports / slug(job.name) / "metrics.json"
-        if job.returncode != 0 or not metrics.exists():
-            failed.append(job.name)
-            continue
-        train_s[job.name] = job.seconds[0]
-        for name, entry in json.loads(metrics.read_text())["systems"].items():
+    systems = {}
+    metrics, train_s, failed = finished_reports(jobs, reports)
+    for contender, report in metrics.items():
+        for name, entry in report["systems"].items():
             systems[name] = headline(entry)
-        fit = _final_calibration(work / slug(job.name) / "model")
+        fit = final_calibration(work / slug(contender) / "model")
         if fit:
-            systems[job.name]["final_calibration"] = fit
+            systems[contender]["final_calibration"] = fit
     report = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {_device_name(args.device)}",
         "data": str(Path(beir).relative_to(ROOT.parent)) if Path(beir).is_relative_to(ROOT.parent) else beir,
@@ -184,11 +176,6 @@ def main() -> None:
     for name, row in systems.items():
         lo, hi = row["intervals"].get("ndcg@10", [float("nan")] * 2)
         print(f"{name:48s} NDCG@10 {row['ndcg@10']:.3f} [{lo:.3f}, {hi:.3f}]  ECE {row.get('ece', float('nan')):.3f}")
-
-
-def _final_calibration(model: Path) -> dict | None:
-    info = model / "unirank.json"
-    return json.loads(info.read_text())["calibration"].get("final_fit") if info.exists() else None
 
 
 def _device_name(device: str) -> str:

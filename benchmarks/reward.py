@@ -29,7 +29,6 @@ interval over prompts; training wall time, each contender in a fresh process.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -37,8 +36,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import RESULTS, ROOT, fit_command, write_results  # noqa: E402
-from benchmarks.jobs import Job, run_jobs  # noqa: E402
-from benchmarks.reranker import _device_name, _final_calibration, slug  # noqa: E402
+from benchmarks.jobs import Job, final_calibration, finished_reports, run_jobs, slug  # noqa: E402
+from benchmarks.reranker import _device_name  # noqa: E402
 
 LR, BATCH_SEQUENCES, VALIDATION, TEST, EPOCHS = 5e-5, 32, 0.1, 0.3, 2
 DATASETS = {  # name: (file under the data folder, reader format, max_length)
@@ -59,6 +58,14 @@ CONTENDERS: dict[str, dict] = {
     "full − final calibration": {**FULL, "overrides": {"model.calibration.final": "none"}},
     "full + stage-1 priors for every group": {**FULL, "overrides": {"model.calibration.prior_groups": "all"}},
     "unirank BT only + final calibration": {"epochs": (0, 0), "overrides": {}},
+    "unirank BT only, head lr 5e-5 (TRL's)": {
+        "epochs": (0, 0),
+        "overrides": {"model.calibration.final": "none", "model.head_lr": "5e-5"},
+    },
+    "unirank BT only, no segment ids (as TRL's collator)": {
+        "epochs": (0, 0),
+        "overrides": {"model.calibration.final": "none", "model.adapter.init_args.segment_ids": "false"},
+    },
     "unirank BT only, majority labels (TRL's data)": {
         "epochs": (0, 0),
         "overrides": {"model.calibration.final": "none", "data.source.init_args.labels": "majority"},
@@ -149,22 +156,15 @@ def main() -> None:
         "datasets": {},
     }
     for dataset, (mine, work, reports, train, max_length, groups, path) in layout.items():
-        systems, train_s, failed = {}, {}, []
-        for job in mine:
-            metrics = reports / slug(job.name) / "metrics.json"
-            if job.returncode != 0 or not metrics.exists():
-                failed.append(job.name)
-                continue
-            train_s[job.name] = job.seconds[0]
-            entry = json.loads(metrics.read_text())
-            systems[job.name] = headline(entry["systems"][job.name])
-            systems[job.name]["test_comparisons"], systems[job.name]["ties"] = (
-                entry["comparisons"],
-                entry["ties_excluded"],
-            )
-            fit = _final_calibration(work / slug(job.name) / "model")
+        systems = {}
+        metrics, train_s, failed = finished_reports(mine, reports)
+        for contender, entry in metrics.items():
+            systems[contender] = headline(entry["systems"][contender])
+            systems[contender]["test_comparisons"] = entry["comparisons"]
+            systems[contender]["ties"] = entry["ties_excluded"]
+            fit = final_calibration(work / slug(contender) / "model")
             if fit:
-                systems[job.name]["final_calibration"] = fit
+                systems[contender]["final_calibration"] = fit
         report["datasets"][dataset] = {
             "data": str(Path(path).relative_to(ROOT.parent)) if Path(path).is_relative_to(ROOT.parent) else path,
             "max_length": max_length,

@@ -13,6 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import RESULTS  # noqa: E402
+from benchmarks.jobs import slug  # noqa: E402
 
 
 def load(name: str) -> dict | None:
@@ -164,7 +165,7 @@ def reliability_figure(names: list[str], reports: Path, out: Path) -> None:
 
     tables = {}
     for name in names:
-        folder = reports / "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-").replace("--", "-")
+        folder = reports / slug(name)
         metrics = json.loads((folder / "metrics.json").read_text())["systems"][name]
         tables[name] = (metrics["calibration"]["reliability"], metrics["calibration"]["ece"])
     reliability_plot_from_tables(tables, out, "SciFact test, first stage's top 100: σ(score) vs relevance")

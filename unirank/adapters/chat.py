@@ -37,14 +37,17 @@ class ChatAdapter(Adapter):
     Args:
         max_length: tokens per input, special tokens included.
         use_chat_template: render with the tokenizer's chat template when it has one.
+        segment_ids: without a chat template, mark prompt and response as segments 0 and 1
+            (token_type_ids); False leaves every token in segment 0, as a decoder or TRL's collator does.
     """
 
     domain = "chat"
 
-    def __init__(self, max_length: int = 512, use_chat_template: bool = True):
+    def __init__(self, max_length: int = 512, use_chat_template: bool = True, segment_ids: bool = True):
         self.max_length = max_length
         self.use_chat_template = use_chat_template
-        self.init_args = {"max_length": max_length, "use_chat_template": use_chat_template}
+        self.segment_ids = segment_ids
+        self.init_args = {"max_length": max_length, "use_chat_template": use_chat_template, "segment_ids": segment_ids}
 
     def _templated(self, tokenizer) -> bool:
         return self.use_chat_template and bool(getattr(tokenizer, "chat_template", None))
@@ -73,7 +76,7 @@ class ChatAdapter(Adapter):
             )
         else:
             batch = tokenizer(prompts, candidates, truncation="only_second", max_length=self.max_length)
-        types = batch.get("token_type_ids") if not templated else None
+        types = batch.get("token_type_ids") if not templated and self.segment_ids else None
         return [Encoded(ids, types[i] if types is not None else None) for i, ids in enumerate(batch["input_ids"])]
 
     def describe(self) -> dict:
