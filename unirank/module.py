@@ -1,14 +1,16 @@
-"""The one LightningModule: Bradley-Terry pairwise training, a Thurstone fit, pointwise training.
+"""The one LightningModule: Bradley-Terry pairwise training, a Thurstone fit, pointwise training,
+then the final calibration.
 
 Optional distill epochs first match each group's scores to the first stage's (listwise KL: a
 warm start, so training begins at the first stage's ranking, not at random). Then pairwise epochs
-train on the comparisons with w·BCEWithLogits(r_a − r_b, p). At the
-first pointwise epoch the comparisons of the training split (plus absolute labels as comparisons
-against the anchor) are fitted once by `unirank.fitting.fit_targets`; for sparse groups (a prompt
-with one chosen/rejected pair) the stage-1 model's scores, rescaled to the latent scale on the
-validation comparisons, are the prior means. The remaining epochs train w·BCE(σ(r), Φ(latent)),
-w = 1/(1 + se²). Checkpoints carry the stage and the targets, so a resumed run continues in the
-right stage with the same targets. Math: ../shared/DESIGN.md.
+train on the comparisons with w·BCEWithLogits(r_a − r_b, p). At the first pointwise epoch the
+comparisons of the training split (plus absolute labels as comparisons against the anchor) are
+fitted once by `unirank.fitting.fit_targets`, with the stage-1 model's scores, mapped onto the
+latent scale on the validation split, as prior means (for sparse groups, or for every group). The
+remaining epochs train w·BCE(σ(r), Φ(latent)) + λ·BT, w = 1/(1 + se²). When training ends, σ(a·r + b)
+is fitted on the validation split and folded into the head (`unirank.fitting.platt`). Checkpoints
+carry the stage and the targets, so a resumed run continues in the right stage with the same
+targets. Math: ../shared/DESIGN.md.
 """
 
 from __future__ import annotations
