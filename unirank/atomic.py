@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -108,10 +109,11 @@ class FolderLock:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 owner = self._owner()
-                if owner is not None and owner != os.getpid() and _alive(owner):
+                being_written = owner is None and _age_s(self.path) < 10  # created, pid not written yet
+                if being_written or (owner is not None and owner != os.getpid() and _alive(owner)):
                     raise OutputError(
-                        f"{self.path.parent / self.path.name[1:-5]}: another unirank run (pid {owner}) is writing "
-                        f"this folder; wait for it or choose another (lock: {self.path})"
+                        f"{self.path.parent / self.path.name[1:-5]}: another unirank run (pid {owner or '?'}) is "
+                        f"writing this folder; wait for it or choose another (lock: {self.path})"
                     ) from None
                 self.path.unlink(missing_ok=True)  # stale: its owner is gone
                 continue
@@ -131,6 +133,13 @@ class FolderLock:
             return int(self.path.read_text().strip() or "0") or None
         except (OSError, ValueError):
             return None
+
+
+def _age_s(path: Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return float("inf")
 
 
 def _alive(pid: int) -> bool:
