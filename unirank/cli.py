@@ -154,7 +154,9 @@ def _evaluate(args: argparse.Namespace) -> None:
 
             config = MiningConfig(encoder=args.encoder, k=args.k, keep_ranking=True, cache_dir=args.cache_dir)
             tables, _ = mine_beir(args.beir, args.split, config)
-            report = evaluate_retrieval(predictors, tables, read_beir(args.beir, args.split).qrels)
+            report = evaluate_retrieval(
+                predictors, tables, read_beir(args.beir, args.split).qrels, thresholds=tuple(args.thresholds)
+            )
         elif args.steps:
             tables = _split(StepSolutions(str(args.steps), **fractions).load(), args)
             report = evaluate_process(predictors, tables)
@@ -171,7 +173,7 @@ def _evaluate(args: argparse.Namespace) -> None:
                 qrels: dict = {}
                 for g, i, label in tables.items.select("group_id", "item_id", "label").iter_rows():
                     qrels.setdefault(g, {})[i] = int((label or 0) > 0)
-                report = evaluate_retrieval(predictors, tables, qrels)
+                report = evaluate_retrieval(predictors, tables, qrels, thresholds=tuple(args.thresholds))
             else:
                 report = evaluate_preferences(predictors, tables)
     except (TableError, ValueError) as error:
@@ -331,6 +333,13 @@ def _parser() -> argparse.ArgumentParser:
         "--validation-fraction", type=float, help="group split fractions (default: the reader's, as used for training)"
     )
     evaluate.add_argument("--test-fraction", type=float)
+    evaluate.add_argument(
+        "--thresholds",
+        type=float,
+        nargs="+",
+        default=[0.3, 0.5, 0.7, 0.9],
+        help="retrieval: report precision and recall of σ(score) > t, and their spread across queries, at each t",
+    )
     evaluate.add_argument("--encoder", default="minilm", help="first-stage bi-encoder for --beir")
     evaluate.add_argument("--k", type=int, default=100, help="first-stage depth for --beir")
     evaluate.add_argument("--cache-dir", default=".unirank-cache")

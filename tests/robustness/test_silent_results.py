@@ -141,3 +141,20 @@ def test_a_category_is_counted_per_row_not_per_prompt(tmp_path):
     tables = read_preferences(path)
     by_category = tables.comparisons.join(tables.groups, on="group_id").group_by("category").len()
     assert dict(by_category.iter_rows()) == {"safety": 1, "chat": 1}
+
+
+def test_evaluate_reports_the_thresholds_a_user_names():
+    class Ranked:
+        def score_texts(self, contexts, candidates):
+            return np.array([3.0, -3.0, 2.0])  # σ: 0.95, 0.05, 0.88
+
+    t = validate(tables(label=1.0), "t")
+    report = evaluate_retrieval({"m": Ranked()}, t, {"g1": {"a": 1}, "g2": {"c": 1}}, thresholds=(0.9, 0.5))
+    rows = {row["threshold"]: row for row in report["systems"]["m"]["thresholds"]}
+    assert rows[0.9]["predicted_positive"] == 1 and rows[0.5]["predicted_positive"] == 2
+    assert rows[0.5]["precision"] == 1.0 and rows[0.5]["groups_with_predictions"] == 2
+
+    from unirank.evaluation.report import summarise
+
+    report["systems"]["m"].pop("_curve")
+    assert "σ > 0.90:      1 predicted, precision 1.000" in summarise(report)

@@ -29,8 +29,15 @@ def score_items(predictor, tables: Tables) -> np.ndarray:
     return predictor.score_texts(tables.item_contexts(), tables.items["text"].to_list())
 
 
-def evaluate_retrieval(predictors: dict, tables: Tables, qrels: dict[str, dict[str, int]], k: int = 10) -> dict:
-    """Rerank each query's first-stage candidates; first stage and every model side by side."""
+def evaluate_retrieval(
+    predictors: dict,
+    tables: Tables,
+    qrels: dict[str, dict[str, int]],
+    k: int = 10,
+    thresholds: tuple[float, ...] = (0.3, 0.5, 0.7, 0.9),
+) -> dict:
+    """Rerank each query's first-stage candidates; first stage and every model side by side, with
+    precision and recall of "σ(score) > t" at each threshold and their spread across queries."""
     items = tables.items
     report = {"domain": "retrieval", "queries": tables.groups.height, "candidates": items.height, "systems": {}}
     systems = {}
@@ -59,7 +66,7 @@ def evaluate_retrieval(predictors: dict, tables: Tables, qrels: dict[str, dict[s
             label = relevant.astype(float)
             entry["calibration"] = calibration_metrics(prob, label)
             entry["intervals"]["ece"], _ = grouped_interval(lambda rows: ece_fast(prob[rows], label[rows]), group)
-            entry["thresholds"] = threshold_report(prob, label, group)
+            entry["thresholds"] = threshold_report(prob, label, group, thresholds=thresholds)
             entry["_curve"] = (prob, label)
         report["systems"][name] = entry
     return report
@@ -192,6 +199,16 @@ def summarise(report: dict) -> str:
                 f"{ece:>24s} {brier:>7s}"
             )
         lines.append(f"({report['queries']} queries, {report['candidates']} candidates)")
+        for name, e in report["systems"].items():
+            for row in e.get("thresholds", []):
+                precision = "-" if row["precision"] is None else f"{row['precision']:.3f}"
+                recall = "-" if row["recall"] is None else f"{row['recall']:.3f}"
+                spread = "-" if row["group_precision_std"] is None else f"{row['group_precision_std']:.3f}"
+                lines.append(
+                    f"{name:40s} σ > {row['threshold']:.2f}: {row['predicted_positive']:6d} predicted, precision "
+                    f"{precision}, recall {recall}, precision spread across "
+                    f"{row['groups_with_predictions']} queries {spread}"
+                )
     elif report["domain"] == "process":
         head = f"{'system':24s} {'step F1':>8s} {'1st err':>8s} {'pairs':>8s} "
         head += f"{'step ECE [95% CI]':>25s} {'step Brier':>10s}"
