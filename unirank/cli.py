@@ -51,10 +51,10 @@ def _calibrate(args: argparse.Namespace) -> None:
 def _mine(args: argparse.Namespace) -> None:
     from unirank.atomic import OutputError, check_output_folder
     from unirank.data.tables import TableError
-    from unirank.mining.pipeline import MiningConfig, mine_beir, write_mined
+    from unirank.mining.pipeline import mine_beir, write_mined
 
     try:
-        config = _mining_config(args, MiningConfig)
+        config = _mining_config(args)
     except ValueError as error:
         raise SystemExit(f"unirank mine: {error}") from None
     try:
@@ -66,8 +66,10 @@ def _mine(args: argparse.Namespace) -> None:
     print(json.dumps(summary, indent=2))
 
 
-def _mining_config(args: argparse.Namespace, MiningConfig):
+def _mining_config(args: argparse.Namespace):
     """The MiningConfig the mine command's options describe."""
+    from unirank.mining.pipeline import MiningConfig
+
     return MiningConfig(
         encoder=args.encoder,
         precision=args.precision,

@@ -486,6 +486,7 @@ class UnirankModule(L.LightningModule):
             return row
 
         self.scorer.fold_affine(fit.a, fit.b)
+        calibrated = fit.a * scores + fit.b
         unit = "step " if dataset.step_labels is not None else ""
         self.final_calibration = {
             "method": "platt: sigmoid(a * logit + b), folded into the head",
@@ -493,19 +494,18 @@ class UnirankModule(L.LightningModule):
             "b": fit.b,
             "fitted_on": f"validation split: {fit.n} {unit}{fit.evidence}",
             "before": measure(scores),
-            "after": measure(fit.a * scores + fit.b),
+            "after": measure(calibrated),
         }
         if fit.evidence == "labels" and dataset.step_labels is None and not np.isnan(dataset.teacher).any():
             from unirank.evaluation.fusion import fit_fusion_weight
 
-            group = dataset.item_group.to_numpy()
             self.final_calibration["fusion"] = fit_fusion_weight(
-                fit.a * scores + fit.b, dataset.teacher, np.nan_to_num(dataset.label), group
+                calibrated, dataset.teacher, np.nan_to_num(dataset.label), groups
             )
         print(
             f"final calibration σ({fit.a:.3f}·r + {fit.b:.3f}) on {fit.n} validation {fit.evidence}: "
             f"ECE {self.final_calibration['before']['ece']:.4f} → {self.final_calibration['after']['ece']:.4f} "
-            f"(in-sample; {len(np.unique(dataset.item_group_index))} validation groups)"
+            f"(in-sample; {len(dataset)} validation groups)"
         )
         return self.final_calibration
 

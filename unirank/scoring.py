@@ -24,8 +24,7 @@ class Predictor:
         fusion = (module.final_calibration or {}).get("fusion") or {}
         self.fusion_weight: float | None = fusion.get("first_stage_weight")
         """γ of `rank by r + γ·first-stage score`, fitted on validation lists (None: not fitted)."""
-        pointwise_thurstone = trained_through == "pointwise" and module.calibration.link == "thurstone"
-        self.pairwise_link = "thurstone" if pointwise_thurstone else "bradley-terry"
+        self.pairwise_link = module.pairwise_reading if trained_through == "pointwise" else "bradley-terry"
 
     def predict(self, pairs: list[tuple[str | list, str]]) -> list[tuple[float, float]]:
         contexts = [c if isinstance(c, str) else json.dumps(c, ensure_ascii=False) for c, _ in pairs]

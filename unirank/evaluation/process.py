@@ -21,58 +21,55 @@ def score_solutions(predictor, tables: Tables) -> tuple[np.ndarray, list[np.ndar
     return module.score_encoded_steps(encoded, predictor.bf16)
 
 
-def step_metrics(step_probs: list[np.ndarray], step_labels: list[list[float | None]], threshold: float = 0.5) -> dict:
+def step_metrics(
+    step_probs: list[np.ndarray],
+    step_labels: list[list[float | None]],
+    threshold: float = 0.5,
+    groups: np.ndarray | None = None,
+) -> dict:
     """Wrong-step detection ("σ(r_i) < threshold" flags step i as wrong; the positive class is a
     wrong step): precision, recall, F1; first-error accuracy over solutions that have a wrong step;
-    step ECE / Brier of σ(r_i) against correctness. Steps cut by truncation or unlabeled are skipped."""
-    probs, labels, first_right, with_error = [], [], 0, 0
-    for p, lab in zip(step_probs, step_labels):
+    step ECE / Brier of σ(r_i) against correctness. Steps cut by truncation or unlabeled are skipped.
+    groups: each solution's problem; given, the step ECE, Brier and first-error accuracy get 95 %
+    bootstrap intervals resampling whole problems ("intervals", "n_problems")."""
+    probs, labels, step_owner, error_owner, first_hits = [], [], [], [], []
+    for solution, (p, lab) in enumerate(zip(step_probs, step_labels)):
         kept = [(pi, li) for pi, li in zip(p, lab or []) if li is not None]
         probs += [pi for pi, _ in kept]
         labels += [li for _, li in kept]
+        step_owner += [solution] * len(kept)
         truth = next((i for i, li in enumerate(lab or []) if li == 0.0), None)
         if truth is not None and truth < len(p):
-            with_error += 1
             predicted = next((i for i, pi in enumerate(p) if pi < threshold), None)
-            first_right += predicted == truth
-    probs, labels = np.asarray(probs), np.asarray(labels)
+            error_owner.append(solution)
+            first_hits.append(float(predicted == truth))
+    probs, labels, first_hits = np.asarray(probs), np.asarray(labels), np.asarray(first_hits)
     flagged, wrong = probs < threshold, labels == 0.0
     tp = int((flagged & wrong).sum())
     precision = tp / flagged.sum() if flagged.any() else 0.0
     recall = tp / wrong.sum() if wrong.any() else 0.0
     calibration = calibration_metrics(probs, labels)
-    return {
+    report = {
         "steps": int(probs.size),
         "wrong_steps": int(wrong.sum()),
         "wrong_step_precision": float(precision),
         "wrong_step_recall": float(recall),
         "wrong_step_f1": float(2 * precision * recall / (precision + recall)) if precision + recall else 0.0,
-        "first_error_accuracy": first_right / with_error if with_error else float("nan"),
-        "solutions_with_error": with_error,
+        "first_error_accuracy": float(first_hits.mean()) if first_hits.size else float("nan"),
+        "solutions_with_error": int(first_hits.size),
         "step_ece": calibration["ece"],
         "step_brier": calibration["brier"],
         "_curve": (probs, labels),
     }
-
-
-def _step_intervals(curve, steps: list[np.ndarray], tables: Tables) -> tuple[dict, int]:
-    """95 % bootstrap intervals of step ECE and Brier, resampling whole problems (groups)."""
-    probs, labels = curve
-    all_labels = tables.items["step_labels"].to_list()
-    labelled = [sum(li is not None for li in (lab or [])[: len(s)]) for s, lab in zip(steps, all_labels)]
-    problem = np.repeat(tables.items["group_id"].to_numpy(), labelled)
-    ece, n = grouped_interval(lambda rows: ece_fast(probs[rows], labels[rows]), problem)
-    brier, _ = grouped_interval(lambda rows: float(np.mean((probs[rows] - labels[rows]) ** 2)), problem)
-    first_error = []  # per solution with a wrong step: 1 if the first flagged step is the first wrong one
-    for s, lab, owner in zip(steps, all_labels, tables.items["group_id"]):
-        truth = next((i for i, li in enumerate(lab or []) if li == 0.0), None)
-        if truth is not None and truth < len(s):
-            flagged = next((i for i, r in enumerate(s) if 1 / (1 + np.exp(-r)) < 0.5), None)
-            first_error.append((owner, float(flagged == truth)))
-    hits = np.array([hit for _, hit in first_error])
-    owners = np.array([owner for owner, _ in first_error])
-    accuracy = grouped_interval(lambda rows: float(hits[rows].mean()), owners)[0] if first_error else [np.nan] * 2
-    return {"step_ece": ece, "step_brier": brier, "first_error_accuracy": accuracy}, n
+    if groups is not None:
+        problem = np.asarray(groups)[np.asarray(step_owner, dtype=np.int64)]
+        ece, n = grouped_interval(lambda rows: ece_fast(probs[rows], labels[rows]), problem)
+        brier, _ = grouped_interval(lambda rows: float(np.mean((probs[rows] - labels[rows]) ** 2)), problem)
+        error_problem = np.asarray(groups)[np.asarray(error_owner, dtype=np.int64)]
+        first = grouped_interval(lambda rows: float(first_hits[rows].mean()), error_problem)[0]
+        report["intervals"] = {"step_ece": ece, "step_brier": brier, "first_error_accuracy": first}
+        report["n_problems"] = n
+    return report
 
 
 def evaluate_process(predictors: dict, tables: Tables) -> dict:
@@ -87,13 +84,16 @@ def evaluate_process(predictors: dict, tables: Tables) -> dict:
     report = {"domain": "process", "solutions": tables.items.height, "pairs": comps.height, "systems": {}}
     for name, predictor in predictors.items():
         solution_scores, steps = score_solutions(predictor, tables)
-        entry = step_metrics([1 / (1 + np.exp(-s)) for s in steps], tables.items["step_labels"].to_list())
+        entry = step_metrics(
+            [1 / (1 + np.exp(-s)) for s in steps],
+            tables.items["step_labels"].to_list(),
+            groups=tables.items["group_id"].to_numpy(),
+        )
         chosen = np.where(comps["p"].to_numpy() >= 0.5, solution_scores[comps["_a"]], solution_scores[comps["_b"]])
         rejected = np.where(comps["p"].to_numpy() >= 0.5, solution_scores[comps["_b"]], solution_scores[comps["_a"]])
         pairs = pairwise_accuracy(chosen, rejected, category=comps["error_class"].fill_null("all").to_list())
         entry["solution_pair_accuracy"] = pairs["accuracy"]
         entry["per_category"] = pairs["per_category"]
         entry["aggregation"] = predictor.module.adapter.aggregation
-        entry["intervals"], entry["n_problems"] = _step_intervals(entry["_curve"], steps, tables)
         report["systems"][name] = entry
     return report

@@ -15,7 +15,6 @@ from unirank.evaluation.bootstrap import ece_fast, grouped_interval, mean_interv
 from unirank.evaluation.calibration import (
     both_orders,
     calibration_metrics,
-    pairwise_calibration,
     pairwise_probability,
     reliability_table,
 )
@@ -47,9 +46,8 @@ def evaluate_retrieval(
         systems[name] = score_items(predictor, tables)
     relevant = np.array([qrels.get(g, {}).get(i, 0) > 0 for g, i in items.select("group_id", "item_id").iter_rows()])
     for name, predictor in predictors.items():
-        weight = getattr(predictor, "fusion_weight", None)
-        if weight and "first_stage_score" in items.columns:
-            systems[f"{name} + first stage"] = systems[name] + weight * items["first_stage_score"].to_numpy()
+        if getattr(predictor, "fusion_weight", None) is not None and "first_stage_score" in items.columns:
+            systems[f"{name} + first stage"] = predictor.fuse(systems[name], items["first_stage_score"].to_numpy())
     group = items["group_id"].to_numpy()
     depth = int(items.group_by("group_id").len()["len"].max())
     report["depth"] = depth
@@ -93,9 +91,8 @@ def evaluate_preferences(predictors: dict, tables: Tables) -> dict:
         chosen = np.where(a_wins, r_a[decided], r_b[decided])
         rejected = np.where(a_wins, r_b[decided], r_a[decided])
         entry = pairwise_accuracy(chosen, rejected, category=categories[decided])
-        calibration = pairwise_calibration(r_a, r_b, p, link=predictor.pairwise_link)
-        entry["pairwise_calibration"] = calibration
         prob = pairwise_probability(r_a, r_b, predictor.pairwise_link)
+        entry["pairwise_calibration"] = calibration_metrics(*both_orders(prob, p))
         correct = (chosen > rejected).astype(float)
         entry["n_prompts"] = int(np.unique(prompts[decided]).size)
         entry["intervals"] = {
@@ -103,7 +100,7 @@ def evaluate_preferences(predictors: dict, tables: Tables) -> dict:
             "pairwise_ece": grouped_interval(lambda rows: ece_fast(*both_orders(prob[rows], p[rows])), prompts)[0],
         }
         entry["pairwise_link"] = predictor.pairwise_link
-        entry["_curve"] = both_orders(pairwise_probability(r_a, r_b, predictor.pairwise_link), p)
+        entry["_curve"] = both_orders(prob, p)
         report["systems"][name] = entry
     return report
 
