@@ -72,6 +72,20 @@ def finished_reports(jobs: list[Job], reports: Path) -> tuple[dict[str, dict], d
     return metrics, train_s, failed
 
 
+def reused_reports(
+    contenders, run_now: list[str], reports: Path, earlier_s: dict[str, float]
+) -> dict[str, tuple[dict, float | None]]:
+    """Contenders not run in this invocation whose report folder an earlier run left: {name: (its
+    metrics.json, its training time in the earlier results)}, so a partial rerun (--only /
+    --contenders) updates its own rows and keeps the others (the results list them as "reused")."""
+    kept = {}
+    for name in contenders:
+        path = reports / slug(name) / "metrics.json"
+        if name not in run_now and path.exists():
+            kept[name] = (json.loads(path.read_text()), earlier_s.get(name))
+    return kept
+
+
 def slug(name: str) -> str:
     """A contender's name as a folder name."""
     return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-").replace("--", "-")
@@ -81,3 +95,17 @@ def final_calibration(model: Path) -> dict | None:
     """The final calibration an export records in its unirank.json (None without one)."""
     info = model / "unirank.json"
     return json.loads(info.read_text())["calibration"].get("final_fit") if info.exists() else None
+
+
+def paired_versus(per_group: dict[str, dict], reference: str, metric: str) -> dict[str, dict]:
+    """{system: paired_difference(system − reference)} on `metric` for every system whose report
+    holds per-group values (queries, prompts) of it, the reference left out."""
+    from unirank.evaluation.bootstrap import paired_difference
+
+    if metric not in per_group.get(reference, {}):
+        return {}
+    return {
+        name: paired_difference(values[metric], per_group[reference][metric])
+        for name, values in per_group.items()
+        if name != reference and metric in values
+    }

@@ -28,8 +28,9 @@ models that record it; training wall time, each contender in a fresh process.
                                   [--parallel N] [--device cpu|cuda] [--only NAME ...]
 --quick: the demo BEIR set (top 20, 2 epochs) as a smoke check. --mined: a folder with the mined
 `hard/`, `top-k/` and `test/` tables (they are mined into runs/ otherwise). --parallel: contenders
-trained at once (a GPU machine). Writes benchmarks/results/reranker.json (reranker-quick.json) and
-one report folder per contender under benchmarks/results/reranker-scifact/.
+trained at once (a GPU machine). --only: run these contenders; the others keep the rows of their
+report folders from an earlier run (listed as "reused"). Writes benchmarks/results/reranker.json
+(reranker-quick.json) and one report folder per contender under benchmarks/results/reranker-scifact/.
 """
 
 from __future__ import annotations
@@ -43,7 +44,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import RESULTS, ROOT, fit_command, run_timed, unirank_command, write_results  # noqa: E402
-from benchmarks.jobs import Job, final_calibration, finished_reports, run_jobs, slug  # noqa: E402
+from benchmarks.jobs import (  # noqa: E402
+    Job,
+    final_calibration,
+    finished_reports,
+    paired_versus,
+    reused_reports,
+    run_jobs,
+    slug,
+)
 
 MAX_LENGTH, LR, BATCH_SEQUENCES, NEGATIVES, UNJUDGED_WEIGHT = 128, 5e-5, 32, 7, 0.1
 
@@ -143,11 +152,17 @@ def main() -> None:
     names = args.only or list(CONTENDERS)
     jobs = [contender_job(n, CONTENDERS[n], mined, work, reports, epochs, args.device) for n in names]
     run_jobs(jobs, args.parallel)
-    systems = {}
+    systems, per_group = {}, {}
     metrics, train_s, failed = finished_reports(jobs, reports)
+    previous = RESULTS / ("reranker-quick.json" if args.quick else "reranker.json")
+    earlier_s = json.loads(previous.read_text()).get("train_s", {}) if previous.exists() else {}
+    earlier = reused_reports(CONTENDERS, names, reports, earlier_s)
+    for contender, (entry, seconds) in earlier.items():
+        metrics[contender], train_s[contender] = entry, seconds
     for contender, report in metrics.items():
         for name, entry in report["systems"].items():
             systems[name] = headline(entry)
+            per_group[name] = entry.get("per_group", {})
         fit = final_calibration(work / slug(contender) / "model")
         if fit:
             systems[contender]["final_calibration"] = fit
@@ -170,7 +185,10 @@ def main() -> None:
         "train_s": train_s,
         "failed": failed,
         "systems": systems,
+        # each system − unirank full, resampling the same test queries for both (paired)
+        "versus_full": {metric: paired_versus(per_group, "unirank full", metric) for metric in ("ndcg@10", "mrr@10")},
         "reports": str(reports.relative_to(ROOT)),
+        "reused": sorted(earlier),
     }
     write_results("reranker", args.quick, report)
     for name, row in systems.items():

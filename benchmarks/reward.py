@@ -29,6 +29,7 @@ interval over prompts; training wall time, each contender in a fresh process.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import sys
@@ -36,7 +37,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import RESULTS, ROOT, fit_command, write_results  # noqa: E402
-from benchmarks.jobs import Job, final_calibration, finished_reports, run_jobs, slug  # noqa: E402
+from benchmarks.jobs import (  # noqa: E402
+    Job,
+    final_calibration,
+    finished_reports,
+    paired_versus,
+    reused_reports,
+    run_jobs,
+    slug,
+)
 from benchmarks.reranker import _device_name  # noqa: E402
 
 LR, BATCH_SEQUENCES, VALIDATION, TEST, EPOCHS = 5e-5, 32, 0.1, 0.3, 2
@@ -49,6 +58,12 @@ CONTENDERS: dict[str, dict] = {
     "TRL RewardTrainer": {"trl": None},
     "TRL RewardTrainer + center_rewards 0.01": {"trl": 0.01},
     "unirank BT only": {"epochs": (0, 0), "overrides": {"model.calibration.final": "none"}},
+    "unirank BT only, TRL's epochs (fewer sequences)": {
+        "epochs": (0, 0),
+        "budget": "epochs",
+        "overrides": {"model.calibration.final": "none"},
+    },
+    "unirank full, TRL's epochs (fewer sequences)": {**FULL, "budget": "epochs"},
     "unirank full (before)": {
         "epochs": (-1, 1),
         "overrides": {"model.ranking_weight": "0", "model.calibration.final": "none"},
@@ -72,11 +87,22 @@ CONTENDERS: dict[str, dict] = {
     },
     "unirank full, majority labels (TRL's data)": {**FULL, "overrides": {"data.source.init_args.labels": "majority"}},
 }
-"""epochs: (pairwise, pointwise) relative to 2 epochs: (0, 0) is all pairwise, (-1, 1) one pointwise."""
+"""epochs: (pairwise, pointwise) relative to unirank's epochs: (0, 0) is all pairwise, (-1, 1) one
+pointwise; budget "epochs": TRL's epoch count instead of its sequence count (see sequence_epochs)."""
+
+
+def sequence_epochs(train) -> int:
+    """unirank's epochs for the sequence budget TRL gets in EPOCHS epochs. TRL encodes both responses
+    of every decided comparison (2 sequences per pair per epoch); unirank encodes each response once
+    per epoch, however many comparisons it is in. The budget is the sequences through the model
+    (forward and backward), i.e. the compute: round(EPOCHS · 2 · decided pairs / responses), at
+    least EPOCHS. HH-RLHF (each response in one pair): EPOCHS; PandaLM (a response in ~3 pairs): more."""
+    decided = int((train.comparisons["p"] != 0.5).sum())
+    return max(EPOCHS, round(EPOCHS * 2 * decided / train.items.height))
 
 
 def contender_job(name: str, spec: dict, dataset: str, path: str, work: Path, reports: Path, device: str,
-                  max_length: int, groups: int, seed: int = 0) -> Job:  # fmt: skip
+                  max_length: int, groups: int, seed: int = 0, unirank_epochs: int = EPOCHS) -> Job:  # fmt: skip
     _, fmt, _ = DATASETS[dataset]
     folder = work / slug(name)
     split = ["--validation-fraction", str(VALIDATION), "--test-fraction", str(TEST)]
@@ -96,7 +122,8 @@ def contender_job(name: str, spec: dict, dataset: str, path: str, work: Path, re
     extra = [f"--{key}={value}" for key, value in spec["overrides"].items()]
     extra += ["--trainer.accelerator", "gpu" if device == "cuda" else "cpu"]
     extra += [f"--seed_everything={seed}", f"--model.seed={seed}", f"--data.seed={seed}"]
-    epochs = (EPOCHS + spec["epochs"][0], spec["epochs"][1])
+    total = EPOCHS if spec.get("budget") == "epochs" else unirank_epochs
+    epochs = (total + spec["epochs"][0], spec["epochs"][1])
     fit = fit_command("lightning_configs/reward.yaml", data, max_length, LR, epochs, folder, extra)
     return Job(name, [fit, [*score, "--model", str(folder / "model")]], folder / "log.txt")
 
@@ -137,11 +164,15 @@ def main() -> None:
         suffix = ("-quick" if args.quick else "") + (f"-seed-{args.seed}" if args.seed else "")
         work = ROOT / "runs" / f"bench-reward-{dataset}{suffix}"
         reports = RESULTS / f"reward-{dataset}{suffix}"
-        setup = (dataset, path, work, reports, args.device, max_length, groups, args.seed)
-        mine = [contender_job(n, CONTENDERS[n], *setup) for n in args.contenders or CONTENDERS]
-        layout[dataset] = (mine, work, reports, train, max_length, groups, path)
+        epochs = sequence_epochs(train)
+        setup = (dataset, path, work, reports, args.device, max_length, groups, args.seed, epochs)
+        chosen = [n for n in args.contenders or CONTENDERS if epochs != EPOCHS or CONTENDERS[n].get("budget") is None]
+        mine = [contender_job(n, CONTENDERS[n], *setup) for n in chosen]  # TRL's epochs: only where they differ
+        layout[dataset] = (mine, work, reports, train, max_length, groups, path, epochs)
         jobs += mine
     run_jobs(jobs, args.parallel)
+    stem = (f"reward-{args.only}" if args.only else "reward") + (f"-seed-{args.seed}" if args.seed else "")
+    stem += "-quick" if args.quick else ""
     report = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {_device_name(args.device)}",
         "setup": {
@@ -155,11 +186,17 @@ def main() -> None:
         },
         "datasets": {},
     }
-    for dataset, (mine, work, reports, train, max_length, groups, path) in layout.items():
-        systems = {}
+    for dataset, (mine, work, reports, train, max_length, groups, path, epochs) in layout.items():
+        systems, per_group = {}, {}
         metrics, train_s, failed = finished_reports(mine, reports)
+        previous = RESULTS / f"{stem}.json"
+        earlier = json.loads(previous.read_text())["datasets"].get(dataset, {}) if previous.exists() else {}
+        kept = reused_reports(CONTENDERS, [job.name for job in mine], reports, earlier.get("train_s", {}))
+        for contender, (entry, seconds) in kept.items():
+            metrics[contender], train_s[contender] = entry, seconds
         for contender, entry in metrics.items():
             systems[contender] = headline(entry["systems"][contender])
+            per_group[contender] = entry["systems"][contender].get("per_group", {})
             systems[contender]["test_comparisons"] = entry["comparisons"]
             systems[contender]["ties"] = entry["ties_excluded"]
             fit = final_calibration(work / slug(contender) / "model")
@@ -171,19 +208,23 @@ def main() -> None:
             "train_groups": train.groups.height,
             "train_comparisons": train.comparisons.height,
             "groups_per_step": groups,
+            "unirank_epochs": epochs,
+            "trl_epochs": EPOCHS,
             "train_s": train_s,
             "failed": failed,
             "systems": systems,
+            # each system − unirank full, resampling the same test prompts for both (paired)
+            "versus_full": paired_versus(per_group, "unirank full", "accuracy"),
             "reports": str(reports.relative_to(ROOT)),
+            "reused": sorted(kept),
         }
         for name, row in systems.items():
             lo, hi = row["intervals"].get("accuracy", [float("nan")] * 2)
             print(
                 f"{dataset:8s} {name:44s} acc {row['accuracy']:.3f} [{lo:.3f}, {hi:.3f}]  ECE {row['pairwise_ece']:.3f}"
             )
-    stem = (f"reward-{args.only}" if args.only else "reward") + (f"-seed-{args.seed}" if args.seed else "")
     report["seed"] = args.seed
-    write_results(stem, args.quick, report)
+    write_results(stem.removesuffix("-quick"), args.quick, report)
 
 
 if __name__ == "__main__":

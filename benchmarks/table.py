@@ -8,6 +8,7 @@ that produced each figure.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -119,15 +120,26 @@ def reward_rows(data: dict) -> list[list[str]]:
     return rows
 
 
+def versus(data: dict, name: str, metric: str) -> str:
+    """The paired difference system − unirank full with its interval, where the results hold one."""
+    paired = data.get("versus_full", {}).get(metric, {}).get(name)
+    if paired is None:
+        return "" if name != "unirank full" else "0"
+    low, high = paired["interval"]
+    return f"{paired['difference']:+.3f} [{low:+.3f}, {high:+.3f}]"
+
+
 def reranker_ablation(data: dict) -> list[str]:
-    """One row per contender: NDCG@10 and ECE with their intervals, training time."""
+    """One row per contender: NDCG@10 and ECE with their intervals, the paired difference to unirank
+    full, training time."""
     lines = [
-        "| system | NDCG@10 [95 % CI] | MRR@10 | ECE [95 % CI] | Brier | σ > 0.5: predicted / precision / "
-        "spread across queries | training |",
-        "|---|---|---|---|---|---|---|",
+        "| system | NDCG@10 [95 % CI] | − full, paired [95 % CI] | MRR@10 | ECE [95 % CI] | Brier | σ > 0.5: "
+        "predicted / precision / spread across queries | training |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, row in data["systems"].items():
-        cells = [name, f"{row['ndcg@10']:.3f} {interval(row, 'ndcg@10')}", f"{row['mrr@10']:.3f}"]
+        cells = [name, f"{row['ndcg@10']:.3f} {interval(row, 'ndcg@10')}", versus(data, name, "ndcg@10")]
+        cells.append(f"{row['mrr@10']:.3f}")
         if "ece" in row:
             half = row["thresholds"]["0.5"]
             precision = "–" if half["precision"] is None else f"{half['precision']:.2f}"
@@ -144,8 +156,9 @@ def reranker_ablation(data: dict) -> list[str]:
 
 def reward_ablation(data: dict) -> list[str]:
     lines = [
-        "| data | system | accuracy [95 % CI] | pairwise ECE [95 % CI] | pairwise Brier | training |",
-        "|---|---|---|---|---|---|",
+        "| data | system | accuracy [95 % CI] | − full, paired [95 % CI] | pairwise ECE [95 % CI] | pairwise Brier "
+        "| training |",
+        "|---|---|---|---|---|---|---|",
     ]
     for dataset, result in data["datasets"].items():
         for name, row in result["systems"].items():
@@ -153,9 +166,37 @@ def reward_ablation(data: dict) -> list[str]:
             lines.append(
                 f"| {dataset} ({row['n']} pairs, {row['n_prompts']} prompts) | {name} | "
                 f"{row['accuracy']:.3f} {interval(row, 'accuracy')} | "
+                f"{versus({'versus_full': {'accuracy': result.get('versus_full', {})}}, name, 'accuracy')} | "
                 f"{row['pairwise_ece']:.3f} {interval(row, 'pairwise_ece')} | {row['pairwise_brier']:.3f} | "
                 f"{seconds:.0f} s |"
             )
+    return lines
+
+
+def reward_seeds() -> list[str]:
+    """Accuracy per training seed (reward.json is seed 0, reward-seed-N.json the others) and the
+    mean over seeds, for the contenders every seed ran: the spread of training, which the bootstrap
+    over test prompts does not see."""
+    runs = {0: load("reward")}
+    for path in sorted(RESULTS.glob("reward*-seed-*.json")):
+        found = re.fullmatch(r"reward(-pandalm|-hh-rlhf)?-seed-(\d+)", path.stem)  # not the CPU-only run's files
+        if found:
+            runs[int(found.group(2))] = json.loads(path.read_text())
+    runs = {seed: run for seed, run in runs.items() if run}
+    if len(runs) < 2:
+        return []
+    seeds = sorted(runs)
+    lines = ["| data | system | " + " | ".join(f"seed {s}" for s in seeds) + " | mean |",
+             "|---|---|" + "---|" * (len(seeds) + 1)]  # fmt: skip
+    for dataset in runs[seeds[0]]["datasets"]:
+        for name in runs[seeds[0]]["datasets"][dataset]["systems"]:
+            values = [
+                runs[s]["datasets"].get(dataset, {}).get("systems", {}).get(name, {}).get("accuracy") for s in seeds
+            ]
+            if any(v is None for v in values):
+                continue
+            cells = [f"{v:.3f}" for v in values] + [f"{sum(values) / len(values):.3f}"]
+            lines.append(f"| {dataset} | {name} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -194,6 +235,9 @@ def main() -> None:
         reliability_figure(names, RESULTS / "reranker-scifact", RESULTS / "reranker-scifact" / "reliability.png")
     if reward:
         print("\n" + "\n".join(reward_ablation(reward)))
+    seeds = reward_seeds()
+    if seeds:
+        print("\n" + "\n".join(seeds))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """Bootstrap intervals over groups cover the true value at about their level."""
 
 import numpy as np
+import pytest
 
-from unirank.evaluation.bootstrap import ece_fast, grouped_interval, mean_interval
+from unirank.evaluation.bootstrap import ece_fast, grouped_interval, mean_interval, paired_difference
 from unirank.evaluation.calibration import calibration_metrics
 
 
@@ -32,3 +33,53 @@ def test_fast_ece_equals_the_reported_ece():
     prob = rng.random(3000)
     label = (rng.random(3000) < prob**1.5).astype(float)
     assert abs(ece_fast(prob, label) - calibration_metrics(prob, label)["ece"]) < 1e-6
+
+
+def test_paired_difference_sees_a_small_consistent_gain_that_unpaired_intervals_miss():
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.2, 0.9, 300)  # queries differ a lot from each other
+    better = {q: v + 0.01 for q, v in enumerate(base)}  # the same small gain on every query
+    worse = dict(enumerate(base))
+    low, high = mean_interval(base)
+    assert high - low > 0.04  # unpaired: the gain is inside either system's interval
+    paired = paired_difference(better, worse)
+    assert paired["difference"] == pytest.approx(0.01)
+    assert paired["interval"][0] > 0.0 and paired["n_groups"] == 300
+
+
+def test_paired_difference_pools_ratios_and_covers_zero_without_a_difference():
+    rng = np.random.default_rng(1)
+    counts = rng.integers(1, 8, 200)
+    a = {g: [float(rng.binomial(c, 0.6)), int(c)] for g, c in enumerate(counts)}
+    b = {g: [float(rng.binomial(c, 0.6)), int(c)] for g, c in enumerate(counts)}
+    paired = paired_difference(a, b)
+    expected = (sum(v[0] for v in a.values()) - sum(v[0] for v in b.values())) / counts.sum()
+    assert paired["difference"] == pytest.approx(expected)
+    assert paired["interval"][0] < 0.0 < paired["interval"][1]
+    with pytest.raises(ValueError, match="different units"):
+        paired_difference(a, {g: [v[0], v[1] + 1] for g, v in b.items()})
+
+
+def test_reports_keep_per_prompt_counts_that_reproduce_the_accuracy_and_pair_up(tmp_path):
+    from unirank.data.readers import read_preferences
+    from unirank.evaluation.report import evaluate_preferences
+
+    path = tmp_path / "p.jsonl"
+    rows = [f'{{"prompt": "p{i % 5}", "chosen": "good {i}", "rejected": "bad {i}"}}' for i in range(20)]
+    path.write_text("\n".join(rows) + "\n")
+    tables = read_preferences(path)
+
+    class ByWord:  # right on every pair ("good" > "bad"), or wrong on the prompts p0 and p1
+        def __init__(self, wrong_prompts):
+            self.wrong, self.pairwise_link = wrong_prompts, "bradley-terry"
+
+        def score_texts(self, contexts, candidates):
+            sign = np.array([-1.0 if any(w in str(c) for w in self.wrong) else 1.0 for c in contexts])
+            return sign * np.array([1.0 if t.startswith("good") else -1.0 for t in candidates])
+
+    report = evaluate_preferences({"right": ByWord(()), "half": ByWord(("p0", "p1"))}, tables)
+    right, half = report["systems"]["right"], report["systems"]["half"]
+    counts = half["per_group"]["accuracy"]
+    assert sum(c for c, _ in counts.values()) / sum(n for _, n in counts.values()) == half["accuracy"] == 0.6
+    paired = paired_difference(right["per_group"]["accuracy"], counts)
+    assert paired["difference"] == pytest.approx(0.4) and paired["n_groups"] == 5

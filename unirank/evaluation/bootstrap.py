@@ -51,3 +51,34 @@ def ece_fast(prob: np.ndarray, label: np.ndarray, n_bins: int = 15) -> float:
     counts = np.bincount(index, minlength=n_bins)
     gap = np.abs(np.bincount(index, prob, n_bins) - np.bincount(index, label, n_bins))
     return float(gap.sum() / max(counts.sum(), 1))
+
+
+def paired_difference(per_group_a: dict, per_group_b: dict, **kwargs) -> dict:
+    """Metric of system a minus system b, scored on the same groups, with a 95 % bootstrap interval
+    that resamples the groups both were scored on (a paired test: each resample draws the same
+    groups for both, so the spread between groups cancels out of the difference).
+
+    per_group_*: {group: value} for a mean over groups (NDCG@10 per query), or {group: [sum, count]}
+    for a pooled ratio (correct pairs and pairs per prompt: accuracy = Σ sum / Σ count).
+    Returns {"difference", "interval", "n_groups"}; "n_groups" counts the groups both have.
+    """
+    shared = sorted(set(per_group_a) & set(per_group_b), key=str)
+
+    def parts(per_group: dict) -> tuple[np.ndarray, np.ndarray]:
+        values = [per_group[g] for g in shared]
+        pooled = [v if isinstance(v, (list, tuple)) else (v, 1.0) for v in values]
+        return np.array([v[0] for v in pooled], dtype=np.float64), np.array([v[1] for v in pooled], dtype=np.float64)
+
+    (sum_a, count_a), (sum_b, count_b) = parts(per_group_a), parts(per_group_b)
+    if not np.array_equal(count_a, count_b):
+        raise ValueError("paired_difference: the two systems were scored on different units within a group")
+
+    def difference(idx: np.ndarray) -> float:
+        return float((sum_a[idx].sum() - sum_b[idx].sum()) / max(count_a[idx].sum(), 1e-12))
+
+    every = np.arange(len(shared))
+    return {
+        "difference": difference(every) if len(shared) else float("nan"),
+        "interval": bootstrap_interval(difference, len(shared), **kwargs),
+        "n_groups": len(shared),
+    }

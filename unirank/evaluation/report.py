@@ -59,6 +59,7 @@ def evaluate_retrieval(
         per_query = entry.pop("per_query")
         entry["n_queries"] = len(run) - entry["queries_without_relevant"]
         entry["intervals"] = {m: mean_interval(np.array(list(v.values()))) for m, v in per_query.items()}
+        entry["per_group"] = per_query  # {metric: {query: value}}: paired comparisons between systems
         if name in predictors:
             prob = 1 / (1 + np.exp(-scores))
             label = relevant.astype(float)
@@ -95,6 +96,10 @@ def evaluate_preferences(predictors: dict, tables: Tables) -> dict:
         entry["pairwise_calibration"] = calibration_metrics(*both_orders(prob, p))
         correct = (chosen > rejected).astype(float)
         entry["n_prompts"] = int(np.unique(prompts[decided]).size)
+        ids, owner = np.unique(prompts[decided], return_inverse=True)
+        sums, counts = np.bincount(owner, correct, len(ids)), np.bincount(owner, minlength=len(ids))
+        # {prompt: [correct, pairs]}: what a paired comparison between systems resamples
+        entry["per_group"] = {"accuracy": {str(g): [float(s), int(c)] for g, s, c in zip(ids, sums, counts)}}
         entry["intervals"] = {
             "accuracy": grouped_interval(lambda rows: float(correct[rows].mean()), prompts[decided])[0],
             "pairwise_ece": grouped_interval(lambda rows: ece_fast(*both_orders(prob[rows], p[rows])), prompts)[0],
