@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -79,6 +80,9 @@ def write_results(stem: str, quick: bool, report: dict) -> Path:
     """results/<stem>.json, or <stem>-quick.json for a --quick run."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / (f"{stem}-quick.json" if quick else f"{stem}.json")
+    script = Path(sys.argv[0]).resolve()
+    shown = script.relative_to(ROOT) if script.is_relative_to(ROOT) else script
+    report.setdefault("command", shlex.join(["python", str(shown), *sys.argv[1:]]))
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {out}")
     return out

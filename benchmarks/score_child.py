@@ -19,7 +19,7 @@ import sys
 from unirank.adapters import ChatAdapter, RetrievalAdapter
 from unirank.data.sources import Preferences
 from unirank.data.tables import read_tables
-from unirank.evaluation.report import evaluate_preferences, evaluate_retrieval, write_report
+from unirank.evaluation.report import evaluate_preferences, evaluate_retrieval, list_qrels, write_report
 from unirank.module import UnirankModule
 from unirank.scoring import Predictor, load_scorer
 
@@ -56,10 +56,7 @@ def main() -> None:
     predictor.module.to(args.device)
     if args.retrieval:
         tables = read_tables(args.retrieval)
-        qrels: dict = {}
-        for g, i, label in tables.items.select("group_id", "item_id", "label").iter_rows():
-            qrels.setdefault(g, {})[i] = int((label or 0) > 0)
-        report = evaluate_retrieval({args.name: predictor}, tables, qrels)
+        report = evaluate_retrieval({args.name: predictor}, tables, list_qrels(tables, args.retrieval))
     else:
         data = Preferences(args.preferences, args.format, args.validation_fraction, args.test_fraction)
         report = evaluate_preferences({args.name: predictor}, data.load().split("test"))

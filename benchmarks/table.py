@@ -102,6 +102,15 @@ def reranker_rows(data: dict) -> list[list[str]]:
     ]
 
 
+def paired_text(result: dict, other: str, full: dict, row: dict) -> str:
+    """full − other with its paired interval (the results hold other − full), or the plain difference."""
+    paired = result.get("versus_full", {}).get(other)
+    if paired is None:
+        return f"{full['accuracy'] - row['accuracy']:+.3f}"
+    low, high = paired["interval"]
+    return f"{-paired['difference']:+.3f} [{-high:+.3f}, {-low:+.3f}] paired"
+
+
 def reward_rows(data: dict) -> list[list[str]]:
     rows = []
     for name, result in data["datasets"].items():
@@ -112,7 +121,7 @@ def reward_rows(data: dict) -> list[list[str]]:
                 f"{name} test pairwise accuracy / pairwise ECE ({trl['n']} pairs, {trl['n_prompts']} prompts)",
                 f"full {full['accuracy']:.3f} {interval(full, 'accuracy')} / {full['pairwise_ece']:.3f}",
                 f"TRL RewardTrainer {trl['accuracy']:.3f} {interval(trl, 'accuracy')} / {trl['pairwise_ece']:.3f}",
-                f"full − TRL: accuracy {full['accuracy'] - trl['accuracy']:+.3f}, "
+                f"full − TRL: accuracy {paired_text(result, 'TRL RewardTrainer', full, trl)}, "
                 f"ECE {full['pairwise_ece'] - trl['pairwise_ece']:+.3f}",
                 f"`{data.get('command', 'python benchmarks/reward.py')}`",
             ]

@@ -51,7 +51,7 @@ def _calibrate(args: argparse.Namespace) -> None:
 def _mine(args: argparse.Namespace) -> None:
     from unirank.atomic import OutputError, check_output_folder
     from unirank.data.tables import TableError
-    from unirank.mining.pipeline import mine_beir, write_mined
+    from unirank.mining.pipeline import mine_beir, split_qrels, write_mined
 
     try:
         config = _mining_config(args)
@@ -60,7 +60,7 @@ def _mine(args: argparse.Namespace) -> None:
     try:
         check_output_folder(args.out, "mining.json", "mined folder", overwrite=True)
         tables, summary = mine_beir(args.beir, args.split, config)
-        write_mined(tables, summary, args.out)
+        write_mined(tables, summary, args.out, qrels=split_qrels(args.beir, args.split))
     except (TableError, OutputError) as error:
         raise SystemExit(f"unirank mine: {error}") from None
     print(json.dumps(summary, indent=2))
@@ -129,7 +129,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     from unirank.data.sources import Preferences, StepSolutions, TablesDir
     from unirank.data.tables import TableError
     from unirank.evaluation.process import evaluate_process
-    from unirank.evaluation.report import evaluate_preferences, evaluate_retrieval, write_report
+    from unirank.evaluation.report import evaluate_preferences, evaluate_retrieval, list_qrels, write_report
     from unirank.scoring import load_scorer
 
     bf16 = args.precision == "bf16"
@@ -172,9 +172,7 @@ def _evaluate(args: argparse.Namespace) -> None:
             if domain == "process":
                 report = evaluate_process(predictors, tables)
             elif domain == "retrieval":
-                qrels: dict = {}
-                for g, i, label in tables.items.select("group_id", "item_id", "label").iter_rows():
-                    qrels.setdefault(g, {})[i] = int((label or 0) > 0)
+                qrels = list_qrels(tables, args.tables)
                 report = evaluate_retrieval(predictors, tables, qrels, thresholds=tuple(args.thresholds))
             else:
                 report = evaluate_preferences(predictors, tables)

@@ -84,6 +84,7 @@ def test_mine_command_writes_tables_and_summary(repo, tmp_path):
         "items.parquet",
         "comparisons.parquet",
         "mining.json",
+        "qrels.tsv",
     }
 
 

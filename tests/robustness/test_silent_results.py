@@ -158,3 +158,25 @@ def test_evaluate_reports_the_thresholds_a_user_names():
 
     report["systems"]["m"].pop("_curve")
     assert "σ > 0.90:      1 predicted, precision 1.000" in summarise(report)
+
+
+def test_a_relevant_document_the_first_stage_missed_still_counts(tmp_path):
+    from unirank.data.readers import write_qrels
+    from unirank.evaluation.report import list_qrels
+
+    class Ranked:
+        def score_texts(self, contexts, candidates):
+            return np.linspace(1, 0, len(candidates))
+
+    t = validate(tables(label=1.0), "t")
+    t.write(tmp_path)
+    with pytest.warns(UserWarning, match="no qrels.tsv"):
+        from_labels = list_qrels(t, tmp_path)
+    # g2's only relevant document was never retrieved: BEIR's protocol scores g2 0, not "undefined"
+    write_qrels({"g1": {"a": 1, "missed": 1}, "g2": {"gone": 1}, "elsewhere": {"x": 1}}, tmp_path / "qrels.tsv")
+    full = list_qrels(t, tmp_path)
+    assert set(full) == {"g1", "g2"}
+    listed = evaluate_retrieval({"m": Ranked()}, t, from_labels)["systems"]["m"]
+    judged = evaluate_retrieval({"m": Ranked()}, t, full)["systems"]["m"]
+    assert judged["n_queries"] == 2 and judged["ndcg@10"] < listed["ndcg@10"]
+    assert judged["recall@2"] == pytest.approx(0.25)  # g1: 1 of 2, g2: 0 of 1

@@ -317,8 +317,15 @@ def read_beir(directory: str | Path, split: str) -> BeirData:
     qrels_path = directory / "qrels" / f"{split}.tsv"
     if not qrels_path.exists():
         raise TableError(f"{qrels_path}: file not found (no qrels for split {split!r})")
+    qrels = read_qrels(qrels_path, known_queries=queries, known_docs=corpus)
+    return BeirData(corpus=corpus, queries=queries, qrels=qrels)
+
+
+def read_qrels(path: str | Path, known_queries=None, known_docs=None) -> dict[str, dict[str, int]]:
+    """A BEIR qrels file (query-id, corpus-id, grade; tab-separated, optional header) → {qid: {doc: grade}}.
+    known_queries / known_docs: ids outside them are an error naming the line."""
     qrels: dict[str, dict[str, int]] = {}
-    with open(qrels_path, encoding="utf-8") as handle:
+    with open(path, encoding="utf-8") as handle:
         for line_no, line in enumerate(handle, start=1):
             fields = line.rstrip("\n").split("\t")
             if line_no == 1 and fields[:2] == ["query-id", "corpus-id"]:
@@ -326,17 +333,23 @@ def read_beir(directory: str | Path, split: str) -> BeirData:
             if not line.strip():
                 continue
             if len(fields) != 3:
-                raise TableError(f"{qrels_path}, line {line_no}: expected 3 tab-separated fields, got {len(fields)}")
+                raise TableError(f"{path}, line {line_no}: expected 3 tab-separated fields, got {len(fields)}")
             qid, doc_id, grade = fields
-            if qid not in queries:
-                raise TableError(f"{qrels_path}, line {line_no}: unknown query id {qid!r}")
-            if doc_id not in corpus:
-                raise TableError(f"{qrels_path}, line {line_no}: unknown corpus id {doc_id!r}")
+            if known_queries is not None and qid not in known_queries:
+                raise TableError(f"{path}, line {line_no}: unknown query id {qid!r}")
+            if known_docs is not None and doc_id not in known_docs:
+                raise TableError(f"{path}, line {line_no}: unknown corpus id {doc_id!r}")
             try:
                 qrels.setdefault(qid, {})[doc_id] = int(grade)
             except ValueError:
-                raise TableError(f"{qrels_path}, line {line_no}: grade {grade!r} is not an integer") from None
-    return BeirData(corpus=corpus, queries=queries, qrels=qrels)
+                raise TableError(f"{path}, line {line_no}: grade {grade!r} is not an integer") from None
+    return qrels
+
+
+def write_qrels(qrels: dict[str, dict[str, int]], path: str | Path) -> None:
+    """qrels in BEIR's tab-separated format, with its header (the caller makes the write atomic)."""
+    rows = ["query-id\tcorpus-id\tscore"] + [f"{q}\t{d}\t{g}" for q, docs in qrels.items() for d, g in docs.items()]
+    Path(path).write_text("\n".join(rows) + "\n", encoding="utf-8")
 
 
 def _read_id_text(path: Path, with_title: bool) -> dict[str, str]:

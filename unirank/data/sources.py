@@ -121,14 +121,14 @@ class MinedBeir(DataSource):
         )
 
     def load(self) -> Tables:
-        from unirank.mining.pipeline import mine_beir, write_mined
+        from unirank.mining.pipeline import mine_beir, split_qrels, write_mined
 
         settings = json.dumps([_content_key(Path(self.beir_dir)), self.split, vars(self.config)], sort_keys=True)
         folder = Path(self.config.cache_dir) / "mined" / hashlib.sha1(settings.encode()).hexdigest()[:16]
         if (folder / "mining.json").exists():
             return read_tables(folder)
         tables, summary = mine_beir(self.beir_dir, self.split, self.config)
-        write_mined(tables, summary, folder)
+        write_mined(tables, summary, folder, qrels=split_qrels(self.beir_dir, self.split))
         print(
             f"mined {self.beir_dir} ({self.split}): recall@{self.config.k} = {summary[f'recall@{self.config.k}']:.3f}"
             f", {summary['items']} candidates, {summary['comparisons']} comparisons → {folder}"

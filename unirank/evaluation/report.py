@@ -4,12 +4,14 @@ diagram (reliability.png) and per-category tables; print a compact summary."""
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
 from unirank.atomic import atomic_path
+from unirank.data.readers import read_qrels
 from unirank.data.tables import Tables
 from unirank.evaluation.bootstrap import ece_fast, grouped_interval, mean_interval
 from unirank.evaluation.calibration import (
@@ -26,6 +28,27 @@ from unirank.evaluation.thresholds import threshold_report
 def score_items(predictor, tables: Tables) -> np.ndarray:
     """The model's logit for every row of tables.items, each (context, item) scored once."""
     return predictor.score_texts(tables.item_contexts(), tables.items["text"].to_list())
+
+
+def list_qrels(tables: Tables, folder: str | Path) -> dict[str, dict[str, int]]:
+    """The judgments to score reranked lists against: folder/qrels.tsv (a mined folder keeps its
+    split's qrels), so a relevant document the first stage missed still counts (NDCG's ideal order
+    and recall include it, a query whose relevant documents were all missed scores 0: BEIR's
+    reranking protocol). Without it, the items' labels, with a warning: the metrics then cover
+    only what the lists hold."""
+    path = Path(folder) / "qrels.tsv"
+    groups = set(tables.groups["group_id"].to_list())
+    if path.exists():
+        return {q: docs for q, docs in read_qrels(path).items() if q in groups}
+    warnings.warn(
+        f"{folder}: no qrels.tsv, so relevance is read from the items' labels: relevant documents missing "
+        "from the candidate lists are not counted (NDCG and recall read higher than BEIR's protocol)",
+        stacklevel=2,
+    )
+    qrels: dict = {}
+    for g, i, label in tables.items.select("group_id", "item_id", "label").iter_rows():
+        qrels.setdefault(g, {})[i] = int((label or 0) > 0)
+    return qrels
 
 
 def evaluate_retrieval(

@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 
 from unirank.atomic import atomic_path, check_output_folder
-from unirank.data.readers import assign_split, read_beir
+from unirank.data.readers import assign_split, read_beir, read_qrels, write_qrels
 from unirank.data.tables import Tables, tables_from_rows
 from unirank.mining.encode import Encoder
 from unirank.mining.filters import select_negatives
@@ -187,12 +187,22 @@ def _candidates(config, whole_list, relevant, hit_ids, hit_scores, query_vector,
     return positives + negatives
 
 
-def write_mined(tables: Tables, summary: dict, out_dir: str | Path) -> None:
-    """groups/items/comparisons.parquet and mining.json into out_dir as one output: written into a
-    temporary folder that replaces out_dir in one rename, so a killed run leaves the old set whole
-    (or none), never new tables beside old ones. A non-empty out_dir that is not a mined folder
-    (no mining.json) is refused, never replaced."""
+def split_qrels(directory: str | Path, split: str) -> dict[str, dict[str, int]]:
+    """The BEIR folder's qrels of one split (mine_beir has checked their ids against the corpus)."""
+    return read_qrels(Path(directory) / "qrels" / f"{split}.tsv")
+
+
+def write_mined(tables: Tables, summary: dict, out_dir: str | Path, qrels: dict | None = None) -> None:
+    """groups/items/comparisons.parquet, mining.json and (given) qrels.tsv, the judgments of the
+    mined queries, into out_dir as one output: written into a temporary folder that replaces
+    out_dir in one rename, so a killed run leaves the old set whole (or none), never new tables
+    beside old ones. A non-empty out_dir that is not a mined folder (no mining.json) is refused.
+    qrels.tsv lets evaluation count the relevant documents the first stage missed (see
+    unirank.evaluation.report.list_qrels)."""
     check_output_folder(out_dir, "mining.json", "mined folder", overwrite=True)
     with atomic_path(out_dir, directory=True) as tmp:
         tables.write(tmp)
         (tmp / "mining.json").write_text(json.dumps(summary, indent=2) + "\n")
+        if qrels is not None:
+            mined = set(tables.groups["group_id"].to_list())
+            write_qrels({q: docs for q, docs in qrels.items() if q in mined}, tmp / "qrels.tsv")

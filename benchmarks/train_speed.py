@@ -1,0 +1,145 @@
+"""Training speed on pair-only preferences (HH-RLHF harmless: one pair per prompt, k = 1), one tool
+per fresh process: unirank's own training loop (Trainer, data module, module) or TRL's
+RewardTrainer, on identical token sequences (unirank's chat adapter, 256 tokens), 16 pairs (32
+sequences) per optimiser step, bf16 autocast, AdamW, lr 5e-5.
+
+    python -m benchmarks.train_speed --tool unirank|trl [--steps 12] [--warmup 3] [--data FILE]
+
+The step time is the interval between successive optimiser steps' ends (data loading, tokenising,
+forward, backward and optimiser all inside), median over the steps after the warm-up; unirank also
+reports where its step time goes (data: fetch + tokenise + collate; forward + loss; backward;
+optimiser + the rest). TRL is handed the token ids pre-made, so its data time is collation only;
+unirank tokenises in its loop, as it does in training. Prints one JSON object last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+from benchmarks.common import ROOT, peak_rss_mb
+
+HH = ROOT.parent / "shared" / "data" / "hh-rlhf-harmless" / "test.jsonl.gz"
+PAIRS, MAX_LENGTH, LR = 16, 256, 5e-5
+
+
+def unirank_steps(data: str, steps: int) -> tuple[list[float], list[dict]]:
+    import lightning as L
+
+    from unirank.adapters import ChatAdapter
+    from unirank.data.datamodule import UnirankDataModule
+    from unirank.data.sources import Preferences
+    from unirank.module import Calibration, Schedule, UnirankModule
+
+    class Phases(L.Callback):
+        def __init__(self):
+            self.ends, self.rows, self.marks = [], [], {}
+
+        def on_train_batch_start(self, trainer, module, batch, index):
+            self.marks = {"start": time.perf_counter()}
+
+        def on_before_backward(self, trainer, module, loss):
+            self.marks["backward"] = time.perf_counter()
+
+        def on_after_backward(self, trainer, module):
+            self.marks["optimizer"] = time.perf_counter()
+
+        def on_train_batch_end(self, trainer, module, outputs, batch, index):
+            now, m = time.perf_counter(), self.marks
+            previous = self.ends[-1] if self.ends else None
+            self.rows.append({
+                "data": m["start"] - previous if previous is not None else None,
+                "forward + loss": m["backward"] - m["start"],
+                "backward": m["optimizer"] - m["backward"],
+                "optimizer + rest": now - m["optimizer"],
+            })  # fmt: skip
+            self.ends.append(now)
+            if len(self.ends) > steps:
+                trainer.should_stop = True
+
+    module = UnirankModule(
+        model="minilm",
+        adapter=ChatAdapter(max_length=MAX_LENGTH),
+        schedule=Schedule(pairwise_epochs=1, pointwise_epochs=0),
+        calibration=Calibration(final="none"),
+        lr=LR,
+    )
+    data = UnirankDataModule(Preferences(data, "hh-rlhf", 0.1, 0.3), batch_groups=PAIRS)
+    phases = Phases()
+    trainer = L.Trainer(
+        accelerator="cpu", precision="bf16-mixed", max_epochs=1, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0,
+        callbacks=[phases],
+    )  # fmt: skip
+    trainer.fit(module, data)
+    return phases.ends, phases.rows
+
+
+def trl_steps(data: str, steps: int) -> list[float]:
+    from datasets import Dataset
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainerCallback
+    from trl import RewardConfig, RewardTrainer
+
+    from unirank.adapters import ChatAdapter
+    from unirank.data.sources import Preferences
+    from unirank.models import resolve_model_path
+
+    tables = Preferences(data, "hh-rlhf", 0.1, 0.3).load().split("train")
+    path = resolve_model_path("minilm")
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    encoded = ChatAdapter(max_length=MAX_LENGTH).encode(tokenizer, tables.item_contexts(), tables.items["text"].to_list())
+    rows: dict[str, list] = {"chosen_ids": [], "rejected_ids": []}
+    for a, b, p in tables.indexed_comparisons().select("_a", "_b", "p").iter_rows():
+        chosen, rejected = (a, b) if p > 0.5 else (b, a)
+        rows["chosen_ids"].append(encoded[chosen].input_ids)
+        rows["rejected_ids"].append(encoded[rejected].input_ids)
+
+    class Ends(TrainerCallback):
+        def __init__(self):
+            self.ends = []
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.ends.append(time.perf_counter())
+            if len(self.ends) > steps:
+                control.should_training_stop = True
+
+    ends = Ends()
+    config = RewardConfig(
+        output_dir=str(ROOT / "runs" / "train-speed-trl"), num_train_epochs=1, per_device_train_batch_size=PAIRS,
+        learning_rate=LR, bf16=True, use_cpu=True, save_strategy="no", logging_steps=1000, seed=0, report_to=[],
+        max_length=None,
+    )  # fmt: skip
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
+    trainer = RewardTrainer(
+        model=model, args=config, train_dataset=Dataset.from_dict(rows), processing_class=tokenizer, callbacks=[ends]
+    )
+    trainer.train()
+    return ends.ends
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tool", choices=["unirank", "trl"], required=True)
+    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--data", default=str(HH))
+    args = parser.parse_args()
+    phases = None
+    if args.tool == "unirank":
+        ends, rows = unirank_steps(args.data, args.steps + args.warmup)
+        kept = rows[args.warmup + 1 :]
+        phases = {name: statistics.median(r[name] for r in kept) for name in kept[0]}
+    else:
+        ends = trl_steps(args.data, args.steps + args.warmup)
+    intervals = [b - a for a, b in zip(ends, ends[1:])][args.warmup :]
+    step = statistics.median(intervals)
+    result = {"tool": args.tool, "sequences_per_step": 2 * PAIRS, "steps_timed": len(intervals),
+              "median_step_s": step, "sequences_per_s": 2 * PAIRS / step, "phases_s": phases,
+              "peak_rss_mb": peak_rss_mb()}  # fmt: skip
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
