@@ -36,6 +36,14 @@ def run_child(code: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def run_module(module: str, *args: str) -> dict:
+    """Run `python -m module args` in a fresh process from the repository root (offline, warnings
+    off; its stderr shown) and parse the JSON object it prints last on stdout."""
+    command = [sys.executable, "-m", module, *args]
+    out = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True, env=_child_env(), cwd=ROOT)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def run_timed(command: list[str]) -> float:
     """Run a command offline from the repository root (its output shown); return its wall time (s)."""
     start = time.perf_counter()

@@ -1,27 +1,33 @@
-"""Training throughput: unirank's group batches against pair-wise encoding, same model and data.
+"""Throughput, side by side in one run, each contender in a fresh process, interleaved twice (the
+machine is noisy; the better of the two runs is reported):
 
-Both train all-MiniLM-L6-v2 (bf16 autocast, AdamW) on SciFact (query, document) inputs truncated
-to 128 tokens, 16 sequences per optimiser step:
-- group batching (unirank): one query's 16 candidates, each encoded once; the comparisons among
-  them are the union of k/2 random Hamiltonian cycles (k = 8 → 64 comparisons per step);
-- pair-wise encoding (as TRL's RewardTrainer and sentence-transformers do it): 8 comparisons per
-  step, each encoding its two sides (16 sequences).
-Reported: comparisons per second (median over steps after a warm-up) and peak RSS, each method in
-a fresh process.
+1. pair-only preferences (k = 1, HH-RLHF harmless, 256 tokens, 32 sequences per step, bf16 and
+   fp32, dropout off): unirank's training loop against TRL's RewardTrainer on identical token sequences
+   (benchmarks/train_speed.py), sequences/s and where unirank's step time goes;
+2. shared comparisons (k = 8, SciFact, 128 tokens, 16 sequences per step): unirank's group batching
+   (each candidate encoded once, k/2 random Hamiltonian cycles → 64 comparisons per step) against
+   pair-wise encoding as TRL's RewardTrainer and sentence-transformers do it (8 comparisons per step,
+   each encoding its two sides), comparisons/s;
+3. scoring (1,500 SciFact (query, document) pairs, 128 tokens, the same exported model, bf16 and
+   fp32): `unirank score`'s path against `CrossEncoder.predict` (benchmarks/scoring_speed.py),
+   sequences/s and the largest difference between the two tools' scores.
+Peak memory: each process's VmHWM.
 
-    python benchmarks/throughput.py [--quick] [--scifact ../shared/data/scifact]
-Writes benchmarks/results/throughput.json (or throughput-quick.json).
+    python benchmarks/throughput.py [--quick] [--only pair-only group scoring] [--scifact DIR]
+Writes benchmarks/results/throughput.json (or throughput-quick.json); --only keeps the other
+sections of an earlier run.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import ROOT, run_child, write_results  # noqa: E402
+from benchmarks.common import RESULTS, ROOT, run_child, run_module, write_results  # noqa: E402
 
 CHILD = """
 import json, statistics, sys, time
@@ -81,32 +87,94 @@ def run(method: str, scifact: str, steps: int) -> dict:
     return run_child(CHILD.format(root=str(ROOT), scifact=scifact, method=method, steps=steps))
 
 
+def group_versus_pairwise(scifact: str, steps: int) -> dict:
+    rows: dict[str, list] = {}
+    for method in ("pairwise", "group", "pairwise", "group"):
+        row = run(method, scifact, steps)
+        rows.setdefault(method, []).append(row)
+        print(f"  k=8 {method:9s} {row['comparisons_per_s']:7.2f} comparisons/s  peak RSS {row['peak_rss_mb']:.0f} MB")
+    best = {m: max(r["comparisons_per_s"] for r in runs) for m, runs in rows.items()}
+    return {"runs": rows, "best_comparisons_per_s": best, "ratio": best["group"] / best["pairwise"]}
+
+
+def pair_only(steps: int, warmup: int) -> dict:
+    result = {}
+    for precision in ("bf16", "fp32"):
+        rows: dict[str, list] = {}
+        for tool in ("trl", "unirank", "trl", "unirank"):
+            args = ["--tool", tool, "--precision", precision, "--steps", str(steps), "--warmup", str(warmup)]
+            row = run_module("benchmarks.train_speed", *args)
+            rows.setdefault(tool, []).append(row)
+            print(f"  k=1 {precision} {tool:8s} {row['sequences_per_s']:6.2f} sequences/s")
+        best = {tool: max(runs, key=lambda r: r["sequences_per_s"]) for tool, runs in rows.items()}
+        result[precision] = {
+            "runs": rows,
+            "best_sequences_per_s": {tool: r["sequences_per_s"] for tool, r in best.items()},
+            "ratio": best["unirank"]["sequences_per_s"] / best["trl"]["sequences_per_s"],
+            "unirank_phases_s": best["unirank"]["phases_s"],
+            "peak_rss_mb": {tool: r["peak_rss_mb"] for tool, r in best.items()},
+        }
+    return result
+
+
+def scoring(model: Path, n_pairs: int, scifact: str) -> dict:
+    result = {}
+    for precision in ("bf16", "fp32"):
+        rows: dict[str, list] = {}
+        for tool in ("crossencoder", "unirank", "crossencoder", "unirank"):
+            args = ["--tool", tool, "--model", str(model), "--precision", precision, "--pairs", str(n_pairs)]
+            row = run_module("benchmarks.scoring_speed", *args, "--scifact", scifact)
+            rows.setdefault(tool, []).append(row)
+            print(f"  score {precision} {tool:12s} {row['sequences_per_s']:6.2f} sequences/s")
+        gap = max(abs(a - b) for a, b in zip(rows["unirank"][0]["scores"], rows["crossencoder"][0]["scores"]))
+        for runs in rows.values():
+            for row in runs:
+                row.pop("scores")
+        best = {tool: max(r["sequences_per_s"] for r in runs) for tool, runs in rows.items()}
+        result[precision] = {
+            "runs": rows,
+            "best_sequences_per_s": best,
+            "ratio": best["unirank"] / best["crossencoder"],
+            "max_abs_score_difference": gap,
+            "peak_rss_mb": {tool: max(r["peak_rss_mb"] for r in runs) for tool, runs in rows.items()},
+        }
+    return result
+
+
+def scoring_model() -> Path:
+    """An export of all-MiniLM-L6-v2 with a new head: speed does not depend on the training."""
+    from unirank.adapters import RetrievalAdapter
+    from unirank.export import export_model
+    from unirank.module import UnirankModule
+
+    folder = ROOT / "runs" / "throughput-model"
+    if not (folder / "unirank.json").exists():
+        export_model(UnirankModule(model="minilm", adapter=RetrievalAdapter(max_length=128)), folder, overwrite=True)
+    return folder
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", nargs="*", choices=["pair-only", "group", "scoring"])
     parser.add_argument("--scifact", default=str(ROOT.parent / "shared" / "data" / "scifact"))
     args = parser.parse_args()
-    steps = 3 if args.quick else 12
-    rows = {}
-    for method in ("pairwise", "group", "pairwise", "group"):  # interleaved, twice: the machine is noisy
-        row = run(method, args.scifact, steps)
-        rows.setdefault(method, []).append(row)
-        print(
-            f"  {method:9s} {row['comparisons_per_s']:7.2f} comparisons/s  ({row['median_step_s']:.2f} s/step,"
-            f" {row['comparisons_per_step']} comparisons/step)  peak RSS {row['peak_rss_mb']:.0f} MB",
-            flush=True,
-        )
-    best = {m: max(r["comparisons_per_s"] for r in runs) for m, runs in rows.items()}
-    ratio = best["group"] / best["pairwise"]
-    print(f"group batching / pair-wise encoding: {ratio:.1f}x comparisons per second")
-    report = {
-        "benchmark": "throughput",
-        "quick": args.quick,
-        "machine": {"platform": platform.platform(), "cpus": 2},
-        "runs": rows,
-        "best_comparisons_per_s": best,
-        "ratio": ratio,
-    }
+    parts = args.only or ["pair-only", "group", "scoring"]
+    out = RESULTS / ("throughput-quick.json" if args.quick else "throughput.json")
+    report = json.loads(out.read_text()) if args.only and out.exists() else {}
+    report.update({"benchmark": "throughput", "quick": args.quick, "machine": f"{platform.platform()}, 2 CPU cores"})
+    if "pair-only" in parts:
+        report["pair_only"] = pair_only(*((2, 1) if args.quick else (10, 3)))
+        for precision, row in report["pair_only"].items():
+            print(f"pair-only {precision}: unirank / TRL {row['ratio']:.2f}x sequences per second")
+    if "group" in parts:
+        report["group_k8"] = group_versus_pairwise(args.scifact, 3 if args.quick else 12)
+        print(f"k = 8: group batching / pair-wise encoding {report['group_k8']['ratio']:.1f}x comparisons per second")
+    if "scoring" in parts:
+        report["scoring"] = scoring(scoring_model(), 200 if args.quick else 1500, args.scifact)
+        for precision, row in report["scoring"].items():
+            print(f"scoring {precision}: unirank / CrossEncoder.predict {row['ratio']:.2f}x sequences per second")
+    report.pop("command", None)
     write_results("throughput", args.quick, report)
 
 

@@ -1,9 +1,10 @@
 """Training speed on pair-only preferences (HH-RLHF harmless: one pair per prompt, k = 1), one tool
 per fresh process: unirank's own training loop (Trainer, data module, module) or TRL's
 RewardTrainer, on identical token sequences (unirank's chat adapter, 256 tokens), 16 pairs (32
-sequences) per optimiser step, bf16 autocast, AdamW, lr 5e-5.
+sequences) per optimiser step, bf16 autocast (or fp32), AdamW, lr 5e-5, dropout off (TRL's default;
+`--dropout 0.1` gives unirank BERT's own).
 
-    python -m benchmarks.train_speed --tool unirank|trl [--steps 12] [--warmup 3] [--data FILE]
+    python -m benchmarks.train_speed --tool unirank|trl [--precision bf16|fp32] [--steps 12] [--warmup 3]
 
 The step time is the interval between successive optimiser steps' ends (data loading, tokenising,
 forward, backward and optimiser all inside), median over the steps after the warm-up; unirank also
@@ -25,7 +26,7 @@ HH = ROOT.parent / "shared" / "data" / "hh-rlhf-harmless" / "test.jsonl.gz"
 PAIRS, MAX_LENGTH, LR = 16, 256, 5e-5
 
 
-def unirank_steps(data: str, steps: int) -> tuple[list[float], list[dict]]:
+def unirank_steps(data: str, steps: int, dropout: float | None, bf16: bool) -> tuple[list[float], list[dict]]:
     import lightning as L
 
     from unirank.adapters import ChatAdapter
@@ -65,19 +66,20 @@ def unirank_steps(data: str, steps: int) -> tuple[list[float], list[dict]]:
         schedule=Schedule(pairwise_epochs=1, pointwise_epochs=0),
         calibration=Calibration(final="none"),
         lr=LR,
+        dropout=dropout,
     )
     data = UnirankDataModule(Preferences(data, "hh-rlhf", 0.1, 0.3), batch_groups=PAIRS)
     phases = Phases()
     trainer = L.Trainer(
-        accelerator="cpu", precision="bf16-mixed", max_epochs=1, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0,
-        callbacks=[phases],
+        accelerator="cpu", precision="bf16-mixed" if bf16 else "32-true", max_epochs=1, logger=False,
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+        num_sanity_val_steps=0, callbacks=[phases],
     )  # fmt: skip
     trainer.fit(module, data)
     return phases.ends, phases.rows
 
 
-def trl_steps(data: str, steps: int) -> list[float]:
+def trl_steps(data: str, steps: int, bf16: bool) -> list[float]:
     from datasets import Dataset
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainerCallback
     from trl import RewardConfig, RewardTrainer
@@ -89,7 +91,9 @@ def trl_steps(data: str, steps: int) -> list[float]:
     tables = Preferences(data, "hh-rlhf", 0.1, 0.3).load().split("train")
     path = resolve_model_path("minilm")
     tokenizer = AutoTokenizer.from_pretrained(path)
-    encoded = ChatAdapter(max_length=MAX_LENGTH).encode(tokenizer, tables.item_contexts(), tables.items["text"].to_list())
+    encoded = ChatAdapter(max_length=MAX_LENGTH).encode(
+        tokenizer, tables.item_contexts(), tables.items["text"].to_list()
+    )
     rows: dict[str, list] = {"chosen_ids": [], "rejected_ids": []}
     for a, b, p in tables.indexed_comparisons().select("_a", "_b", "p").iter_rows():
         chosen, rejected = (a, b) if p > 0.5 else (b, a)
@@ -108,7 +112,7 @@ def trl_steps(data: str, steps: int) -> list[float]:
     ends = Ends()
     config = RewardConfig(
         output_dir=str(ROOT / "runs" / "train-speed-trl"), num_train_epochs=1, per_device_train_batch_size=PAIRS,
-        learning_rate=LR, bf16=True, use_cpu=True, save_strategy="no", logging_steps=1000, seed=0, report_to=[],
+        learning_rate=LR, bf16=bf16, use_cpu=True, save_strategy="no", logging_steps=1000, seed=0, report_to=[],
         max_length=None,
     )  # fmt: skip
     model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
@@ -125,19 +129,29 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--data", default=str(HH))
+    parser.add_argument("--dropout", type=float, default=0.0, help="unirank's dropout (TRL's default: none)")
+    parser.add_argument("--precision", choices=["bf16", "fp32"], default="bf16")
     args = parser.parse_args()
     phases = None
     if args.tool == "unirank":
-        ends, rows = unirank_steps(args.data, args.steps + args.warmup)
+        ends, rows = unirank_steps(args.data, args.steps + args.warmup, args.dropout, args.precision == "bf16")
         kept = rows[args.warmup + 1 :]
         phases = {name: statistics.median(r[name] for r in kept) for name in kept[0]}
     else:
-        ends = trl_steps(args.data, args.steps + args.warmup)
+        ends = trl_steps(args.data, args.steps + args.warmup, args.precision == "bf16")
     intervals = [b - a for a, b in zip(ends, ends[1:])][args.warmup :]
     step = statistics.median(intervals)
-    result = {"tool": args.tool, "sequences_per_step": 2 * PAIRS, "steps_timed": len(intervals),
-              "median_step_s": step, "sequences_per_s": 2 * PAIRS / step, "phases_s": phases,
-              "peak_rss_mb": peak_rss_mb()}  # fmt: skip
+    result = {
+        "tool": args.tool,
+        "dropout": args.dropout if args.tool == "unirank" else 0.0,
+        "precision": args.precision,
+        "sequences_per_step": 2 * PAIRS,
+        "steps_timed": len(intervals),
+        "median_step_s": step,
+        "sequences_per_s": 2 * PAIRS / step,
+        "phases_s": phases,
+        "peak_rss_mb": peak_rss_mb(),
+    }
     print(json.dumps(result))
 
 

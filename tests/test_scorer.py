@@ -47,3 +47,23 @@ def test_retrieval_truncates_the_document():
     [encoded] = RetrievalAdapter(max_length=16).encode(tokenizer, ["a short query"], ["word " * 100])
     assert len(encoded.input_ids) == 16
     assert tokenizer.decode(encoded.input_ids).startswith("[CLS] a short query [SEP] word")
+
+
+def test_dropout_zero_makes_training_mode_deterministic_and_is_part_of_the_config():
+    import torch
+
+    from unirank.adapters import ChatAdapter
+    from unirank.module import UnirankModule
+
+    module = UnirankModule(model="tiny", adapter=ChatAdapter(max_length=32), dropout=0.0)
+    assert module.scorer.training
+    encoded = module.adapter.encode(module.tokenizer, ["a prompt"] * 3, ["one", "two", "three"])
+    from unirank.adapters.base import pad_chunks
+
+    chunks, order = pad_chunks(encoded, module.tokenizer.pad_token_id, 8)
+    first, second = (module.score_batch({"chunks": chunks, "order": order}) for _ in range(2))
+    assert torch.equal(first, second)  # no dropout mask in training mode
+    assert module.config()["dropout"] == 0.0
+    with_dropout = UnirankModule(model="tiny", adapter=ChatAdapter(max_length=32), dropout=0.5)
+    a, b = (with_dropout.score_batch({"chunks": chunks, "order": order}) for _ in range(2))
+    assert not torch.equal(a, b)

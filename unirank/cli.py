@@ -403,6 +403,14 @@ def _lightning(argv: list[str] | None) -> None:
                 print(f"unirank: {ckpt_path} records other settings ({', '.join(differing)}); "
                       "they are not applied: the config and the command line decide")  # fmt: skip
 
+        def before_fit(self) -> None:
+            """bf16 training where the hardware has no bf16 still runs, with a warning that says so."""
+            from unirank.precision import warn_if_emulated_bf16
+
+            if str(self.trainer.precision).startswith("bf16"):
+                device = self.trainer.strategy.root_device.type
+                warn_if_emulated_bf16(device, "--trainer.precision 32-true")
+
         def add_arguments_to_parser(self, parser) -> None:
             parser.add_lightning_class_args(ExportModel, "export")
             parser.link_arguments(

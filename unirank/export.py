@@ -89,6 +89,7 @@ def load_checkpoint(path: str | Path) -> UnirankModule:
         chunk_size=config["chunk_size"],
         distill_temperature=config["distill_temperature"],
         ranking_weight=config.get("ranking_weight", 0.0),
+        dropout=config.get("dropout"),
         seed=config["seed"],
     )
     module.load_state_dict(checkpoint["state_dict"])

@@ -37,6 +37,7 @@ from unirank.fitting import (
     step_item_id,
 )
 from unirank.losses import bradley_terry_loss, listwise_distillation_loss, pointwise_loss, target_weight
+from unirank.precision import warn_if_emulated_bf16
 from unirank.scorer import Scorer, load_backbone
 
 
@@ -110,6 +111,9 @@ class UnirankModule(L.LightningModule):
         distill_temperature: τ of the warm start's teacher distribution softmax(first-stage score / τ).
         ranking_weight: λ of the ranking term kept in the pointwise stage: loss = pointwise + λ·BT on
             the same batch's comparisons, so calibrating cannot unlearn the order (0: pointwise alone).
+        dropout: the probability of every dropout layer while training (None: the backbone's own, 0.1 for
+            BERT; 0: none, as TRL's RewardTrainer does by default, which also lets attention run in
+            the fused kernel instead of materialising the attention matrix).
         seed: seeds the head's initialisation and the dropout of each batch.
         trust_remote_code: allow a backbone's own code to run (off unless asked).
     """
@@ -127,6 +131,7 @@ class UnirankModule(L.LightningModule):
         chunk_size: int = 32,
         distill_temperature: float = 0.05,
         ranking_weight: float = 1.0,
+        dropout: float | None = None,
         seed: int = 0,
         trust_remote_code: bool = False,
     ):
@@ -136,10 +141,12 @@ class UnirankModule(L.LightningModule):
         self.schedule, self.calibration = schedule, calibration
         self.lr, self.head_lr, self.weight_decay, self.warmup_ratio = lr, head_lr, weight_decay, warmup_ratio
         self.chunk_size, self.seed, self.distill_temperature = chunk_size, seed, distill_temperature
-        self.ranking_weight = ranking_weight
+        self.ranking_weight, self.dropout = ranking_weight, dropout
         self.final_calibration: dict | None = None
         backbone, self.tokenizer = load_backbone(model, trust_remote_code=trust_remote_code, seed=seed)
         self.scorer = Scorer(backbone)
+        if dropout is not None:
+            self.scorer.set_dropout(dropout)
         self.scorer.train()  # from_pretrained returns eval mode; training uses the backbone's dropout
         self.targets: pl.DataFrame | None = None
         self._target_lookup: dict[tuple[str, str], tuple[float, float]] = {}
@@ -158,6 +165,7 @@ class UnirankModule(L.LightningModule):
             "chunk_size": self.chunk_size,
             "distill_temperature": self.distill_temperature,
             "ranking_weight": self.ranking_weight,
+            "dropout": self.dropout,
             "seed": self.seed,
         }
 
@@ -223,6 +231,8 @@ class UnirankModule(L.LightningModule):
     def _forward_encoded(self, encoded: list[Encoded], bf16: bool = False) -> BatchScores:
         """forward_batch over already-encoded inputs, in eval mode (the training mode is restored);
         bf16: under bfloat16 autocast (about 2x faster on CPU, logits within ~1e-2)."""
+        if bf16:
+            warn_if_emulated_bf16(self.device.type, "fp32 (--precision fp32, bf16=False)")
         was_training = self.training
         self.eval()
         try:

@@ -105,6 +105,16 @@ class Scorer(nn.Module):
             return model.score(hidden)[:, 0]
         raise TypeError(f"{type(model).__name__}: no known scalar head to apply at step positions")
 
+    def set_dropout(self, p: float) -> None:
+        """Every dropout layer (attention's included: transformers' attention reads its module's p)
+        drops with probability p while training. The model's config is left as it is, so an export
+        fine-tunes elsewhere with the backbone's own dropout."""
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout={p} must be in [0, 1)")
+        for module in self.model.modules():
+            if isinstance(module, nn.Dropout):
+                module.p = p
+
     def final_layer(self) -> nn.Linear:
         """The linear layer that outputs the logit: BERT-style `classifier` or a decoder's `score`."""
         layer = getattr(self.model, "classifier", None) or getattr(self.model, "score", None)

@@ -82,6 +82,10 @@ class Encoder:
 
         prompt_name = role if role in (getattr(self.model, "prompts", None) or {}) else None
         device_type = "cuda" if str(self.model.device).startswith("cuda") else "cpu"
+        if self.precision == "bf16":
+            from unirank.precision import warn_if_emulated_bf16
+
+            warn_if_emulated_bf16(device_type, "--precision fp32")
         with torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
             vectors = self.model.encode(
                 texts,

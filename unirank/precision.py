@@ -1,0 +1,37 @@
+"""Whether bfloat16 runs natively where unirank computes, so bf16 is only ever a speed-up.
+
+bf16 autocast halves the cost of a matmul where the hardware multiplies bf16 (CUDA GPUs with bf16,
+CPUs with AVX512-BF16 or AMX tiles). Elsewhere it is emulated and slower than fp32: on a 2-core
+AVX512 Xeon without either, MiniLM scored 16.6 sequences/s in bf16 against 48 in fp32
+(benchmarks/throughput.py). Asking for bf16 there still gets bf16 (the numbers stay what the user
+asked for), with one warning that says so.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+
+import torch
+
+
+def native_bf16(device_type: str) -> bool:
+    """True where bf16 matmuls run in hardware on this device type ("cpu", "cuda", ...)."""
+    if device_type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device_type == "cpu":
+        checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+        return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+    return True  # other accelerators: no known way to ask; assume the user knows
+
+
+@functools.cache
+def warn_if_emulated_bf16(device_type: str, switch: str) -> None:
+    """One warning per process and device type when bf16 was asked for where it is emulated;
+    `switch` names the option that turns it off."""
+    if not native_bf16(device_type):
+        warnings.warn(
+            f"bf16 was asked for, but this {device_type.upper()} has no native bf16 (no AVX512-BF16 or AMX): "
+            f"it is emulated and about 3x slower than fp32 here; {switch} is faster",
+            stacklevel=3,
+        )
