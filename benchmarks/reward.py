@@ -86,6 +86,11 @@ CONTENDERS: dict[str, dict] = {
         "overrides": {"model.calibration.final": "none", "data.source.init_args.labels": "majority"},
     },
     "unirank full, majority labels (TRL's data)": {**FULL, "overrides": {"data.source.init_args.labels": "majority"}},
+    "unirank BT only, no dropout (TRL's default)": {
+        "epochs": (0, 0),
+        "overrides": {"model.calibration.final": "none", "model.dropout": "0.0"},
+    },
+    "unirank full, no dropout (TRL's default)": {**FULL, "overrides": {"model.dropout": "0.0"}},
 }
 """epochs: (pairwise, pointwise) relative to unirank's epochs: (0, 0) is all pairwise, (-1, 1) one
 pointwise; budget "epochs": TRL's epoch count instead of its sequence count (see sequence_epochs)."""

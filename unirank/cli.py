@@ -189,9 +189,9 @@ def _split(tables, args: argparse.Namespace):
     part = tables.split(args.split)
     if part.groups.height == 0:
         counts = dict(tables.groups.group_by("split").len().iter_rows())
-        source = args.preferences or args.steps or args.tables
+        source = getattr(args, "preferences", None) or getattr(args, "steps", None) or getattr(args, "tables", None)
         raise SystemExit(
-            f"unirank evaluate: {source}: the {args.split!r} split is empty (groups per split: {counts}); "
+            f"unirank {args.command}: {source}: the {args.split!r} split is empty (groups per split: {counts}); "
             "choose --split, or set --validation-fraction / --test-fraction as in training"
         )
     return part
@@ -236,6 +236,52 @@ def _score(args: argparse.Namespace) -> None:
                 json.dumps({**record, "score": logit, "probability": prob, **extra}, ensure_ascii=False) + "\n"
             )
     print(f"scored {len(rows)} rows → {args.out}")
+
+
+def _prune(args: argparse.Namespace) -> None:
+    from unirank.atomic import atomic_path
+    from unirank.data.sources import StepSolutions
+    from unirank.pruning import choose_threshold, prefix_probabilities, prune_at, pruning_report
+    from unirank.scoring import load_scorer
+
+    module = load_scorer(args.model).module
+    if module.adapter.domain != "process":
+        raise SystemExit(f"unirank prune: {args.model} is a {module.adapter.domain} model, not a process model")
+    tables = StepSolutions(str(args.steps), args.validation_fraction, args.test_fraction).load()
+    bf16 = args.precision == "bf16"
+
+    def scored(part):
+        items = part.items
+        problems, solutions = part.item_contexts(), items["steps"].to_list()
+        probabilities = prefix_probabilities(module, problems, solutions, bf16)
+        tokens = [[len(module.tokenizer(step, add_special_tokens=False)["input_ids"]) for step in s] for s in solutions]
+        return items, probabilities, items["step_labels"].to_list(), tokens
+
+    threshold, chosen_on = args.threshold, "the command line"
+    if threshold is None:
+        _, probabilities, labels, _ = scored(
+            _split(tables, argparse.Namespace(**{**vars(args), "split": "validation"}))
+        )
+        threshold, chosen_on = (
+            choose_threshold(probabilities, labels, keep=args.keep),
+            f"validation (keep ≥ {args.keep})",
+        )
+    items, probabilities, labels, tokens = scored(_split(tables, args))
+    report = {"threshold_chosen_on": chosen_on, "split": args.split, "solutions": items.height}
+    report |= pruning_report(probabilities, labels, tokens, threshold)
+    at = [prune_at(p, threshold) for p in probabilities]
+    stops = [
+        {"group_id": g, "item_id": i, "stop_at_step": None if s is None else s + 1}
+        for g, i, s in zip(items["group_id"], items["item_id"], at)
+    ]
+    with atomic_path(args.out) as tmp:
+        tmp.write_text(json.dumps({**report, "solutions_stopped": stops}, indent=2) + "\n")
+    print(
+        f"threshold {threshold:.2f} (from {chosen_on}) on {items.height} {args.split} solutions: "
+        f"{report['correct_steps_kept']:.1%} of the correct solutions' steps kept, "
+        f"{report['wrong_stopped_before_end']:.1%} of the {report['wrong_solutions']} wrong solutions stopped before "
+        f"their end, {report['tokens_saved']:,} tokens ({report['tokens_saved_share']:.1%}) not generated → {args.out}"
+    )
 
 
 def _read_table(path: Path) -> pl.DataFrame:
@@ -360,6 +406,24 @@ def _parser() -> argparse.ArgumentParser:
     score.add_argument("--input", type=Path, required=True)
     score.add_argument("--out", type=Path, required=True)
     score.set_defaults(run=_score)
+
+    prune = commands.add_parser(
+        "prune", help="process models: stop each chain at its first step with P(correct) < t; report what it saves"
+    )
+    prune.add_argument("--model", required=True, help="an exported process model or its checkpoint")
+    prune.add_argument("--steps", type=Path, required=True, help="PRMBench-shaped step-wise solutions (JSONL)")
+    prune.add_argument("--split", default="test", help="split to prune (train, validation, test, all)")
+    prune.add_argument("--validation-fraction", type=float, default=0.1, help="as in training (default 0.1)")
+    prune.add_argument("--test-fraction", type=float, default=0.2, help="as in training (default 0.2)")
+    prune.add_argument(
+        "--threshold", type=float, help="stop below this P(correct); default: chosen on the validation split"
+    )
+    prune.add_argument(
+        "--keep", type=float, default=0.95, help="the chosen threshold keeps this share of correct solutions' steps"
+    )
+    prune.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    prune.add_argument("--out", type=Path, required=True, help="JSON report: the figures and each solution's stop")
+    prune.set_defaults(run=_prune)
     return parser
 
 

@@ -156,3 +156,46 @@ def test_pruning_stops_at_the_first_low_probability_step():
     pruned = prune_steps(module, "How many apples?", generated, total_steps=len(STEPS))
     assert pruned.rejected_step == 0 and pruned.kept == [] and pruned.steps_not_generated == 3
     assert next(generated) == STEPS[1]  # the generator was not drained
+
+
+def test_batched_prefix_scores_are_the_scores_a_streaming_chain_sees():
+    from unirank.pruning import prefix_probabilities, prune_steps
+
+    module = UnirankModule(model="tiny", adapter=ProcessAdapter(max_length=256))
+    module.scorer.eval()
+    streamed = prune_steps(module, "How many apples?", STEPS, threshold=0.0).probabilities
+    [batched] = prefix_probabilities(module, ["How many apples?"], [STEPS])
+    np.testing.assert_allclose(batched, streamed, atol=1e-5)
+
+
+def test_pruning_report_and_the_threshold_chosen_to_keep_correct_chains():
+    from unirank.pruning import choose_threshold, prune_at, pruning_report
+
+    probabilities = [np.array([0.9, 0.8, 0.7]), np.array([0.9, 0.2, 0.6]), np.array([0.95, 0.85, 0.3])]
+    labels = [[1.0, 1.0, 1.0], [1.0, 0.0, 0.0], [1.0, 1.0, 0.0]]
+    tokens = [[10, 10, 10], [10, 20, 30], [5, 5, 5]]
+    assert prune_at(probabilities[1], 0.5) == 1 and prune_at(probabilities[0], 0.5) is None
+    report = pruning_report(probabilities, labels, tokens, 0.5)
+    assert report["correct_steps_kept"] == 1.0 and report["wrong_solutions"] == 2
+    assert report["wrong_stopped_before_end"] == 0.5  # the second stops at step 2 of 3; the third at its last
+    assert report["stopped_at_or_after_first_error"] == 1.0
+    assert report["tokens_saved"] == 30 and report["tokens_saved_share"] == pytest.approx(30 / 105)
+    # keeping every correct step allows any threshold up to 0.70 (the correct chain's lowest step)
+    assert choose_threshold(probabilities, labels, keep=1.0) == pytest.approx(0.70)
+
+
+def test_prune_command_chooses_its_threshold_on_validation(shared_data, tmp_path):
+    from unirank.cli import main
+    from unirank.export import export_model
+
+    lines = (shared_data / "prmbench/target_data.jsonl").read_text().splitlines()[:40]
+    (tmp_path / "prm.jsonl").write_text("\n".join(lines) + "\n")
+    export_model(UnirankModule(model="tiny", adapter=ProcessAdapter(max_length=160)), tmp_path / "model")
+    args = ["prune", "--model", str(tmp_path / "model"), "--steps", str(tmp_path / "prm.jsonl")]
+    main([*args, "--validation-fraction", "0.3", "--test-fraction", "0.3", "--out", str(tmp_path / "p.json")])
+    report = json.loads((tmp_path / "p.json").read_text())
+    assert report["threshold_chosen_on"].startswith("validation") and 0.0 <= report["threshold"] < 1.0
+    assert report["solutions"] == len(report["solutions_stopped"]) > 0
+    main([*args, "--split", "all", "--threshold", "0.99", "--out", str(tmp_path / "q.json")])
+    everything = json.loads((tmp_path / "q.json").read_text())
+    assert everything["threshold"] == 0.99 and everything["tokens_saved"] > 0

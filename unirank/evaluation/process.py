@@ -10,6 +10,7 @@ from unirank.data.tables import Tables
 from unirank.evaluation.bootstrap import ece_fast, grouped_interval
 from unirank.evaluation.calibration import calibration_metrics
 from unirank.evaluation.pairwise import pairwise_accuracy
+from unirank.evaluation.selective import selective_report
 
 
 def score_solutions(predictor, tables: Tables) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -49,6 +50,7 @@ def step_metrics(
     precision = tp / flagged.sum() if flagged.any() else 0.0
     recall = tp / wrong.sum() if wrong.any() else 0.0
     calibration = calibration_metrics(probs, labels)
+    selective = selective_report(probs, labels)
     report = {
         "steps": int(probs.size),
         "wrong_steps": int(wrong.sum()),
@@ -59,6 +61,7 @@ def step_metrics(
         "solutions_with_error": int(first_hits.size),
         "step_ece": calibration["ece"],
         "step_brier": calibration["brier"],
+        "selective": selective,
         "_curve": (probs, labels),
     }
     if groups is not None:

@@ -22,6 +22,7 @@ from unirank.evaluation.calibration import (
 )
 from unirank.evaluation.pairwise import pairwise_accuracy
 from unirank.evaluation.retrieval import retrieval_metrics
+from unirank.evaluation.selective import selective_report
 from unirank.evaluation.thresholds import threshold_report
 
 
@@ -89,6 +90,7 @@ def evaluate_retrieval(
             entry["calibration"] = calibration_metrics(prob, label)
             entry["intervals"]["ece"], _ = grouped_interval(lambda rows: ece_fast(prob[rows], label[rows]), group)
             entry["thresholds"] = threshold_report(prob, label, group, thresholds=thresholds)
+            entry["selective"] = selective_report(prob, label)
             entry["_curve"] = (prob, label)
         report["systems"][name] = entry
     return report
@@ -128,6 +130,7 @@ def evaluate_preferences(predictors: dict, tables: Tables) -> dict:
             "pairwise_ece": grouped_interval(lambda rows: ece_fast(*both_orders(prob[rows], p[rows])), prompts)[0],
         }
         entry["pairwise_link"] = predictor.pairwise_link
+        entry["selective"] = selective_report(prob[decided], p[decided])
         entry["_curve"] = both_orders(prob, p)
         report["systems"][name] = entry
     return report
@@ -255,4 +258,16 @@ def summarise(report: dict) -> str:
                 f"{cal['ece']:.4f} {ci(e, 'pairwise_ece'):>18s} {cal['brier']:10.4f}"
             )
         lines.append(f"(ties excluded from accuracy: {report['ties_excluded']}; intervals resample prompts)")
+    lines += [_selective_line(name, e) for name, e in report["systems"].items() if "selective" in e]
     return "\n".join(lines)
+
+
+def _selective_line(name: str, entry: dict) -> str:
+    """Accuracy of the decisions p > 0.5 when abstaining on the least certain (smallest |p − 0.5|)."""
+    sel = entry["selective"]
+    at = sel["accuracy_at"]
+    return (
+        f"{name:40s} decisions p > 0.5, most certain first: accuracy {at.get('100%', float('nan')):.3f} on all "
+        f"{sel['n']}, {at.get('80%', float('nan')):.3f} on 80 %, {at.get('50%', float('nan')):.3f} on 50 %; "
+        f"AURC {sel['aurc']:.3f}"
+    )
