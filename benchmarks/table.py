@@ -85,7 +85,9 @@ def throughput_rows(data: dict) -> list[list[str]]:
             f"scoring sequences/s, 1,500 SciFact pairs, 128 tokens, {precision}",
             f"{best['unirank']:.1f}",
             f"CrossEncoder.predict {best['crossencoder']:.1f}",
-            f"**{row['ratio']:.2f}×** (scores within {row['max_abs_score_difference']:.0e})",
+            f"**{row['ratio']:.2f}×** ("
+            + ("identical scores" if row["max_abs_score_difference"] == 0 else
+               f"scores within {row['max_abs_score_difference']:.0e}") + ")",  # fmt: skip
             command,
         ])  # fmt: skip
     return rows
