@@ -107,16 +107,18 @@ def sequence_epochs(train) -> int:
 
 
 def contender_job(name: str, spec: dict, dataset: str, path: str, work: Path, reports: Path, device: str,
-                  max_length: int, groups: int, seed: int = 0, unirank_epochs: int = EPOCHS) -> Job:  # fmt: skip
+                  max_length: int, groups: int, seed: int = 0, unirank_epochs: int = EPOCHS,
+                  precision: str = "bf16") -> Job:  # fmt: skip
     _, fmt, _ = DATASETS[dataset]
     folder = work / slug(name)
     split = ["--validation-fraction", str(VALIDATION), "--test-fraction", str(TEST)]
     score = [sys.executable, "-m", "benchmarks.score_child", "--name", name, "--preferences", path, "--format", fmt]
     score += [*split, "--max-length", str(max_length), "--out", str(reports / slug(name)), "--device", device]
+    score += ["--precision", precision]
     if "trl" in spec:
         train = [sys.executable, "-m", "benchmarks.trl_train", "--preferences", path, "--format", fmt, *split]
         train += ["--out", str(folder), "--epochs", str(EPOCHS), "--max-length", str(max_length), "--device", device]
-        train += ["--pairs", str(BATCH_SEQUENCES // 2), "--seed", str(seed)]
+        train += ["--pairs", str(BATCH_SEQUENCES // 2), "--seed", str(seed), "--precision", precision]
         if spec["trl"] is not None:
             train += ["--center-rewards", str(spec["trl"])]
         kind = ["--kind", "plain-no-segments"]
@@ -127,6 +129,7 @@ def contender_job(name: str, spec: dict, dataset: str, path: str, work: Path, re
     extra = [f"--{key}={value}" for key, value in spec["overrides"].items()]
     extra += ["--trainer.accelerator", "gpu" if device == "cuda" else "cpu"]
     extra += [f"--seed_everything={seed}", f"--model.seed={seed}", f"--data.seed={seed}"]
+    extra += ["--trainer.precision", "bf16-mixed" if precision == "bf16" else "32-true"]
     total = EPOCHS if spec.get("budget") == "epochs" else unirank_epochs
     epochs = (total + spec["epochs"][0], spec["epochs"][1])
     fit = fit_command("lightning_configs/reward.yaml", data, max_length, LR, epochs, folder, extra)
@@ -155,6 +158,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--contenders", nargs="*", help="contender names (default: all)")
     parser.add_argument("--seed", type=int, default=0, help="seed of every contender (results: reward-seed-N.json)")
+    parser.add_argument(
+        "--precision", choices=["bf16", "fp32"], default="bf16", help="fp32 where bf16 is emulated (results: …-fp32)"
+    )
     args = parser.parse_args()
     from unirank.data.sources import Preferences
 
@@ -167,17 +173,18 @@ def main() -> None:
         train = Preferences(path, fmt, VALIDATION, TEST).load().split("train")
         groups = max(1, round(BATCH_SEQUENCES / (train.items.height / train.groups.height)))  # ~32 sequences
         suffix = ("-quick" if args.quick else "") + (f"-seed-{args.seed}" if args.seed else "")
+        suffix += "-fp32" if args.precision == "fp32" else ""
         work = ROOT / "runs" / f"bench-reward-{dataset}{suffix}"
         reports = RESULTS / f"reward-{dataset}{suffix}"
         epochs = sequence_epochs(train)
-        setup = (dataset, path, work, reports, args.device, max_length, groups, args.seed, epochs)
+        setup = (dataset, path, work, reports, args.device, max_length, groups, args.seed, epochs, args.precision)
         chosen = [n for n in args.contenders or CONTENDERS if epochs != EPOCHS or CONTENDERS[n].get("budget") is None]
         mine = [contender_job(n, CONTENDERS[n], *setup) for n in chosen]  # TRL's epochs: only where they differ
         layout[dataset] = (mine, work, reports, train, max_length, groups, path, epochs)
         jobs += mine
     run_jobs(jobs, args.parallel)
     stem = (f"reward-{args.only}" if args.only else "reward") + (f"-seed-{args.seed}" if args.seed else "")
-    stem += "-quick" if args.quick else ""
+    stem += ("-fp32" if args.precision == "fp32" else "") + ("-quick" if args.quick else "")
     report = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {_device_name(args.device)}",
         "setup": {
@@ -186,7 +193,7 @@ def main() -> None:
             "lr": LR,
             "sequences_per_step": BATCH_SEQUENCES,
             "split": {"train": 1 - VALIDATION - TEST, "validation": VALIDATION, "test": TEST},
-            "precision": "bf16 autocast (training and scoring)",
+            "precision": "bf16 autocast (training and scoring)" if args.precision == "bf16" else "fp32",
             "contenders": CONTENDERS,
         },
         "datasets": {},

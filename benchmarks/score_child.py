@@ -46,13 +46,15 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--out", required=True)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", choices=["bf16", "fp32"], default="bf16")
     args = parser.parse_args()
     if args.kind == "unirank":
-        predictor = load_scorer(args.model, bf16=True)
+        predictor = load_scorer(args.model, bf16=args.precision == "bf16")
     else:
         adapter = RetrievalAdapter(max_length=args.max_length) if args.retrieval else ChatAdapter(args.max_length)
         module = UnirankModule(model=args.model, adapter=adapter)
-        predictor = (WithoutSegments if args.kind == "plain-no-segments" else Predictor)(module, "pairwise", bf16=True)
+        kind = WithoutSegments if args.kind == "plain-no-segments" else Predictor
+        predictor = kind(module, "pairwise", bf16=args.precision == "bf16")
     predictor.module.to(args.device)
     if args.retrieval:
         tables = read_tables(args.retrieval)

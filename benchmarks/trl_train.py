@@ -33,6 +33,7 @@ def main() -> None:
     parser.add_argument("--test-fraction", type=float, default=0.3)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--precision", choices=["bf16", "fp32"], default="bf16")
     args = parser.parse_args()
 
     from datasets import Dataset
@@ -61,8 +62,9 @@ def main() -> None:
     model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
     config = RewardConfig(
         output_dir=args.out, num_train_epochs=args.epochs, per_device_train_batch_size=args.pairs,
-        learning_rate=args.lr, warmup_steps=0.1, bf16=True, use_cpu=args.device == "cpu", save_strategy="no",
-        logging_steps=20, seed=args.seed, report_to=[], max_length=None, center_rewards_coefficient=args.center_rewards,
+        learning_rate=args.lr, warmup_steps=0.1, bf16=args.precision == "bf16", use_cpu=args.device == "cpu",
+        save_strategy="no", logging_steps=20, seed=args.seed, report_to=[], max_length=None,
+        center_rewards_coefficient=args.center_rewards,
     )  # fmt: skip
     trainer = RewardTrainer(model=model, args=config, train_dataset=Dataset.from_dict(rows), processing_class=tokenizer)
     trainer.train()
