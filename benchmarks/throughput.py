@@ -87,12 +87,19 @@ def run(method: str, scifact: str, steps: int) -> dict:
     return run_child(CHILD.format(root=str(ROOT), scifact=scifact, method=method, steps=steps))
 
 
-def group_versus_pairwise(scifact: str, steps: int) -> dict:
+def interleaved(baseline: str, contender: str, measure, label: str, unit: str) -> dict[str, list[dict]]:
+    """{tool: [its two runs]}: baseline, contender, baseline, contender, each measure(tool) a fresh
+    process, so slow spells of the machine fall on both."""
     rows: dict[str, list] = {}
-    for method in ("pairwise", "group", "pairwise", "group"):
-        row = run(method, scifact, steps)
-        rows.setdefault(method, []).append(row)
-        print(f"  k=8 {method:9s} {row['comparisons_per_s']:7.2f} comparisons/s  peak RSS {row['peak_rss_mb']:.0f} MB")
+    for tool in (baseline, contender, baseline, contender):
+        row = measure(tool)
+        rows.setdefault(tool, []).append(row)
+        print(f"  {label} {tool:12s} {row[unit]:7.2f} {unit.replace('_per_s', '/s')}")
+    return rows
+
+
+def group_versus_pairwise(scifact: str, steps: int) -> dict:
+    rows = interleaved("pairwise", "group", lambda method: run(method, scifact, steps), "k=8", "comparisons_per_s")
     best = {m: max(r["comparisons_per_s"] for r in runs) for m, runs in rows.items()}
     return {"runs": rows, "best_comparisons_per_s": best, "ratio": best["group"] / best["pairwise"]}
 
@@ -100,12 +107,14 @@ def group_versus_pairwise(scifact: str, steps: int) -> dict:
 def pair_only(steps: int, warmup: int) -> dict:
     result = {}
     for precision in ("bf16", "fp32"):
-        rows: dict[str, list] = {}
-        for tool in ("trl", "unirank", "trl", "unirank"):
-            args = ["--tool", tool, "--precision", precision, "--steps", str(steps), "--warmup", str(warmup)]
-            row = run_module("benchmarks.train_speed", *args)
-            rows.setdefault(tool, []).append(row)
-            print(f"  k=1 {precision} {tool:8s} {row['sequences_per_s']:6.2f} sequences/s")
+        args = ["--precision", precision, "--steps", str(steps), "--warmup", str(warmup)]
+        rows = interleaved(
+            "trl",
+            "unirank",
+            lambda tool: run_module("benchmarks.train_speed", "--tool", tool, *args),
+            f"k=1 {precision}",
+            "sequences_per_s",
+        )
         best = {tool: max(runs, key=lambda r: r["sequences_per_s"]) for tool, runs in rows.items()}
         result[precision] = {
             "runs": rows,
@@ -120,12 +129,14 @@ def pair_only(steps: int, warmup: int) -> dict:
 def scoring(model: Path, n_pairs: int, scifact: str) -> dict:
     result = {}
     for precision in ("bf16", "fp32"):
-        rows: dict[str, list] = {}
-        for tool in ("crossencoder", "unirank", "crossencoder", "unirank"):
-            args = ["--tool", tool, "--model", str(model), "--precision", precision, "--pairs", str(n_pairs)]
-            row = run_module("benchmarks.scoring_speed", *args, "--scifact", scifact)
-            rows.setdefault(tool, []).append(row)
-            print(f"  score {precision} {tool:12s} {row['sequences_per_s']:6.2f} sequences/s")
+        args = ["--model", str(model), "--precision", precision, "--pairs", str(n_pairs), "--scifact", scifact]
+        rows = interleaved(
+            "crossencoder",
+            "unirank",
+            lambda tool: run_module("benchmarks.scoring_speed", "--tool", tool, *args),
+            f"score {precision}",
+            "sequences_per_s",
+        )
         gap = max(abs(a - b) for a, b in zip(rows["unirank"][0]["scores"], rows["crossencoder"][0]["scores"]))
         for runs in rows.values():
             for row in runs:

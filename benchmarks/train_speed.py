@@ -84,21 +84,14 @@ def trl_steps(data: str, steps: int, bf16: bool) -> list[float]:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainerCallback
     from trl import RewardConfig, RewardTrainer
 
-    from unirank.adapters import ChatAdapter
+    from benchmarks.trl_train import chosen_rejected_ids
     from unirank.data.sources import Preferences
     from unirank.models import resolve_model_path
 
     tables = Preferences(data, "hh-rlhf", 0.1, 0.3).load().split("train")
     path = resolve_model_path("minilm")
     tokenizer = AutoTokenizer.from_pretrained(path)
-    encoded = ChatAdapter(max_length=MAX_LENGTH).encode(
-        tokenizer, tables.item_contexts(), tables.items["text"].to_list()
-    )
-    rows: dict[str, list] = {"chosen_ids": [], "rejected_ids": []}
-    for a, b, p in tables.indexed_comparisons().select("_a", "_b", "p").iter_rows():
-        chosen, rejected = (a, b) if p > 0.5 else (b, a)
-        rows["chosen_ids"].append(encoded[chosen].input_ids)
-        rows["rejected_ids"].append(encoded[rejected].input_ids)
+    rows = chosen_rejected_ids(tables, tokenizer, MAX_LENGTH)  # HH-RLHF has no ties: every pair
 
     class Ends(TrainerCallback):
         def __init__(self):

@@ -19,6 +19,23 @@ import time
 from benchmarks.common import peak_rss_mb
 
 
+def chosen_rejected_ids(tables, tokenizer, max_length: int) -> dict[str, list]:
+    """TRL's preference rows from unirank's tables: the token ids unirank's chat adapter makes for
+    each decided comparison's preferred and other response (ties, which TRL cannot express, left out)."""
+    from unirank.adapters import ChatAdapter
+
+    encoded = ChatAdapter(max_length=max_length).encode(
+        tokenizer, tables.item_contexts(), tables.items["text"].to_list()
+    )
+    comparisons = tables.indexed_comparisons()
+    rows: dict[str, list] = {"chosen_ids": [], "rejected_ids": []}
+    for a, b, p in comparisons.filter(comparisons["p"] != 0.5).select("_a", "_b", "p").iter_rows():
+        chosen, rejected = (a, b) if p > 0.5 else (b, a)
+        rows["chosen_ids"].append(encoded[chosen].input_ids)
+        rows["rejected_ids"].append(encoded[rejected].input_ids)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--preferences", required=True)
@@ -40,7 +57,6 @@ def main() -> None:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from trl import RewardConfig, RewardTrainer
 
-    from unirank.adapters import ChatAdapter
     from unirank.data.sources import Preferences
     from unirank.models import resolve_model_path
 
@@ -48,16 +64,7 @@ def main() -> None:
     tables = source.load().split("train")
     path = resolve_model_path("minilm")
     tokenizer = AutoTokenizer.from_pretrained(path)
-    encoded = ChatAdapter(max_length=args.max_length).encode(
-        tokenizer, tables.item_contexts(), tables.items["text"].to_list()
-    )
-    comparisons = tables.indexed_comparisons()
-    comparisons = comparisons.filter(comparisons["p"] != 0.5)
-    rows: dict[str, list] = {"chosen_ids": [], "rejected_ids": []}
-    for a, b, p in comparisons.select("_a", "_b", "p").iter_rows():
-        chosen, rejected = (a, b) if p > 0.5 else (b, a)
-        rows["chosen_ids"].append(encoded[chosen].input_ids)
-        rows["rejected_ids"].append(encoded[rejected].input_ids)
+    rows = chosen_rejected_ids(tables, tokenizer, args.max_length)
     start = time.perf_counter()
     model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
     config = RewardConfig(
@@ -70,7 +77,7 @@ def main() -> None:
     trainer.train()
     seconds = time.perf_counter() - start
     trainer.save_model(args.out + "/model")
-    print(json.dumps({"train_s": seconds, "peak_rss_mb": peak_rss_mb(), "pairs": comparisons.height}))
+    print(json.dumps({"train_s": seconds, "peak_rss_mb": peak_rss_mb(), "pairs": len(rows["chosen_ids"])}))
 
 
 if __name__ == "__main__":

@@ -120,8 +120,8 @@ def evaluate_preferences(predictors: dict, tables: Tables) -> dict:
         prob = pairwise_probability(r_a, r_b, predictor.pairwise_link)
         entry["pairwise_calibration"] = calibration_metrics(*both_orders(prob, p))
         correct = (chosen > rejected).astype(float)
-        entry["n_prompts"] = int(np.unique(prompts[decided]).size)
         ids, owner = np.unique(prompts[decided], return_inverse=True)
+        entry["n_prompts"] = len(ids)
         sums, counts = np.bincount(owner, correct, len(ids)), np.bincount(owner, minlength=len(ids))
         # {prompt: [correct, pairs]}: what a paired comparison between systems resamples
         entry["per_group"] = {"accuracy": {str(g): [float(s), int(c)] for g, s, c in zip(ids, sums, counts)}}
