@@ -26,8 +26,8 @@ def atomic_path(path: str | os.PathLike, directory: bool = False) -> Iterator[Pa
     On an exception the temporary file or folder is removed and `path` is untouched.
     """
     target = Path(path)
-    if not directory and target.is_dir():
-        raise OutputError(f"{target}: is a folder; give a file path")
+    if not directory:
+        check_output_file(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -52,6 +52,17 @@ def atomic_path(path: str | os.PathLike, directory: bool = False) -> Iterator[Pa
     finally:
         if tmp.exists():
             shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
+
+
+def check_output_file(path: str | os.PathLike) -> None:
+    """Refuse a file output that cannot be written (a folder, or under a file) before any work is
+    done for it; atomic_path checks the same when it writes."""
+    target = Path(path)
+    if target.is_dir():
+        raise OutputError(f"{target}: is a folder; give a file path")
+    blocking = next((parent for parent in target.parents if parent.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        raise OutputError(f"{target}: cannot create its parent folder: {blocking} is a file")
 
 
 def _with_umask(path: Path) -> None:

@@ -239,11 +239,16 @@ def _score(args: argparse.Namespace) -> None:
 
 
 def _prune(args: argparse.Namespace) -> None:
-    from unirank.atomic import atomic_path
+    from unirank.atomic import atomic_path, check_output_file
     from unirank.data.sources import StepSolutions
     from unirank.pruning import choose_threshold, prefix_probabilities, prune_at, pruning_report
     from unirank.scoring import load_scorer
 
+    if args.threshold is not None and not 0.0 < args.threshold < 1.0:
+        raise SystemExit(f"unirank prune: --threshold {args.threshold} must be a probability in (0, 1)")
+    if not 0.0 < args.keep <= 1.0:
+        raise SystemExit(f"unirank prune: --keep {args.keep} must be a share in (0, 1]")
+    check_output_file(args.out)  # before minutes of scoring, not after
     module = load_scorer(args.model).module
     if module.adapter.domain != "process":
         raise SystemExit(f"unirank prune: {args.model} is a {module.adapter.domain} model, not a process model")

@@ -100,6 +100,16 @@ def cli_cases(repo):
             r"the 'test' split is empty \(groups per split: ",
         ),  # fmt: skip
         (
+            "prune --out a folder, refused before any scoring",
+            ["prune", "--model", "{tmp}/no-such-model", "--steps", "{tmp}/none.jsonl", "--out", "{tmp}"],
+            r"is a folder; give a file path",
+        ),  # fmt: skip
+        (
+            "prune --threshold outside (0, 1)",
+            ["prune", "--model", "{tmp}/model", "--steps", "{tmp}/none.jsonl", "--threshold", "5", "--out", "{tmp}/p"],
+            r"--threshold 5.0 must be a probability in \(0, 1\)",
+        ),  # fmt: skip
+        (
             "score an empty file",
             ["score", "--model", "{tmp}/model", "--input", "{tmp}/empty.jsonl", "--out", "{tmp}/s"],
             r"empty.jsonl: no rows to score",
