@@ -117,9 +117,10 @@ def cli_cases(repo):
     ]
 
 
-@pytest.mark.parametrize(
-    "index", range(5), ids=["mine-k0", "mine-out", "calibrate-out", "evaluate-split", "score-empty"]
-)
+CLI_CASE_IDS = ["mine-k0", "mine-out", "calibrate-out", "evaluate-split", "prune-out", "prune-threshold", "score-empty"]
+
+
+@pytest.mark.parametrize("index", range(len(CLI_CASE_IDS)), ids=CLI_CASE_IDS)
 def test_bad_command_lines_name_the_problem(repo, tmp_path, index):
     from unirank.export import export_model
     from unirank.module import UnirankModule
@@ -129,7 +130,9 @@ def test_bad_command_lines_name_the_problem(repo, tmp_path, index):
     pl.DataFrame({"group_id": ["g"], "item_a": ["a"], "item_b": ["b"]}).write_parquet(tmp_path / "c.parquet")
     if index >= 3:
         export_model(UnirankModule(model="tiny", adapter=ChatAdapter(max_length=32)), tmp_path / "model")
-    case, argv, message = cli_cases(repo)[index]
+    cases = cli_cases(repo)
+    assert len(cases) == len(CLI_CASE_IDS)
+    case, argv, message = cases[index]
     with pytest.raises(SystemExit, match=message):
         main([word.format(tmp=tmp_path) for word in argv])
 
