@@ -91,19 +91,31 @@ CONTENDERS: dict[str, dict] = {
         "overrides": {"model.calibration.final": "none", "model.dropout": "0.0"},
     },
     "unirank full, no dropout (TRL's default)": {**FULL, "overrides": {"model.dropout": "0.0"}},
+    "unirank BT only, 2 responses per prompt per step": {
+        "epochs": (0, 0),
+        "items_per_group": 2,
+        "overrides": {"model.calibration.final": "none"},
+    },
+    "unirank full, 2 responses per prompt per step": {**FULL, "items_per_group": 2},
 }
 """epochs: (pairwise, pointwise) relative to unirank's epochs: (0, 0) is all pairwise, (-1, 1) one
-pointwise; budget "epochs": TRL's epoch count instead of its sequence count (see sequence_epochs)."""
+pointwise; budget "epochs": TRL's epoch count instead of its sequence count (see sequence_epochs);
+items_per_group: at most this many responses of a prompt per step (one comparison's pair, drawn
+afresh each epoch), with BATCH_SEQUENCES / items_per_group prompts per step, as diverse in prompts
+as TRL's batches, and as many epochs as the same sequence budget allows."""
 
 
-def sequence_epochs(train) -> int:
+def sequence_epochs(train, items_per_group: int | None = None) -> int:
     """unirank's epochs for the sequence budget TRL gets in EPOCHS epochs. TRL encodes both responses
     of every decided comparison (2 sequences per pair per epoch); unirank encodes each response once
     per epoch, however many comparisons it is in. The budget is the sequences through the model
     (forward and backward), i.e. the compute: round(EPOCHS · 2 · decided pairs / responses), at
-    least EPOCHS. HH-RLHF (each response in one pair): EPOCHS; PandaLM (a response in ~3 pairs): more."""
+    least EPOCHS. HH-RLHF (each response in one pair): EPOCHS; PandaLM (a response in ~3 pairs): more.
+    items_per_group: an epoch encodes at most that many responses of each prompt."""
     decided = int((train.comparisons["p"] != 0.5).sum())
-    return max(EPOCHS, round(EPOCHS * 2 * decided / train.items.height))
+    sizes = train.items.group_by("group_id").len()["len"].to_numpy()
+    per_epoch = int(sizes.clip(max=items_per_group).sum()) if items_per_group else train.items.height
+    return max(EPOCHS, round(EPOCHS * 2 * decided / per_epoch))
 
 
 def contender_job(name: str, spec: dict, dataset: str, path: str, work: Path, reports: Path, device: str,
@@ -127,6 +139,9 @@ def contender_job(name: str, spec: dict, dataset: str, path: str, work: Path, re
     data += ["--data.source.init_args.validation_fraction", str(VALIDATION)]
     data += ["--data.source.init_args.test_fraction", str(TEST), "--data.batch_groups", str(groups)]
     extra = [f"--{key}={value}" for key, value in spec["overrides"].items()]
+    if spec.get("items_per_group"):
+        extra += [f"--data.max_items_per_group={spec['items_per_group']}"]
+        data[-1] = str(BATCH_SEQUENCES // spec["items_per_group"])  # --data.batch_groups
     extra += ["--trainer.accelerator", "gpu" if device == "cuda" else "cpu"]
     extra += [f"--seed_everything={seed}", f"--model.seed={seed}", f"--data.seed={seed}"]
     extra += ["--trainer.precision", "bf16-mixed" if precision == "bf16" else "32-true"]
@@ -146,6 +161,7 @@ def headline(entry: dict) -> dict:
         "pairwise_brier": calibration["brier"],
         "pairwise_link": entry["pairwise_link"],
         "intervals": entry.get("intervals", {}),
+        **{key: entry[key] for key in ("selective", "selective_uncertainty") if key in entry},
     }
 
 
@@ -179,7 +195,14 @@ def main() -> None:
         epochs = sequence_epochs(train)
         setup = (dataset, path, work, reports, args.device, max_length, groups, args.seed, epochs, args.precision)
         chosen = [n for n in args.contenders or CONTENDERS if epochs != EPOCHS or CONTENDERS[n].get("budget") is None]
-        mine = [contender_job(n, CONTENDERS[n], *setup) for n in chosen]  # TRL's epochs: only where they differ
+        mine = [  # TRL's epochs: only where they differ
+            contender_job(
+                n, CONTENDERS[n], *setup[:8], sequence_epochs(train, CONTENDERS[n].get("items_per_group")), *setup[9:]
+            )  # fmt: skip
+            if CONTENDERS[n].get("items_per_group")
+            else contender_job(n, CONTENDERS[n], *setup)
+            for n in chosen
+        ]
         layout[dataset] = (mine, work, reports, train, max_length, groups, path, epochs)
         jobs += mine
     run_jobs(jobs, args.parallel)

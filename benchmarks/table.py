@@ -232,6 +232,51 @@ def reward_seeds() -> list[str]:
     return lines
 
 
+def reward_selective(data: dict) -> list[str]:
+    """Selective prediction: accuracy when abstaining on the least certain pairs, by |p − 0.5| and,
+    for models with a head posterior, by the posterior predictive (the AURC difference is paired)."""
+    lines = [
+        "| data | system | accuracy, all | at 80 % coverage | gain | AURC by \\|p − 0.5\\| | AURC by the posterior, "
+        "− \\|p − 0.5\\| [95 % CI] | margin s.e. (median) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for dataset, result in data["datasets"].items():
+        for name, row in result["systems"].items():
+            sel = row.get("selective")
+            if not sel:
+                continue
+            at = sel["accuracy_at"]
+            posterior = row.get("selective_uncertainty")
+            by_posterior, spread = "", ""
+            if posterior:
+                low, high = posterior["aurc_minus_plain_interval"]
+                by_posterior = (
+                    f"{posterior['aurc']:.4f}, {posterior['aurc_minus_plain']:+.4f} [{low:+.4f}, {high:+.4f}]"
+                )
+                spread = f"{posterior['margin_std_error_median']:.3f}"
+            lines.append(
+                f"| {dataset} ({sel['n']} decided pairs) | {name} | {at['100%']:.3f} | {at['80%']:.3f} | "
+                f"{at['80%'] - at['100%']:+.3f} | {sel['aurc']:.4f} | {by_posterior} | {spread} |"
+            )
+    return lines
+
+
+def process_rows(data: dict) -> list[list[str]]:
+    t, prune = data["test"], data["prune"]
+    low, high = t["intervals"]["step_brier"]
+    return [
+        [
+            f"PRMBench test steps: Brier / ECE ({t['steps']} steps, {t['n_problems']} problems)",
+            f"{t['step_brier']:.4f} [{low:.4f}, {high:.4f}] / {t['step_ece']:.4f}",
+            f"constant base-rate predictor {data['base_rate_brier']:.4f}",
+            f"prune at {prune['threshold']:.2f} (chosen on validation): {prune['correct_steps_kept']:.1%} of correct "
+            f"steps kept, {prune['wrong_stopped_before_end']:.1%} of wrong chains stopped early, "
+            f"{prune['tokens_saved_share']:.1%} tokens saved",
+            f"`{data.get('command', 'python benchmarks/process.py')}`",
+        ]
+    ]
+
+
 def reliability_figure(names: list[str], reports: Path, out: Path) -> None:
     """One reliability diagram of several contenders, from their reports' reliability tables."""
     from unirank.evaluation.report import reliability_plot_from_tables
@@ -252,6 +297,7 @@ def main() -> None:
         ("throughput", throughput_rows),
         ("reranker", reranker_rows),
         ("reward", reward_rows),
+        ("process", process_rows),
     ):
         data = load(name)
         if data is not None:
@@ -267,6 +313,7 @@ def main() -> None:
         reliability_figure(names, RESULTS / "reranker-scifact", RESULTS / "reranker-scifact" / "reliability.png")
     if reward:
         print("\n" + "\n".join(reward_ablation(reward)))
+        print("\n" + "\n".join(reward_selective(reward)))
     seeds = reward_seeds()
     if seeds:
         print("\n" + "\n".join(seeds))

@@ -7,6 +7,8 @@ unirank calibrate --comparisons comparisons.parquet --out targets.parquet
 unirank evaluate  --model DIR_OR_CKPT (--beir DIR | --preferences FILE | --steps FILE | --tables DIR) --out DIR
 unirank export    CKPT OUT_DIR
 unirank score     --model DIR_OR_CKPT --input rows.jsonl --out scores.jsonl
+unirank select    --model DIR_OR_CKPT --input prompts.jsonl [--threshold T [--conservative]] --out selected.jsonl
+unirank prune     --model PROCESS_MODEL --steps FILE [--threshold T] --out prune.json
 """
 
 from __future__ import annotations
@@ -220,7 +222,7 @@ def _score(args: argparse.Namespace) -> None:
         rows.append(record)
     if not rows:
         raise SystemExit(f"unirank score: {args.input}: no rows to score")
-    scores = scorer.predict([(r["context"], r["candidate"]) for r in rows])
+    scored = scorer.predict_with_uncertainty([(r["context"], r["candidate"]) for r in rows])
     fused = [None] * len(rows)
     if scorer.fusion_weight is not None and any("first_stage_score" in r for r in rows):
         bad = next((i for i, r in enumerate(rows) if not isinstance(r.get("first_stage_score"), (int, float))), None)
@@ -228,14 +230,49 @@ def _score(args: argparse.Namespace) -> None:
             raise SystemExit(
                 f"unirank score: {args.input}, row {bad + 1}: 'first_stage_score' must be a number in every row"
             )
-        fused = scorer.fuse([s for s, _ in scores], [r["first_stage_score"] for r in rows]).tolist()
+        fused = scorer.fuse([s["score"] for s in scored], [r["first_stage_score"] for r in rows]).tolist()
     with atomic_path(args.out) as tmp, open(tmp, "w", encoding="utf-8") as handle:
-        for record, (logit, prob), rank_score in zip(rows, scores, fused):
+        for record, scores, rank_score in zip(rows, scored, fused):
             extra = {} if rank_score is None else {"fused_score": rank_score}
-            handle.write(
-                json.dumps({**record, "score": logit, "probability": prob, **extra}, ensure_ascii=False) + "\n"
-            )
+            handle.write(json.dumps({**record, **scores, **extra}, ensure_ascii=False) + "\n")
     print(f"scored {len(rows)} rows → {args.out}")
+
+
+def _select(args: argparse.Namespace) -> None:
+    from unirank.atomic import atomic_path, check_output_file
+    from unirank.data.readers import iter_jsonl
+    from unirank.scoring import load_scorer
+    from unirank.selection import select_candidates, selection_summary
+
+    if args.threshold is not None and not 0.0 < args.threshold < 1.0:
+        raise SystemExit(f"unirank select: --threshold {args.threshold} must be a probability in (0, 1)")
+    check_output_file(args.out)
+    rows = []
+    for line, record in iter_jsonl(args.input):
+        candidates = record.get("candidates")
+        if not isinstance(record.get("context"), (str, list)) or not (
+            isinstance(candidates, list) and candidates and all(isinstance(c, str) for c in candidates)
+        ):
+            raise SystemExit(
+                f"unirank select: {args.input}, line {line}: needs a 'context' and a non-empty 'candidates' list "
+                "of strings"
+            )
+        rows.append(record)
+    if not rows:
+        raise SystemExit(f"unirank select: {args.input}: no rows")
+    scorer = load_scorer(args.model, bf16=args.precision == "bf16")
+    if args.conservative and scorer.posterior is None:
+        raise SystemExit(f"unirank select: --conservative needs a head posterior, and {args.model} has none")
+    flat = [(r["context"], c) for r in rows for c in r["candidates"]]
+    scored, start, selections = scorer.predict_with_uncertainty(flat), 0, []
+    for record in rows:
+        mine = scored[start : start + len(record["candidates"])]
+        start += len(mine)
+        chosen = select_candidates(mine, args.threshold, scorer.pairwise_link, args.conservative)
+        selections.append({**record, "scores": mine, **chosen})
+    with atomic_path(args.out) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(s, ensure_ascii=False) + "\n" for s in selections)
+    print(f"{selection_summary(selections, args.threshold)} → {args.out}")
 
 
 def _prune(args: argparse.Namespace) -> None:
@@ -411,6 +448,19 @@ def _parser() -> argparse.ArgumentParser:
     score.add_argument("--input", type=Path, required=True)
     score.add_argument("--out", type=Path, required=True)
     score.set_defaults(run=_score)
+
+    select = commands.add_parser(
+        "select", help="best-of-n / rejection sampling: per prompt, the best candidate and those with P ≥ t"
+    )
+    select.add_argument("--model", required=True, help="an exported folder or a checkpoint")
+    select.add_argument("--input", type=Path, required=True, help='JSONL of {"context": ..., "candidates": [...]}')
+    select.add_argument("--threshold", type=float, help="keep the candidates with P(good) ≥ this (rejection sampling)")
+    select.add_argument(
+        "--conservative", action="store_true", help="compare the 95 %% lower bound of P with the threshold, not P"
+    )
+    select.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    select.add_argument("--out", type=Path, required=True, help="JSONL: each row with scores, kept and best")
+    select.set_defaults(run=_select)
 
     prune = commands.add_parser(
         "prune", help="process models: stop each chain at its first step with P(correct) < t; report what it saves"

@@ -3,7 +3,8 @@
 The folder holds the model (safetensors), its tokenizer (model_max_length = the adapter's
 max_length), a config whose `sentence_transformers.activation_fn` is Sigmoid, so
 `CrossEncoder(folder).predict(pairs)` returns σ(r), the calibrated probability, and `unirank.json`
-describing the domain, input format, schedule and calibration.
+describing the domain, input format, schedule and calibration; with a head posterior, its
+covariance in `head_posterior.safetensors` (read by unirank only: the model itself stays plain).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import unirank
 from unirank import adapters
 from unirank.atomic import FolderLock, atomic_path, check_output_folder
 from unirank.module import Calibration, Schedule, UnirankModule
+from unirank.uncertainty import POSTERIOR_FILE, save_posterior
 
 SIGMOID = "torch.nn.modules.activation.Sigmoid"
 
@@ -61,7 +63,12 @@ def export_model(
             "base_model": config["model"],
             "adapter": config["adapter"],
             "validation": validation or {},
-        }
+            "uncertainty": None if module.head_posterior is None else {
+                **module.head_posterior.info, "file": POSTERIOR_FILE
+            },
+        }  # fmt: skip
+        if module.head_posterior is not None:
+            save_posterior(module.head_posterior, tmp)
         (tmp / "unirank.json").write_text(json.dumps(info, indent=2) + "\n")
     return out_dir
 

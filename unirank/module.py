@@ -36,9 +36,11 @@ from unirank.fitting import (
     step_anchor_comparisons,
     step_item_id,
 )
+from unirank.fitting.laplace import HeadPosterior
 from unirank.losses import bradley_terry_loss, listwise_distillation_loss, pointwise_loss, target_weight
 from unirank.precision import warn_if_emulated_bf16
 from unirank.scorer import Scorer, load_backbone
+from unirank.uncertainty import fit_head_posterior, posterior_from_state, posterior_state
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,9 @@ class Calibration:
     prior means; prior_groups: for groups of at most `sparse_group_size` items ("sparse": a chat
     prompt with one pair) or for every group ("all": targets follow the stage-1 order where labels
     and comparisons are silent); final: "platt" fits σ(a·r + b) on the validation split after
-    training and folds it into the head (see unirank.fitting.platt), "none" leaves the logits as trained.
+    training and folds it into the head (see unirank.fitting.platt), "none" leaves the logits as trained;
+    uncertainty: "laplace" then fits the head's posterior on up to `uncertainty_items` training items
+    (see unirank.uncertainty), so scores come with a standard error.
     """
 
     link: Literal["thurstone", "bradley-terry"] = "thurstone"
@@ -94,6 +98,8 @@ class Calibration:
     sparse_group_size: int = 2
     prior_groups: Literal["sparse", "all"] = "sparse"
     final: Literal["none", "platt"] = "platt"
+    uncertainty: Literal["none", "laplace"] = "laplace"
+    uncertainty_items: int = 2048
 
 
 class UnirankModule(L.LightningModule):
@@ -143,6 +149,7 @@ class UnirankModule(L.LightningModule):
         self.chunk_size, self.seed, self.distill_temperature = chunk_size, seed, distill_temperature
         self.ranking_weight, self.dropout = ranking_weight, dropout
         self.final_calibration: dict | None = None
+        self.head_posterior: HeadPosterior | None = None
         backbone, self.tokenizer = load_backbone(model, trust_remote_code=trust_remote_code, seed=seed)
         self.scorer = Scorer(backbone)
         if dropout is not None:
@@ -228,9 +235,12 @@ class UnirankModule(L.LightningModule):
         return self.forward_batch(batch).items
 
     @torch.no_grad()
-    def _forward_encoded(self, encoded: list[Encoded], bf16: bool = False) -> BatchScores:
+    def _forward_encoded(
+        self, encoded: list[Encoded], bf16: bool = False, features: bool = False
+    ) -> tuple[BatchScores, torch.Tensor | None]:
         """forward_batch over already-encoded inputs, in eval mode (the training mode is restored);
-        bf16: under bfloat16 autocast (about 2x faster on CPU, logits within ~1e-2)."""
+        bf16: under bfloat16 autocast (about 2x faster on CPU, logits within ~1e-2); features: also
+        the final layer's input of every item, in input order (items, not steps)."""
         if bf16:
             warn_if_emulated_bf16(self.device.type, "fp32 (--precision fp32, bf16=False)")
         was_training = self.training
@@ -239,8 +249,14 @@ class UnirankModule(L.LightningModule):
             chunks, order = pad_chunks(encoded, self.tokenizer.pad_token_id, self.chunk_size)
             # nullcontext, not autocast(enabled=False): a caller's own autocast stays in force
             precision = torch.autocast(self.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-            with precision:
-                return self.forward_batch({"chunks": chunks, "order": order})
+            capture = self.scorer.capturing_head_inputs() if features else contextlib.nullcontext()
+            with precision, capture as captured:
+                out = self.forward_batch({"chunks": chunks, "order": order})
+            if not features:
+                return out, None
+            in_order = torch.empty_like(sorted_features := torch.cat(captured))
+            in_order[order.to(in_order.device)] = sorted_features
+            return out, in_order
         finally:
             self.train(was_training)
 
@@ -248,11 +264,16 @@ class UnirankModule(L.LightningModule):
         """Scores of already-encoded inputs, in eval mode, chunk by chunk."""
         if not encoded:
             return np.zeros(0)
-        return self._forward_encoded(encoded, bf16).items.cpu().numpy().astype(np.float64)
+        return self._forward_encoded(encoded, bf16)[0].items.cpu().numpy().astype(np.float64)
+
+    def score_encoded_with_features(self, encoded: list[Encoded], bf16: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, the final layer's input of each item): what the head posterior needs."""
+        out, features = self._forward_encoded(encoded, bf16, features=True)
+        return out.items.cpu().numpy().astype(np.float64), features.cpu().numpy().astype(np.float64)
 
     def score_encoded_steps(self, encoded: list[Encoded], bf16: bool = False) -> tuple[np.ndarray, list[np.ndarray]]:
         """Process inputs: (solution scores, one array of step logits per solution), eval mode."""
-        out = self._forward_encoded(encoded, bf16)
+        out, _ = self._forward_encoded(encoded, bf16)
         owner, steps = out.step_owner.cpu().numpy(), out.steps.cpu().numpy().astype(np.float64)
         return out.items.cpu().numpy().astype(np.float64), [steps[owner == i] for i in range(len(encoded))]
 
@@ -444,8 +465,15 @@ class UnirankModule(L.LightningModule):
 
     # ---- the final calibration ----------------------------------------------------------------
     def on_train_end(self) -> None:
-        if self.calibration.final == "platt" and not self.trainer.sanity_checking:
-            self.calibrate_on(self.trainer.datamodule.datasets.get("validation"))
+        if self.trainer.sanity_checking:
+            return
+        datasets = self.trainer.datamodule.datasets
+        if self.calibration.final == "platt":
+            self.calibrate_on(datasets.get("validation"))
+        if self.calibration.uncertainty == "laplace":
+            self.head_posterior = fit_head_posterior(
+                self, datasets.get("train"), self.calibration.uncertainty_items, self.seed
+            )
 
     def calibrate_on(self, dataset) -> dict | None:
         """Fit σ(a·r + b) on a held-out split (every item of its groups: the lists it is scored on)
@@ -587,11 +615,13 @@ class UnirankModule(L.LightningModule):
             "config": json.dumps(self.config()),
             "stage": self.stage,
             "final_calibration": self.final_calibration,
+            "head_posterior": None if self.head_posterior is None else posterior_state(self.head_posterior),
             "targets": None if self.targets is None else self.targets.to_dict(as_series=False),
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint.get("unirank", {})
         self.final_calibration = state.get("final_calibration")
+        self.head_posterior = posterior_from_state(state.get("head_posterior"))
         if state.get("targets") is not None:
             self.set_targets(pl.DataFrame(state["targets"]))

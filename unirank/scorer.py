@@ -8,6 +8,7 @@ Weights load as safetensors only; remote code runs only when `trust_remote_code=
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import torch
@@ -136,6 +137,25 @@ class Scorer(nn.Module):
         layer.weight.mul_(a)
         if layer.bias is not None:
             layer.bias.mul_(a).add_(b)
+
+    @contextlib.contextmanager
+    def capturing_head_inputs(self):
+        """Collect the final linear layer's input x of every forward pass (float32, detached) in
+        the yielded list, one tensor per call: the features a head posterior reads."""
+        captured: list[torch.Tensor] = []
+        handle = self.final_layer().register_forward_hook(
+            lambda layer, inputs, output: captured.append(inputs[0].detach().float())
+        )
+        try:
+            yield captured
+        finally:
+            handle.remove()
+
+    def head_vector(self) -> torch.Tensor:
+        """θ = [weight, bias] of the output layer (bias 0 where it has none), float64."""
+        layer = self.final_layer()
+        bias = layer.bias.detach().reshape(1) if layer.bias is not None else torch.zeros(1)
+        return torch.cat([layer.weight.detach().reshape(-1), bias]).double().cpu()
 
     def has_output_bias(self) -> bool:
         return self.final_layer().bias is not None

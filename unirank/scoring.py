@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from unirank.module import Calibration, UnirankModule
+from unirank.uncertainty import item_uncertainty, load_posterior
 
 
 class Predictor:
@@ -34,6 +35,30 @@ class Predictor:
     def score_texts(self, contexts: list[str], candidates: list[str]) -> np.ndarray:
         """The logit r of each (context, candidate), formatted by the model's adapter."""
         return self.module.score_texts(contexts, candidates, self.bf16)
+
+    @property
+    def posterior(self):
+        """The head posterior (`unirank.fitting.laplace.HeadPosterior`), or None where the model has none."""
+        return self.module.head_posterior
+
+    def score_texts_with_features(self, contexts: list[str], candidates: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(logits, the final layer's input of each pair): what the head posterior reads."""
+        encoded = self.module.adapter.encode(self.module.tokenizer, contexts, candidates)
+        if not encoded:
+            return np.zeros(0), np.zeros((0, 0))
+        return self.module.score_encoded_with_features(encoded, self.bf16)
+
+    def predict_with_uncertainty(self, pairs: list[tuple[str | list, str]]) -> list[dict]:
+        """predict() with, where the model has a head posterior, the logit's and the probability's
+        standard errors and a conservative probability (the one-sided 95 % lower bound)."""
+        contexts = [c if isinstance(c, str) else json.dumps(c, ensure_ascii=False) for c, _ in pairs]
+        candidates = [t for _, t in pairs]
+        if self.posterior is None:
+            return [{"score": r, "probability": p} for r, p in self.predict(pairs)]
+        logits, features = self.score_texts_with_features(contexts, candidates)
+        extra = item_uncertainty(self.posterior, logits, features)
+        rows = [{"score": float(r), "probability": float(1 / (1 + np.exp(-r)))} for r in logits]
+        return [{**row, **{k: float(v[i]) for k, v in extra.items()}} for i, row in enumerate(rows)]
 
     def fuse(self, logits, first_stage_scores) -> np.ndarray:
         """The ranking score r + γ·s fused with the first stage's scores s (γ fitted on validation
@@ -63,6 +88,7 @@ def load_scorer(path: str | Path, bf16: bool = False) -> Predictor:
             ),
         )
         module.final_calibration = info["calibration"].get("final_fit")
+        module.head_posterior = load_posterior(path, info.get("uncertainty"))
         return Predictor(module, info["calibration"]["trained_through"], bf16)
     module = load_checkpoint(path)
     return Predictor(module, "pointwise" if module.targets is not None else "pairwise", bf16)

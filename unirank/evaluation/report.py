@@ -111,7 +111,12 @@ def evaluate_preferences(predictors: dict, tables: Tables) -> dict:
     categories = comps["category"].fill_null("all").to_numpy()
     prompts = comps["group_id"].to_numpy()
     for name, predictor in predictors.items():
-        scores = score_items(predictor, tables)
+        posterior = getattr(predictor, "posterior", None)
+        if posterior is not None:
+            texts = tables.items["text"].to_list()
+            scores, features = predictor.score_texts_with_features(tables.item_contexts(), texts)
+        else:
+            scores = score_items(predictor, tables)
         r_a, r_b = scores[comps["_a"].to_numpy()], scores[comps["_b"].to_numpy()]
         a_wins = p[decided] > 0.5
         chosen = np.where(a_wins, r_a[decided], r_b[decided])
@@ -131,8 +136,32 @@ def evaluate_preferences(predictors: dict, tables: Tables) -> dict:
         }
         entry["pairwise_link"] = predictor.pairwise_link
         entry["selective"] = selective_report(prob[decided], p[decided])
+        if posterior is not None:
+            a, b = comps["_a"].to_numpy()[decided], comps["_b"].to_numpy()[decided]
+            predictive, std_error = posterior.pair_probability(
+                r_a[decided], r_b[decided], features[a], features[b], predictor.pairwise_link
+            )
+            entry["selective_uncertainty"] = uncertainty_selective(predictive, prob[decided], p[decided], std_error,
+                                                                   prompts[decided])  # fmt: skip
         entry["_curve"] = both_orders(prob, p)
         report["systems"][name] = entry
+    return report
+
+
+def uncertainty_selective(predictive, prob, label, std_error, group) -> dict:
+    """Selective prediction ranked by the posterior predictive probability (the margin moderated
+    by its standard error), and its AURC minus that of |p − 0.5| alone, with a 95 % bootstrap
+    interval over groups (negative: the model's uncertainty abstains better)."""
+    report = selective_report(predictive, label)
+    gain, _ = grouped_interval(
+        lambda rows: (
+            selective_report(predictive[rows], label[rows])["aurc"] - selective_report(prob[rows], label[rows])["aurc"]
+        ),
+        group,
+    )
+    report["aurc_minus_plain"] = report["aurc"] - selective_report(prob, label)["aurc"]
+    report["aurc_minus_plain_interval"] = gain
+    report["margin_std_error_median"] = float(np.median(std_error)) if len(std_error) else float("nan")
     return report
 
 
@@ -259,7 +288,18 @@ def summarise(report: dict) -> str:
             )
         lines.append(f"(ties excluded from accuracy: {report['ties_excluded']}; intervals resample prompts)")
     lines += [_selective_line(name, e) for name, e in report["systems"].items() if "selective" in e]
+    lines += [_uncertainty_line(name, e) for name, e in report["systems"].items() if "selective_uncertainty" in e]
     return "\n".join(lines)
+
+
+def _uncertainty_line(name: str, entry: dict) -> str:
+    """The same, abstaining by the posterior predictive probability (the head's uncertainty included)."""
+    sel = entry["selective_uncertainty"]
+    low, high = sel["aurc_minus_plain_interval"]
+    return (
+        f"{name:40s} ... by the head posterior: {sel['accuracy_at'].get('80%', float('nan')):.3f} on 80 %; AURC "
+        f"{sel['aurc']:.3f}, {sel['aurc_minus_plain']:+.4f} [{low:+.4f}, {high:+.4f}] against |p − 0.5| alone"
+    )
 
 
 def _selective_line(name: str, entry: dict) -> str:

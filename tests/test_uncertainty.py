@@ -1,0 +1,149 @@
+"""Uncertainty per score: the head posterior is fitted when training ends, travels with checkpoints
+and exports, and `Predictor` / `unirank score` report a standard error and a conservative probability."""
+
+import json
+
+import lightning as L
+import numpy as np
+import pytest
+
+from unirank.adapters import ChatAdapter
+from unirank.cli import main
+from unirank.data.datamodule import UnirankDataModule
+from unirank.data.sources import Preferences
+from unirank.export import export_model
+from unirank.module import Calibration, Schedule, UnirankModule
+from unirank.scoring import load_scorer
+from unirank.uncertainty import POSTERIOR_FILE, posterior_from_state, posterior_state
+
+from .conftest import REPO
+
+PAIRS = [("How do I boil an egg?", "Put the egg in boiling water for 9 minutes."), ("Hi", "Eggs are food.")]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    module = UnirankModule(model="tiny", adapter=ChatAdapter(max_length=64), schedule=Schedule(1, 1), lr=1e-3)
+    data = UnirankDataModule(
+        Preferences(str(REPO / "data/demo-preferences.jsonl"), validation_fraction=0.2), batch_groups=8, seed=0
+    )
+    L.Trainer(max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+              enable_model_summary=False).fit(module, datamodule=data)  # fmt: skip
+    return module, data
+
+
+def test_posterior_is_fitted_on_the_training_comparisons(trained):
+    module, data = trained
+    posterior = module.head_posterior
+    dim = module.scorer.head_vector().numel()
+    assert posterior is not None and posterior.covariance.shape == (dim, dim)
+    assert posterior.prior_precision > 0 and 0 < posterior.effective_parameters <= dim
+    assert np.all(np.linalg.eigvalsh(posterior.covariance) > 0)
+    train = data.datasets["train"]
+    assert f"of {train.n_items} items" in posterior.info["fitted_on"]
+
+
+def test_posterior_survives_checkpoint_state_and_export(trained, tmp_path):
+    module, _ = trained
+    again = posterior_from_state(posterior_state(module.head_posterior))
+    np.testing.assert_array_equal(again.covariance, module.head_posterior.covariance)
+    export_model(module, tmp_path / "model")
+    assert (tmp_path / "model" / POSTERIOR_FILE).exists()
+    info = json.loads((tmp_path / "model/unirank.json").read_text())
+    assert info["uncertainty"]["file"] == POSTERIOR_FILE
+    predictor = load_scorer(tmp_path / "model")
+    np.testing.assert_allclose(predictor.posterior.covariance, module.head_posterior.covariance)
+    rows = predictor.predict_with_uncertainty(PAIRS)
+    logits = module.score_texts([c for c, _ in PAIRS], [t for _, t in PAIRS])
+    for row, r in zip(rows, logits):
+        assert row["score"] == pytest.approx(r, abs=1e-5)
+        assert row["logit_std_error"] > 0 and 0 < row["probability_lower"] < row["probability"]
+        expected = 1 / (1 + np.exp(-(r - 1.6449 * row["logit_std_error"])))
+        assert row["probability_lower"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_standard_error_is_the_posterior_variance_of_the_item_features(trained):
+    module, _ = trained
+    logits, features = module.score_encoded_with_features(
+        module.adapter.encode(module.tokenizer, [c for c, _ in PAIRS], [t for _, t in PAIRS])
+    )
+    np.testing.assert_allclose(logits, module.score_texts([c for c, _ in PAIRS], [t for _, t in PAIRS]), atol=1e-6)
+    theta = module.scorer.head_vector().numpy()
+    np.testing.assert_allclose(np.hstack([features, np.ones((2, 1))]) @ theta, logits, atol=1e-5)  # the head's input
+
+
+def test_score_command_reports_the_uncertainty(trained, tmp_path):
+    module, _ = trained
+    export_model(module, tmp_path / "model")
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("".join(json.dumps({"context": c, "candidate": t}) + "\n" for c, t in PAIRS))
+    main(["score", "--model", str(tmp_path / "model"), "--input", str(rows), "--out", str(tmp_path / "s.jsonl")])
+    scored = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
+    assert all(r["logit_std_error"] > 0 and r["probability_lower"] < r["probability"] for r in scored)
+
+
+def test_no_posterior_when_not_asked(tmp_path):
+    module = UnirankModule(model="tiny", adapter=ChatAdapter(max_length=64), schedule=Schedule(1, 0),
+                           calibration=Calibration(uncertainty="none"))  # fmt: skip
+    data = UnirankDataModule(Preferences(str(REPO / "data/demo-preferences.jsonl")), batch_groups=8, seed=0)
+    L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+              enable_model_summary=False).fit(module, datamodule=data)  # fmt: skip
+    assert module.head_posterior is None
+    export_model(module, tmp_path / "model")
+    assert not (tmp_path / "model" / POSTERIOR_FILE).exists()
+    assert load_scorer(tmp_path / "model").predict_with_uncertainty(PAIRS)[0].keys() == {"score", "probability"}
+
+
+def test_evaluate_reports_selective_prediction_by_the_posterior(trained, tmp_path):
+    from unirank.evaluation.report import evaluate_preferences, summarise
+
+    module, data = trained
+    export_model(module, tmp_path / "model")
+    tables = Preferences(str(REPO / "data/demo-preferences.jsonl")).load()
+    report = evaluate_preferences({"m": load_scorer(tmp_path / "model")}, tables)
+    entry = report["systems"]["m"]
+    sel = entry["selective_uncertainty"]
+    assert sel["n"] == entry["selective"]["n"] and sel["margin_std_error_median"] > 0
+    low, high = sel["aurc_minus_plain_interval"]
+    assert low <= sel["aurc_minus_plain"] <= high or np.isclose(low, high)
+    assert "by the head posterior" in summarise(report)
+
+
+def test_select_keeps_candidates_above_the_threshold_and_names_the_best(trained, tmp_path):
+    module, _ = trained
+    export_model(module, tmp_path / "model")
+    prompts = [
+        {"context": "How do I boil an egg?", "candidates": [t for _, t in PAIRS] + ["Boil it."], "id": 7},
+        {"context": "Hi", "candidates": ["Hello! How can I help?"]},
+    ]
+    rows = tmp_path / "prompts.jsonl"
+    rows.write_text("".join(json.dumps(p) + "\n" for p in prompts))
+    predictor = load_scorer(tmp_path / "model")
+    probabilities = [r["probability"] for r in predictor.predict_with_uncertainty(
+        [("How do I boil an egg?", c) for c in prompts[0]["candidates"]])]  # fmt: skip
+    threshold = float(np.median(probabilities))
+    out = tmp_path / "selected.jsonl"
+    main(["select", "--model", str(tmp_path / "model"), "--input", str(rows), "--threshold", str(threshold),
+          "--out", str(out)])  # fmt: skip
+    first, second = [json.loads(line) for line in out.read_text().splitlines()]
+    assert first["id"] == 7 and first["best"]["index"] == int(np.argmax(probabilities))
+    assert sorted(first["kept"]) == [i for i, p in enumerate(probabilities) if p >= threshold]
+    assert 0 < first["best"]["beats_runner_up"] < 1 and "beats_runner_up" not in second["best"]
+    main(["select", "--model", str(tmp_path / "model"), "--input", str(rows), "--threshold", str(threshold),
+          "--conservative", "--out", str(out)])  # fmt: skip
+    conservative = json.loads(out.read_text().splitlines()[0])
+    assert set(conservative["kept"]) <= set(first["kept"])
+    assert all(s["probability_lower"] < s["probability"] for s in conservative["scores"])
+
+
+def test_select_refuses_bad_rows_and_a_bad_threshold(trained, tmp_path):
+    module, _ = trained
+    export_model(module, tmp_path / "model")
+    rows = tmp_path / "prompts.jsonl"
+    rows.write_text(json.dumps({"context": "Hi", "candidates": []}) + "\n")
+    with pytest.raises(SystemExit, match="line 1: needs a 'context' and a non-empty 'candidates'"):
+        main(["select", "--model", str(tmp_path / "model"), "--input", str(rows), "--out", str(tmp_path / "o.jsonl")])
+    with pytest.raises(SystemExit, match="must be a probability"):
+        main(["select", "--model", str(tmp_path / "model"), "--input", str(rows), "--threshold", "1.5",
+              "--out", str(tmp_path / "o.jsonl")])  # fmt: skip
+    assert not (tmp_path / "o.jsonl").exists()
