@@ -97,12 +97,20 @@ CONTENDERS: dict[str, dict] = {
         "overrides": {"model.calibration.final": "none"},
     },
     "unirank full, 2 responses per prompt per step": {**FULL, "items_per_group": 2},
+    "unirank BT only, one group per comparison (TRL's data view)": {
+        "epochs": (0, 0),
+        "pair_groups": True,
+        "overrides": {"model.calibration.final": "none"},
+    },
+    "unirank full, one group per comparison (TRL's data view)": {**FULL, "pair_groups": True},
 }
 """epochs: (pairwise, pointwise) relative to unirank's epochs: (0, 0) is all pairwise, (-1, 1) one
 pointwise; budget "epochs": TRL's epoch count instead of its sequence count (see sequence_epochs);
 items_per_group: at most this many responses of a prompt per step (one comparison's pair, drawn
 afresh each epoch), with BATCH_SEQUENCES / items_per_group prompts per step, as diverse in prompts
-as TRL's batches, and as many epochs as the same sequence budget allows."""
+as TRL's batches, and as many epochs as the same sequence budget allows; pair_groups: each
+comparison its own group with its own copy of both responses (`Preferences(groups="comparison")`),
+16 per step: the data as TRL sees it, at the same sequence budget."""
 
 
 def sequence_epochs(train, items_per_group: int | None = None) -> int:
@@ -116,6 +124,15 @@ def sequence_epochs(train, items_per_group: int | None = None) -> int:
     sizes = train.items.group_by("group_id").len()["len"].to_numpy()
     per_epoch = int(sizes.clip(max=items_per_group).sum()) if items_per_group else train.items.height
     return max(EPOCHS, round(EPOCHS * 2 * decided / per_epoch))
+
+
+def contender_epochs(spec: dict, train) -> int:
+    """unirank's epochs for a contender at TRL's sequence budget (see sequence_epochs)."""
+    from unirank.data.sources import comparisons_as_groups
+
+    if spec.get("pair_groups"):
+        return sequence_epochs(comparisons_as_groups(train))
+    return sequence_epochs(train, spec.get("items_per_group"))
 
 
 def contender_job(name: str, spec: dict, dataset: str, path: str, work: Path, reports: Path, device: str,
@@ -142,6 +159,9 @@ def contender_job(name: str, spec: dict, dataset: str, path: str, work: Path, re
     if spec.get("items_per_group"):
         extra += [f"--data.max_items_per_group={spec['items_per_group']}"]
         data[-1] = str(BATCH_SEQUENCES // spec["items_per_group"])  # --data.batch_groups
+    if spec.get("pair_groups"):
+        extra += ["--data.source.init_args.groups=comparison"]
+        data[-1] = str(BATCH_SEQUENCES // 2)
     extra += ["--trainer.accelerator", "gpu" if device == "cuda" else "cpu"]
     extra += [f"--seed_everything={seed}", f"--model.seed={seed}", f"--data.seed={seed}"]
     extra += ["--trainer.precision", "bf16-mixed" if precision == "bf16" else "32-true"]
@@ -161,7 +181,7 @@ def headline(entry: dict) -> dict:
         "pairwise_brier": calibration["brier"],
         "pairwise_link": entry["pairwise_link"],
         "intervals": entry.get("intervals", {}),
-        **{key: entry[key] for key in ("selective", "selective_uncertainty") if key in entry},
+        **{key: entry[key] for key in ("selective", "selective_uncertainty", "thresholds") if key in entry},
     }
 
 
@@ -195,14 +215,9 @@ def main() -> None:
         epochs = sequence_epochs(train)
         setup = (dataset, path, work, reports, args.device, max_length, groups, args.seed, epochs, args.precision)
         chosen = [n for n in args.contenders or CONTENDERS if epochs != EPOCHS or CONTENDERS[n].get("budget") is None]
-        mine = [  # TRL's epochs: only where they differ
-            contender_job(
-                n, CONTENDERS[n], *setup[:8], sequence_epochs(train, CONTENDERS[n].get("items_per_group")), *setup[9:]
-            )  # fmt: skip
-            if CONTENDERS[n].get("items_per_group")
-            else contender_job(n, CONTENDERS[n], *setup)
-            for n in chosen
-        ]
+        # TRL's epochs: only where they differ
+        mine = [contender_job(n, CONTENDERS[n], *setup[:8], contender_epochs(CONTENDERS[n], train), *setup[9:])
+                for n in chosen]  # fmt: skip
         layout[dataset] = (mine, work, reports, train, max_length, groups, path, epochs)
         jobs += mine
     run_jobs(jobs, args.parallel)

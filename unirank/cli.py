@@ -167,7 +167,7 @@ def _evaluate(args: argparse.Namespace) -> None:
         elif args.preferences:
             source = Preferences(str(args.preferences), format=args.format, skip_invalid=args.skip_invalid, **fractions)
             tables = _split(source.load(), args)
-            report = evaluate_preferences(predictors, tables)
+            report = evaluate_preferences(predictors, tables, thresholds=tuple(args.thresholds))
         else:
             tables = _split(TablesDir(str(args.tables)).load(), args)
             domain = next(iter(predictors.values())).module.adapter.domain
@@ -177,7 +177,7 @@ def _evaluate(args: argparse.Namespace) -> None:
                 qrels = list_qrels(tables, args.tables)
                 report = evaluate_retrieval(predictors, tables, qrels, thresholds=tuple(args.thresholds))
             else:
-                report = evaluate_preferences(predictors, tables)
+                report = evaluate_preferences(predictors, tables, thresholds=tuple(args.thresholds))
     except (TableError, ValueError) as error:
         raise SystemExit(f"unirank evaluate: {error}") from None
     print(write_report(report, args.out))
@@ -426,7 +426,8 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         nargs="+",
         default=[0.3, 0.5, 0.7, 0.9],
-        help="retrieval: report precision and recall of σ(score) > t, and their spread across queries, at each t",
+        help="precision and recall of σ(score) > t (retrieval; spread across queries) or P(a ≻ b) > t "
+        "(preferences; spread across categories) at each t",
     )
     evaluate.add_argument("--encoder", default="minilm", help="first-stage bi-encoder for --beir")
     evaluate.add_argument("--k", type=int, default=100, help="first-stage depth for --beir")

@@ -93,3 +93,29 @@ def test_majority_labels_keep_the_decided_comparisons_as_hard_labels(tmp_path):
     majority = Preferences(str(tmp_path / "p.json"), "pandalm", 0.0, labels="majority").load().comparisons
     assert sorted(fraction["p"].round(4).to_list()) == [0.1667, 0.5, 0.6667]
     assert sorted(majority["p"].to_list()) == [0.0, 1.0] and majority["weight"].to_list() == [1.0, 1.0]
+
+
+def test_one_group_per_comparison_copies_both_responses_and_keeps_the_prompt_split(tmp_path):
+    import json
+
+    from unirank.data.sources import Preferences
+
+    rows = [
+        {"instruction": f"i{k}", "response1": "a", "response2": r, "annotator1": 1, "annotator2": 1, "annotator3": 2}
+        for k in range(6)
+        for r in ("b", "c")
+    ]
+    (tmp_path / "p.json").write_text(json.dumps(rows))
+    by_prompt = Preferences(str(tmp_path / "p.json"), "pandalm", 0.3).load()
+    by_pair = Preferences(str(tmp_path / "p.json"), "pandalm", 0.3, groups="comparison").load()
+    assert by_prompt.groups.height == 6 and by_prompt.items.height == 18  # "a" shared by two comparisons
+    assert by_pair.groups.height == by_pair.comparisons.height == 12 and by_pair.items.height == 24
+    assert by_pair.items.group_by("group_id").len()["len"].to_list() == [2] * 12
+    contexts = dict(zip(by_prompt.groups["group_id"], zip(by_prompt.groups["context"], by_prompt.groups["split"])))
+    for pair, context, split in by_pair.groups.select("group_id", "context", "split").iter_rows():
+        assert contexts[pair.split("#")[0]] == (context, split)
+    assert sorted(by_pair.comparisons["p"].to_list()) == sorted(by_prompt.comparisons["p"].to_list())
+    indexed = by_pair.indexed_comparisons()  # every comparison finds its two items in its own group
+    assert indexed["_a"].null_count() == indexed["_b"].null_count() == 0
+    with pytest.raises(ValueError, match="groups must be"):
+        Preferences(str(tmp_path / "p.json"), "pandalm", groups="response")

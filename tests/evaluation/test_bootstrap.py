@@ -83,3 +83,8 @@ def test_reports_keep_per_prompt_counts_that_reproduce_the_accuracy_and_pair_up(
     assert sum(c for c, _ in counts.values()) / sum(n for _, n in counts.values()) == half["accuracy"] == 0.6
     paired = paired_difference(right["per_group"]["accuracy"], counts)
     assert paired["difference"] == pytest.approx(0.4) and paired["n_groups"] == 5
+    # margins ±2: P = σ(2) ≈ 0.88 on the chosen side; "right" is right on all of them, "half" on 60 %
+    rows = {r["threshold"]: r for r in right["thresholds"]}
+    assert rows[0.5]["predicted_positive"] == 20 and rows[0.5]["precision"] == 1.0
+    assert rows[0.9]["predicted_positive"] == 0 and rows[0.9]["precision"] is None
+    assert {r["threshold"]: r for r in half["thresholds"]}[0.7]["precision"] == pytest.approx(0.6)

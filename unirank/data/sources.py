@@ -40,7 +40,10 @@ class Preferences(DataSource):
     (trl): skip bad rows, counting and naming them in a warning, instead of stopping. labels:
     "fraction" keeps each comparison's observed preference p (several annotators: their fraction,
     ties 0.5); "majority" keeps only decided comparisons, with p = 1 for the majority's side and
-    weight 1 (what a pairwise trainer such as TRL's sees)."""
+    weight 1 (what a pairwise trainer such as TRL's sees). groups: "prompt" (one group per prompt, a
+    response encoded once per step however many comparisons it is in) or "comparison" (each
+    comparison its own group with its own copy of both responses, as a pairwise trainer encodes
+    them; the split stays by prompt)."""
 
     def __init__(
         self,
@@ -50,8 +53,12 @@ class Preferences(DataSource):
         test_fraction: float = 0.0,
         skip_invalid: bool = False,
         labels: Literal["fraction", "majority"] = "fraction",
+        groups: Literal["prompt", "comparison"] = "prompt",
     ):
         readers = {"trl": read_preferences, "hh-rlhf": read_hh_rlhf, "pandalm": read_pandalm}
+        if groups not in ("prompt", "comparison"):
+            raise ValueError(f"groups must be 'prompt' or 'comparison', got {groups!r}")
+        self.groups = groups
         if format not in readers:
             raise ValueError(f"format must be one of {sorted(readers)}, got {format!r}")
         self.path, self.format = path, format
@@ -64,12 +71,39 @@ class Preferences(DataSource):
     def load(self) -> Tables:
         extra = {"skip_invalid": True} if self.skip_invalid else {}
         tables = self._read(self.path, self.validation_fraction, self.test_fraction, **extra)
-        if self.labels == "fraction":
-            return tables
-        decided = tables.comparisons.filter(pl.col("p") != 0.5).with_columns(
-            (pl.col("p") > 0.5).cast(pl.Float64).alias("p"), pl.lit(1.0).alias("weight")
+        if self.labels == "majority":
+            decided = tables.comparisons.filter(pl.col("p") != 0.5).with_columns(
+                (pl.col("p") > 0.5).cast(pl.Float64).alias("p"), pl.lit(1.0).alias("weight")
+            )
+            tables = Tables(tables.groups, tables.items, decided, tables.texts)
+        return comparisons_as_groups(tables) if self.groups == "comparison" else tables
+
+
+def comparisons_as_groups(tables: Tables) -> Tables:
+    """Each comparison becomes a group `<group_id>#<n>` holding its own copy of its two items (with
+    the prompt's context, split and other group columns): a pairwise trainer's view of the data."""
+    comps = tables.comparisons.with_row_index("_n").with_columns(
+        pl.concat_str([pl.col("group_id"), pl.lit("#"), pl.col("_n").cast(pl.Utf8)]).alias("_pair")
+    )
+    groups = comps.select("group_id", "_pair").join(tables.groups, on="group_id", maintain_order="left")
+    sides = [
+        comps.select("group_id", "_pair", pl.col(side).alias("item_id")).join(
+            tables.items, on=["group_id", "item_id"], maintain_order="left"
         )
-        return Tables(tables.groups, tables.items, decided, tables.texts)
+        for side in ("item_a", "item_b")
+    ]
+    items = pl.concat(sides).sort("_pair", maintain_order=True)
+
+    def regroup(frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.drop("group_id").rename({"_pair": "group_id"})
+
+    columns = [c for c in tables.comparisons.columns]
+    return Tables(
+        regroup(groups).select(tables.groups.columns),
+        regroup(items).select(tables.items.columns),
+        regroup(comps.drop("_n")).select(columns),
+        tables.texts,
+    )
 
 
 class StepSolutions(DataSource):

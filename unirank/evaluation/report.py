@@ -96,9 +96,11 @@ def evaluate_retrieval(
     return report
 
 
-def evaluate_preferences(predictors: dict, tables: Tables) -> dict:
+def evaluate_preferences(predictors: dict, tables: Tables, thresholds: tuple[float, ...] = (0.5, 0.7, 0.9)) -> dict:
     """Pairwise accuracy against the majority preference (ties excluded, counted), per category,
-    and pairwise calibration of P(a ≻ b) against the observed preference fraction."""
+    pairwise calibration of P(a ≻ b) against the observed preference fraction, and at each
+    threshold t the precision of "P(a ≻ b) > t" (each decided pair read in both orders, so t ≥ 0.5
+    picks at most one side) with its spread across categories."""
     comps = tables.indexed_comparisons().join(tables.groups.select("group_id", "category"), on="group_id", how="left")
     p = comps["p"].to_numpy()
     decided = p != 0.5
@@ -136,6 +138,8 @@ def evaluate_preferences(predictors: dict, tables: Tables) -> dict:
         }
         entry["pairwise_link"] = predictor.pairwise_link
         entry["selective"] = selective_report(prob[decided], p[decided])
+        sided, truth = both_orders(prob[decided], p[decided])
+        entry["thresholds"] = threshold_report(sided, truth, np.tile(categories[decided], 2), thresholds=thresholds)
         if posterior is not None:
             a, b = comps["_a"].to_numpy()[decided], comps["_b"].to_numpy()[decided]
             predictive, std_error = posterior.pair_probability(
@@ -257,15 +261,7 @@ def summarise(report: dict) -> str:
             )
         lines.append(f"({report['queries']} queries, {report['candidates']} candidates)")
         for name, e in report["systems"].items():
-            for row in e.get("thresholds", []):
-                precision = "-" if row["precision"] is None else f"{row['precision']:.3f}"
-                recall = "-" if row["recall"] is None else f"{row['recall']:.3f}"
-                spread = "-" if row["group_precision_std"] is None else f"{row['group_precision_std']:.3f}"
-                lines.append(
-                    f"{name:40s} σ > {row['threshold']:.2f}: {row['predicted_positive']:6d} predicted, precision "
-                    f"{precision}, recall {recall}, precision spread across "
-                    f"{row['groups_with_predictions']} queries {spread}"
-                )
+            lines += [_threshold_line(name, row, "queries", "σ") for row in e.get("thresholds", [])]
     elif report["domain"] == "process":
         head = f"{'system':24s} {'step F1':>8s} {'1st err':>8s} {'pairs':>8s} "
         head += f"{'step ECE [95% CI]':>25s} {'step Brier':>10s}"
@@ -287,6 +283,8 @@ def summarise(report: dict) -> str:
                 f"{cal['ece']:.4f} {ci(e, 'pairwise_ece'):>18s} {cal['brier']:10.4f}"
             )
         lines.append(f"(ties excluded from accuracy: {report['ties_excluded']}; intervals resample prompts)")
+        for name, e in report["systems"].items():
+            lines += [_threshold_line(name, row, "categories", "P(a ≻ b)") for row in e.get("thresholds", [])]
     lines += [_selective_line(name, e) for name, e in report["systems"].items() if "selective" in e]
     lines += [_uncertainty_line(name, e) for name, e in report["systems"].items() if "selective_uncertainty" in e]
     return "\n".join(lines)
@@ -299,6 +297,17 @@ def _uncertainty_line(name: str, entry: dict) -> str:
     return (
         f"{name:40s} ... by the head posterior: {sel['accuracy_at'].get('80%', float('nan')):.3f} on 80 %; AURC "
         f"{sel['aurc']:.3f}, {sel['aurc_minus_plain']:+.4f} [{low:+.4f}, {high:+.4f}] against |p − 0.5| alone"
+    )
+
+
+def _threshold_line(name: str, row: dict, groups: str, reading: str) -> str:
+    """Precision and recall of "probability > t", and the spread of precision across groups."""
+    precision = "-" if row["precision"] is None else f"{row['precision']:.3f}"
+    recall = "-" if row["recall"] is None else f"{row['recall']:.3f}"
+    spread = "-" if row["group_precision_std"] is None else f"{row['group_precision_std']:.3f}"
+    return (
+        f"{name:40s} {reading} > {row['threshold']:.2f}: {row['predicted_positive']:6d} predicted, precision "
+        f"{precision}, recall {recall}, precision spread across {row['groups_with_predictions']} {groups} {spread}"
     )
 
 
