@@ -22,7 +22,9 @@ interval over prompts; training wall time, each contender in a fresh process.
 
     python benchmarks/reward.py [--quick] [--data ../shared/data] [--only pandalm|hh-rlhf]
                                 [--parallel N] [--device cpu|cuda] [--contenders NAME ...]
---quick: PandaLM alone at 96 tokens as a smoke check. Writes benchmarks/results/reward.json
+--quick: PandaLM alone at 96 tokens as a smoke check; --report-only: train nothing, rebuild the
+results JSON from the report folders (machine and command kept from the earlier results).
+Writes benchmarks/results/reward.json
 (reward-quick.json) and one report folder per contender under benchmarks/results/reward-<dataset>/.
 """
 
@@ -54,6 +56,9 @@ DATASETS = {  # name: (file under the data folder, reader format, max_length)
     "hh-rlhf": ("hh-rlhf-harmless/test.jsonl.gz", "hh-rlhf", 256),
 }
 FULL = {"epochs": (-1, 1), "overrides": {}}
+RECIPE = "unirank full, one group per comparison (TRL's data view)"
+"""The recipe's own configuration (lightning_configs/reward.yaml: one group per comparison); every
+other unirank contender trains on one group per prompt."""
 CONTENDERS: dict[str, dict] = {
     "TRL RewardTrainer": {"trl": None},
     "TRL RewardTrainer + center_rewards 0.01": {"trl": 0.01},
@@ -159,9 +164,8 @@ def contender_job(name: str, spec: dict, dataset: str, path: str, work: Path, re
     if spec.get("items_per_group"):
         extra += [f"--data.max_items_per_group={spec['items_per_group']}"]
         data[-1] = str(BATCH_SEQUENCES // spec["items_per_group"])  # --data.batch_groups
-    if spec.get("pair_groups"):
-        extra += ["--data.source.init_args.groups=comparison"]
-        data[-1] = str(BATCH_SEQUENCES // 2)
+    extra += [f"--data.source.init_args.groups={'comparison' if spec.get('pair_groups') else 'prompt'}"]
+    data[-1] = str(BATCH_SEQUENCES // 2) if spec.get("pair_groups") else data[-1]
     extra += ["--trainer.accelerator", "gpu" if device == "cuda" else "cpu"]
     extra += [f"--seed_everything={seed}", f"--model.seed={seed}", f"--data.seed={seed}"]
     extra += ["--trainer.precision", "bf16-mixed" if precision == "bf16" else "32-true"]
@@ -193,6 +197,9 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=1)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--contenders", nargs="*", help="contender names (default: all)")
+    parser.add_argument(
+        "--report-only", action="store_true", help="train nothing: rebuild the results JSON from the report folders"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of every contender (results: reward-seed-N.json)")
     parser.add_argument(
         "--precision", choices=["bf16", "fp32"], default="bf16", help="fp32 where bf16 is emulated (results: …-fp32)"
@@ -215,6 +222,7 @@ def main() -> None:
         epochs = sequence_epochs(train)
         setup = (dataset, path, work, reports, args.device, max_length, groups, args.seed, epochs, args.precision)
         chosen = [n for n in args.contenders or CONTENDERS if epochs != EPOCHS or CONTENDERS[n].get("budget") is None]
+        chosen = [] if args.report_only else chosen
         # TRL's epochs: only where they differ
         mine = [contender_job(n, CONTENDERS[n], *setup[:8], contender_epochs(CONTENDERS[n], train), *setup[9:])
                 for n in chosen]  # fmt: skip
@@ -265,6 +273,7 @@ def main() -> None:
             "systems": systems,
             # each system − unirank full, resampling the same test prompts for both (paired)
             "versus_full": paired_versus(per_group, "unirank full", "accuracy"),
+            "versus_recipe": paired_versus(per_group, RECIPE, "accuracy") if RECIPE in per_group else {},
             "reports": str(reports.relative_to(ROOT)),
             "reused": sorted(kept),
         }
@@ -274,6 +283,10 @@ def main() -> None:
                 f"{dataset:8s} {name:44s} acc {row['accuracy']:.3f} [{lo:.3f}, {hi:.3f}]  ECE {row['pairwise_ece']:.3f}"
             )
     report["seed"] = args.seed
+    previous = RESULTS / f"{stem}.json"
+    if args.report_only and previous.exists():  # the figures are the earlier runs': keep where they ran
+        earlier = json.loads(previous.read_text())
+        report["machine"], report["command"] = earlier["machine"], earlier.get("command")
     write_results(stem.removesuffix("-quick"), args.quick, report)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import RESULTS  # noqa: E402
 from benchmarks.jobs import slug  # noqa: E402
+from benchmarks.reward import RECIPE  # noqa: E402
 
 
 def load(name: str) -> dict | None:
@@ -138,13 +139,15 @@ def reward_rows(data: dict) -> list[list[str]]:
     rows = []
     for name, result in data["datasets"].items():
         systems = result["systems"]
-        trl, full = systems["TRL RewardTrainer"], systems["unirank full"]
+        recipe = RECIPE if RECIPE in systems else "unirank full"  # the reward recipe's own configuration
+        trl, full = systems["TRL RewardTrainer"], systems[recipe]
+        paired = {**result, "versus_full": result["versus_recipe"]} if recipe == RECIPE else result
         rows.append(
             [
                 f"{name} test pairwise accuracy / pairwise ECE ({trl['n']} pairs, {trl['n_prompts']} prompts)",
-                f"full {full['accuracy']:.3f} {interval(full, 'accuracy')} / {full['pairwise_ece']:.3f}",
+                f"full (recipe) {full['accuracy']:.3f} {interval(full, 'accuracy')} / {full['pairwise_ece']:.3f}",
                 f"TRL RewardTrainer {trl['accuracy']:.3f} {interval(trl, 'accuracy')} / {trl['pairwise_ece']:.3f}",
-                f"full − TRL: accuracy {paired_text(result, 'TRL RewardTrainer', full, trl)}, "
+                f"full − TRL: accuracy {paired_text(paired, 'TRL RewardTrainer', full, trl)}, "
                 f"ECE {full['pairwise_ece'] - trl['pairwise_ece']:+.3f}",
                 f"`{data.get('command', 'python benchmarks/reward.py')}`",
             ]
