@@ -133,12 +133,13 @@ def test_distill_stage_pulls_the_scores_towards_the_first_stage(repo, tmp_path):
     from scipy.stats import spearmanr
 
     from unirank.adapters import RetrievalAdapter
-    from unirank.data.sources import MinedBeir
+    from unirank.mining.pipeline import MiningConfig
+    from unirank.mining.source import MinedBeir
 
     module = UnirankModule(model="tiny", adapter=RetrievalAdapter(max_length=96), schedule=Schedule(0, 0, 3),
                            lr=2e-3, head_lr=2e-3, warmup_ratio=0.0)  # fmt: skip
-    data = UnirankDataModule(MinedBeir(str(repo / "data/demo-beir"), k=10, negatives=5, validation_fraction=0.0,
-                                       cache_dir=str(tmp_path / "cache")), batch_groups=4)  # fmt: skip
+    mining = MiningConfig(k=10, negatives=5, validation_fraction=0.0, cache_dir=str(tmp_path / "cache"))
+    data = UnirankDataModule(MinedBeir(str(repo / "data/demo-beir"), mining=mining), batch_groups=4)
     data.attach(module.tokenizer, module.adapter)
     data.setup("fit")
     train = data.datasets["train"]

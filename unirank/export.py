@@ -134,7 +134,7 @@ class ExportModel(L.Callback):
         return Path(self.dirpath or Path(trainer.log_dir or ".") / "model")
 
     def setup(self, trainer: L.Trainer, pl_module: UnirankModule, stage: str) -> None:
-        if stage != "fit" or not trainer.is_global_zero:
+        if stage != "fit" or not trainer.is_global_zero or trainer.fast_dev_run:
             return
         out = self._out(trainer)
         check_output_folder(out, "unirank.json", "unirank export", self.overwrite)
@@ -148,6 +148,10 @@ class ExportModel(L.Callback):
     def on_fit_end(self, trainer: L.Trainer, pl_module: UnirankModule) -> None:
         if not trainer.is_global_zero:
             return
+        if trainer.fast_dev_run:  # a smoke run of one batch: never replaces a real export
+            stages = " → ".join(pl_module.schedule.stages)
+            print(f"fast_dev_run: every stage ran on one batch ({stages}); nothing exported")
+            return
         out = self._out(trainer)
         metrics = {
             k.removeprefix("val/"): round(float(v), 4)
@@ -156,9 +160,7 @@ class ExportModel(L.Callback):
         }
         export_model(pl_module, out, validation=metrics, overwrite=self.overwrite)
         schedule = pl_module.schedule
-        epochs = (("distill", schedule.distill_epochs), ("pairwise", schedule.pairwise_epochs),
-                  ("pointwise", schedule.pointwise_epochs))  # fmt: skip
-        stages = [f"{name} {count}" for name, count in epochs if count]
+        stages = [f"{name} {getattr(schedule, f'{name}_epochs')}" for name in schedule.stages]
         final = pl_module.final_calibration
         if final:
             stages.append("final calibration")

@@ -1,4 +1,4 @@
-"""Losses: pure functions of score tensors (no model, no tokenizer). Math: ../shared/DESIGN.md."""
+"""Losses: pure functions of score tensors (no model, no tokenizer). Math: docs/math.md."""
 
 from __future__ import annotations
 

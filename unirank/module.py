@@ -10,7 +10,7 @@ latent scale on the validation split, as prior means (for sparse groups, or for 
 remaining epochs train w·BCE(σ(r), Φ(latent)) + λ·BT, w = 1/(1 + se²). When training ends, σ(a·r + b)
 is fitted on the validation split and folded into the head (`unirank.fitting.platt`). Checkpoints
 carry the stage and the targets, so a resumed run continues in the right stage with the same
-targets. Math: ../shared/DESIGN.md.
+targets. Math: docs/math.md.
 """
 
 from __future__ import annotations
@@ -74,6 +74,16 @@ class Schedule:
     @property
     def total_epochs(self) -> int:
         return self.distill_epochs + self.pairwise_epochs + self.pointwise_epochs
+
+    @property
+    def stages(self) -> list[str]:
+        """The stages that have epochs, in order."""
+        counts = (
+            ("distill", self.distill_epochs),
+            ("pairwise", self.pairwise_epochs),
+            ("pointwise", self.pointwise_epochs),
+        )
+        return [name for name, count in counts if count]
 
 
 @dataclass(frozen=True)
@@ -191,6 +201,8 @@ class UnirankModule(L.LightningModule):
         return "pointwise"
 
     def on_fit_start(self) -> None:
+        if self.trainer.fast_dev_run:  # one batch: every stage's loss on it (see training_step)
+            return
         if self.trainer.max_epochs != self.schedule.total_epochs:
             raise ValueError(
                 f"trainer.max_epochs={self.trainer.max_epochs} but the schedule has "
@@ -282,22 +294,29 @@ class UnirankModule(L.LightningModule):
         return self.score_encoded(self.adapter.encode(self.tokenizer, contexts, candidates), bf16)
 
     # ---- training -----------------------------------------------------------------------------
+    def _stages_now(self) -> list[str]:
+        """The stage of this epoch; under fast_dev_run every stage of the schedule, on its one batch."""
+        return self.schedule.stages if self.trainer.fast_dev_run else [self.stage]
+
     def on_train_epoch_start(self) -> None:
-        if self.stage == "pointwise" and self.targets is None:
+        if "pointwise" in self._stages_now() and self.targets is None:
             self.fit_targets()
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         # dropout masks depend on (seed, epoch, batch) alone, so a resumed run draws the same ones
         torch.manual_seed((self.seed * 1_000_003 + self.current_epoch) * 1_000_003 + batch_idx)
         out = self.forward_batch(batch)
-        loss = self.stage_loss(self.stage, out, batch)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"non-finite {self.stage} loss ({loss.item()}) at epoch {self.current_epoch}, batch {batch_idx} "
-                f"(groups {sorted(set(batch['group_id']))[:5]}...)"
-            )
-        self.log(f"train/{self.stage}_loss", loss, prog_bar=True, batch_size=len(batch["item_id"]))
-        return loss
+        total = out.items.sum() * 0.0
+        for stage in self._stages_now():
+            loss = self.stage_loss(stage, out, batch)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"non-finite {stage} loss ({loss.item()}) at epoch {self.current_epoch}, batch {batch_idx} "
+                    f"(groups {sorted(set(batch['group_id']))[:5]}...)"
+                )
+            self.log(f"train/{stage}_loss", loss, prog_bar=True, batch_size=len(batch["item_id"]))
+            total = total + loss
+        return total
 
     def stage_loss(self, stage: str, out: BatchScores, batch: dict) -> torch.Tensor:
         """The loss of one batch in a stage: distill (listwise KL to the first stage), pairwise

@@ -8,9 +8,11 @@ import torch
 from unirank.adapters import ProcessAdapter, RetrievalAdapter
 from unirank.data.datamodule import UnirankDataModule
 from unirank.data.readers import read_prmbench
-from unirank.data.sources import MinedBeir, TablesDir
+from unirank.data.sources import TablesDir
 from unirank.data.tables import TableError, read_tables
 from unirank.data.texts import MappedTexts, map_items
+from unirank.mining.pipeline import MiningConfig
+from unirank.mining.source import MinedBeir
 from unirank.scorer import load_backbone
 
 
@@ -43,7 +45,9 @@ def assert_same_batches(left, right):
 
 
 def test_memory_mapped_tables_give_the_same_batches(repo, tmp_path, tokenizer):
-    mined = MinedBeir(str(repo / "data/demo-beir"), k=10, negatives=5, cache_dir=str(tmp_path / "cache"))
+    mined = MinedBeir(
+        str(repo / "data/demo-beir"), mining=MiningConfig(k=10, negatives=5, cache_dir=str(tmp_path / "cache"))
+    )
     mined.load().write(tmp_path / "tables")
     adapter = RetrievalAdapter(max_length=64)
     eager, eager_batches = batches(TablesDir(str(tmp_path / "tables")), tokenizer, adapter)

@@ -15,8 +15,9 @@ import torch
 
 from unirank.atomic import FolderLock, OutputError
 from unirank.cli import main
-from unirank.data.sources import MinedBeir
 from unirank.mining import pipeline
+from unirank.mining.pipeline import MiningConfig
+from unirank.mining.source import MinedBeir
 
 
 def debug_fit(repo, tmp_path, *extra):
@@ -117,7 +118,7 @@ def test_mine_refuses_a_folder_that_is_not_a_mined_folder(repo, tmp_path):
 def test_the_mining_cache_follows_the_data_content(repo, tmp_path):
     beir = tmp_path / "beir"
     shutil.copytree(repo / "data/demo-beir", beir)
-    source = MinedBeir(str(beir), k=5, negatives=2, cache_dir=str(tmp_path / "cache"))
+    source = MinedBeir(str(beir), mining=MiningConfig(k=5, negatives=2, cache_dir=str(tmp_path / "cache")))
     first = source.load()
     qrels = beir / "qrels" / "train.tsv"
     lines = qrels.read_text().splitlines()

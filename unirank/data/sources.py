@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from abc import ABC, abstractmethod
-from pathlib import Path
 from typing import Literal
 
 import polars as pl
 
 from unirank.data.readers import read_hh_rlhf, read_pandalm, read_preferences, read_prmbench
-from unirank.data.tables import TableError, Tables, read_tables
+from unirank.data.tables import Tables, read_tables
 
 
 class DataSource(ABC):
@@ -115,71 +112,3 @@ class StepSolutions(DataSource):
 
     def load(self) -> Tables:
         return read_prmbench(self.path, self.validation_fraction, self.test_fraction)
-
-
-class MinedBeir(DataSource):
-    """A BEIR folder, mined on first use (bi-encoder + FAISS, see unirank.mining) and cached in
-    `cache_dir`, keyed by the mining settings and the folder's content (each file's size, mtime and
-    SHA-1): an edited corpus, queries or qrels file is mined again, never read from a stale cache.
-    candidates / unjudged_weight: see `MiningConfig` ("top_k" trains on the lists that are scored)."""
-
-    def __init__(
-        self,
-        beir_dir: str,
-        split: str = "train",
-        encoder: str = "minilm",
-        k: int = 100,
-        negatives: int = 7,
-        relative_margin: float | None = 0.95,
-        pairs_k: int = 8,
-        validation_fraction: float = 0.2,
-        candidates: Literal["hard_negatives", "top_k"] = "hard_negatives",
-        unjudged_weight: float = 1.0,
-        cache_dir: str = ".unirank-cache",
-        seed: int = 0,
-    ):
-        from unirank.mining.pipeline import MiningConfig
-
-        self.beir_dir, self.split = beir_dir, split
-        self.config = MiningConfig(
-            encoder=encoder,
-            k=k,
-            negatives=negatives,
-            relative_margin=relative_margin,
-            pairs_k=pairs_k,
-            validation_fraction=validation_fraction,
-            candidates=candidates,
-            unjudged_weight=unjudged_weight,
-            cache_dir=cache_dir,
-            seed=seed,
-        )
-
-    def load(self) -> Tables:
-        from unirank.mining.pipeline import mine_beir, split_qrels, write_mined
-
-        settings = json.dumps([_content_key(Path(self.beir_dir)), self.split, vars(self.config)], sort_keys=True)
-        folder = Path(self.config.cache_dir) / "mined" / hashlib.sha1(settings.encode()).hexdigest()[:16]
-        if (folder / "mining.json").exists():
-            return read_tables(folder)
-        tables, summary = mine_beir(self.beir_dir, self.split, self.config)
-        write_mined(tables, summary, folder, qrels=split_qrels(self.beir_dir, self.split))
-        print(
-            f"mined {self.beir_dir} ({self.split}): recall@{self.config.k} = {summary[f'recall@{self.config.k}']:.3f}"
-            f", {summary['items']} candidates, {summary['comparisons']} comparisons → {folder}"
-        )
-        return tables
-
-
-def _content_key(directory: Path) -> list:
-    """(relative path, size, mtime, SHA-1) of every file under a data folder, in path order."""
-    if not directory.is_dir():
-        raise TableError(f"{directory}: not a folder (a BEIR folder holds corpus.jsonl, queries.jsonl, qrels/)")
-    key = []
-    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
-        digest = hashlib.sha1()
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        stat = path.stat()
-        key.append([str(path.relative_to(directory)), stat.st_size, stat.st_mtime_ns, digest.hexdigest()])
-    return key

@@ -1,7 +1,7 @@
 """The canonical tables (groups, items, comparisons, targets): schemas, validation, parquet I/O.
 
 Every check names the source (a file), the row and the problem, so a bad row never turns silently
-into a wrong number. The math and the meaning of each column: ../shared/DESIGN.md, "Vocabulary".
+into a wrong number. The meaning of each column: docs/math.md, "Tables".
 """
 
 from __future__ import annotations
