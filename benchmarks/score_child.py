@@ -20,7 +20,7 @@ from unirank.adapters import ChatAdapter, RetrievalAdapter
 from unirank.data.sources import Preferences
 from unirank.data.tables import read_tables
 from unirank.evaluation.report import evaluate_preferences, evaluate_retrieval, list_qrels, write_report
-from unirank.module import UnirankModule
+from unirank.scorer import Scorer, load_backbone
 from unirank.scoring import Predictor, load_scorer
 
 
@@ -28,9 +28,8 @@ class WithoutSegments(Predictor):
     """Scores with token_type_ids left out."""
 
     def score_texts(self, contexts, candidates):
-        encoded = self.module.adapter.encode(self.module.tokenizer, contexts, candidates)
-        encoded = [dataclasses.replace(e, token_type_ids=None) for e in encoded]
-        return self.module.score_encoded(encoded, self.bf16)
+        encoded = [dataclasses.replace(e, token_type_ids=None) for e in self.scorer.encode(contexts, candidates)]
+        return self.scorer.score_encoded(encoded, self.bf16)
 
 
 def main() -> None:
@@ -52,10 +51,10 @@ def main() -> None:
         predictor = load_scorer(args.model, bf16=args.precision == "bf16")
     else:
         adapter = RetrievalAdapter(max_length=args.max_length) if args.retrieval else ChatAdapter(args.max_length)
-        module = UnirankModule(model=args.model, adapter=adapter)
+        model, tokenizer = load_backbone(args.model)
         kind = WithoutSegments if args.kind == "plain-no-segments" else Predictor
-        predictor = kind(module, "pairwise", bf16=args.precision == "bf16")
-    predictor.module.to(args.device)
+        predictor = kind(Scorer(model, tokenizer, adapter).eval(), bf16=args.precision == "bf16")
+    predictor.scorer.to(args.device)
     if args.retrieval:
         tables = read_tables(args.retrieval)
         report = evaluate_retrieval({args.name: predictor}, tables, list_qrels(tables, args.retrieval))

@@ -51,7 +51,7 @@ def main() -> None:
         from unirank.scoring import load_scorer
 
         predictor = load_scorer(args.model, bf16=bf16)
-        predictor.module.chunk_size = BATCH
+        predictor.scorer.chunk_size = BATCH
 
         def score(q, d):
             return predictor.score_texts(q, d)

@@ -62,7 +62,7 @@ def step(i):
         a, b = torch.arange(8), torch.arange(8, 16)
     chunks, order = pad_chunks(encoded, module.tokenizer.pad_token_id, 16)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        scores = module.score_batch({{"chunks": chunks, "order": order}})
+        scores = module.scorer.score_batch({{"chunks": chunks, "order": order}}).items
     p = torch.ones(len(a))
     loss = bradley_terry_loss(scores, a, b, p, torch.ones(len(a)))
     optimizer.zero_grad()

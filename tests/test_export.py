@@ -65,8 +65,10 @@ def test_export_loads_in_both_libraries_with_the_checkpoint_scores(checkpoint, t
 
     path, trained = checkpoint
     export_checkpoint(path, tmp_path / "model")
-    expected = load_checkpoint(path).score_texts([q for q, _ in PAIRS], [d for _, d in PAIRS])
-    np.testing.assert_allclose(expected, trained.score_texts([q for q, _ in PAIRS], [d for _, d in PAIRS]), atol=1e-6)
+    expected = load_checkpoint(path).scorer.score_texts([q for q, _ in PAIRS], [d for _, d in PAIRS])
+    np.testing.assert_allclose(
+        expected, trained.scorer.score_texts([q for q, _ in PAIRS], [d for _, d in PAIRS]), atol=1e-6
+    )
 
     probabilities = CrossEncoder(str(tmp_path / "model")).predict(PAIRS)
     np.testing.assert_allclose(probabilities, 1 / (1 + np.exp(-expected)), atol=1e-5)
@@ -91,7 +93,7 @@ def test_export_and_score_commands(checkpoint, tmp_path):
     rows.write_text("".join(json.dumps({"context": q, "candidate": d}) + "\n" for q, d in PAIRS))
     main(["score", "--model", str(tmp_path / "model"), "--input", str(rows), "--out", str(tmp_path / "s.jsonl")])
     scored = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
-    expected = trained.score_texts([q for q, _ in PAIRS], [d for _, d in PAIRS])
+    expected = trained.scorer.score_texts([q for q, _ in PAIRS], [d for _, d in PAIRS])
     np.testing.assert_allclose([r["score"] for r in scored], expected, atol=1e-5)
     assert all(0 < r["probability"] < 1 for r in scored)
 
@@ -124,7 +126,7 @@ def test_folded_calibration_is_what_cross_encoder_predict_returns(checkpoint, tm
     path, _ = checkpoint
     module = load_checkpoint(path)
     contexts, texts = [q for q, _ in PAIRS], [d for _, d in PAIRS]
-    before = module.score_texts(contexts, texts)
+    before = module.scorer.score_texts(contexts, texts)
     module.scorer.fold_affine(0.7, -0.3)
     module.final_calibration = {"a": 0.7, "b": -0.3}
     export_model(module, tmp_path / "model")

@@ -73,14 +73,16 @@ def test_each_item_is_encoded_once_per_step(repo):
     data.attach(module.tokenizer, module.adapter)
     data.setup("fit")
     batch = next(iter(data.train_dataloader()))
-    module.sequences_encoded = 0
-    scores = module.score_batch(batch)
-    assert module.sequences_encoded == len(batch["item_id"]) == len(set(zip(batch["group_id"], batch["item_id"])))
+    module.scorer.sequences_encoded = 0
+    scores = module.scorer.score_batch(batch).items
+    assert (
+        module.scorer.sequences_encoded == len(batch["item_id"]) == len(set(zip(batch["group_id"], batch["item_id"])))
+    )
     assert scores.shape == (len(batch["item_id"]),)
     # every comparison reuses those scores: the same numbers as scoring each side separately
     module.eval()
-    alone = module.score_encoded(data.datasets["train"].encode(batch["item_index"].numpy()))
-    np.testing.assert_allclose(module.score_batch(batch).detach().numpy(), alone, atol=1e-5)
+    alone = module.scorer.score_encoded(data.datasets["train"].encode(batch["item_index"].numpy()))
+    np.testing.assert_allclose(module.scorer.score_batch(batch).items.detach().numpy(), alone, atol=1e-5)
 
 
 class Die(L.Callback):
@@ -145,7 +147,7 @@ def test_distill_stage_pulls_the_scores_towards_the_first_stage(repo, tmp_path):
     train = data.datasets["train"]
 
     def agreement():
-        scores = module.score_rows(train, np.arange(train.n_items))
+        scores = module.scorer.score_rows(train, np.arange(train.n_items))
         return np.mean(
             [spearmanr(scores[g.items], train.teacher[g.items]).statistic for g in map(train.group, range(len(train)))]
         )
@@ -163,7 +165,7 @@ def test_final_calibration_is_fitted_on_validation_and_folded_into_the_head(repo
     assert fit is not None and fit["fitted_on"].startswith("validation split: ")
     assert fit["after"]["ece"] <= fit["before"]["ece"] + 1e-9  # maximum likelihood on the same comparisons
     validation = data.datasets["validation"]
-    scores = module.score_rows(validation, np.arange(validation.n_items))
+    scores = module.scorer.score_rows(validation, np.arange(validation.n_items))
     assert np.isfinite(scores).all() and fit["a"] > 0
 
 
@@ -181,7 +183,7 @@ def test_stage2_keeps_a_ranking_term(repo):
     )  # fmt: skip
     module.eval()
     with torch.no_grad():
-        out = module.forward_batch(batch)
+        out = module.scorer.score_batch(batch)
         losses = {}
         for weight in (0.0, 1.0):
             module.ranking_weight = weight

@@ -15,8 +15,8 @@ def test_decoder_gets_a_pad_token_and_scores_do_not_depend_on_padding(tiny_decod
     module = UnirankModule(model=tiny_decoder, adapter=ChatAdapter(max_length=64), chunk_size=8)
     contexts = [json.dumps([{"role": "user", "content": "what is the capital of France?"}])] * 3
     responses = ["Paris", "a reward model scores a response to a prompt and more words", "the lazy dog"]
-    together = module.score_texts(contexts, responses)  # one padded chunk, last-token pooling
-    alone = np.array([module.score_texts([c], [r])[0] for c, r in zip(contexts, responses)])
+    together = module.scorer.score_texts(contexts, responses)  # one padded chunk, last-token pooling
+    alone = np.array([module.scorer.score_texts([c], [r])[0] for c, r in zip(contexts, responses)])
     np.testing.assert_allclose(together, alone, atol=1e-5)
 
 
@@ -61,9 +61,9 @@ def test_dropout_zero_makes_training_mode_deterministic_and_is_part_of_the_confi
     from unirank.adapters.base import pad_chunks
 
     chunks, order = pad_chunks(encoded, module.tokenizer.pad_token_id, 8)
-    first, second = (module.score_batch({"chunks": chunks, "order": order}) for _ in range(2))
+    first, second = (module.scorer.score_batch({"chunks": chunks, "order": order}).items for _ in range(2))
     assert torch.equal(first, second)  # no dropout mask in training mode
     assert module.config()["dropout"] == 0.0
     with_dropout = UnirankModule(model="tiny", adapter=ChatAdapter(max_length=32), dropout=0.5)
-    a, b = (with_dropout.score_batch({"chunks": chunks, "order": order}) for _ in range(2))
+    a, b = (with_dropout.scorer.score_batch({"chunks": chunks, "order": order}).items for _ in range(2))
     assert not torch.equal(a, b)

@@ -54,7 +54,7 @@ def test_posterior_survives_checkpoint_state_and_export(trained, tmp_path):
     predictor = load_scorer(tmp_path / "model")
     np.testing.assert_allclose(predictor.posterior.covariance, module.head_posterior.covariance)
     rows = predictor.predict_with_uncertainty(PAIRS)
-    logits = module.score_texts([c for c, _ in PAIRS], [t for _, t in PAIRS])
+    logits = module.scorer.score_texts([c for c, _ in PAIRS], [t for _, t in PAIRS])
     for row, r in zip(rows, logits):
         assert row["score"] == pytest.approx(r, abs=1e-5)
         assert row["logit_std_error"] > 0 and 0 < row["probability_lower"] < row["probability"]
@@ -64,10 +64,12 @@ def test_posterior_survives_checkpoint_state_and_export(trained, tmp_path):
 
 def test_standard_error_is_the_posterior_variance_of_the_item_features(trained):
     module, _ = trained
-    logits, features = module.score_encoded_with_features(
+    logits, features = module.scorer.score_encoded_with_features(
         module.adapter.encode(module.tokenizer, [c for c, _ in PAIRS], [t for _, t in PAIRS])
     )
-    np.testing.assert_allclose(logits, module.score_texts([c for c, _ in PAIRS], [t for _, t in PAIRS]), atol=1e-6)
+    np.testing.assert_allclose(
+        logits, module.scorer.score_texts([c for c, _ in PAIRS], [t for _, t in PAIRS]), atol=1e-6
+    )
     theta = module.scorer.head_vector().numpy()
     np.testing.assert_allclose(np.hstack([features, np.ones((2, 1))]) @ theta, logits, atol=1e-5)  # the head's input
 

@@ -1,3 +1,39 @@
-"""unirank: train rerankers and reward models with one trainer, calibrated by a Thurstone fit."""
+"""unirank: train rerankers and reward models with one trainer, calibrated by a Thurstone fit.
+
+The names below load on first use (so `import unirank` stays light): data sources and the data
+module, adapters, the module and its settings, `fit`, the scorer and predictor, evaluation and export.
+"""
+
+from importlib import import_module
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "Preferences": "unirank.data.sources",
+    "StepSolutions": "unirank.data.sources",
+    "TablesDir": "unirank.data.sources",
+    "MinedBeir": "unirank.mining.source",
+    "MiningConfig": "unirank.mining.pipeline",
+    "UnirankDataModule": "unirank.data.datamodule",
+    "read_tables": "unirank.data.tables",
+    "RetrievalAdapter": "unirank.adapters",
+    "ChatAdapter": "unirank.adapters",
+    "ProcessAdapter": "unirank.adapters",
+    "UnirankModule": "unirank.module",
+    "Schedule": "unirank.module",
+    "Calibration": "unirank.module",
+    "fit": "unirank.api",
+    "Scorer": "unirank.scorer",
+    "Predictor": "unirank.scoring",
+    "load_scorer": "unirank.scoring",
+    "evaluate_preferences": "unirank.evaluation.report",
+    "evaluate_retrieval": "unirank.evaluation.report",
+    "export_model": "unirank.export",
+}
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'unirank' has no attribute {name!r}")

@@ -120,7 +120,7 @@ def _teacher(model: str):
     if path.suffix == ".ckpt" or (path / "unirank.json").exists():
         from unirank.scoring import load_scorer
 
-        return load_scorer(path).module.score_texts
+        return load_scorer(path).scorer.score_texts
     from sentence_transformers import CrossEncoder
 
     return cross_encoder_logits(CrossEncoder(resolve_model_path(model)))
@@ -170,7 +170,7 @@ def _evaluate(args: argparse.Namespace) -> None:
             report = evaluate_preferences(predictors, tables, thresholds=tuple(args.thresholds))
         else:
             tables = _split(TablesDir(str(args.tables)).load(), args)
-            domain = next(iter(predictors.values())).module.adapter.domain
+            domain = next(iter(predictors.values())).scorer.adapter.domain
             if domain == "process":
                 report = evaluate_process(predictors, tables)
             elif domain == "retrieval":
@@ -286,17 +286,17 @@ def _prune(args: argparse.Namespace) -> None:
     if not 0.0 < args.keep <= 1.0:
         raise SystemExit(f"unirank prune: --keep {args.keep} must be a share in (0, 1]")
     check_output_file(args.out)  # before minutes of scoring, not after
-    module = load_scorer(args.model).module
-    if module.adapter.domain != "process":
-        raise SystemExit(f"unirank prune: {args.model} is a {module.adapter.domain} model, not a process model")
+    scorer = load_scorer(args.model).scorer
+    if scorer.adapter.domain != "process":
+        raise SystemExit(f"unirank prune: {args.model} is a {scorer.adapter.domain} model, not a process model")
     tables = StepSolutions(str(args.steps), args.validation_fraction, args.test_fraction).load()
     bf16 = args.precision == "bf16"
 
     def scored(part):
         items = part.items
         problems, solutions = part.item_contexts(), items["steps"].to_list()
-        probabilities = prefix_probabilities(module, problems, solutions, bf16)
-        tokens = [[len(module.tokenizer(step, add_special_tokens=False)["input_ids"]) for step in s] for s in solutions]
+        probabilities = prefix_probabilities(scorer, problems, solutions, bf16)
+        tokens = [[len(scorer.tokenizer(step, add_special_tokens=False)["input_ids"]) for step in s] for s in solutions]
         return items, probabilities, items["step_labels"].to_list(), tokens
 
     threshold, chosen_on = args.threshold, "the command line"

@@ -15,43 +15,23 @@ targets. Math: docs/math.md.
 
 from __future__ import annotations
 
-import contextlib
 import json
 from dataclasses import asdict, dataclass
 from typing import Literal
 
 import lightning as L
-import numpy as np
 import polars as pl
 import torch
 
 from unirank.adapters import Adapter, RetrievalAdapter
-from unirank.adapters.base import Encoded, pad_chunks
-from unirank.adapters.process import aggregate_steps
 from unirank.fitting import (
-    anchor_comparisons,
-    fit_score_map,
-    fit_score_scale,
-    fit_targets,
-    step_anchor_comparisons,
     step_item_id,
 )
 from unirank.fitting.laplace import HeadPosterior
 from unirank.losses import bradley_terry_loss, listwise_distillation_loss, pointwise_loss, target_weight
-from unirank.precision import warn_if_emulated_bf16
-from unirank.scorer import Scorer, load_backbone
-from unirank.uncertainty import fit_head_posterior, posterior_from_state, posterior_state
-
-
-@dataclass(frozen=True)
-class BatchScores:
-    """items: one logit per batch item; steps (process domain): one logit per kept step, with the
-    batch position of its solution (step_owner) and its 0-based step number (step_index)."""
-
-    items: torch.Tensor
-    steps: torch.Tensor | None = None
-    step_owner: torch.Tensor | None = None
-    step_index: torch.Tensor | None = None
+from unirank.scorer import BatchScores, Scorer, load_backbone
+from unirank.training.callbacks import AttachEncoder, FinalFits, PointwiseTargets, TrainingProgress
+from unirank.uncertainty import posterior_from_state, posterior_state
 
 
 @dataclass(frozen=True)
@@ -158,18 +138,33 @@ class UnirankModule(L.LightningModule):
         self.lr, self.head_lr, self.weight_decay, self.warmup_ratio = lr, head_lr, weight_decay, warmup_ratio
         self.chunk_size, self.seed, self.distill_temperature = chunk_size, seed, distill_temperature
         self.ranking_weight, self.dropout = ranking_weight, dropout
-        self.final_calibration: dict | None = None
-        self.head_posterior: HeadPosterior | None = None
         backbone, self.tokenizer = load_backbone(model, trust_remote_code=trust_remote_code, seed=seed)
-        self.scorer = Scorer(backbone)
+        self.scorer = Scorer(backbone, self.tokenizer, self.adapter, chunk_size)
+        self.scorer.pairwise_reading = self.pairwise_reading
         if dropout is not None:
             self.scorer.set_dropout(dropout)
         self.scorer.train()  # from_pretrained returns eval mode; training uses the backbone's dropout
         self.targets: pl.DataFrame | None = None
         self._target_lookup: dict[tuple[str, str], tuple[float, float]] = {}
-        self.sequences_encoded = 0
         self._val_probs: list[torch.Tensor] = []
         self._val_labels: list[torch.Tensor] = []
+
+    @property
+    def final_calibration(self) -> dict | None:
+        """The final calibration's fit and its validation figures (kept by the scorer)."""
+        return self.scorer.final_calibration
+
+    @final_calibration.setter
+    def final_calibration(self, value: dict | None) -> None:
+        self.scorer.final_calibration = value
+
+    @property
+    def head_posterior(self) -> HeadPosterior | None:
+        return self.scorer.head_posterior
+
+    @head_posterior.setter
+    def head_posterior(self, value: HeadPosterior | None) -> None:
+        self.scorer.head_posterior = value
 
     # ---- configuration carried by checkpoints and exports -------------------------------------
     def config(self) -> dict:
@@ -210,104 +205,23 @@ class UnirankModule(L.LightningModule):
                 f"{self.schedule.pointwise_epochs} pointwise epochs"
             )
 
-    # ---- scoring ------------------------------------------------------------------------------
-    def forward_batch(self, batch: dict) -> BatchScores:
-        """Scores of every item of the batch (float32, batch order), each item encoded exactly once.
-        Process inputs also give every kept step's score; the item score is their aggregate."""
-        item_outputs, step_outputs, step_rows = [], [], []
-        offset = 0
-        for chunk in batch["chunks"]:
-            chunk = {k: v.to(self.device) for k, v in chunk.items()}
-            size = chunk["input_ids"].shape[0]
-            self.sequences_encoded += size
-            if "step_rows" in chunk:
-                rows, cols = chunk.pop("step_rows"), chunk.pop("step_cols")
-                step_outputs.append(self.scorer.score_positions(rows, cols, **chunk).float())
-                step_rows.append(rows + offset)
-            else:
-                item_outputs.append(self.scorer(**chunk).float())
-            offset += size
-        order = batch["order"].to(self.device)
-        if not step_outputs:
-            sorted_scores = torch.cat(item_outputs)
-            scores = torch.empty_like(sorted_scores)
-            scores[order] = sorted_scores
-            return BatchScores(items=scores)
-        steps = torch.cat(step_outputs)
-        owner = order[torch.cat(step_rows)]  # sorted row → batch position of the step's solution
-        step_index = torch.zeros_like(owner)
-        for position in torch.unique(owner):  # steps of one solution come in order within its row
-            members = owner == position
-            step_index[members] = torch.arange(int(members.sum()), device=owner.device)
-        items = aggregate_steps(steps, owner, len(order), self.adapter.aggregation)
-        return BatchScores(items=items, steps=steps, step_owner=owner, step_index=step_index)
-
-    def score_batch(self, batch: dict) -> torch.Tensor:
-        """One score per item of the batch (float32), each item encoded exactly once."""
-        return self.forward_batch(batch).items
-
-    @torch.no_grad()
-    def _forward_encoded(
-        self, encoded: list[Encoded], bf16: bool = False, features: bool = False
-    ) -> tuple[BatchScores, torch.Tensor | None]:
-        """forward_batch over already-encoded inputs, in eval mode (the training mode is restored);
-        bf16: under bfloat16 autocast (about 2x faster on CPU, logits within ~1e-2); features: also
-        the final layer's input of every item, in input order (items, not steps)."""
-        if bf16:
-            warn_if_emulated_bf16(self.device.type, "fp32 (--precision fp32, bf16=False)")
-        was_training = self.training
-        self.eval()
-        try:
-            chunks, order = pad_chunks(encoded, self.tokenizer.pad_token_id, self.chunk_size)
-            # nullcontext, not autocast(enabled=False): a caller's own autocast stays in force
-            precision = torch.autocast(self.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-            capture = self.scorer.capturing_head_inputs() if features else contextlib.nullcontext()
-            with precision, capture as captured:
-                out = self.forward_batch({"chunks": chunks, "order": order})
-            if not features:
-                return out, None
-            in_order = torch.empty_like(sorted_features := torch.cat(captured))
-            in_order[order.to(in_order.device)] = sorted_features
-            return out, in_order
-        finally:
-            self.train(was_training)
-
-    def score_encoded(self, encoded: list[Encoded], bf16: bool = False) -> np.ndarray:
-        """Scores of already-encoded inputs, in eval mode, chunk by chunk."""
-        if not encoded:
-            return np.zeros(0)
-        return self._forward_encoded(encoded, bf16)[0].items.cpu().numpy().astype(np.float64)
-
-    def score_encoded_with_features(self, encoded: list[Encoded], bf16: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, the final layer's input of each item): what the head posterior needs."""
-        out, features = self._forward_encoded(encoded, bf16, features=True)
-        return out.items.cpu().numpy().astype(np.float64), features.cpu().numpy().astype(np.float64)
-
-    def score_encoded_steps(self, encoded: list[Encoded], bf16: bool = False) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Process inputs: (solution scores, one array of step logits per solution), eval mode."""
-        out, _ = self._forward_encoded(encoded, bf16)
-        owner, steps = out.step_owner.cpu().numpy(), out.steps.cpu().numpy().astype(np.float64)
-        return out.items.cpu().numpy().astype(np.float64), [steps[owner == i] for i in range(len(encoded))]
-
-    def score_texts(self, contexts: list[str], candidates: list[str], bf16: bool = False) -> np.ndarray:
-        """r for each (context, candidate), formatted by the adapter."""
-        return self.score_encoded(self.adapter.encode(self.tokenizer, contexts, candidates), bf16)
-
     # ---- training -----------------------------------------------------------------------------
-    def _stages_now(self) -> list[str]:
+    def stages_now(self) -> list[str]:
         """The stage of this epoch; under fast_dev_run every stage of the schedule, on its one batch."""
         return self.schedule.stages if self.trainer.fast_dev_run else [self.stage]
 
-    def on_train_epoch_start(self) -> None:
-        if "pointwise" in self._stages_now() and self.targets is None:
-            self.fit_targets()
+    def configure_callbacks(self) -> list[L.Callback]:
+        """The tokenizer handed to the data module; the Thurstone targets at the first pointwise
+        epoch; the final calibration and the head posterior when training ends; progress lines
+        where output goes to a log (unirank.training.callbacks)."""
+        return [AttachEncoder(), PointwiseTargets(), FinalFits(), TrainingProgress()]
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         # dropout masks depend on (seed, epoch, batch) alone, so a resumed run draws the same ones
         torch.manual_seed((self.seed * 1_000_003 + self.current_epoch) * 1_000_003 + batch_idx)
-        out = self.forward_batch(batch)
+        out = self.scorer.score_batch(batch)
         total = out.items.sum() * 0.0
-        for stage in self._stages_now():
+        for stage in self.stages_now():
             loss = self.stage_loss(stage, out, batch)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
@@ -387,206 +301,19 @@ class UnirankModule(L.LightningModule):
         values = torch.tensor(pairs, dtype=torch.float32, device=self.device)
         return values[:, 0], values[:, 1]
 
-    # ---- the Thurstone fit between the stages -------------------------------------------------
-    def fit_targets(self) -> pl.DataFrame:
-        """Fit the training comparisons (and labels) into targets and store them for stage 2.
-        Under distributed training rank 0 fits once and broadcasts the targets to every rank."""
-        strategy = self.trainer.strategy
-        fitted = self._fit_targets_here() if self.trainer.is_global_zero else None
-        if self.trainer.world_size > 1:
-            fitted = strategy.broadcast(fitted, src=0)
-        targets, summary = fitted
-        self.set_targets(targets)
-        self.log_dict(summary, rank_zero_only=True)
-        return targets
-
-    def _fit_targets_here(self) -> tuple[pl.DataFrame, dict]:
-        datamodule = self.trainer.datamodule
-        train = datamodule.datasets["train"]
-        comparisons = train.tables.comparisons.select("group_id", "item_a", "item_b", "p", "weight")
-        extra = [anchor_comparisons(train.tables.items, self.calibration.label_weight)]
-        if "step_labels" in train.tables.items.columns:
-            extra.append(step_anchor_comparisons(train.tables.items, self.calibration.label_weight))
-        comparisons = pl.concat([comparisons, *[frame for frame in extra if frame.height]])
-        anchored = any(frame.height for frame in extra)
-        use_prior = self.calibration.stage1_prior and self.schedule.pairwise_epochs
-        prior = self._stage1_prior(datamodule, anchored) if use_prior else None
-        targets, fit = fit_targets(
-            comparisons, items=train.tables.items, prior=prior, link=self.calibration.link, l2=self.calibration.l2
-        )
-        if not fit.converged:
-            raise RuntimeError(
-                f"the Thurstone fit of {comparisons.height} comparisons did not converge in {fit.iterations} Newton "
-                "steps: no targets were written; check the comparisons (contradictory weights?) or raise calibration.l2"
-            )
-        summary = {
-            "fit/log_likelihood": fit.log_likelihood,
-            "fit/converged": float(fit.converged),
-            "fit/iterations": float(fit.iterations),
-            "fit/mean_target": float(targets["target"].mean()),
-            "fit/prior_groups": float(0 if prior is None else prior["group_id"].n_unique()),
-        }
-        print(
-            f"Thurstone fit: {targets.height} items, {comparisons.height} comparisons, "
-            f"log-likelihood {fit.log_likelihood:.2f}, converged={fit.converged} in {fit.iterations} Newton steps"
-        )
-        return targets, summary
-
+    # ---- the targets of stage 2 (fitted by unirank.training.callbacks.PointwiseTargets) ------------
     def set_targets(self, targets: pl.DataFrame) -> None:
         self.targets = targets
         self._target_lookup = {
             (g, i): (t, s) for g, i, t, s in targets.select("group_id", "item_id", "target", "std_err").iter_rows()
         }
 
-    def _stage1_prior(self, datamodule, anchored: bool) -> pl.DataFrame | None:
-        """Prior means from the stage-1 model for the groups `calibration.prior_groups` names.
-
-        With anchors (absolute labels) and labels in the held-out split: μ = α·r + β, (α, β) fitted
-        on the held-out comparisons and labels (`fit_score_map`), so μ sits on the anchor's scale.
-        Otherwise μ = α·(r − mean of r in the group), α fitted on the held-out comparisons."""
-        train = datamodule.datasets["train"]
-        items = train.tables.items.select("group_id", "item_id").with_row_index("_row")
-        if self.calibration.prior_groups == "sparse":
-            sizes = items.group_by("group_id").len()
-            sparse = sizes.filter(pl.col("len") <= self.calibration.sparse_group_size)["group_id"]
-            items = items.filter(pl.col("group_id").is_in(sparse.implode()))
-        if items.height == 0:
-            return None
-        held_out = datamodule.datasets.get("validation") or train
-        alpha, beta, centred = self._score_map(held_out, anchored)
-        scores = self.score_rows(train, items["_row"].to_numpy())
-        r = pl.col("r") - pl.col("r").mean().over("group_id") if centred else pl.col("r")
-        print(f"stage-1 prior for {items.height} items: latent ≈ {alpha:.3f}·r{'' if centred else f' + {beta:.3f}'}")
-        return items.with_columns(pl.Series("r", scores)).select(
-            "group_id", "item_id", (alpha * r + beta).alias("prior_mean")
-        )
-
-    def _score_map(self, dataset, anchored: bool) -> tuple[float, float, bool]:
-        """(α, β, centred): the map from stage-1 scores to the latent scale, fitted on `dataset`."""
-        labelled = ~np.isnan(dataset.label)
-        if not len(dataset.comp_a) and not (anchored and labelled.any()):
-            return 0.0, 0.0, True
-        scores = self.score_rows(dataset, np.arange(dataset.n_items))
-        margin = scores[dataset.comp_a] - scores[dataset.comp_b]
-        if not (anchored and labelled.any()):
-            return fit_score_scale(margin, dataset.p, dataset.weight, link=self.calibration.link), 0.0, True
-        alpha, beta = fit_score_map(
-            scores[dataset.comp_a], scores[dataset.comp_b], dataset.p, dataset.weight,
-            scores[labelled], dataset.label[labelled],
-            self.calibration.label_weight * dataset.label_weight[labelled], link=self.calibration.link,
-        )  # fmt: skip
-        return alpha, beta, False
-
-    def score_rows(self, dataset, rows: np.ndarray, block: int = 4096) -> np.ndarray:
-        """Scores of a dataset's items at these rows, tokenised and scored `block` at a time."""
-        parts = [self.score_encoded(dataset.encode(rows[i : i + block])) for i in range(0, len(rows), block)]
-        return np.concatenate(parts) if parts else np.zeros(0)
-
-    # ---- the final calibration ----------------------------------------------------------------
-    def on_train_end(self) -> None:
-        if self.trainer.sanity_checking:
-            return
-        datasets = self.trainer.datamodule.datasets
-        if self.calibration.final == "platt":
-            self.calibrate_on(datasets.get("validation"))
-        if self.calibration.uncertainty == "laplace":
-            self.head_posterior = fit_head_posterior(
-                self, datasets.get("train"), self.calibration.uncertainty_items, self.seed
-            )
-
-    def calibrate_on(self, dataset) -> dict | None:
-        """Fit σ(a·r + b) on a held-out split (every item of its groups: the lists it is scored on)
-        and fold it into the head; the fit and the split's calibration before/after are recorded
-        in `final_calibration` (and so in the export's unirank.json)."""
-        from unirank.evaluation.bootstrap import ece_fast, grouped_interval
-        from unirank.evaluation.calibration import both_orders, calibration_metrics
-        from unirank.fitting.platt import fit_platt, pairwise_reading
-
-        if dataset is None or dataset.n_items == 0:
-            print("final calibration skipped: no validation split")
-            return None
-        if dataset.step_labels is not None:  # process models are read, and so calibrated, step by step
-            scores, label = self._step_scores(dataset)
-            comp_a = comp_b = p = weight = None
-        else:
-            scores = self.score_rows(dataset, np.arange(dataset.n_items))
-            label, comp_a, comp_b, p, weight = dataset.label, dataset.comp_a, dataset.comp_b, dataset.p, dataset.weight
-        try:
-            fit = fit_platt(
-                scores, label=label, comp_a=comp_a, comp_b=comp_b, p=p, weight=weight,
-                reading=self.pairwise_reading, with_bias=self.scorer.has_output_bias(),
-            )  # fmt: skip
-        except ValueError as error:
-            print(f"final calibration skipped: {error}")
-            return None
-
-        groups = dataset.item_group_index
-
-        def measure(r: np.ndarray) -> dict:
-            """ECE and Brier on the split; the ECE with a 95 % bootstrap interval over its groups."""
-            if fit.evidence == "labels":
-                known = ~np.isnan(label)
-                prob, truth, owner = (
-                    1 / (1 + np.exp(-r[known])),
-                    label[known],
-                    groups[known] if len(groups) == len(r) else None,
-                )
-            else:
-                prob, truth = both_orders(pairwise_reading(r[comp_a], r[comp_b], self.pairwise_reading), p)
-                owner = np.concatenate([groups[comp_a], groups[comp_a]])
-            m = calibration_metrics(prob, truth)
-            row = {"ece": round(m["ece"], 5), "brier": round(m["brier"], 5), "n": m["n"]}
-            if owner is not None:
-                row["ece_interval"], row["groups"] = grouped_interval(
-                    lambda rows: ece_fast(prob[rows], truth[rows]), owner
-                )
-            return row
-
-        self.scorer.fold_affine(fit.a, fit.b)
-        calibrated = fit.a * scores + fit.b
-        unit = "step " if dataset.step_labels is not None else ""
-        self.final_calibration = {
-            "method": "platt: sigmoid(a * logit + b), folded into the head",
-            "a": fit.a,
-            "b": fit.b,
-            "fitted_on": f"validation split: {fit.n} {unit}{fit.evidence}",
-            "before": measure(scores),
-            "after": measure(calibrated),
-        }
-        if fit.evidence == "labels" and dataset.step_labels is None and not np.isnan(dataset.teacher).any():
-            from unirank.evaluation.fusion import fit_fusion_weight
-
-            self.final_calibration["fusion"] = fit_fusion_weight(
-                calibrated, dataset.teacher, np.nan_to_num(dataset.label), groups
-            )
-        print(
-            f"final calibration σ({fit.a:.3f}·r + {fit.b:.3f}) on {fit.n} validation {fit.evidence}: "
-            f"ECE {self.final_calibration['before']['ece']:.4f} → {self.final_calibration['after']['ece']:.4f} "
-            f"(in-sample; {len(dataset)} validation groups)"
-        )
-        return self.final_calibration
-
-    def _step_scores(self, dataset, block: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-        """Every step's logit over a dataset's solutions, with its label (NaN where unlabelled)."""
-        all_labels = dataset.step_labels.to_list()
-        scores, labels = [], []
-        rows = np.arange(dataset.n_items)
-        for start in range(0, len(rows), block):
-            chunk = rows[start : start + block]
-            _, steps = self.score_encoded_steps(dataset.encode(chunk))
-            for row, step_scores in zip(chunk, steps):
-                known = all_labels[int(row)] or []
-                scores.append(step_scores)
-                labels.append([float(known[k]) if k < len(known) and known[k] is not None else np.nan
-                               for k in range(len(step_scores))])  # fmt: skip
-        return np.concatenate(scores), np.concatenate([np.asarray(x, dtype=np.float64) for x in labels])
-
     # ---- validation ---------------------------------------------------------------------------
     def on_validation_epoch_start(self) -> None:
         self._val_probs, self._val_labels = [], []
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        scores = self.score_batch(batch)
+        scores = self.scorer.score_batch(batch).items
         size = len(batch["item_id"])
         if len(batch["comp_a"]):
             margin = scores[batch["comp_a"]] - scores[batch["comp_b"]]

@@ -28,30 +28,30 @@ class PruneResult:
     steps_not_generated: int | None
 
 
-def _check_process(module) -> None:
-    if module.adapter.domain != "process":
-        raise ValueError(f"pruning needs a process reward model, got a {module.adapter.domain} model")
+def _check_process(scorer) -> None:
+    if scorer.adapter.domain != "process":
+        raise ValueError(f"pruning needs a process reward model, got a {scorer.adapter.domain} model")
 
 
 def prune_steps(
-    module, problem: str, steps: Iterable[str], threshold: float = 0.5, total_steps: int | None = None
+    scorer, problem: str, steps: Iterable[str], threshold: float = 0.5, total_steps: int | None = None
 ) -> PruneResult:
     """Consume `steps` one at a time (a list, or a generator producing them), scoring the prefix
     after each; stop at the first step whose probability is below `threshold`.
 
-    module: a UnirankModule with a ProcessAdapter (e.g. `load_scorer(path).module`). total_steps:
+    scorer: a `Scorer` with a ProcessAdapter (e.g. `load_scorer(path).scorer`). total_steps:
     the chain's full length, when `steps` is a generator that would have produced more."""
-    _check_process(module)
+    _check_process(scorer)
     if total_steps is None and isinstance(steps, (list, tuple)):
         total_steps = len(steps)
     seen: list[str] = []
     probabilities: list[float] = []
     for step in steps:
         seen.append(step)
-        encoded = module.adapter.encode(module.tokenizer, [problem], [""], steps=[seen])
-        _, [step_logits] = module.score_encoded_steps(encoded)
+        encoded = scorer.encode([problem], [""], steps=[seen])
+        _, [step_logits] = scorer.score_encoded_steps(encoded)
         if len(step_logits) < len(seen):
-            raise ValueError(f"step {len(seen)} no longer fits in max_length={module.adapter.max_length}")
+            raise ValueError(f"step {len(seen)} no longer fits in max_length={scorer.adapter.max_length}")
         probability = float(1 / (1 + np.exp(-step_logits[-1])))
         probabilities.append(probability)
         if probability < threshold:
@@ -60,18 +60,18 @@ def prune_steps(
     return PruneResult(seen, None, probabilities, 0 if total_steps is not None else None)
 
 
-def prefix_probabilities(module, problems: list[str], solutions: list[list[str]], bf16: bool = False) -> list:
+def prefix_probabilities(scorer, problems: list[str], solutions: list[list[str]], bf16: bool = False) -> list:
     """σ(r_i) of every step i of every solution, each scored on its own prefix, all prefixes in one
     batched pass. A step whose prefix no longer fits in max_length gets NaN (never a reason to stop)."""
-    _check_process(module)
+    _check_process(scorer)
     owners, prefixes = [], []
     for solution, steps in enumerate(solutions):
         for end in range(1, len(steps) + 1):
             owners.append(solution)
             prefixes.append(list(steps[:end]))
     contexts = [problems[s] for s in owners]
-    encoded = module.adapter.encode(module.tokenizer, contexts, [""] * len(prefixes), steps=prefixes)
-    _, step_logits = module.score_encoded_steps(encoded, bf16)
+    encoded = scorer.encode(contexts, [""] * len(prefixes), steps=prefixes)
+    _, step_logits = scorer.score_encoded_steps(encoded, bf16)
     out = [np.full(len(steps), np.nan) for steps in solutions]
     position = [0] * len(solutions)
     for solution, prefix, logits in zip(owners, prefixes, step_logits):

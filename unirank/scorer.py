@@ -9,12 +9,21 @@ Weights load as safetensors only; remote code runs only when `trust_remote_code=
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
+from unirank.adapters.base import pad_chunks
+from unirank.adapters.process import aggregate_steps
 from unirank.models import resolve_model_path
+from unirank.precision import warn_if_emulated_bf16
+from unirank.progress import ProgressLines
+
+PROGRESS_FROM = 5000
+"""Scoring this many sequences or more at once prints a line every 10 % where output goes to a log."""
 
 TINY_CONFIG = dict(
     hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, max_position_embeddings=512
@@ -81,15 +90,136 @@ def load_backbone(name_or_path: str, trust_remote_code: bool = False, seed: int 
     return model, tokenizer
 
 
-class Scorer(nn.Module):
-    """r = model(input_ids, ...).logits[:, 0]."""
+@dataclass(frozen=True)
+class BatchScores:
+    """items: one logit per batch item; steps (process domain): one logit per kept step, with the
+    batch position of its solution (step_owner) and its 0-based step number (step_index)."""
 
-    def __init__(self, model: nn.Module):
+    items: torch.Tensor
+    steps: torch.Tensor | None = None
+    step_owner: torch.Tensor | None = None
+    step_index: torch.Tensor | None = None
+
+
+class Scorer(nn.Module):
+    """Inference: r = model(input_ids, ...).logits[:, 0] over inputs the adapter formats.
+
+    Holds the backbone with its scalar head, the tokenizer, the domain adapter, and what training
+    learnt about its scores: `final_calibration` (the fit folded into the head, as unirank.json
+    records it), `head_posterior` (a `fitting.laplace.HeadPosterior`, or None) and `pairwise_reading`
+    (how two of its logits read as P(a ≻ b): "thurstone" after the pointwise stage on Thurstone
+    targets, else "bradley-terry"). chunk_size: sequences per forward pass when scoring lists.
+    """
+
+    def __init__(self, model: nn.Module, tokenizer=None, adapter=None, chunk_size: int = 32):
         super().__init__()
-        self.model = model
+        self.model, self.tokenizer, self.adapter, self.chunk_size = model, tokenizer, adapter, chunk_size
+        self.final_calibration: dict | None = None
+        self.head_posterior = None
+        self.pairwise_reading = "bradley-terry"
+        self.sequences_encoded = 0
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
 
     def forward(self, **inputs: torch.Tensor) -> torch.Tensor:
         return self.model(**inputs).logits[:, 0]
+
+    # ---- scoring ------------------------------------------------------------------------------
+    def score_batch(self, batch: dict) -> BatchScores:
+        """Scores of every item of a collated batch ({"chunks", "order"}: float32, batch order), each
+        item encoded exactly once. Process inputs also give every kept step's score; the item score
+        is their aggregate (the adapter's `aggregation`)."""
+        item_outputs, step_outputs, step_rows = [], [], []
+        offset, device = 0, self.device
+        total = len(batch["order"])
+        lines = ProgressLines(total, "scored", every=10.0) if total >= PROGRESS_FROM and not self.training else None
+        for chunk in batch["chunks"]:
+            chunk = {k: v.to(device) for k, v in chunk.items()}
+            size = chunk["input_ids"].shape[0]
+            self.sequences_encoded += size
+            if "step_rows" in chunk:
+                rows, cols = chunk.pop("step_rows"), chunk.pop("step_cols")
+                step_outputs.append(self.score_positions(rows, cols, **chunk).float())
+                step_rows.append(rows + offset)
+            else:
+                item_outputs.append(self(**chunk).float())
+            offset += size
+            if lines is not None:
+                lines.update(offset)
+        order = batch["order"].to(device)
+        if not step_outputs:
+            sorted_scores = torch.cat(item_outputs)
+            scores = torch.empty_like(sorted_scores)
+            scores[order] = sorted_scores
+            return BatchScores(items=scores)
+        steps = torch.cat(step_outputs)
+        owner = order[torch.cat(step_rows)]  # sorted row → batch position of the step's solution
+        step_index = torch.zeros_like(owner)
+        for position in torch.unique(owner):  # steps of one solution come in order within its row
+            members = owner == position
+            step_index[members] = torch.arange(int(members.sum()), device=owner.device)
+        items = aggregate_steps(steps, owner, len(order), self.adapter.aggregation)
+        return BatchScores(items=items, steps=steps, step_owner=owner, step_index=step_index)
+
+    @torch.no_grad()
+    def _score_encoded(
+        self, encoded: list, bf16: bool = False, features: bool = False
+    ) -> tuple[BatchScores, torch.Tensor | None]:
+        """score_batch over already-encoded inputs, in eval mode (the training mode is restored);
+        bf16: under bfloat16 autocast (about 2x faster where the hardware has bf16, logits within
+        ~1e-2); features: also the final layer's input of every item, in input order (items, not steps)."""
+        device = self.device
+        if bf16:
+            warn_if_emulated_bf16(device.type, "fp32 (--precision fp32, bf16=False)")
+        was_training = self.training
+        self.eval()
+        try:
+            chunks, order = pad_chunks(encoded, self.tokenizer.pad_token_id, self.chunk_size)
+            # nullcontext, not autocast(enabled=False): a caller's own autocast stays in force
+            precision = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+            capture = self.capturing_head_inputs() if features else contextlib.nullcontext()
+            with precision, capture as captured:
+                out = self.score_batch({"chunks": chunks, "order": order})
+            if not features:
+                return out, None
+            in_order = torch.empty_like(sorted_features := torch.cat(captured))
+            in_order[order.to(in_order.device)] = sorted_features
+            return out, in_order
+        finally:
+            self.train(was_training)
+
+    def score_encoded(self, encoded: list, bf16: bool = False) -> np.ndarray:
+        """Scores of already-encoded inputs (`Adapter.encode`), in eval mode, chunk by chunk."""
+        if not encoded:
+            return np.zeros(0)
+        return self._score_encoded(encoded, bf16)[0].items.cpu().numpy().astype(np.float64)
+
+    def score_encoded_with_features(self, encoded: list, bf16: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, the final layer's input of each item): what the head posterior reads."""
+        out, features = self._score_encoded(encoded, bf16, features=True)
+        return out.items.cpu().numpy().astype(np.float64), features.cpu().numpy().astype(np.float64)
+
+    def score_encoded_steps(self, encoded: list, bf16: bool = False) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Process inputs: (solution scores, one array of step logits per solution), eval mode."""
+        out, _ = self._score_encoded(encoded, bf16)
+        owner, steps = out.step_owner.cpu().numpy(), out.steps.cpu().numpy().astype(np.float64)
+        return out.items.cpu().numpy().astype(np.float64), [steps[owner == i] for i in range(len(encoded))]
+
+    def encode(self, contexts: list[str], candidates: list[str], steps: list | None = None) -> list:
+        """(context, candidate[, steps]) formatted and tokenised by the adapter."""
+        extra = {} if steps is None else {"steps": steps}
+        return self.adapter.encode(self.tokenizer, contexts, candidates, **extra)
+
+    def score_texts(self, contexts: list[str], candidates: list[str], bf16: bool = False) -> np.ndarray:
+        """r for each (context, candidate), formatted by the adapter."""
+        return self.score_encoded(self.encode(contexts, candidates), bf16)
+
+    def score_rows(self, dataset, rows: np.ndarray, block: int = 4096) -> np.ndarray:
+        """Scores of a data set's items at these rows (`GroupDataset.encode`), `block` at a time."""
+        parts = [self.score_encoded(dataset.encode(rows[i : i + block])) for i in range(0, len(rows), block)]
+        return np.concatenate(parts) if parts else np.zeros(0)
 
     def score_positions(self, rows: torch.Tensor, cols: torch.Tensor, **inputs: torch.Tensor) -> torch.Tensor:
         """The scalar head applied at token (rows[i], cols[i]) of the batch: one logit per position.

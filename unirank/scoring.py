@@ -8,54 +8,52 @@ from pathlib import Path
 
 import numpy as np
 
-from unirank.module import Calibration, UnirankModule
+from unirank.scorer import Scorer, load_backbone
 from unirank.uncertainty import item_uncertainty, load_posterior
 
 
 class Predictor:
-    """predict([(context, candidate), ...]) → [(logit r, probability σ(r)), ...].
+    """predict([(context, candidate), ...]) → [(logit r, probability σ(r)), ...] with a `Scorer`.
 
-    pairwise_link: how two of its logits read as P(a ≻ b): "thurstone" for a model trained through
-    the pointwise stage on Thurstone targets, "bradley-terry" otherwise (see evaluation.pairwise_probability).
-    bf16: score under bfloat16 autocast (about 2x faster on CPU; logits within ~1e-2 of fp32).
+    pairwise_link: how two of its logits read as P(a ≻ b) (the scorer's `pairwise_reading`:
+    "thurstone" for a model trained through the pointwise stage on Thurstone targets,
+    "bradley-terry" otherwise; see evaluation.pairwise_probability).
+    bf16: score under bfloat16 autocast (faster where the hardware has bf16; logits within ~1e-2 of fp32).
     """
 
-    def __init__(self, module: UnirankModule, trained_through: str, bf16: bool = False):
-        self.module, self.bf16 = module, bf16
-        fusion = (module.final_calibration or {}).get("fusion") or {}
+    def __init__(self, scorer: Scorer, bf16: bool = False):
+        self.scorer, self.bf16 = scorer, bf16
+        fusion = (scorer.final_calibration or {}).get("fusion") or {}
         self.fusion_weight: float | None = fusion.get("first_stage_weight")
         """γ of `rank by r + γ·first-stage score`, fitted on validation lists (None: not fitted)."""
-        self.pairwise_link = module.pairwise_reading if trained_through == "pointwise" else "bradley-terry"
-
-    def predict(self, pairs: list[tuple[str | list, str]]) -> list[tuple[float, float]]:
-        contexts = [c if isinstance(c, str) else json.dumps(c, ensure_ascii=False) for c, _ in pairs]
-        logits = self.score_texts(contexts, [t for _, t in pairs])
-        return [(float(r), float(1 / (1 + np.exp(-r)))) for r in logits]
-
-    def score_texts(self, contexts: list[str], candidates: list[str]) -> np.ndarray:
-        """The logit r of each (context, candidate), formatted by the model's adapter."""
-        return self.module.score_texts(contexts, candidates, self.bf16)
+        self.pairwise_link = scorer.pairwise_reading
 
     @property
     def posterior(self):
         """The head posterior (`unirank.fitting.laplace.HeadPosterior`), or None where the model has none."""
-        return self.module.head_posterior
+        return self.scorer.head_posterior
+
+    def predict(self, pairs: list[tuple[str | list, str]]) -> list[tuple[float, float]]:
+        logits = self.score_texts(*_columns(pairs))
+        return [(float(r), float(1 / (1 + np.exp(-r)))) for r in logits]
+
+    def score_texts(self, contexts: list[str], candidates: list[str]) -> np.ndarray:
+        """The logit r of each (context, candidate), formatted by the model's adapter."""
+        return self.scorer.score_texts(contexts, candidates, self.bf16)
 
     def score_texts_with_features(self, contexts: list[str], candidates: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """(logits, the final layer's input of each pair): what the head posterior reads."""
-        encoded = self.module.adapter.encode(self.module.tokenizer, contexts, candidates)
+        encoded = self.scorer.encode(contexts, candidates)
         if not encoded:
             return np.zeros(0), np.zeros((0, 0))
-        return self.module.score_encoded_with_features(encoded, self.bf16)
+        return self.scorer.score_encoded_with_features(encoded, self.bf16)
 
     def predict_with_uncertainty(self, pairs: list[tuple[str | list, str]]) -> list[dict]:
         """predict() with, where the model has a head posterior, the logit's and the probability's
         standard errors and a conservative probability (the one-sided 95 % lower bound)."""
-        contexts = [c if isinstance(c, str) else json.dumps(c, ensure_ascii=False) for c, _ in pairs]
-        candidates = [t for _, t in pairs]
         if self.posterior is None:
             return [{"score": r, "probability": p} for r, p in self.predict(pairs)]
-        logits, features = self.score_texts_with_features(contexts, candidates)
+        logits, features = self.score_texts_with_features(*_columns(pairs))
         extra = item_uncertainty(self.posterior, logits, features)
         rows = [{"score": float(r), "probability": float(1 / (1 + np.exp(-r)))} for r in logits]
         return [{**row, **{k: float(v[i]) for k, v in extra.items()}} for i, row in enumerate(rows)]
@@ -71,24 +69,33 @@ class Predictor:
         return np.asarray(logits, dtype=np.float64) + self.fusion_weight * np.asarray(first_stage_scores, np.float64)
 
 
-def load_scorer(path: str | Path, bf16: bool = False) -> Predictor:
-    """A Predictor from an export folder (with unirank.json) or a .ckpt checkpoint."""
+def _columns(pairs: list[tuple[str | list, str]]) -> tuple[list[str], list[str]]:
+    """(contexts, candidates); a context given as chat messages is kept as its JSON text."""
+    contexts = [c if isinstance(c, str) else json.dumps(c, ensure_ascii=False) for c, _ in pairs]
+    return contexts, [t for _, t in pairs]
+
+
+def load(path: str | Path) -> Scorer:
+    """A `Scorer` from an export folder (with unirank.json) or a .ckpt checkpoint."""
     from unirank.export import adapter_from_spec, load_checkpoint
 
     path = Path(path)
-    if path.is_dir():
-        if not (path / "unirank.json").exists():
-            raise ValueError(f"{path}: not a unirank export (no unirank.json)")
-        info = json.loads((path / "unirank.json").read_text())
-        module = UnirankModule(
-            model=str(path),
-            adapter=adapter_from_spec(info["adapter"], path),
-            calibration=Calibration(
-                **{k: v for k, v in info["calibration"].items() if k in Calibration.__dataclass_fields__}
-            ),
-        )
-        module.final_calibration = info["calibration"].get("final_fit")
-        module.head_posterior = load_posterior(path, info.get("uncertainty"))
-        return Predictor(module, info["calibration"]["trained_through"], bf16)
-    module = load_checkpoint(path)
-    return Predictor(module, "pointwise" if module.targets is not None else "pairwise", bf16)
+    if not path.is_dir():
+        module = load_checkpoint(path)
+        if module.targets is None:  # stopped before the pointwise stage: read as it was trained
+            module.scorer.pairwise_reading = "bradley-terry"
+        return module.scorer
+    if not (path / "unirank.json").exists():
+        raise ValueError(f"{path}: not a unirank export (no unirank.json)")
+    info = json.loads((path / "unirank.json").read_text())
+    model, tokenizer = load_backbone(str(path))
+    scorer = Scorer(model, tokenizer, adapter_from_spec(info["adapter"], path))
+    scorer.final_calibration = info["calibration"].get("final_fit")
+    scorer.pairwise_reading = info["calibration"].get("pairwise_reading", "bradley-terry")
+    scorer.head_posterior = load_posterior(path, info.get("uncertainty"))
+    return scorer.eval()
+
+
+def load_scorer(path: str | Path, bf16: bool = False) -> Predictor:
+    """A Predictor from an export folder (with unirank.json) or a .ckpt checkpoint."""
+    return Predictor(load(path), bf16)

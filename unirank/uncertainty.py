@@ -31,14 +31,14 @@ def sample_rows(dataset, max_items: int, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(rows))
 
 
-def fit_head_posterior(module, dataset, max_items: int = 2048, seed: int = 0, block: int = 1024):
-    """The head posterior on (a sample of) the training split, or None where it does not apply
-    (no split, process models: their steps are scored, not items)."""
+def fit_head_posterior(scorer, dataset, max_items: int = 2048, seed: int = 0, block: int = 1024):
+    """The head posterior of a `Scorer` on (a sample of) the training split, or None where it does
+    not apply (no split, process models: their steps are scored, not items)."""
     if dataset is None or dataset.n_items == 0 or dataset.step_labels is not None:
         return None
     rows = sample_rows(dataset, max_items, seed)
     blocks = [rows[i : i + block] for i in range(0, len(rows), block)]
-    parts = [module.score_encoded_with_features(dataset.encode(chunk)) for chunk in blocks]
+    parts = [scorer.score_encoded_with_features(dataset.encode(chunk)) for chunk in blocks]
     logits = np.concatenate([p[0] for p in parts])
     features = np.concatenate([p[1] for p in parts])
     local = np.full(dataset.n_items, -1)
@@ -51,16 +51,16 @@ def fit_head_posterior(module, dataset, max_items: int = 2048, seed: int = 0, bl
         features, logits,
         label=label, label_scale=labelled_total / max(1, labelled_sample),
         comp_a=local[dataset.comp_a[kept]], comp_b=local[dataset.comp_b[kept]], weight=dataset.weight[kept],
-        comparison_scale=len(dataset.comp_a) / max(1, int(kept.sum())), reading=module.pairwise_reading,
+        comparison_scale=len(dataset.comp_a) / max(1, int(kept.sum())), reading=scorer.pairwise_reading,
     )  # fmt: skip
-    posterior = fit_posterior(hessian, module.scorer.head_vector().numpy())
+    posterior = fit_posterior(hessian, scorer.head_vector().numpy())
     posterior.info = {
         "method": "last-layer Laplace of the calibrated head, prior precision by MacKay's evidence fixed point",
         "fitted_on": f"training split: {len(rows)} of {dataset.n_items} items, {int(kept.sum())} of "
         f"{len(dataset.comp_a)} comparisons, {labelled_sample} of {labelled_total} labels (scaled to the split)",
         "prior_precision": round(posterior.prior_precision, 6),
         "effective_parameters": round(posterior.effective_parameters, 3),
-        "pairwise_reading": module.pairwise_reading,
+        "pairwise_reading": scorer.pairwise_reading,
     }
     spread = np.sqrt(posterior.item_variance(features))
     print(

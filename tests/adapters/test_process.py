@@ -64,9 +64,9 @@ def test_one_forward_per_solution_scores_every_step(tiny_decoder):
     encoded = module.adapter.encode(module.tokenizer, ["How many apples?"] * 3, [""] * 3, steps=solutions)
     chunks, order = pad_chunks(encoded, module.tokenizer.pad_token_id, 4)
     module.eval()
-    module.sequences_encoded = 0
-    out = module.forward_batch({"chunks": chunks, "order": order})
-    assert module.sequences_encoded == 3  # not one forward per prefix
+    module.scorer.sequences_encoded = 0
+    out = module.scorer.score_batch({"chunks": chunks, "order": order})
+    assert module.scorer.sequences_encoded == 3  # not one forward per prefix
     assert out.steps.shape == (sum(len(s) for s in solutions),)
     assert out.step_index[out.step_owner == 0].tolist() == [0, 1, 2, 3]
     np.testing.assert_allclose(
@@ -148,12 +148,12 @@ def test_pruning_stops_at_the_first_low_probability_step():
     module = UnirankModule(model="tiny", adapter=ProcessAdapter(max_length=256))
     with torch.no_grad():
         module.scorer.model.classifier.bias.fill_(5.0)  # every step looks right ...
-    full = prune_steps(module, "How many apples?", STEPS)
+    full = prune_steps(module.scorer, "How many apples?", STEPS)
     assert full.rejected_step is None and full.kept == STEPS and full.steps_not_generated == 0
     with torch.no_grad():
         module.scorer.model.classifier.bias.fill_(-5.0)  # ... or wrong: stop after the first step
     generated = iter(STEPS)
-    pruned = prune_steps(module, "How many apples?", generated, total_steps=len(STEPS))
+    pruned = prune_steps(module.scorer, "How many apples?", generated, total_steps=len(STEPS))
     assert pruned.rejected_step == 0 and pruned.kept == [] and pruned.steps_not_generated == 3
     assert next(generated) == STEPS[1]  # the generator was not drained
 
@@ -163,8 +163,8 @@ def test_batched_prefix_scores_are_the_scores_a_streaming_chain_sees():
 
     module = UnirankModule(model="tiny", adapter=ProcessAdapter(max_length=256))
     module.scorer.eval()
-    streamed = prune_steps(module, "How many apples?", STEPS, threshold=0.0).probabilities
-    [batched] = prefix_probabilities(module, ["How many apples?"], [STEPS])
+    streamed = prune_steps(module.scorer, "How many apples?", STEPS, threshold=0.0).probabilities
+    [batched] = prefix_probabilities(module.scorer, ["How many apples?"], [STEPS])
     np.testing.assert_allclose(batched, streamed, atol=1e-5)
 
 

@@ -186,9 +186,9 @@ def test_bf16_autocast_scores_match_fp32():
 
     module = UnirankModule(model="tiny", adapter=RetrievalAdapter(max_length=64))
     contexts, docs = ["why is the sky blue"] * 3, ["air scatters blue light", "cheese is made of milk", "bees dance"]
-    fp32 = module.score_texts(contexts, docs)
+    fp32 = module.scorer.score_texts(contexts, docs)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        bf16 = module.score_texts(contexts, docs)
+        bf16 = module.scorer.score_texts(contexts, docs)
     np.testing.assert_allclose(bf16, fp32, atol=0.05)
     assert not np.array_equal(bf16, fp32)  # autocast really ran in bf16
-    np.testing.assert_array_equal(module.score_texts(contexts, docs, bf16=True), bf16)  # the scoring option
+    np.testing.assert_array_equal(module.scorer.score_texts(contexts, docs, bf16=True), bf16)  # the scoring option

@@ -53,13 +53,15 @@ def main() -> None:
     elif args.kill_at == "stage2":
         callbacks.append(KillAt(epoch=3, batch=1))
     elif args.kill_at == "fit":
-        fit = module._fit_targets_here
+        from unirank.training import targets
 
-        def fit_then_die():
-            fit()
+        fit = targets.fit_stage_targets
+
+        def fit_then_die(*args, **kwargs):
+            fit(*args, **kwargs)
             os.kill(os.getpid(), signal.SIGKILL)
 
-        module._fit_targets_here = fit_then_die
+        targets.fit_stage_targets = fit_then_die
     trainer = L.Trainer(
         max_epochs=4,
         accelerator="cpu",

@@ -271,19 +271,19 @@ class UnirankDataModule(L.LightningDataModule):
         self.datasets: dict[str, GroupDataset] = {}
         self.tokenizer = None
         self.adapter: Adapter | None = None
+        self._texts = None
 
     def attach(self, tokenizer, adapter: Adapter) -> None:
-        """Use the model's tokenizer and adapter (setup takes them from the trainer's module otherwise)."""
+        """Tokenise with the model's tokenizer and adapter. A UnirankModule's fit attaches its own
+        (`unirank.training.callbacks.AttachEncoder`); loaders need it, setup does not."""
+        first = self.adapter is None
         self.tokenizer, self.adapter = tokenizer, adapter
+        if first:
+            self._warn_long_texts()
 
     def setup(self, stage: str | None = None) -> None:
         if self.tables is None:
             self.tables = self.source.load()
-        if self.tokenizer is None:
-            module = self.trainer.lightning_module if self.trainer is not None else None
-            if module is None:
-                raise RuntimeError("UnirankDataModule needs attach(tokenizer, adapter) or a trainer with a module")
-            self.attach(module.tokenizer, module.adapter)
         if self.tables.texts is not None:  # memory-mapped: items already hold _source_row and no text
             index, texts = self.tables, self.tables.texts
         else:
@@ -298,14 +298,9 @@ class UnirankDataModule(L.LightningDataModule):
                 if part.groups.height:
                     self.datasets[split] = GroupDataset(part, texts, self.encode, self.max_items_per_group, self.seed)
 
-        limit = self.adapter.max_length * CHARS_PER_TOKEN
-        over = int((texts.byte_lengths("text") > limit).sum()) if self.adapter.domain != "process" else 0
-        if over:
-            warnings.warn(
-                f"{over} item text(s) longer than {limit:,} bytes: each is cut to max_length × {CHARS_PER_TOKEN} "
-                "characters before tokenising (truncation would drop the rest anyway)",
-                stacklevel=2,
-            )
+        first, self._texts = self._texts is None, texts
+        if first:
+            self._warn_long_texts()
         train = self.datasets.get("train")
         if train is not None and not len(train.comp_a) and np.isnan(train.label).all() and train.step_labels is None:
             where = (
@@ -315,11 +310,27 @@ class UnirankDataModule(L.LightningDataModule):
             )
             raise TableError(f"{where}: the train split has no comparisons and no labels: there is nothing to train on")
 
+    def _warn_long_texts(self) -> None:
+        """Once both the texts (setup) and the adapter (attach) are known: how many texts the
+        adapter will cut before tokenising."""
+        if self.adapter is None or self._texts is None or self.adapter.domain == "process":
+            return
+        limit = self.adapter.max_length * CHARS_PER_TOKEN
+        over = int((self._texts.byte_lengths("text") > limit).sum())
+        if over:
+            warnings.warn(
+                f"{over} item text(s) longer than {limit:,} bytes: each is cut to max_length × {CHARS_PER_TOKEN} "
+                "characters before tokenising (truncation would drop the rest anyway)",
+                stacklevel=3,
+            )
+
     def encode(self, contexts: list[str], texts: list[str], steps: list | None = None) -> list[Encoded]:
         """The model's adapter and tokenizer: (context, text[, steps]) → token ids."""
         return self.adapter.encode(self.tokenizer, contexts, texts, steps=steps)
 
     def loader(self, dataset: GroupDataset, shuffle: bool) -> DataLoader:
+        if self.tokenizer is None:
+            raise RuntimeError("UnirankDataModule needs attach(tokenizer, adapter) before its loaders")
         batches = BucketBatchSampler(dataset.lengths, self.batch_groups, self.seed, shuffle=shuffle)
         return DataLoader(
             dataset,

@@ -15,11 +15,11 @@ from unirank.evaluation.selective import selective_report
 
 def score_solutions(predictor, tables: Tables) -> tuple[np.ndarray, list[np.ndarray]]:
     """(solution logits, step logits per solution) for every row of tables.items, one forward each."""
-    module = predictor.module
-    encoded = module.adapter.encode(
-        module.tokenizer, tables.item_contexts(), tables.items["text"].to_list(), steps=tables.items["steps"].to_list()
+    scorer = predictor.scorer
+    encoded = scorer.encode(
+        tables.item_contexts(), tables.items["text"].to_list(), steps=tables.items["steps"].to_list()
     )
-    return module.score_encoded_steps(encoded, predictor.bf16)
+    return scorer.score_encoded_steps(encoded, predictor.bf16)
 
 
 def step_metrics(
@@ -97,6 +97,6 @@ def evaluate_process(predictors: dict, tables: Tables) -> dict:
         pairs = pairwise_accuracy(chosen, rejected, category=comps["error_class"].fill_null("all").to_list())
         entry["solution_pair_accuracy"] = pairs["accuracy"]
         entry["per_category"] = pairs["per_category"]
-        entry["aggregation"] = predictor.module.adapter.aggregation
+        entry["aggregation"] = predictor.scorer.adapter.aggregation
         report["systems"][name] = entry
     return report

@@ -1,0 +1,74 @@
+"""What connects the module and the data module, as callbacks: the tokenizer handed to the data,
+the data's splits handed to the fits, so neither the module nor the data module reads the other
+through `trainer`. `UnirankModule.configure_callbacks` adds them to every run."""
+
+from __future__ import annotations
+
+import lightning as L
+
+from unirank.progress import ProgressLines
+from unirank.training import targets
+from unirank.training.final_calibration import calibrate_on
+from unirank.uncertainty import fit_head_posterior
+
+
+class TrainingProgress(L.Callback):
+    """A line every 5 % of the training steps (step, epoch, stage, loss, time left) where output is
+    not a terminal: a fit redirected to a log shows where it is."""
+
+    def on_train_start(self, trainer: L.Trainer, module) -> None:
+        self.lines = ProgressLines(trainer.estimated_stepping_batches, "training steps")
+
+    def on_train_batch_end(self, trainer: L.Trainer, module, outputs, batch, batch_idx: int) -> None:
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        note = f"epoch {trainer.current_epoch} ({module.stage})"
+        if loss is not None:
+            note += f", loss {float(loss):.4f}"
+        self.lines.update(trainer.global_step, note)
+
+
+class AttachEncoder(L.Callback):
+    """Hand the module's tokenizer and adapter to the data module, before any loader is built."""
+
+    def setup(self, trainer: L.Trainer, module, stage: str) -> None:
+        datamodule = trainer.datamodule
+        if datamodule is not None and hasattr(datamodule, "attach") and datamodule.tokenizer is None:
+            datamodule.attach(module.tokenizer, module.adapter)
+
+
+class PointwiseTargets(L.Callback):
+    """At the first pointwise epoch (under fast_dev_run: at once) fit the Thurstone targets on the
+    training split and hand them to the module. Under distributed training rank 0 fits once and
+    broadcasts the targets to every rank. A run resumed in stage 2 keeps its checkpoint's targets."""
+
+    def on_train_epoch_start(self, trainer: L.Trainer, module) -> None:
+        if "pointwise" not in module.stages_now() or module.targets is not None:
+            return
+        datasets = trainer.datamodule.datasets
+        use_prior = module.calibration.stage1_prior and module.schedule.pairwise_epochs > 0
+        fitted = None
+        if trainer.is_global_zero:
+            fitted = targets.fit_stage_targets(
+                module.scorer, datasets["train"], datasets.get("validation"), module.calibration, use_prior
+            )
+        if trainer.world_size > 1:
+            fitted = trainer.strategy.broadcast(fitted, src=0)
+        fitted_targets, summary = fitted
+        module.set_targets(fitted_targets)
+        module.log_dict(summary, rank_zero_only=True)
+
+
+class FinalFits(L.Callback):
+    """When training ends: the final calibration on the validation split (`calibration.final:
+    platt`), then the head posterior on the training split (`calibration.uncertainty: laplace`)."""
+
+    def on_train_end(self, trainer: L.Trainer, module) -> None:
+        if trainer.sanity_checking:
+            return
+        datasets, calibration = trainer.datamodule.datasets, module.calibration
+        if calibration.final == "platt":
+            calibrate_on(module.scorer, datasets.get("validation"), module.pairwise_reading)
+        if calibration.uncertainty == "laplace":
+            module.scorer.head_posterior = fit_head_posterior(
+                module.scorer, datasets.get("train"), calibration.uncertainty_items, module.seed
+            )

@@ -1,0 +1,92 @@
+"""The final calibration: σ(a·r + b) fitted on a held-out split and folded into the scorer's head.
+
+Explicit inputs (a `Scorer`, a `GroupDataset`, the pairwise reading): called when training ends
+(`unirank.training.callbacks.FinalFits`). Math: docs/math.md, "The final calibration".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from unirank.evaluation.bootstrap import ece_fast, grouped_interval
+from unirank.evaluation.calibration import both_orders, calibration_metrics
+from unirank.fitting.platt import fit_platt, pairwise_reading
+
+
+def calibrate_on(scorer, dataset, reading: str) -> dict | None:
+    """Fit σ(a·r + b) on a held-out split (every item of its groups: the lists it is scored on;
+    process models: every labelled step) and fold it into the head. Returns the record kept as
+    `scorer.final_calibration` (and so in the export's unirank.json): the fit, the split's ECE and
+    Brier before and after, and for retrieval lists with first-stage scores the fusion weight."""
+    if dataset is None or dataset.n_items == 0:
+        print("final calibration skipped: no validation split")
+        return None
+    steps = dataset.step_labels is not None
+    if steps:  # process models are read, and so calibrated, step by step
+        scores, label = step_scores(scorer, dataset)
+        comp_a = comp_b = p = weight = None
+    else:
+        scores = scorer.score_rows(dataset, np.arange(dataset.n_items))
+        label, comp_a, comp_b, p, weight = dataset.label, dataset.comp_a, dataset.comp_b, dataset.p, dataset.weight
+    try:
+        fit = fit_platt(
+            scores, label=label, comp_a=comp_a, comp_b=comp_b, p=p, weight=weight,
+            reading=reading, with_bias=scorer.has_output_bias(),
+        )  # fmt: skip
+    except ValueError as error:
+        print(f"final calibration skipped: {error}")
+        return None
+    groups = dataset.item_group_index
+
+    def measure(r: np.ndarray) -> dict:
+        """ECE and Brier on the split; the ECE with a 95 % bootstrap interval over its groups."""
+        if fit.evidence == "labels":
+            known = ~np.isnan(label)
+            prob, truth = 1 / (1 + np.exp(-r[known])), label[known]
+            owner = groups[known] if len(groups) == len(r) else None
+        else:
+            prob, truth = both_orders(pairwise_reading(r[comp_a], r[comp_b], reading), p)
+            owner = np.concatenate([groups[comp_a], groups[comp_a]])
+        m = calibration_metrics(prob, truth)
+        row = {"ece": round(m["ece"], 5), "brier": round(m["brier"], 5), "n": m["n"]}
+        if owner is not None:
+            row["ece_interval"], row["groups"] = grouped_interval(lambda rows: ece_fast(prob[rows], truth[rows]), owner)
+        return row
+
+    scorer.fold_affine(fit.a, fit.b)
+    calibrated = fit.a * scores + fit.b
+    record = {
+        "method": "platt: sigmoid(a * logit + b), folded into the head",
+        "a": fit.a,
+        "b": fit.b,
+        "fitted_on": f"validation split: {fit.n} {'step ' if steps else ''}{fit.evidence}",
+        "before": measure(scores),
+        "after": measure(calibrated),
+    }
+    if fit.evidence == "labels" and not steps and not np.isnan(dataset.teacher).any():
+        from unirank.evaluation.fusion import fit_fusion_weight
+
+        record["fusion"] = fit_fusion_weight(calibrated, dataset.teacher, np.nan_to_num(dataset.label), groups)
+    print(
+        f"final calibration σ({fit.a:.3f}·r + {fit.b:.3f}) on {fit.n} validation {fit.evidence}: "
+        f"ECE {record['before']['ece']:.4f} → {record['after']['ece']:.4f} "
+        f"(in-sample; {len(dataset)} validation groups)"
+    )
+    scorer.final_calibration = record
+    return record
+
+
+def step_scores(scorer, dataset, block: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Every step's logit over a data set's solutions, with its label (NaN where unlabelled)."""
+    all_labels = dataset.step_labels.to_list()
+    scores, labels = [], []
+    rows = np.arange(dataset.n_items)
+    for start in range(0, len(rows), block):
+        chunk = rows[start : start + block]
+        _, steps = scorer.score_encoded_steps(dataset.encode(chunk))
+        for row, step_logits in zip(chunk, steps):
+            known = all_labels[int(row)] or []
+            scores.append(step_logits)
+            labels.append([float(known[k]) if k < len(known) and known[k] is not None else np.nan
+                           for k in range(len(step_logits))])  # fmt: skip
+    return np.concatenate(scores), np.concatenate([np.asarray(x, dtype=np.float64) for x in labels])
