@@ -5,15 +5,16 @@ all-MiniLM-L6-v2 on 70 % of the problems, then on the held-out 20 %:
   with a 95 % bootstrap interval over problems;
 - `unirank prune`: each chain stopped at its first step with P(correct) < t, t chosen on the
   validation problems to keep ≥ 95 % of the correct solutions' steps; the share of wrong solutions
-  stopped before their end and the tokens saved.
+  stopped before their end and the tokens saved; and the same with `--conservative` (the 95 % lower
+  bound of P(correct) from the head posterior against t).
 
     python benchmarks/process.py [--quick] [--data ../shared/data] [--device cpu|cuda] [--precision bf16|fp32]
 
 --precision: training (bf16 autocast by default); scoring runs in fp32 on the CPU, as `unirank evaluate` does.
 --quick: the first 60 solutions, 192 tokens, 1 + 1 epochs (a smoke check; results/process-quick.json).
 
-Writes benchmarks/results/process.json, the report folder results/process-prmbench/ and
-results/process-prune.json.
+Writes benchmarks/results/process.json, the report folder results/process-prmbench/,
+results/process-prune.json and results/process-prune-conservative.json.
 """
 
 from __future__ import annotations
@@ -60,9 +61,12 @@ def main() -> None:
     split = ["--steps", steps, "--validation-fraction", "0.1", "--test-fraction", "0.2", "--precision", "fp32"]
     evaluate_s = run_timed(unirank_command("evaluate", "--model", str(model), *split, "--out", str(report_dir)))
     run_timed(unirank_command("prune", "--model", str(model), *split, "--out", str(prune_out)))
+    cautious_out = RESULTS / f"process-prune-conservative{suffix}.json"
+    run_timed(unirank_command("prune", "--model", str(model), *split, "--conservative", "--out", str(cautious_out)))
     metrics = json.loads((report_dir / "metrics.json").read_text())["systems"]["model"]
-    prune = json.loads(prune_out.read_text())
+    prune, cautious = (json.loads(path.read_text()) for path in (prune_out, cautious_out))
     prune.pop("solutions_stopped")
+    cautious.pop("solutions_stopped")
     correct_share = 1 - metrics["wrong_steps"] / metrics["steps"]
     result = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {_device_name(args.device)}",
@@ -86,6 +90,7 @@ def main() -> None:
         },  # fmt: skip
         "base_rate_brier": correct_share * (1 - correct_share),
         "prune": prune,
+        "prune_conservative": cautious,
     }
     write_results("process", args.quick, result)
     t = result["test"]

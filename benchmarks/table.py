@@ -265,16 +265,25 @@ def reward_selective(data: dict) -> list[str]:
 
 
 def process_rows(data: dict) -> list[list[str]]:
-    t, prune = data["test"], data["prune"]
+    t = data["test"]
     low, high = t["intervals"]["step_brier"]
+
+    def pruned(prune: dict) -> str:
+        return (
+            f"at {prune['threshold']:.2f} (chosen on validation): {prune['correct_steps_kept']:.1%} of correct steps "
+            f"kept, {prune['wrong_stopped_before_end']:.1%} of wrong chains stopped early, "
+            f"{prune['tokens_saved_share']:.1%} tokens saved"
+        )
+
+    text = "prune " + pruned(data["prune"])
+    if "prune_conservative" in data:
+        text += "; by the 95 % lower bound " + pruned(data["prune_conservative"])
     return [
         [
             f"PRMBench test steps: Brier / ECE ({t['steps']} steps, {t['n_problems']} problems)",
             f"{t['step_brier']:.4f} [{low:.4f}, {high:.4f}] / {t['step_ece']:.4f}",
             f"constant base-rate predictor {data['base_rate_brier']:.4f}",
-            f"prune at {prune['threshold']:.2f} (chosen on validation): {prune['correct_steps_kept']:.1%} of correct "
-            f"steps kept, {prune['wrong_stopped_before_end']:.1%} of wrong chains stopped early, "
-            f"{prune['tokens_saved_share']:.1%} tokens saved",
+            text,
             f"`{data.get('command', 'python benchmarks/process.py')}`",
         ]
     ]

@@ -289,13 +289,15 @@ def _prune(args: argparse.Namespace) -> None:
     scorer = load_scorer(args.model).scorer
     if scorer.adapter.domain != "process":
         raise SystemExit(f"unirank prune: {args.model} is a {scorer.adapter.domain} model, not a process model")
+    if args.conservative and scorer.head_posterior is None:
+        raise SystemExit(f"unirank prune: --conservative needs a head posterior, and {args.model} has none")
     tables = StepSolutions(str(args.steps), args.validation_fraction, args.test_fraction).load()
     bf16 = args.precision == "bf16"
 
     def scored(part):
         items = part.items
         problems, solutions = part.item_contexts(), items["steps"].to_list()
-        probabilities = prefix_probabilities(scorer, problems, solutions, bf16)
+        probabilities = prefix_probabilities(scorer, problems, solutions, bf16, args.conservative)
         tokens = [[len(scorer.tokenizer(step, add_special_tokens=False)["input_ids"]) for step in s] for s in solutions]
         return items, probabilities, items["step_labels"].to_list(), tokens
 
@@ -310,6 +312,7 @@ def _prune(args: argparse.Namespace) -> None:
         )
     items, probabilities, labels, tokens = scored(_split(tables, args))
     report = {"threshold_chosen_on": chosen_on, "split": args.split, "solutions": items.height}
+    report["probability"] = "one-sided 95 % lower bound" if args.conservative else "sigmoid(logit)"
     report |= pruning_report(probabilities, labels, tokens, threshold)
     at = [prune_at(p, threshold) for p in probabilities]
     stops = [
@@ -476,6 +479,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     prune.add_argument(
         "--keep", type=float, default=0.95, help="the chosen threshold keeps this share of correct solutions' steps"
+    )
+    prune.add_argument(
+        "--conservative", action="store_true", help="stop when the 95 %% lower bound of P(correct) is below t"
     )
     prune.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     prune.add_argument("--out", type=Path, required=True, help="JSON report: the figures and each solution's stop")

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from unirank.uncertainty import Z_ONE_SIDED_95
+
 
 @dataclass(frozen=True)
 class PruneResult:
@@ -60,10 +62,16 @@ def prune_steps(
     return PruneResult(seen, None, probabilities, 0 if total_steps is not None else None)
 
 
-def prefix_probabilities(scorer, problems: list[str], solutions: list[list[str]], bf16: bool = False) -> list:
+def prefix_probabilities(
+    scorer, problems: list[str], solutions: list[list[str]], bf16: bool = False, conservative: bool = False
+) -> list:
     """σ(r_i) of every step i of every solution, each scored on its own prefix, all prefixes in one
-    batched pass. A step whose prefix no longer fits in max_length gets NaN (never a reason to stop)."""
+    batched pass. A step whose prefix no longer fits in max_length gets NaN (never a reason to stop).
+    conservative: the one-sided 95 % lower bound σ(r − 1.645·se) from the head posterior instead,
+    so a step the model is unsure of stops the chain sooner."""
     _check_process(scorer)
+    if conservative and scorer.head_posterior is None:
+        raise ValueError("conservative pruning needs a head posterior, and this model has none")
     owners, prefixes = [], []
     for solution, steps in enumerate(solutions):
         for end in range(1, len(steps) + 1):
@@ -71,12 +79,15 @@ def prefix_probabilities(scorer, problems: list[str], solutions: list[list[str]]
             prefixes.append(list(steps[:end]))
     contexts = [problems[s] for s in owners]
     encoded = scorer.encode(contexts, [""] * len(prefixes), steps=prefixes)
-    _, step_logits = scorer.score_encoded_steps(encoded, bf16)
+    _, step_logits, *features = scorer.score_encoded_steps(encoded, bf16, features=conservative)
     out = [np.full(len(steps), np.nan) for steps in solutions]
     position = [0] * len(solutions)
-    for solution, prefix, logits in zip(owners, prefixes, step_logits):
+    for k, (solution, prefix, logits) in enumerate(zip(owners, prefixes, step_logits)):
         if len(logits) == len(prefix):  # the prefix's last step was scored
-            out[solution][position[solution]] = 1 / (1 + np.exp(-logits[-1]))
+            r = logits[-1]
+            if conservative:
+                r -= Z_ONE_SIDED_95 * np.sqrt(scorer.head_posterior.item_variance(features[0][k][-1:])[0])
+            out[solution][position[solution]] = 1 / (1 + np.exp(-r))
         position[solution] += 1
     return out
 

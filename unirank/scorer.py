@@ -169,7 +169,8 @@ class Scorer(nn.Module):
     ) -> tuple[BatchScores, torch.Tensor | None]:
         """score_batch over already-encoded inputs, in eval mode (the training mode is restored);
         bf16: under bfloat16 autocast (about 2x faster where the hardware has bf16, logits within
-        ~1e-2); features: also the final layer's input of every item, in input order (items, not steps)."""
+        ~1e-2); features: also the final layer's input of every item in input order (process
+        inputs: of every step, in the order of `steps`)."""
         device = self.device
         if bf16:
             warn_if_emulated_bf16(device.type, "fp32 (--precision fp32, bf16=False)")
@@ -184,6 +185,8 @@ class Scorer(nn.Module):
                 out = self.score_batch({"chunks": chunks, "order": order})
             if not features:
                 return out, None
+            if out.steps is not None:  # one feature per step, in out.steps' order
+                return out, torch.cat(captured)
             in_order = torch.empty_like(sorted_features := torch.cat(captured))
             in_order[order.to(in_order.device)] = sorted_features
             return out, in_order
@@ -201,11 +204,17 @@ class Scorer(nn.Module):
         out, features = self._score_encoded(encoded, bf16, features=True)
         return out.items.cpu().numpy().astype(np.float64), features.cpu().numpy().astype(np.float64)
 
-    def score_encoded_steps(self, encoded: list, bf16: bool = False) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Process inputs: (solution scores, one array of step logits per solution), eval mode."""
-        out, _ = self._score_encoded(encoded, bf16)
+    def score_encoded_steps(self, encoded: list, bf16: bool = False, features: bool = False) -> tuple:
+        """Process inputs: (solution scores, one array of step logits per solution), eval mode; with
+        features, also one (steps × width) array of the final layer's inputs per solution."""
+        out, step_features = self._score_encoded(encoded, bf16, features)
         owner, steps = out.step_owner.cpu().numpy(), out.steps.cpu().numpy().astype(np.float64)
-        return out.items.cpu().numpy().astype(np.float64), [steps[owner == i] for i in range(len(encoded))]
+        solutions = out.items.cpu().numpy().astype(np.float64)
+        per_solution = [steps[owner == i] for i in range(len(encoded))]
+        if not features:
+            return solutions, per_solution
+        step_features = step_features.cpu().numpy().astype(np.float64)
+        return solutions, per_solution, [step_features[owner == i] for i in range(len(encoded))]
 
     def encode(self, contexts: list[str], candidates: list[str], steps: list | None = None) -> list:
         """(context, candidate[, steps]) formatted and tokenised by the adapter."""

@@ -32,11 +32,13 @@ def sample_rows(dataset, max_items: int, seed: int) -> np.ndarray:
 
 
 def fit_head_posterior(scorer, dataset, max_items: int = 2048, seed: int = 0, block: int = 1024):
-    """The head posterior of a `Scorer` on (a sample of) the training split, or None where it does
-    not apply (no split, process models: their steps are scored, not items)."""
-    if dataset is None or dataset.n_items == 0 or dataset.step_labels is not None:
+    """The head posterior of a `Scorer` on (a sample of) the training split (process models: from
+    the labelled steps of the sampled solutions), or None without a split."""
+    if dataset is None or dataset.n_items == 0:
         return None
     rows = sample_rows(dataset, max_items, seed)
+    if dataset.step_labels is not None:
+        return _step_posterior(scorer, dataset, rows, block)
     blocks = [rows[i : i + block] for i in range(0, len(rows), block)]
     parts = [scorer.score_encoded_with_features(dataset.encode(chunk)) for chunk in blocks]
     logits = np.concatenate([p[0] for p in parts])
@@ -67,6 +69,29 @@ def fit_head_posterior(scorer, dataset, max_items: int = 2048, seed: int = 0, bl
         f"head posterior: τ = {posterior.prior_precision:.3g}, {posterior.effective_parameters:.1f} well-determined "
         f"directions; logit standard error median {np.median(spread):.3f} over {len(rows)} training items"
     )
+    return posterior
+
+
+def _step_posterior(scorer, dataset, rows: np.ndarray, block: int) -> HeadPosterior:
+    """Process models: the curvature of the step labels' likelihood (every step a labelled item)."""
+    from unirank.training.final_calibration import step_scores
+
+    logits, labels, features = step_scores(scorer, dataset, rows, block, features=True)
+    labelled = int((~np.isnan(labels)).sum())
+    every = sum(v is not None for x in dataset.step_labels.to_list() for v in (x or []))  # the split's labelled steps
+    hessian = curvature(features, logits, label=labels, label_scale=every / max(1, labelled))
+    posterior = fit_posterior(hessian, scorer.head_vector().numpy())
+    posterior.info = {
+        "method": "last-layer Laplace of the calibrated head (steps), prior precision by MacKay's evidence fixed point",
+        "fitted_on": f"training split: {labelled} labelled steps of {len(rows)} of {dataset.n_items} solutions "
+        f"(scaled to the split's {every})",
+        "prior_precision": round(posterior.prior_precision, 6),
+        "effective_parameters": round(posterior.effective_parameters, 3),
+        "pairwise_reading": scorer.pairwise_reading,
+    }
+    spread = np.sqrt(posterior.item_variance(features))
+    print(f"head posterior (steps): τ = {posterior.prior_precision:.3g}; step logit standard error median "
+          f"{np.median(spread):.3f} over {len(logits)} steps")  # fmt: skip
     return posterior
 
 

@@ -100,6 +100,17 @@ def test_a_tiny_process_fit_trains_both_stages(shared_data, tmp_path):
     assert json.dumps(module.config()["adapter"]) == json.dumps(
         {"class": "ProcessAdapter", "init_args": {"max_length": 192, "problem_max_length": 48, "aggregation": "min"}}
     )
+    # the head posterior is fitted on the labelled steps; the conservative bound never exceeds σ(r)
+    from unirank.pruning import prefix_probabilities
+
+    assert module.head_posterior is not None and "labelled steps" in module.head_posterior.info["fitted_on"]
+    items = data.tables.items.head(3)
+    problems = data.tables.item_contexts()[:3]
+    plain = prefix_probabilities(module.scorer, problems, items["steps"].to_list())
+    lower = prefix_probabilities(module.scorer, problems, items["steps"].to_list(), conservative=True)
+    for p, q in zip(plain, lower):
+        scored = ~np.isnan(p)
+        assert np.all(q[scored] < p[scored])
 
 
 def test_process_metrics_on_hand_made_steps():
@@ -199,3 +210,5 @@ def test_prune_command_chooses_its_threshold_on_validation(shared_data, tmp_path
     main([*args, "--split", "all", "--threshold", "0.99", "--out", str(tmp_path / "q.json")])
     everything = json.loads((tmp_path / "q.json").read_text())
     assert everything["threshold"] == 0.99 and everything["tokens_saved"] > 0
+    with pytest.raises(SystemExit, match="--conservative needs a head posterior"):
+        main([*args, "--conservative", "--out", str(tmp_path / "r.json")])

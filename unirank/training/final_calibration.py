@@ -76,17 +76,20 @@ def calibrate_on(scorer, dataset, reading: str) -> dict | None:
     return record
 
 
-def step_scores(scorer, dataset, block: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    """Every step's logit over a data set's solutions, with its label (NaN where unlabelled)."""
+def step_scores(scorer, dataset, rows=None, block: int = 1024, features: bool = False) -> tuple:
+    """Every step's logit over a data set's solutions (at `rows`, default all), with its label (NaN
+    where unlabelled); with features, also each step's final-layer input (for the head posterior)."""
     all_labels = dataset.step_labels.to_list()
-    scores, labels = [], []
-    rows = np.arange(dataset.n_items)
+    scores, labels, inputs = [], [], []
+    rows = np.arange(dataset.n_items) if rows is None else np.asarray(rows)
     for start in range(0, len(rows), block):
         chunk = rows[start : start + block]
-        _, steps = scorer.score_encoded_steps(dataset.encode(chunk))
+        _, steps, *extra = scorer.score_encoded_steps(dataset.encode(chunk), features=features)
+        inputs += extra[0] if extra else []
         for row, step_logits in zip(chunk, steps):
             known = all_labels[int(row)] or []
             scores.append(step_logits)
             labels.append([float(known[k]) if k < len(known) and known[k] is not None else np.nan
                            for k in range(len(step_logits))])  # fmt: skip
-    return np.concatenate(scores), np.concatenate([np.asarray(x, dtype=np.float64) for x in labels])
+    logits, truth = np.concatenate(scores), np.concatenate([np.asarray(x, dtype=np.float64) for x in labels])
+    return (logits, truth, np.concatenate(inputs)) if features else (logits, truth)
