@@ -35,7 +35,7 @@ import numpy as np, torch
 sys.path.insert(0, {root!r})
 from benchmarks.common import peak_rss_mb
 from unirank.adapters import RetrievalAdapter
-from unirank.adapters.base import pad_chunks
+from unirank.adapters.base import Batch, pad_chunks
 from unirank.data.readers import read_beir
 from unirank.fitting import sample_cycle_pairs
 from unirank.losses import bradley_terry_loss
@@ -62,7 +62,7 @@ def step(i):
         a, b = torch.arange(8), torch.arange(8, 16)
     chunks, order = pad_chunks(encoded, module.tokenizer.pad_token_id, 16)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        scores = module.scorer.score_batch({{"chunks": chunks, "order": order}}).items
+        scores = module.scorer.score_batch(Batch(chunks, order)).items
     p = torch.ones(len(a))
     loss = bradley_terry_loss(scores, a, b, p, torch.ones(len(a)))
     optimizer.zero_grad()

@@ -75,13 +75,11 @@ def test_each_item_is_encoded_once_per_step(repo):
     batch = next(iter(data.train_dataloader()))
     module.scorer.sequences_encoded = 0
     scores = module.scorer.score_batch(batch).items
-    assert (
-        module.scorer.sequences_encoded == len(batch["item_id"]) == len(set(zip(batch["group_id"], batch["item_id"])))
-    )
-    assert scores.shape == (len(batch["item_id"]),)
+    assert module.scorer.sequences_encoded == len(batch.item_id) == len(set(zip(batch.group_id, batch.item_id)))
+    assert scores.shape == (len(batch.item_id),)
     # every comparison reuses those scores: the same numbers as scoring each side separately
     module.eval()
-    alone = module.scorer.score_encoded(data.datasets["train"].encode(batch["item_index"].numpy()))
+    alone = module.scorer.score_encoded(data.datasets["train"].encode(batch.item_index.numpy()))
     np.testing.assert_allclose(module.scorer.score_batch(batch).items.detach().numpy(), alone, atol=1e-5)
 
 
@@ -176,9 +174,9 @@ def test_stage2_keeps_a_ranking_term(repo):
     data.attach(module.tokenizer, module.adapter)
     data.setup("fit")
     batch = next(iter(data.train_dataloader()))
-    n = len(batch["item_id"])
+    n = len(batch.item_id)
     module.set_targets(
-        pl.DataFrame({"group_id": batch["group_id"], "item_id": batch["item_id"], "target": [0.5] * n,
+        pl.DataFrame({"group_id": batch.group_id, "item_id": batch.item_id, "target": [0.5] * n,
                       "std_err": [0.0] * n, "latent": [0.0] * n})
     )  # fmt: skip
     module.eval()

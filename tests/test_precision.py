@@ -33,3 +33,23 @@ def test_a_cpu_with_amx_does_not_warn(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         precision.warn_if_emulated_bf16("cpu", "--precision fp32")
+
+
+@pytest.mark.parametrize(
+    ("asked", "trained", "native", "expected"),
+    [
+        (None, "bf16-mixed", True, "bf16"),  # the recipe's precision where it runs natively
+        (None, "bf16-mixed", False, "fp32"),  # emulated bf16 would be 3x slower: fp32
+        (None, "32-true", True, "fp32"),
+        (None, None, True, "fp32"),  # a checkpoint or an older export: fp32
+        ("bf16", "32-true", False, "bf16"),  # what the user asks for wins
+    ],
+)
+def test_evaluate_scores_in_the_precision_the_model_trained_in(tmp_path, monkeypatch, asked, trained, native, expected):
+    import json
+
+    from unirank.cli import _scoring_precision
+
+    monkeypatch.setattr(precision, "native_bf16", lambda device: native)
+    (tmp_path / "unirank.json").write_text(json.dumps({"trained_precision": trained}))
+    assert _scoring_precision(asked, tmp_path) == expected

@@ -58,12 +58,12 @@ def test_dropout_zero_makes_training_mode_deterministic_and_is_part_of_the_confi
     module = UnirankModule(model="tiny", adapter=ChatAdapter(max_length=32), dropout=0.0)
     assert module.scorer.training
     encoded = module.adapter.encode(module.tokenizer, ["a prompt"] * 3, ["one", "two", "three"])
-    from unirank.adapters.base import pad_chunks
+    from unirank.adapters.base import Batch, pad_chunks
 
     chunks, order = pad_chunks(encoded, module.tokenizer.pad_token_id, 8)
-    first, second = (module.scorer.score_batch({"chunks": chunks, "order": order}).items for _ in range(2))
+    first, second = (module.scorer.score_batch(Batch(chunks, order)).items for _ in range(2))
     assert torch.equal(first, second)  # no dropout mask in training mode
     assert module.config()["dropout"] == 0.0
     with_dropout = UnirankModule(model="tiny", adapter=ChatAdapter(max_length=32), dropout=0.5)
-    a, b = (with_dropout.scorer.score_batch({"chunks": chunks, "order": order}).items for _ in range(2))
+    a, b = (with_dropout.scorer.score_batch(Batch(chunks, order)).items for _ in range(2))
     assert not torch.equal(a, b)

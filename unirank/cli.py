@@ -126,6 +126,26 @@ def _teacher(model: str):
     return cross_encoder_logits(CrossEncoder(resolve_model_path(model)))
 
 
+def _scoring_precision(asked: str | None, model: str | Path) -> str:
+    """The precision asked for, else the one the model trained in (an export's unirank.json records
+    it: bf16 for a bf16-mixed fit) where this machine runs it natively, else fp32."""
+    if asked is not None:
+        return asked
+    info = Path(model) / "unirank.json"
+    trained = json.loads(info.read_text()).get("trained_precision") if info.is_file() else None
+    if not str(trained or "").startswith("bf16"):
+        return "fp32"
+    import torch
+
+    from unirank.precision import native_bf16
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if native_bf16(device):
+        return "bf16"
+    print(f"{model} trained in bf16, but this {device.upper()} has no native bf16: scoring in fp32 (faster here)")
+    return "fp32"
+
+
 def _evaluate(args: argparse.Namespace) -> None:
     from unirank.data.readers import read_beir
     from unirank.data.sources import Preferences, StepSolutions, TablesDir
@@ -134,7 +154,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     from unirank.evaluation.report import evaluate_preferences, evaluate_retrieval, list_qrels, write_report
     from unirank.scoring import load_scorer
 
-    bf16 = args.precision == "bf16"
+    bf16 = _scoring_precision(args.precision, args.model) == "bf16"
     names = [args.name or Path(args.model).name] + (
         [args.compare_name or Path(args.compare).name] if args.compare else []
     )
@@ -436,7 +456,10 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--k", type=int, default=100, help="first-stage depth for --beir")
     evaluate.add_argument("--cache-dir", default=".unirank-cache")
     evaluate.add_argument(
-        "--precision", choices=["fp32", "bf16"], default="fp32", help="scoring precision (bf16: ~2x faster on CPU)"
+        "--precision",
+        choices=["fp32", "bf16"],
+        help="scoring precision (default: the model's training precision where this machine runs it natively, "
+        "else fp32)",
     )
     evaluate.add_argument("--out", type=Path, required=True, help="report folder")
     evaluate.set_defaults(run=_evaluate)

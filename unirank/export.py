@@ -30,12 +30,14 @@ def export_model(
     stage: str | None = None,
     validation: dict | None = None,
     overwrite: bool = True,
+    precision: str | None = None,
 ) -> Path:
     """Write the export folder atomically (a killed export leaves the old folder or none).
 
     A non-empty folder that is not a unirank export is refused, never replaced; an existing export
     is replaced only with overwrite=True. validation: metrics measured on the validation split,
-    recorded in unirank.json."""
+    recorded in unirank.json; precision: the trainer's (e.g. "bf16-mixed"), which `unirank evaluate`
+    and `score` default to."""
     out_dir = Path(out_dir)
     check_output_folder(out_dir, "unirank.json", "unirank export", overwrite)
     config = module.config()
@@ -63,6 +65,7 @@ def export_model(
             "base_model": config["model"],
             "adapter": config["adapter"],
             "validation": validation or {},
+            "trained_precision": precision,
             "uncertainty": None if module.head_posterior is None else {
                 **module.head_posterior.info, "file": POSTERIOR_FILE
             },
@@ -158,7 +161,7 @@ class ExportModel(L.Callback):
             for k, v in trainer.callback_metrics.items()
             if k.startswith("val/")
         }
-        export_model(pl_module, out, validation=metrics, overwrite=self.overwrite)
+        export_model(pl_module, out, validation=metrics, overwrite=self.overwrite, precision=str(trainer.precision))
         schedule = pl_module.schedule
         stages = [f"{name} {getattr(schedule, f'{name}_epochs')}" for name in schedule.stages]
         final = pl_module.final_calibration

@@ -24,6 +24,7 @@ import polars as pl
 import torch
 
 from unirank.adapters import Adapter, RetrievalAdapter
+from unirank.adapters.base import Batch
 from unirank.fitting import (
     step_item_id,
 )
@@ -216,7 +217,7 @@ class UnirankModule(L.LightningModule):
         where output goes to a log (unirank.training.callbacks)."""
         return [AttachEncoder(), PointwiseTargets(), FinalFits(), TrainingProgress()]
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         # dropout masks depend on (seed, epoch, batch) alone, so a resumed run draws the same ones
         torch.manual_seed((self.seed * 1_000_003 + self.current_epoch) * 1_000_003 + batch_idx)
         out = self.scorer.score_batch(batch)
@@ -226,13 +227,13 @@ class UnirankModule(L.LightningModule):
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     f"non-finite {stage} loss ({loss.item()}) at epoch {self.current_epoch}, batch {batch_idx} "
-                    f"(groups {sorted(set(batch['group_id']))[:5]}...)"
+                    f"(groups {sorted(set(batch.group_id))[:5]}...)"
                 )
-            self.log(f"train/{stage}_loss", loss, prog_bar=True, batch_size=len(batch["item_id"]))
+            self.log(f"train/{stage}_loss", loss, prog_bar=True, batch_size=len(batch.item_id))
             total = total + loss
         return total
 
-    def stage_loss(self, stage: str, out: BatchScores, batch: dict) -> torch.Tensor:
+    def stage_loss(self, stage: str, out: BatchScores, batch: Batch) -> torch.Tensor:
         """The loss of one batch in a stage: distill (listwise KL to the first stage), pairwise
         (Bradley-Terry; process: + each step against the anchor) or pointwise (BCE against the
         targets + λ·Bradley-Terry on the same comparisons; process: + each step's target)."""
@@ -247,31 +248,31 @@ class UnirankModule(L.LightningModule):
             loss = loss + self.ranking_weight * self._pairwise_loss(out.items, batch)
         return loss + self._step_pointwise_loss(out, batch) if out.steps is not None else loss
 
-    def _pairwise_loss(self, scores: torch.Tensor, batch: dict) -> torch.Tensor:
-        if len(batch["comp_a"]) == 0:
+    def _pairwise_loss(self, scores: torch.Tensor, batch: Batch) -> torch.Tensor:
+        if len(batch.comp_a) == 0:
             return scores.sum() * 0.0
         dev = self.device
         return bradley_terry_loss(
-            scores, batch["comp_a"].to(dev), batch["comp_b"].to(dev), batch["p"].to(dev), batch["weight"].to(dev)
+            scores, batch.comp_a.to(dev), batch.comp_b.to(dev), batch.p.to(dev), batch.weight.to(dev)
         )
 
-    def _distill_loss(self, scores: torch.Tensor, batch: dict) -> torch.Tensor:
+    def _distill_loss(self, scores: torch.Tensor, batch: Batch) -> torch.Tensor:
         """Warm start: match each group's score distribution to the first stage's (listwise KL)."""
-        teacher = batch["teacher"].to(self.device)
+        teacher = batch.teacher.to(self.device)
         if torch.isnan(teacher).any():
             raise ValueError("distill_epochs > 0 needs first_stage_score on every item (mined candidates have it)")
-        return listwise_distillation_loss(scores, teacher, batch["group_sizes"], self.distill_temperature)
+        return listwise_distillation_loss(scores, teacher, batch.group_sizes, self.distill_temperature)
 
-    def _step_labels(self, out: BatchScores, batch: dict) -> torch.Tensor:
+    def _step_labels(self, out: BatchScores, batch: Batch) -> torch.Tensor:
         """The label of every scored step (NaN where unlabeled)."""
-        labels = batch.get("step_labels") or [None] * len(batch["item_id"])
+        labels = batch.step_labels or [None] * len(batch.item_id)
         values = [
             (labels[o] or [])[k] if k < len(labels[o] or []) and labels[o][k] is not None else float("nan")
             for o, k in zip(out.step_owner.tolist(), out.step_index.tolist())
         ]
         return torch.tensor(values, dtype=torch.float32, device=self.device)
 
-    def _step_anchor_loss(self, out: BatchScores, batch: dict) -> torch.Tensor:
+    def _step_anchor_loss(self, out: BatchScores, batch: Batch) -> torch.Tensor:
         """Stage 1 for steps: each labelled step against the anchor at r = 0, BCEWithLogits(r_i − 0, label)."""
         labels = self._step_labels(out, batch)
         known = ~torch.isnan(labels)
@@ -283,10 +284,10 @@ class UnirankModule(L.LightningModule):
         index = torch.arange(int(known.sum()), device=self.device) * 2
         return bradley_terry_loss(scores, index, index + 1, labels[known], weight)
 
-    def _step_pointwise_loss(self, out: BatchScores, batch: dict) -> torch.Tensor:
+    def _step_pointwise_loss(self, out: BatchScores, batch: Batch) -> torch.Tensor:
         """Stage 2 for steps: BCE(σ(r_i), Φ(latent of step i)) over the steps that have a target."""
         keys = [
-            (batch["group_id"][o], step_item_id(batch["item_id"][o], k))
+            (batch.group_id[o], step_item_id(batch.item_id[o], k))
             for o, k in zip(out.step_owner.tolist(), out.step_index.tolist())
         ]
         known = [i for i, key in enumerate(keys) if key in self._target_lookup]
@@ -296,8 +297,8 @@ class UnirankModule(L.LightningModule):
         index = torch.tensor(known, device=self.device)
         return pointwise_loss(out.steps[index], values[:, 0], target_weight(values[:, 1]))
 
-    def _lookup_targets(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        pairs = [self._target_lookup[(g, i)] for g, i in zip(batch["group_id"], batch["item_id"])]
+    def _lookup_targets(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        pairs = [self._target_lookup[(g, i)] for g, i in zip(batch.group_id, batch.item_id)]
         values = torch.tensor(pairs, dtype=torch.float32, device=self.device)
         return values[:, 0], values[:, 1]
 
@@ -312,20 +313,20 @@ class UnirankModule(L.LightningModule):
     def on_validation_epoch_start(self) -> None:
         self._val_probs, self._val_labels = [], []
 
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
         scores = self.scorer.score_batch(batch).items
-        size = len(batch["item_id"])
-        if len(batch["comp_a"]):
-            margin = scores[batch["comp_a"]] - scores[batch["comp_b"]]
-            decided = batch["p"] != 0.5
+        size = len(batch.item_id)
+        if len(batch.comp_a):
+            margin = scores[batch.comp_a] - scores[batch.comp_b]
+            decided = batch.p != 0.5
             if decided.any():
-                correct = (torch.sign(margin[decided]) == torch.sign(batch["p"][decided] - 0.5)).float().mean()
+                correct = (torch.sign(margin[decided]) == torch.sign(batch.p[decided] - 0.5)).float().mean()
                 self.log("val/pairwise_accuracy", correct, prog_bar=True, batch_size=int(decided.sum()), sync_dist=True)
             self.log("val/bt_loss", self._pairwise_loss(scores, batch), batch_size=size, sync_dist=True)
-        labelled = ~torch.isnan(batch["label"])
+        labelled = ~torch.isnan(batch.label)
         if labelled.any():
             self._val_probs.append(torch.sigmoid(scores[labelled]).detach().cpu())
-            self._val_labels.append(batch["label"][labelled].detach().cpu())
+            self._val_labels.append(batch.label[labelled].detach().cpu())
 
     def on_validation_epoch_end(self) -> None:
         if not self._val_probs:

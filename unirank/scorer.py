@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from unirank.adapters.base import pad_chunks
+from unirank.adapters.base import Batch
 from unirank.adapters.process import aggregate_steps
 from unirank.models import resolve_model_path
 from unirank.precision import warn_if_emulated_bf16
@@ -127,15 +127,15 @@ class Scorer(nn.Module):
         return self.model(**inputs).logits[:, 0]
 
     # ---- scoring ------------------------------------------------------------------------------
-    def score_batch(self, batch: dict) -> BatchScores:
-        """Scores of every item of a collated batch ({"chunks", "order"}: float32, batch order), each
+    def score_batch(self, batch: Batch) -> BatchScores:
+        """Scores of every item of a `Batch` (its chunks and order: float32, batch order), each
         item encoded exactly once. Process inputs also give every kept step's score; the item score
         is their aggregate (the adapter's `aggregation`)."""
         item_outputs, step_outputs, step_rows = [], [], []
         offset, device = 0, self.device
-        total = len(batch["order"])
+        total = len(batch.order)
         lines = ProgressLines(total, "scored", every=10.0) if total >= PROGRESS_FROM and not self.training else None
-        for chunk in batch["chunks"]:
+        for chunk in batch.chunks:
             chunk = {k: v.to(device) for k, v in chunk.items()}
             size = chunk["input_ids"].shape[0]
             self.sequences_encoded += size
@@ -148,7 +148,7 @@ class Scorer(nn.Module):
             offset += size
             if lines is not None:
                 lines.update(offset)
-        order = batch["order"].to(device)
+        order = batch.order.to(device)
         if not step_outputs:
             sorted_scores = torch.cat(item_outputs)
             scores = torch.empty_like(sorted_scores)
@@ -177,18 +177,18 @@ class Scorer(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            chunks, order = pad_chunks(encoded, self.tokenizer.pad_token_id, self.chunk_size)
+            batch = Batch.of(encoded, self.tokenizer.pad_token_id, self.chunk_size)
             # nullcontext, not autocast(enabled=False): a caller's own autocast stays in force
             precision = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
             capture = self.capturing_head_inputs() if features else contextlib.nullcontext()
             with precision, capture as captured:
-                out = self.score_batch({"chunks": chunks, "order": order})
+                out = self.score_batch(batch)
             if not features:
                 return out, None
             if out.steps is not None:  # one feature per step, in out.steps' order
                 return out, torch.cat(captured)
             in_order = torch.empty_like(sorted_features := torch.cat(captured))
-            in_order[order.to(in_order.device)] = sorted_features
+            in_order[batch.order.to(in_order.device)] = sorted_features
             return out, in_order
         finally:
             self.train(was_training)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from unirank.adapters import ProcessAdapter
-from unirank.adapters.base import pad_chunks
+from unirank.adapters.base import Batch, pad_chunks
 from unirank.adapters.process import aggregate_steps
 from unirank.data.datamodule import UnirankDataModule
 from unirank.data.sources import StepSolutions
@@ -65,7 +65,7 @@ def test_one_forward_per_solution_scores_every_step(tiny_decoder):
     chunks, order = pad_chunks(encoded, module.tokenizer.pad_token_id, 4)
     module.eval()
     module.scorer.sequences_encoded = 0
-    out = module.scorer.score_batch({"chunks": chunks, "order": order})
+    out = module.scorer.score_batch(Batch(chunks, order))
     assert module.scorer.sequences_encoded == 3  # not one forward per prefix
     assert out.steps.shape == (sum(len(s) for s in solutions),)
     assert out.step_index[out.step_owner == 0].tolist() == [0, 1, 2, 3]

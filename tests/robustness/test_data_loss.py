@@ -143,3 +143,8 @@ def test_a_checkpoint_cannot_turn_on_trust_remote_code(repo, tmp_path, trained, 
     assert "records other settings (model, trust_remote_code); they are not applied" in capsys.readouterr().out
     info = json.loads((tmp_path / "model/unirank.json").read_text())
     assert info["base_model"] == "tiny"
+
+
+def test_a_fit_export_records_the_precision_it_trained_in(trained):
+    _, model = trained
+    assert json.loads((model / "unirank.json").read_text())["trained_precision"] == "32-true"

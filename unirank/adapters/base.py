@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -19,6 +19,40 @@ class Encoded:
     token_type_ids: list[int] | None = None
     step_ends: list[int] | None = None
     cut_steps: tuple[int, ...] = ()
+
+
+@dataclass
+class Batch:
+    """What a step scores and what its losses read.
+
+    chunks / order: the items as padded, length-sorted chunks (`pad_chunks`); the rest in batch
+    order: item_index (rows of the split), group_id / item_id, label (NaN where none), teacher (the
+    first stage's score, NaN where none), step_labels (process data), group_sizes (items per
+    sampled group, in order), and the comparisons as batch positions comp_a ≻ comp_b with their
+    observed preference p and weight. A batch for scoring alone carries chunks and order only
+    (`Batch.of`)."""
+
+    chunks: list[dict[str, torch.Tensor]]
+    order: torch.Tensor
+    item_index: torch.Tensor | None = None
+    group_id: list[str] = field(default_factory=list)
+    item_id: list[str] = field(default_factory=list)
+    label: torch.Tensor | None = None
+    teacher: torch.Tensor | None = None
+    group_sizes: list[int] = field(default_factory=list)
+    step_labels: list | None = None
+    comp_a: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
+    comp_b: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
+    p: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
+    weight: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
+
+    @classmethod
+    def of(cls, encoded: list[Encoded], pad_id: int, chunk_size: int) -> Batch:
+        """Encoded inputs as a batch to score (no comparisons, no labels)."""
+        return cls(*pad_chunks(encoded, pad_id, chunk_size))
+
+    def __len__(self) -> int:
+        return len(self.order)
 
 
 class Adapter(ABC):

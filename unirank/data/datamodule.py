@@ -24,7 +24,7 @@ import polars as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from unirank.adapters.base import CHARS_PER_TOKEN, Adapter, Encoded, pad_chunks
+from unirank.adapters.base import CHARS_PER_TOKEN, Adapter, Batch, Encoded, pad_chunks
 from unirank.data.sources import DataSource
 from unirank.data.tables import TableError, Tables
 from unirank.data.texts import SOURCE_ROW, TEXT_COLUMNS, FrameTexts, MappedTexts
@@ -219,7 +219,7 @@ class GroupCollator:
     def __init__(self, dataset: GroupDataset, pad_id: int, chunk_size: int):
         self.dataset, self.pad_id, self.chunk_size = dataset, pad_id, chunk_size
 
-    def __call__(self, samples: list[dict]) -> dict:
+    def __call__(self, samples: list[dict]) -> Batch:
         dataset = self.dataset
         items = np.concatenate([s["items"] for s in samples])
         position = {int(item): row for row, item in enumerate(items)}
@@ -227,21 +227,21 @@ class GroupCollator:
         comp_b = [position[int(i)] for s in samples for i in s["comp_b"]]
         chunks, order = pad_chunks(dataset.encode(items), self.pad_id, self.chunk_size)
         rows = pl.Series(items)
-        return {
-            "chunks": chunks,
-            "order": order,
-            "item_index": torch.as_tensor(items),
-            "group_id": dataset.item_group.gather(rows).to_list(),
-            "item_id": dataset.item_id.gather(rows).to_list(),
-            "label": torch.as_tensor(dataset.label[items], dtype=torch.float32),
-            "teacher": torch.as_tensor(dataset.teacher[items], dtype=torch.float32),
-            "group_sizes": [len(s["items"]) for s in samples],
-            "step_labels": None if dataset.step_labels is None else dataset.step_labels.gather(rows).to_list(),
-            "comp_a": torch.as_tensor(comp_a, dtype=torch.long),
-            "comp_b": torch.as_tensor(comp_b, dtype=torch.long),
-            "p": torch.as_tensor(np.concatenate([s["p"] for s in samples]), dtype=torch.float32),
-            "weight": torch.as_tensor(np.concatenate([s["weight"] for s in samples]), dtype=torch.float32),
-        }
+        return Batch(
+            chunks=chunks,
+            order=order,
+            item_index=torch.as_tensor(items),
+            group_id=dataset.item_group.gather(rows).to_list(),
+            item_id=dataset.item_id.gather(rows).to_list(),
+            label=torch.as_tensor(dataset.label[items], dtype=torch.float32),
+            teacher=torch.as_tensor(dataset.teacher[items], dtype=torch.float32),
+            group_sizes=[len(s["items"]) for s in samples],
+            step_labels=None if dataset.step_labels is None else dataset.step_labels.gather(rows).to_list(),
+            comp_a=torch.as_tensor(comp_a, dtype=torch.long),
+            comp_b=torch.as_tensor(comp_b, dtype=torch.long),
+            p=torch.as_tensor(np.concatenate([s["p"] for s in samples]), dtype=torch.float32),
+            weight=torch.as_tensor(np.concatenate([s["weight"] for s in samples]), dtype=torch.float32),
+        )
 
 
 class UnirankDataModule(L.LightningDataModule):
