@@ -69,25 +69,54 @@ def _mine(args: argparse.Namespace) -> None:
 
 
 def _mining_config(args: argparse.Namespace):
-    """The MiningConfig the mine command's options describe."""
+    """The MiningConfig the mine command's options describe (one option per field)."""
+    from dataclasses import fields
+
     from unirank.mining.pipeline import MiningConfig
 
-    return MiningConfig(
-        encoder=args.encoder,
-        precision=args.precision,
-        k=args.k,
-        negatives=args.negatives,
-        relative_margin=args.relative_margin,
-        absolute_margin=args.absolute_margin,
-        range_min=args.range_min,
-        pairs_k=args.pairs_k,
-        validation_fraction=args.validation_fraction,
-        keep_ranking=args.keep_ranking,
-        candidates=args.candidates,
-        unjudged_weight=args.unjudged_weight,
-        index=args.index,
-        cache_dir=args.cache_dir,
-    )
+    return MiningConfig(**{f.name: getattr(args, f.name) for f in fields(MiningConfig)})
+
+
+def _add_config_options(parser: argparse.ArgumentParser, config: type, helps: dict[str, str]) -> None:
+    """One --option per field of a config dataclass, typed and defaulted from the dataclass itself,
+    so every setting is reachable from the command line and none is copied by hand."""
+    import typing
+    from dataclasses import MISSING, fields
+
+    hints = typing.get_type_hints(config)
+    for f in fields(config):
+        kind, default = hints[f.name], f.default if f.default is not MISSING else None
+        args = typing.get_args(kind)
+        options = {"default": default, "help": helps.get(f.name, "")}
+        if kind is bool:
+            options["action"] = argparse.BooleanOptionalAction
+        elif typing.get_origin(kind) is typing.Literal:
+            options["choices"] = list(args)
+        else:
+            base = next((a for a in args if a is not type(None)), kind) if args else kind
+            options["type"] = base
+        parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, **options)
+
+
+MINING_HELP = {
+    "encoder": "sentence-transformers model name or path",
+    "precision": "encoding precision (bf16 autocast: faster where the hardware has bf16)",
+    "k": "hits searched per query",
+    "negatives": "hard negatives kept per query",
+    "relative_margin": "drop hits scoring >= this x the lowest positive's score (TopK-PercPos)",
+    "absolute_margin": "drop hits scoring >= the lowest positive's score - this",
+    "range_min": "skip the top ranks",
+    "pairs_k": "comparisons per candidate (random cycles)",
+    "all_positive_pairs": "also compare every positive with every lower-graded candidate of its query",
+    "validation_fraction": "share of queries set aside as the validation split",
+    "keep_ranking": "keep the top-k as ranked (for evaluation)",
+    "candidates": "per train query: positives + filtered hard negatives, or positives + the whole top k",
+    "unjudged_weight": "label weight of a candidate the qrels do not judge",
+    "index": "FAISS index (auto: flat below 100k vectors)",
+    "cache_dir": "embedding cache",
+    "batch_size": "encoding batch size",
+    "show_progress_bar": "the encoder's progress bar",
+}
 
 
 def _judge(args: argparse.Namespace) -> None:
@@ -357,6 +386,8 @@ def _read_table(path: Path) -> pl.DataFrame:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from unirank.mining.pipeline import MiningConfig
+
     parser = argparse.ArgumentParser(
         prog="unirank", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -374,37 +405,7 @@ def _parser() -> argparse.ArgumentParser:
     mine = commands.add_parser("mine", help="mine candidates and labelled comparisons from a BEIR folder")
     mine.add_argument("--beir", type=Path, required=True, help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/)")
     mine.add_argument("--split", default="train")
-    mine.add_argument("--encoder", default="minilm", help="sentence-transformers model name or path (default minilm)")
-    mine.add_argument(
-        "--precision",
-        choices=["bf16", "fp32"],
-        default="bf16",
-        help="encoding precision (bf16 autocast: about 2x faster on CPU)",
-    )
-    mine.add_argument("--k", type=int, default=100, help="hits searched per query")
-    mine.add_argument("--negatives", type=int, default=7, help="hard negatives kept per query")
-    mine.add_argument(
-        "--relative-margin",
-        type=float,
-        default=0.95,
-        help="drop hits scoring >= this x the lowest positive's score (TopK-PercPos)",
-    )
-    mine.add_argument("--absolute-margin", type=float, default=None)
-    mine.add_argument("--range-min", type=int, default=0, help="skip the top ranks")
-    mine.add_argument("--pairs-k", type=int, default=8, help="comparisons per candidate (random cycles)")
-    mine.add_argument("--validation-fraction", type=float, default=0.0)
-    mine.add_argument("--keep-ranking", action="store_true", help="keep the top-k as ranked (for evaluation)")
-    mine.add_argument(
-        "--candidates",
-        choices=["hard_negatives", "top_k"],
-        default="hard_negatives",
-        help="per train query: positives + filtered hard negatives, or positives + the whole top k",
-    )
-    mine.add_argument(
-        "--unjudged-weight", type=float, default=1.0, help="label weight of a candidate the qrels do not judge"
-    )
-    mine.add_argument("--index", choices=["auto", "flat", "hnsw", "ivf"], default="auto")
-    mine.add_argument("--cache-dir", default=".unirank-cache")
+    _add_config_options(mine, MiningConfig, MINING_HELP)
     mine.add_argument("--out", type=Path, required=True)
     mine.set_defaults(run=_mine)
 

@@ -177,3 +177,22 @@ def test_sharded_encoding_resumes_at_the_first_missing_shard(tmp_path):
     again = encoder.encode(texts, cache_dir=tmp_path, shard_size=10)
     assert Counting.encoded == 25 + lost_rows  # only the missing shard was encoded again
     np.testing.assert_array_equal(first, again)
+
+
+def test_every_mining_setting_is_a_mine_option():
+    from dataclasses import fields
+
+    from unirank.cli import _mining_config, _parser
+    from unirank.mining.pipeline import MiningConfig
+
+    base = ["mine", "--beir", "b", "--out", "o"]
+    assert _mining_config(_parser().parse_args(base)) == MiningConfig()  # the dataclass's own defaults
+    args = _parser().parse_args([*base, "--precision", "fp32", "--index", "hnsw", "--absolute-margin", "0.1",
+                                 "--range-min", "2", "--no-all-positive-pairs", "--batch-size", "8", "--seed", "3",
+                                 "--no-show-progress-bar", "--keep-ranking"])  # fmt: skip
+    config = _mining_config(args)
+    assert (config.precision, config.index, config.absolute_margin, config.range_min) == ("fp32", "hnsw", 0.1, 2)
+    assert not config.all_positive_pairs and config.batch_size == 8 and config.seed == 3
+    assert not config.show_progress_bar and config.keep_ranking
+    options = {a.dest for a in _parser()._subparsers._group_actions[0].choices["mine"]._actions}
+    assert {f.name for f in fields(MiningConfig)} <= options

@@ -38,7 +38,7 @@ class MiningConfig:
     judged candidates weigh 1."""
 
     encoder: str = "minilm"
-    precision: str = "bf16"
+    precision: Literal["bf16", "fp32"] = "bf16"
     k: int = 100
     negatives: int = 7
     relative_margin: float | None = 0.95
