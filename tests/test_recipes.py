@@ -18,3 +18,16 @@ def test_fast_dev_run_runs_every_stage_of_each_recipe(recipe, tmp_path, capsys, 
     ])  # fmt: skip
     assert "every stage ran on one batch (pairwise → pointwise)" in capsys.readouterr().out
     assert not (tmp_path / "model").exists()
+
+
+def test_per_epoch_checkpoints_from_the_command_line(tmp_path, monkeypatch):
+    """The recipe's checkpoint callback takes overrides on the command line, no second callback needed."""
+    monkeypatch.chdir(REPO)
+    main([
+        "fit", "--config", "lightning_configs/debug.yaml", "--trainer.callbacks.init_args.save_top_k=-1",
+        "--trainer.callbacks.init_args.every_n_epochs=1", "--model.schedule.pairwise_epochs=1",
+        "--model.schedule.pointwise_epochs=1", "--trainer.logger=false",
+        "--trainer.default_root_dir", str(tmp_path), "--export.dirpath", str(tmp_path / "model"),
+    ])  # fmt: skip
+    saved = sorted(p.name for p in (tmp_path / "checkpoints").glob("*.ckpt"))
+    assert saved == ["epoch=0-step=4.ckpt", "epoch=1-step=8.ckpt", "last.ckpt"]

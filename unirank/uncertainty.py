@@ -76,7 +76,7 @@ def _step_posterior(scorer, dataset, rows: np.ndarray, block: int) -> HeadPoster
     """Process models: the curvature of the step labels' likelihood (every step a labelled item)."""
     from unirank.training.final_calibration import step_scores
 
-    logits, labels, features = step_scores(scorer, dataset, rows, block, features=True)
+    logits, labels, _, features = step_scores(scorer, dataset, rows, block, features=True)
     labelled = int((~np.isnan(labels)).sum())
     every = sum(v is not None for x in dataset.step_labels.to_list() for v in (x or []))  # the split's labelled steps
     hessian = curvature(features, logits, label=labels, label_scale=every / max(1, labelled))

@@ -104,6 +104,8 @@ def test_a_tiny_process_fit_trains_both_stages(shared_data, tmp_path):
     from unirank.pruning import prefix_probabilities
 
     assert module.head_posterior is not None and "labelled steps" in module.head_posterior.info["fitted_on"]
+    low, high = module.final_calibration["after"]["ece_interval"]  # resampling the validation problems
+    assert 0 <= low <= high and module.final_calibration["after"]["groups"] > 0
     items = data.tables.items.head(3)
     problems = data.tables.item_contexts()[:3]
     plain = prefix_probabilities(module.scorer, problems, items["steps"].to_list())

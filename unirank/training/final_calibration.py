@@ -6,6 +6,8 @@ Explicit inputs (a `Scorer`, a `GroupDataset`, the pairwise reading): called whe
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from unirank.evaluation.bootstrap import ece_fast, grouped_interval
@@ -22,8 +24,10 @@ def calibrate_on(scorer, dataset, reading: str) -> dict | None:
         print("final calibration skipped: no validation split")
         return None
     steps = dataset.step_labels is not None
+    groups = dataset.item_group_index
     if steps:  # process models are read, and so calibrated, step by step
-        scores, label = step_scores(scorer, dataset)
+        scored = step_scores(scorer, dataset)
+        scores, label, groups = scored.logits, scored.labels, groups[scored.solution]
         comp_a = comp_b = p = weight = None
     else:
         scores = scorer.score_rows(dataset, np.arange(dataset.n_items))
@@ -36,21 +40,19 @@ def calibrate_on(scorer, dataset, reading: str) -> dict | None:
     except ValueError as error:
         print(f"final calibration skipped: {error}")
         return None
-    groups = dataset.item_group_index
 
     def measure(r: np.ndarray) -> dict:
         """ECE and Brier on the split; the ECE with a 95 % bootstrap interval over its groups."""
         if fit.evidence == "labels":
             known = ~np.isnan(label)
             prob, truth = 1 / (1 + np.exp(-r[known])), label[known]
-            owner = groups[known] if len(groups) == len(r) else None
+            owner = groups[known]
         else:
             prob, truth = both_orders(pairwise_reading(r[comp_a], r[comp_b], reading), p)
             owner = np.concatenate([groups[comp_a], groups[comp_a]])
         m = calibration_metrics(prob, truth)
         row = {"ece": round(m["ece"], 5), "brier": round(m["brier"], 5), "n": m["n"]}
-        if owner is not None:
-            row["ece_interval"], row["groups"] = grouped_interval(lambda rows: ece_fast(prob[rows], truth[rows]), owner)
+        row["ece_interval"], row["groups"] = grouped_interval(lambda rows: ece_fast(prob[rows], truth[rows]), owner)
         return row
 
     scorer.fold_affine(fit.a, fit.b)
@@ -76,11 +78,20 @@ def calibrate_on(scorer, dataset, reading: str) -> dict | None:
     return record
 
 
-def step_scores(scorer, dataset, rows=None, block: int = 1024, features: bool = False) -> tuple:
-    """Every step's logit over a data set's solutions (at `rows`, default all), with its label (NaN
-    where unlabelled); with features, also each step's final-layer input (for the head posterior)."""
+class StepScores(NamedTuple):
+    """Per scored step: its logit, its label (NaN where unlabelled), the data set row of its
+    solution, and (when asked) its final-layer input, for the head posterior."""
+
+    logits: np.ndarray
+    labels: np.ndarray
+    solution: np.ndarray
+    features: np.ndarray | None
+
+
+def step_scores(scorer, dataset, rows=None, block: int = 1024, features: bool = False) -> StepScores:
+    """Every step of a data set's solutions (at `rows`, default all), scored."""
     all_labels = dataset.step_labels.to_list()
-    scores, labels, inputs = [], [], []
+    scores, labels, inputs, owners = [], [], [], []
     rows = np.arange(dataset.n_items) if rows is None else np.asarray(rows)
     for start in range(0, len(rows), block):
         chunk = rows[start : start + block]
@@ -89,7 +100,10 @@ def step_scores(scorer, dataset, rows=None, block: int = 1024, features: bool = 
         for row, step_logits in zip(chunk, steps):
             known = all_labels[int(row)] or []
             scores.append(step_logits)
+            owners.append(np.full(len(step_logits), row))
             labels.append([float(known[k]) if k < len(known) and known[k] is not None else np.nan
                            for k in range(len(step_logits))])  # fmt: skip
-    logits, truth = np.concatenate(scores), np.concatenate([np.asarray(x, dtype=np.float64) for x in labels])
-    return (logits, truth, np.concatenate(inputs)) if features else (logits, truth)
+    truth = np.concatenate([np.asarray(x, dtype=np.float64) for x in labels])
+    return StepScores(
+        np.concatenate(scores), truth, np.concatenate(owners), np.concatenate(inputs) if features else None
+    )
