@@ -5,12 +5,14 @@ Optional distill epochs first match each group's scores to the first stage's (li
 warm start, so training begins at the first stage's ranking, not at random). Then pairwise epochs
 train on the comparisons with w·BCEWithLogits(r_a − r_b, p). At the first pointwise epoch the
 comparisons of the training split (plus absolute labels as comparisons against the anchor) are
-fitted once by `unirank.fitting.fit_targets`, with the stage-1 model's scores, mapped onto the
+fitted once (`unirank.training.targets`), with the stage-1 model's scores, mapped onto the
 latent scale on the validation split, as prior means (for sparse groups, or for every group). The
 remaining epochs train w·BCE(σ(r), Φ(latent)) + λ·BT, w = 1/(1 + se²). When training ends, σ(a·r + b)
-is fitted on the validation split and folded into the head (`unirank.fitting.platt`). Checkpoints
-carry the stage and the targets, so a resumed run continues in the right stage with the same
-targets. Math: docs/math.md.
+is fitted on the validation split and folded into the head (`unirank.training.final_calibration`),
+and the head posterior is fitted (`unirank.uncertainty`); callbacks the module declares hand those
+fits their data (`unirank.training.callbacks`). The module trains a `Scorer`, which does all
+inference. Checkpoints carry the stage and the targets, so a resumed run continues in the right
+stage with the same targets. Math: docs/math.md.
 """
 
 from __future__ import annotations

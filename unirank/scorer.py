@@ -4,6 +4,8 @@ Built on transformers' AutoModelForSequenceClassification with num_labels=1, so 
 scorer loads in transformers and sentence-transformers unchanged. Encoders read the first token
 (BERT's pooler); decoders read the last non-pad token, as transformers does once a pad token is set.
 Weights load as safetensors only; remote code runs only when `trust_remote_code=True` is asked.
+A `Scorer` does all inference (texts, encoded inputs, data set rows, step positions, with the
+final layer's inputs when the head posterior needs them); training wraps one in `UnirankModule`.
 """
 
 from __future__ import annotations

@@ -51,9 +51,6 @@ class Batch:
         """Encoded inputs as a batch to score (no comparisons, no labels)."""
         return cls(*pad_chunks(encoded, pad_id, chunk_size))
 
-    def __len__(self) -> int:
-        return len(self.order)
-
 
 class Adapter(ABC):
     """Turns (context, candidate) into model inputs. Subclasses set `domain`, keep their __init__
