@@ -17,7 +17,10 @@ class TrainingProgress(L.Callback):
     not a terminal: a fit redirected to a log shows where it is."""
 
     def on_train_start(self, trainer: L.Trainer, module) -> None:
-        self.lines = ProgressLines(trainer.estimated_stepping_batches, "training steps")
+        # one process writes the lines under distributed training
+        self.lines = ProgressLines(
+            trainer.estimated_stepping_batches, "training steps", enabled=None if trainer.is_global_zero else False
+        )
 
     def on_train_batch_end(self, trainer: L.Trainer, module, outputs, batch, batch_idx: int) -> None:
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
