@@ -157,15 +157,16 @@ def contender_job(name: str, spec: dict, dataset: str, path: str, work: Path, re
             train += ["--center-rewards", str(spec["trl"])]
         kind = ["--kind", "plain-no-segments"]
         return Job(name, [train, [*score, "--model", str(folder / "model"), *kind]], folder / "log.txt")
+    items_per_group = 2 if spec.get("pair_groups") else spec.get("items_per_group")
+    if items_per_group:  # groups of (at most) this many responses: as many of them as fill a step
+        groups = BATCH_SEQUENCES // items_per_group
     data = ["--data.source.init_args.path", path, "--data.source.init_args.format", fmt]
     data += ["--data.source.init_args.validation_fraction", str(VALIDATION)]
     data += ["--data.source.init_args.test_fraction", str(TEST), "--data.batch_groups", str(groups)]
     extra = [f"--{key}={value}" for key, value in spec["overrides"].items()]
     if spec.get("items_per_group"):
         extra += [f"--data.max_items_per_group={spec['items_per_group']}"]
-        data[-1] = str(BATCH_SEQUENCES // spec["items_per_group"])  # --data.batch_groups
     extra += [f"--data.source.init_args.groups={'comparison' if spec.get('pair_groups') else 'prompt'}"]
-    data[-1] = str(BATCH_SEQUENCES // 2) if spec.get("pair_groups") else data[-1]
     extra += ["--trainer.accelerator", "gpu" if device == "cuda" else "cpu"]
     extra += [f"--seed_everything={seed}", f"--model.seed={seed}", f"--data.seed={seed}"]
     extra += ["--trainer.precision", "bf16-mixed" if precision == "bf16" else "32-true"]

@@ -55,21 +55,11 @@ def fit_head_posterior(scorer, dataset, max_items: int = 2048, seed: int = 0, bl
         comp_a=local[dataset.comp_a[kept]], comp_b=local[dataset.comp_b[kept]], weight=dataset.weight[kept],
         comparison_scale=len(dataset.comp_a) / max(1, int(kept.sum())), reading=scorer.pairwise_reading,
     )  # fmt: skip
-    posterior = fit_posterior(hessian, scorer.head_vector().numpy())
-    posterior.info = {
-        "method": "last-layer Laplace of the calibrated head, prior precision by MacKay's evidence fixed point",
-        "fitted_on": f"training split: {len(rows)} of {dataset.n_items} items, {int(kept.sum())} of "
-        f"{len(dataset.comp_a)} comparisons, {labelled_sample} of {labelled_total} labels (scaled to the split)",
-        "prior_precision": round(posterior.prior_precision, 6),
-        "effective_parameters": round(posterior.effective_parameters, 3),
-        "pairwise_reading": scorer.pairwise_reading,
-    }
-    spread = np.sqrt(posterior.item_variance(features))
-    print(
-        f"head posterior: τ = {posterior.prior_precision:.3g}, {posterior.effective_parameters:.1f} well-determined "
-        f"directions; logit standard error median {np.median(spread):.3f} over {len(rows)} training items"
+    fitted_on = (
+        f"training split: {len(rows)} of {dataset.n_items} items, {int(kept.sum())} of "
+        f"{len(dataset.comp_a)} comparisons, {labelled_sample} of {labelled_total} labels (scaled to the split)"
     )
-    return posterior
+    return _posterior(scorer, hessian, features, "", fitted_on, f"{len(rows)} training items")
 
 
 def _step_posterior(scorer, dataset, rows: np.ndarray, block: int) -> HeadPosterior:
@@ -80,18 +70,28 @@ def _step_posterior(scorer, dataset, rows: np.ndarray, block: int) -> HeadPoster
     labelled = int((~np.isnan(labels)).sum())
     every = sum(v is not None for x in dataset.step_labels.to_list() for v in (x or []))  # the split's labelled steps
     hessian = curvature(features, logits, label=labels, label_scale=every / max(1, labelled))
+    fitted_on = (
+        f"training split: {labelled} labelled steps of {len(rows)} of {dataset.n_items} solutions "
+        f"(scaled to the split's {every})"
+    )
+    return _posterior(scorer, hessian, features, " (steps)", fitted_on, f"{len(logits)} steps")
+
+
+def _posterior(scorer, hessian, features, unit: str, fitted_on: str, over: str) -> HeadPosterior:
+    """The posterior from a curvature, its record for unirank.json, and one line on how wide it is."""
     posterior = fit_posterior(hessian, scorer.head_vector().numpy())
     posterior.info = {
-        "method": "last-layer Laplace of the calibrated head (steps), prior precision by MacKay's evidence fixed point",
-        "fitted_on": f"training split: {labelled} labelled steps of {len(rows)} of {dataset.n_items} solutions "
-        f"(scaled to the split's {every})",
+        "method": f"last-layer Laplace of the calibrated head{unit}, prior precision by MacKay's evidence fixed point",
+        "fitted_on": fitted_on,
         "prior_precision": round(posterior.prior_precision, 6),
         "effective_parameters": round(posterior.effective_parameters, 3),
         "pairwise_reading": scorer.pairwise_reading,
     }
     spread = np.sqrt(posterior.item_variance(features))
-    print(f"head posterior (steps): τ = {posterior.prior_precision:.3g}; step logit standard error median "
-          f"{np.median(spread):.3f} over {len(logits)} steps")  # fmt: skip
+    print(
+        f"head posterior{unit}: τ = {posterior.prior_precision:.3g}, {posterior.effective_parameters:.1f} "
+        f"well-determined directions; logit standard error median {np.median(spread):.3f} over {over}"
+    )
     return posterior
 
 
