@@ -128,7 +128,7 @@ def test_folded_calibration_is_what_cross_encoder_predict_returns(checkpoint, tm
     contexts, texts = [q for q, _ in PAIRS], [d for _, d in PAIRS]
     before = module.scorer.score_texts(contexts, texts)
     module.scorer.fold_affine(0.7, -0.3)
-    module.final_calibration = {"a": 0.7, "b": -0.3}
+    module.scorer.final_calibration = {"a": 0.7, "b": -0.3}
     export_model(module, tmp_path / "model")
     probabilities = CrossEncoder(str(tmp_path / "model")).predict(PAIRS)
     np.testing.assert_allclose(probabilities, 1 / (1 + np.exp(-(0.7 * before - 0.3))), atol=1e-6)
@@ -142,7 +142,7 @@ def test_score_fuses_with_the_first_stage_when_the_model_records_a_weight(checkp
 
     path, _ = checkpoint
     module = load_checkpoint(path)
-    module.final_calibration = {"a": 1.0, "b": 0.0, "fusion": {"first_stage_weight": 2.5}}
+    module.scorer.final_calibration = {"a": 1.0, "b": 0.0, "fusion": {"first_stage_weight": 2.5}}
     export_model(module, tmp_path / "model")
     rows = tmp_path / "rows.jsonl"
     rows.write_text("".join(json.dumps({"context": q, "candidate": d, "first_stage_score": 0.1 * i}) + "\n"

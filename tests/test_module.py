@@ -10,6 +10,7 @@ from unirank.adapters import ChatAdapter
 from unirank.data.datamodule import UnirankDataModule
 from unirank.data.sources import Preferences
 from unirank.fitting import anchor_comparisons, fit_targets
+from unirank.losses import comparison_loss
 from unirank.module import Calibration, Schedule, UnirankModule
 
 
@@ -159,7 +160,7 @@ def test_distill_stage_pulls_the_scores_towards_the_first_stage(repo, tmp_path):
 def test_final_calibration_is_fitted_on_validation_and_folded_into_the_head(repo, tmp_path):
     module, data = make(repo, calibration=Calibration(final="platt"))
     trainer(tmp_path, 2).fit(module, datamodule=data)
-    fit = module.final_calibration
+    fit = module.scorer.final_calibration
     assert fit is not None and fit["fitted_on"].startswith("validation split: ")
     assert fit["after"]["ece"] <= fit["before"]["ece"] + 1e-9  # maximum likelihood on the same comparisons
     validation = data.datasets["validation"]
@@ -186,5 +187,5 @@ def test_stage2_keeps_a_ranking_term(repo):
         for weight in (0.0, 1.0):
             module.ranking_weight = weight
             losses[weight] = float(module.stage_loss("pointwise", out, batch))
-        expected = float(module._pairwise_loss(out.items, batch))
+        expected = float(comparison_loss(out.items, batch))
     assert expected > 0 and losses[1.0] - losses[0.0] == pytest.approx(expected, rel=1e-5)

@@ -34,7 +34,7 @@ def trained(tmp_path_factory):
 
 def test_posterior_is_fitted_on_the_training_comparisons(trained):
     module, data = trained
-    posterior = module.head_posterior
+    posterior = module.scorer.head_posterior
     dim = module.scorer.head_vector().numel()
     assert posterior is not None and posterior.covariance.shape == (dim, dim)
     assert posterior.prior_precision > 0 and 0 < posterior.effective_parameters <= dim
@@ -45,14 +45,14 @@ def test_posterior_is_fitted_on_the_training_comparisons(trained):
 
 def test_posterior_survives_checkpoint_state_and_export(trained, tmp_path):
     module, _ = trained
-    again = posterior_from_state(posterior_state(module.head_posterior))
-    np.testing.assert_array_equal(again.covariance, module.head_posterior.covariance)
+    again = posterior_from_state(posterior_state(module.scorer.head_posterior))
+    np.testing.assert_array_equal(again.covariance, module.scorer.head_posterior.covariance)
     export_model(module, tmp_path / "model")
     assert (tmp_path / "model" / POSTERIOR_FILE).exists()
     info = json.loads((tmp_path / "model/unirank.json").read_text())
     assert info["uncertainty"]["file"] == POSTERIOR_FILE
     predictor = load_scorer(tmp_path / "model")
-    np.testing.assert_allclose(predictor.posterior.covariance, module.head_posterior.covariance)
+    np.testing.assert_allclose(predictor.posterior.covariance, module.scorer.head_posterior.covariance)
     rows = predictor.predict_with_uncertainty(PAIRS)
     logits = module.scorer.score_texts([c for c, _ in PAIRS], [t for _, t in PAIRS])
     for row, r in zip(rows, logits):
@@ -90,7 +90,7 @@ def test_no_posterior_when_not_asked(tmp_path):
     data = UnirankDataModule(Preferences(str(REPO / "data/demo-preferences.jsonl")), batch_groups=8, seed=0)
     L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
               enable_model_summary=False).fit(module, datamodule=data)  # fmt: skip
-    assert module.head_posterior is None
+    assert module.scorer.head_posterior is None
     export_model(module, tmp_path / "model")
     assert not (tmp_path / "model" / POSTERIOR_FILE).exists()
     assert load_scorer(tmp_path / "model").predict_with_uncertainty(PAIRS)[0].keys() == {"score", "probability"}

@@ -59,19 +59,19 @@ def export_model(
                 "pairwise_reading": module.pairwise_reading if stage == "pointwise" else "bradley-terry",
                 "probability": "sigmoid(logit)"
                 + (": calibrated against the Thurstone targets" if stage == "pointwise" else ": stage 1")
-                + ("; final calibration folded into the head" if module.final_calibration else ""),
-                "final_fit": module.final_calibration,
+                + ("; final calibration folded into the head" if module.scorer.final_calibration else ""),
+                "final_fit": module.scorer.final_calibration,
             },
             "base_model": config["model"],
             "adapter": config["adapter"],
             "validation": validation or {},
             "trained_precision": precision,
-            "uncertainty": None if module.head_posterior is None else {
-                **module.head_posterior.info, "file": POSTERIOR_FILE
+            "uncertainty": None if module.scorer.head_posterior is None else {
+                **module.scorer.head_posterior.info, "file": POSTERIOR_FILE
             },
         }  # fmt: skip
-        if module.head_posterior is not None:
-            save_posterior(module.head_posterior, tmp)
+        if module.scorer.head_posterior is not None:
+            save_posterior(module.scorer.head_posterior, tmp)
         (tmp / "unirank.json").write_text(json.dumps(info, indent=2) + "\n")
     return out_dir
 
@@ -164,7 +164,7 @@ class ExportModel(L.Callback):
         export_model(pl_module, out, validation=metrics, overwrite=self.overwrite, precision=str(trainer.precision))
         schedule = pl_module.schedule
         stages = [f"{name} {getattr(schedule, f'{name}_epochs')}" for name in schedule.stages]
-        final = pl_module.final_calibration
+        final = pl_module.scorer.final_calibration
         if final:
             stages.append("final calibration")
         print("\nvalidation split, after " + " → ".join(stages))

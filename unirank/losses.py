@@ -1,4 +1,4 @@
-"""Losses: pure functions of score tensors (no model, no tokenizer). Math: docs/math.md."""
+"""Losses: pure functions of score tensors and a batch's tensors (no model, no tokenizer). Math: docs/math.md."""
 
 from __future__ import annotations
 
@@ -37,3 +37,22 @@ def listwise_distillation_loss(
             target = F.softmax(t / temperature, dim=0)
             losses.append(F.kl_div(F.log_softmax(r, dim=0), target, reduction="sum"))
     return torch.stack(losses).mean() if losses else scores.sum() * 0.0
+
+
+def comparison_loss(scores: torch.Tensor, batch) -> torch.Tensor:
+    """Bradley-Terry over a `Batch`'s comparisons (0 where it has none)."""
+    if len(batch.comp_a) == 0:
+        return scores.sum() * 0.0
+    dev = scores.device
+    return bradley_terry_loss(scores, batch.comp_a.to(dev), batch.comp_b.to(dev), batch.p.to(dev), batch.weight.to(dev))
+
+
+def anchor_loss(scores: torch.Tensor, batch, label_weight: float) -> torch.Tensor:
+    """BCEWithLogits(r − 0, label) over a `Batch`'s items whose label is their only evidence
+    (`anchor_p`), each weighted label_weight × its own label_weight, as the Thurstone fit reads them."""
+    known = ~torch.isnan(batch.anchor_p)
+    if not known.any():
+        return scores.sum() * 0.0
+    dev = scores.device
+    weight = label_weight * batch.label_weight[known].to(dev)
+    return pointwise_loss(scores[known.to(dev)], batch.anchor_p[known].to(dev), weight)

@@ -155,31 +155,30 @@ class Scorer(nn.Module):
             sorted_scores = torch.cat(item_outputs)
             scores = torch.empty_like(sorted_scores)
             scores[order] = sorted_scores
-            return BatchScores(items=scores)
+            return BatchScores(items=scores if batch.sources is None else scores[batch.sources.to(device)])
         steps = torch.cat(step_outputs)
         owner = order[torch.cat(step_rows)]  # sorted row → batch position of the step's solution
-        step_index = torch.zeros_like(owner)
-        for position in torch.unique(owner):  # steps of one solution come in order within its row
-            members = owner == position
-            step_index[members] = torch.arange(int(members.sum()), device=owner.device)
+        step_index = torch.arange(len(owner), device=device) - _first_steps(owner, len(order))[owner]
         items = aggregate_steps(steps, owner, len(order), self.adapter.aggregation)
+        if batch.sources is not None:  # units: a solution's own score, or one of its steps'
+            positions = batch.positions.to(device)
+            at_step = steps[_unit_steps(owner, len(order), batch)]
+            items = torch.where(positions >= 0, at_step, items[batch.sources.to(device)])
         return BatchScores(items=items, steps=steps, step_owner=owner, step_index=step_index)
 
     @torch.no_grad()
-    def _score_encoded(
-        self, encoded: list, bf16: bool = False, features: bool = False
+    def _score(
+        self, batch: Batch, bf16: bool = False, features: bool = False
     ) -> tuple[BatchScores, torch.Tensor | None]:
-        """score_batch over already-encoded inputs, in eval mode (the training mode is restored);
-        bf16: under bfloat16 autocast (about 2x faster where the hardware has bf16, logits within
-        ~1e-2); features: also the final layer's input of every item in input order (process
-        inputs: of every step, in the order of `steps`)."""
+        """score_batch in eval mode (the training mode is restored); bf16: under bfloat16 autocast
+        (about 2x faster where the hardware has bf16, logits within ~1e-2); features: also the final
+        layer's input of every item (process inputs: of every step, in the order of `steps`)."""
         device = self.device
         if bf16:
             warn_if_emulated_bf16(device.type, "fp32 (--precision fp32, bf16=False)")
         was_training = self.training
         self.eval()
         try:
-            batch = Batch.of(encoded, self.tokenizer.pad_token_id, self.chunk_size)
             # nullcontext, not autocast(enabled=False): a caller's own autocast stays in force
             precision = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
             capture = self.capturing_head_inputs() if features else contextlib.nullcontext()
@@ -188,12 +187,18 @@ class Scorer(nn.Module):
             if not features:
                 return out, None
             if out.steps is not None:  # one feature per step, in out.steps' order
-                return out, torch.cat(captured)
+                inputs = torch.cat(captured)
+                if batch.sources is None:
+                    return out, inputs
+                return out, _unit_features(inputs, out, batch)
             in_order = torch.empty_like(sorted_features := torch.cat(captured))
             in_order[batch.order.to(in_order.device)] = sorted_features
-            return out, in_order
+            return out, in_order if batch.sources is None else in_order[batch.sources.to(in_order.device)]
         finally:
             self.train(was_training)
+
+    def _score_encoded(self, encoded: list, bf16: bool = False, features: bool = False):
+        return self._score(Batch.of(encoded, self.tokenizer.pad_token_id, self.chunk_size), bf16, features)
 
     def score_encoded(self, encoded: list, bf16: bool = False) -> np.ndarray:
         """Scores of already-encoded inputs (`Adapter.encode`), in eval mode, chunk by chunk."""
@@ -227,10 +232,25 @@ class Scorer(nn.Module):
         """r for each (context, candidate), formatted by the adapter."""
         return self.score_encoded(self.encode(contexts, candidates), bf16)
 
-    def score_rows(self, dataset, rows: np.ndarray, block: int = 4096) -> np.ndarray:
-        """Scores of a data set's items at these rows (`GroupDataset.encode`), `block` at a time."""
-        parts = [self.score_encoded(dataset.encode(rows[i : i + block])) for i in range(0, len(rows), block)]
-        return np.concatenate(parts) if parts else np.zeros(0)
+    def score_rows(self, dataset, rows: np.ndarray, block: int = 4096, features: bool = False):
+        """Scores of a data set's items at these rows (`GroupDataset.scoring_batch`: a step item is
+        read from its solution's input), `block` at a time; NaN for a step that truncation cut.
+        features: (scores, the final layer's input of each item, NaN rows where cut)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        scores, inputs = np.full(len(rows), np.nan), None
+        for start in range(0, len(rows), block):
+            batch, kept = dataset.scoring_batch(
+                rows[start : start + block], self.tokenizer.pad_token_id, self.chunk_size
+            )
+            if not len(kept):
+                continue
+            out, extra = self._score(batch, features=features)
+            at = start + np.flatnonzero(np.isin(rows[start : start + block], kept))
+            scores[at] = out.items.cpu().numpy()
+            if features:
+                inputs = np.full((len(rows), extra.shape[1]), np.nan) if inputs is None else inputs
+                inputs[at] = extra.cpu().numpy()
+        return (scores, inputs if inputs is not None else np.zeros((len(rows), 0))) if features else scores
 
     def score_positions(self, rows: torch.Tensor, cols: torch.Tensor, **inputs: torch.Tensor) -> torch.Tensor:
         """The scalar head applied at token (rows[i], cols[i]) of the batch: one logit per position.
@@ -314,3 +334,24 @@ def _is_head(name: str) -> bool:
     return (
         name.startswith(("classifier.", "score.", "pooler.", "bert.pooler.", "roberta.pooler.")) or ".pooler." in name
     )
+
+
+def _first_steps(owner: torch.Tensor, n_inputs: int) -> torch.Tensor:
+    """Per input, the index of its first step in the flat step scores (an input's steps are contiguous)."""
+    first = torch.zeros(n_inputs, dtype=torch.long, device=owner.device)
+    return first.scatter_reduce(0, owner, torch.arange(len(owner), device=owner.device), "amin", include_self=False)
+
+
+def _unit_steps(owner: torch.Tensor, n_inputs: int, batch: Batch) -> torch.Tensor:
+    """Per unit of a batch with `sources`, the index of its step in the flat step scores (any step
+    of its input for a unit read as a whole solution, positions = −1)."""
+    sources, positions = batch.sources.to(owner.device), batch.positions.to(owner.device)
+    return (_first_steps(owner, n_inputs)[sources] + positions.clamp(min=0)).clamp(max=len(owner) - 1)
+
+
+def _unit_features(step_inputs: torch.Tensor, out: BatchScores, batch: Batch) -> torch.Tensor:
+    """The final layer's input of every unit of a batch with `sources`: a step's own; NaN for a
+    solution, whose score aggregates its steps' (no single input of the final layer gives it)."""
+    inputs = step_inputs[_unit_steps(out.step_owner.to(step_inputs.device), len(batch.order), batch)]
+    whole = (batch.positions.to(inputs.device) < 0)[:, None]
+    return torch.where(whole, torch.full_like(inputs, float("nan")), inputs)

@@ -23,31 +23,29 @@ Z_ONE_SIDED_95 = 1.6449
 
 def sample_rows(dataset, max_items: int, seed: int) -> np.ndarray:
     """Items of whole groups drawn at random until max_items: every comparison of a drawn group
-    has both of its items in the sample."""
+    has both of its items in the sample (and every solution its steps)."""
     order = np.random.default_rng(seed).permutation(len(dataset))
     sizes = np.diff(dataset.item_offsets)[order]
     chosen = order[: max(1, int(np.searchsorted(np.cumsum(sizes), max_items, side="right")))]
     rows = [dataset.group_items[dataset.item_offsets[g] : dataset.item_offsets[g + 1]] for g in chosen]
-    return np.sort(np.concatenate(rows))
+    return np.sort(dataset.with_steps(np.concatenate(rows)))
 
 
 def fit_head_posterior(scorer, dataset, max_items: int = 2048, seed: int = 0, block: int = 1024):
-    """The head posterior of a `Scorer` on (a sample of) the training split (process models: from
-    the labelled steps of the sampled solutions), or None without a split."""
+    """The head posterior of a `Scorer` on (a sample of) the training split, or None without a
+    split. It reads the items whose score is one input of the final layer: a process solution,
+    whose score aggregates its steps, is read through its steps (items of their own) alone."""
     if dataset is None or dataset.n_items == 0:
         return None
     rows = sample_rows(dataset, max_items, seed)
-    if dataset.step_labels is not None:
-        return _step_posterior(scorer, dataset, rows, block)
-    blocks = [rows[i : i + block] for i in range(0, len(rows), block)]
-    parts = [scorer.score_encoded_with_features(dataset.encode(chunk)) for chunk in blocks]
-    logits = np.concatenate([p[0] for p in parts])
-    features = np.concatenate([p[1] for p in parts])
+    logits, features = scorer.score_rows(dataset, rows, block, features=True)
+    readable = ~np.isnan(features).any(axis=1) & ~np.isnan(logits)
+    rows, logits, features = rows[readable], logits[readable], features[readable]
     local = np.full(dataset.n_items, -1)
     local[rows] = np.arange(len(rows))
     kept = (local[dataset.comp_a] >= 0) & (local[dataset.comp_b] >= 0)
     label = dataset.label[rows]
-    labelled_total = int((~np.isnan(dataset.label)).sum())
+    labelled_total = int((~np.isnan(dataset.label) & ~dataset.aggregated).sum())
     labelled_sample = int((~np.isnan(label)).sum())
     hessian = curvature(
         features, logits,
@@ -59,29 +57,14 @@ def fit_head_posterior(scorer, dataset, max_items: int = 2048, seed: int = 0, bl
         f"training split: {len(rows)} of {dataset.n_items} items, {int(kept.sum())} of "
         f"{len(dataset.comp_a)} comparisons, {labelled_sample} of {labelled_total} labels (scaled to the split)"
     )
-    return _posterior(scorer, hessian, features, "", fitted_on, f"{len(rows)} training items")
+    return _posterior(scorer, hessian, features, fitted_on, f"{len(rows)} training items")
 
 
-def _step_posterior(scorer, dataset, rows: np.ndarray, block: int) -> HeadPosterior:
-    """Process models: the curvature of the step labels' likelihood (every step a labelled item)."""
-    from unirank.training.final_calibration import step_scores
-
-    logits, labels, _, features = step_scores(scorer, dataset, rows, block, features=True)
-    labelled = int((~np.isnan(labels)).sum())
-    every = sum(v is not None for x in dataset.step_labels.to_list() for v in (x or []))  # the split's labelled steps
-    hessian = curvature(features, logits, label=labels, label_scale=every / max(1, labelled))
-    fitted_on = (
-        f"training split: {labelled} labelled steps of {len(rows)} of {dataset.n_items} solutions "
-        f"(scaled to the split's {every})"
-    )
-    return _posterior(scorer, hessian, features, " (steps)", fitted_on, f"{len(logits)} steps")
-
-
-def _posterior(scorer, hessian, features, unit: str, fitted_on: str, over: str) -> HeadPosterior:
+def _posterior(scorer, hessian, features, fitted_on: str, over: str) -> HeadPosterior:
     """The posterior from a curvature, its record for unirank.json, and one line on how wide it is."""
     posterior = fit_posterior(hessian, scorer.head_vector().numpy())
     posterior.info = {
-        "method": f"last-layer Laplace of the calibrated head{unit}, prior precision by MacKay's evidence fixed point",
+        "method": "last-layer Laplace of the calibrated head, prior precision by MacKay's evidence fixed point",
         "fitted_on": fitted_on,
         "prior_precision": round(posterior.prior_precision, 6),
         "effective_parameters": round(posterior.effective_parameters, 3),
@@ -89,7 +72,7 @@ def _posterior(scorer, hessian, features, unit: str, fitted_on: str, over: str) 
     }
     spread = np.sqrt(posterior.item_variance(features))
     print(
-        f"head posterior{unit}: τ = {posterior.prior_precision:.3g}, {posterior.effective_parameters:.1f} "
+        f"head posterior: τ = {posterior.prior_precision:.3g}, {posterior.effective_parameters:.1f} "
         f"well-determined directions; logit standard error median {np.median(spread):.3f} over {over}"
     )
     return posterior

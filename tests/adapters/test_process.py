@@ -103,9 +103,11 @@ def test_a_tiny_process_fit_trains_both_stages(shared_data, tmp_path):
     # the head posterior is fitted on the labelled steps; the conservative bound never exceeds σ(r)
     from unirank.pruning import prefix_probabilities
 
-    assert module.head_posterior is not None and "labelled steps" in module.head_posterior.info["fitted_on"]
-    low, high = module.final_calibration["after"]["ece_interval"]  # resampling the validation problems
-    assert 0 <= low <= high and module.final_calibration["after"]["groups"] > 0
+    steps = data.datasets["train"].parent >= 0
+    fitted_on = f"of {int(steps.sum())} labels"  # the steps' labels; no solution's (its score is an aggregate)
+    assert module.scorer.head_posterior is not None and fitted_on in module.scorer.head_posterior.info["fitted_on"]
+    low, high = module.scorer.final_calibration["after"]["ece_interval"]  # resampling the validation problems
+    assert 0 <= low <= high and module.scorer.final_calibration["after"]["groups"] > 0
     items = data.tables.items.head(3)
     problems = data.tables.item_contexts()[:3]
     plain = prefix_probabilities(module.scorer, problems, items["steps"].to_list())

@@ -72,7 +72,10 @@ def test_process_items_stream_their_steps(shared_data, tmp_path, tokenizer):
     _, mapped = batches(
         TablesDir(str(tmp_path / "steps"), memory_map=True, cache_dir=str(tmp_path / "cache")), tokenizer, adapter
     )
-    assert eager[0].step_labels is not None
+    # every labelled step is an item of its own, read at its position in its solution's input
+    steps = eager[0].positions >= 0
+    assert steps.any() and (~steps).any() and not torch.isnan(eager[0].label[steps]).any()
+    assert all("#step" in eager[0].item_id[i] for i in steps.nonzero().flatten().tolist())
     assert_same_batches(eager, mapped)
 
 

@@ -25,22 +25,28 @@ class Encoded:
 class Batch:
     """What a step scores and what its losses read.
 
-    chunks / order: the items as padded, length-sorted chunks (`pad_chunks`); the rest in batch
-    order: item_index (rows of the split), group_id / item_id, label (NaN where none), teacher (the
-    first stage's score, NaN where none), step_labels (process data), group_sizes (items per
-    sampled group, in order), and the comparisons as batch positions comp_a ≻ comp_b with their
-    observed preference p and weight. A batch for scoring alone carries chunks and order only
-    (`Batch.of`)."""
+    chunks / order: the encoded inputs as padded, length-sorted chunks (`pad_chunks`). The scored
+    items ("units") are the inputs themselves, or, with `sources`, unit i is read from input
+    sources[i]: its own score where positions[i] = −1, else the score at its step positions[i] (a
+    process step is an item of its own; `unirank.data.steps`). The rest in unit order: item_index
+    (rows of the split), group_id / item_id, label (NaN where none), label_weight, anchor_p (the
+    label where it is the item's only evidence, compared with the anchor at r ≡ 0; else NaN),
+    teacher (the first stage's score, NaN where none), group_sizes (units per sampled group, in
+    order), and the comparisons as unit positions comp_a ≻ comp_b with their observed preference p
+    and weight. A batch for scoring alone carries chunks and order only (`Batch.of`)."""
 
     chunks: list[dict[str, torch.Tensor]]
     order: torch.Tensor
+    sources: torch.Tensor | None = None
+    positions: torch.Tensor | None = None
     item_index: torch.Tensor | None = None
     group_id: list[str] = field(default_factory=list)
     item_id: list[str] = field(default_factory=list)
     label: torch.Tensor | None = None
+    label_weight: torch.Tensor | None = None
+    anchor_p: torch.Tensor | None = None
     teacher: torch.Tensor | None = None
     group_sizes: list[int] = field(default_factory=list)
-    step_labels: list | None = None
     comp_a: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
     comp_b: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
     p: torch.Tensor = field(default_factory=lambda: torch.zeros(0))

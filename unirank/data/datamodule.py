@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from unirank.adapters.base import CHARS_PER_TOKEN, Adapter, Batch, Encoded, pad_chunks
 from unirank.data.sources import DataSource
+from unirank.data.steps import PARENT, POSITION, with_step_items
 from unirank.data.tables import TableError, Tables
 from unirank.data.texts import SOURCE_ROW, TEXT_COLUMNS, FrameTexts, MappedTexts
 
@@ -79,7 +80,7 @@ class GroupDataset(Dataset):
             if "first_stage_score" in items.columns
             else np.full(items.height, np.nan)
         )
-        self.step_labels = items["step_labels"] if "step_labels" in items.columns else None
+        self.parent, self.position = self._step_links(items)
         group_ids = items.select(pl.col("group_id").unique(maintain_order=True)).with_row_index("_group")
         self.contexts = group_ids.join(tables.groups, on="group_id", how="left", maintain_order="left")["context"]
         self.item_group_index = (
@@ -88,15 +89,40 @@ class GroupDataset(Dataset):
             .astype(np.int64)
         )
         n_groups = group_ids.height
-        order = np.argsort(self.item_group_index, kind="stable")
+        sequences = np.flatnonzero(self.parent < 0)  # items with an input of their own (not steps)
+        order = sequences[np.argsort(self.item_group_index[sequences], kind="stable")]
         self.group_items, self.item_offsets = order, _offsets(self.item_group_index[order], n_groups)
+        steps = np.flatnonzero(self.parent >= 0)
+        self.step_rows = steps[np.lexsort((self.position[steps], self.parent[steps]))]
+        self.step_offsets = _offsets(self.parent[self.step_rows], items.height)
+        self.aggregated = np.diff(self.step_offsets) > 0
+        """Items whose score aggregates their steps' (process solutions): not one output of the head."""
         comps = tables.indexed_comparisons().join(group_ids, on="group_id", how="left", maintain_order="left")
         owner = comps["_group"].to_numpy().astype(np.int64)
         order = np.argsort(owner, kind="stable")
         self.comp_offsets = _offsets(owner[order], n_groups)
         self.comp_a, self.comp_b = comps["_a"].to_numpy()[order], comps["_b"].to_numpy()[order]
         self.p, self.weight = comps["p"].to_numpy()[order], comps["weight"].to_numpy()[order]
+        compared = np.zeros(items.height, dtype=bool)
+        compared[self.comp_a], compared[self.comp_b] = True, True
+        self.anchor_p = np.where(compared, np.nan, self.label)
+        """An item's preference over the anchor (its label) where the label is its only evidence (it
+        takes part in no comparison: a process step, a pointwise-labelled item), else NaN."""
         self.lengths = self._group_lengths()
+
+    @staticmethod
+    def _step_links(items: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """(parent, position) per row: a step item's solution row and 0-based step number; −1 for
+        items with an input of their own (`unirank.data.steps`)."""
+        if PARENT not in items.columns:
+            return np.full(items.height, -1, dtype=np.int64), np.full(items.height, -1, dtype=np.int64)
+        rows = items.select("group_id", "item_id").with_row_index("_row")
+        parents = items.select("group_id", pl.col(PARENT).alias("item_id"))
+        parent = parents.join(rows, on=["group_id", "item_id"], how="left", maintain_order="left")["_row"]
+        return (
+            parent.fill_null(-1).to_numpy().astype(np.int64),
+            items[POSITION].fill_null(-1).to_numpy().astype(np.int64),
+        )
 
     def _group_lengths(self) -> list[int]:
         """Bytes of text + context of the first max_items of each group: the bucketing key (a cheap
@@ -120,6 +146,28 @@ class GroupDataset(Dataset):
         comps = slice(self.comp_offsets[index], self.comp_offsets[index + 1])
         return Group(items, self.comp_a[comps], self.comp_b[comps], self.p[comps], self.weight[comps])
 
+    def with_steps(self, rows: np.ndarray) -> np.ndarray:
+        """The rows followed by the step items of each, in step order."""
+        steps = [self.step_rows[self.step_offsets[r] : self.step_offsets[r + 1]] for r in rows]
+        return np.concatenate([np.asarray(rows, dtype=np.int64), *steps])
+
+    def scoring_batch(self, rows: np.ndarray, pad_id: int, chunk_size: int) -> tuple[Batch, np.ndarray]:
+        """(a `Batch` that scores the items at these rows, the rows it kept). Each input is encoded
+        once: a step item is read at its position in its solution's input; a step that truncation
+        cut from that input has no score and is left out."""
+        rows = np.asarray(rows, dtype=np.int64)
+        parent = self.parent[rows]
+        if not (parent >= 0).any():
+            return Batch(*pad_chunks(self.encode(rows), pad_id, chunk_size)), rows
+        sequences, source = np.unique(np.where(parent >= 0, parent, rows), return_inverse=True)
+        encoded = self.encode(sequences)
+        scored_steps = np.array([len(e.step_ends or ()) for e in encoded])[source]
+        position = np.where(parent >= 0, self.position[rows], -1)
+        keep = position < scored_steps
+        chunks, order = pad_chunks(encoded, pad_id, chunk_size)
+        batch = Batch(chunks, order, sources=torch.as_tensor(source[keep]), positions=torch.as_tensor(position[keep]))
+        return batch, rows[keep]
+
     def encode(self, rows) -> list[Encoded]:
         """Tokenise the items at these split rows (context, text and steps read from their columns)."""
         rows = np.asarray(rows, dtype=np.int64)
@@ -138,7 +186,7 @@ class GroupDataset(Dataset):
         chosen = self._sample(group, np.random.default_rng((self.seed, epoch, index)))
         keep = np.isin(group.comp_a, chosen) & np.isin(group.comp_b, chosen)
         return {
-            "items": chosen,
+            "items": self.with_steps(chosen),
             "comp_a": group.comp_a[keep],
             "comp_b": group.comp_b[keep],
             "p": group.p[keep],
@@ -221,27 +269,26 @@ class GroupCollator:
 
     def __call__(self, samples: list[dict]) -> Batch:
         dataset = self.dataset
-        items = np.concatenate([s["items"] for s in samples])
+        batch, items = dataset.scoring_batch(
+            np.concatenate([s["items"] for s in samples]), self.pad_id, self.chunk_size
+        )
         position = {int(item): row for row, item in enumerate(items)}
         comp_a = [position[int(i)] for s in samples for i in s["comp_a"]]
         comp_b = [position[int(i)] for s in samples for i in s["comp_b"]]
-        chunks, order = pad_chunks(dataset.encode(items), self.pad_id, self.chunk_size)
         rows = pl.Series(items)
-        return Batch(
-            chunks=chunks,
-            order=order,
-            item_index=torch.as_tensor(items),
-            group_id=dataset.item_group.gather(rows).to_list(),
-            item_id=dataset.item_id.gather(rows).to_list(),
-            label=torch.as_tensor(dataset.label[items], dtype=torch.float32),
-            teacher=torch.as_tensor(dataset.teacher[items], dtype=torch.float32),
-            group_sizes=[len(s["items"]) for s in samples],
-            step_labels=None if dataset.step_labels is None else dataset.step_labels.gather(rows).to_list(),
-            comp_a=torch.as_tensor(comp_a, dtype=torch.long),
-            comp_b=torch.as_tensor(comp_b, dtype=torch.long),
-            p=torch.as_tensor(np.concatenate([s["p"] for s in samples]), dtype=torch.float32),
-            weight=torch.as_tensor(np.concatenate([s["weight"] for s in samples]), dtype=torch.float32),
-        )
+        batch.item_index = torch.as_tensor(items)
+        batch.group_id = dataset.item_group.gather(rows).to_list()
+        batch.item_id = dataset.item_id.gather(rows).to_list()
+        batch.label = torch.as_tensor(dataset.label[items], dtype=torch.float32)
+        batch.label_weight = torch.as_tensor(dataset.label_weight[items], dtype=torch.float32)
+        batch.anchor_p = torch.as_tensor(dataset.anchor_p[items], dtype=torch.float32)
+        batch.teacher = torch.as_tensor(dataset.teacher[items], dtype=torch.float32)
+        batch.group_sizes = [int(np.isin(s["items"], items).sum()) for s in samples]
+        batch.comp_a = torch.as_tensor(comp_a, dtype=torch.long)
+        batch.comp_b = torch.as_tensor(comp_b, dtype=torch.long)
+        batch.p = torch.as_tensor(np.concatenate([s["p"] for s in samples]), dtype=torch.float32)
+        batch.weight = torch.as_tensor(np.concatenate([s["weight"] for s in samples]), dtype=torch.float32)
+        return batch
 
 
 class UnirankDataModule(L.LightningDataModule):
@@ -292,6 +339,7 @@ class UnirankDataModule(L.LightningDataModule):
             # the index holds no text, so splitting it copies none
             index = Tables(self.tables.groups, items.drop(text_columns), self.tables.comparisons)
             texts = FrameTexts(self.tables.items.select(text_columns))
+        index = with_step_items(index, getattr(self.source, "path", None) or type(self.source).__name__)
         for split in ("train", "validation", "test"):
             if split not in self.datasets:
                 part = index.split(split)
@@ -302,7 +350,7 @@ class UnirankDataModule(L.LightningDataModule):
         if first:
             self._warn_long_texts()
         train = self.datasets.get("train")
-        if train is not None and not len(train.comp_a) and np.isnan(train.label).all() and train.step_labels is None:
+        if train is not None and not len(train.comp_a) and np.isnan(train.label).all():
             where = (
                 getattr(self.source, "path", None)
                 or getattr(self.source, "beir_dir", None)

@@ -11,8 +11,6 @@ from unirank.fitting.targets import (
     fit_score_map,
     fit_score_scale,
     fit_targets,
-    step_anchor_comparisons,
-    step_item_id,
 )
 
 __all__ = [
@@ -25,6 +23,4 @@ __all__ = [
     "fit_targets",
     "fit_thurstone",
     "sample_cycle_pairs",
-    "step_anchor_comparisons",
-    "step_item_id",
 ]

@@ -207,26 +207,3 @@ def fit_score_map(
     result = optimize.minimize(neg_log_likelihood, np.array([1.0, 0.0]), method="L-BFGS-B",
                                bounds=[(0.0, 50.0), (-50.0, 50.0)])  # fmt: skip
     return float(result.x[0]), float(result.x[1])
-
-
-def step_item_id(item_id: str, step: int) -> str:
-    """The id of step `step` (0-based) of a solution item, as used in comparisons and targets."""
-    return f"{item_id}#step{step}"
-
-
-def step_anchor_comparisons(items: pl.DataFrame, weight: float = 1.0) -> pl.DataFrame:
-    """Step labels as comparisons against the anchor: a correct step beats it (p = 1), a wrong one
-    loses (p = 0); unlabeled (null) steps contribute nothing. Items need a `step_labels` list column."""
-    exploded = (
-        items.select("group_id", "item_id", "step_labels")
-        .with_columns(pl.int_ranges(pl.col("step_labels").list.len()).alias("_step"))
-        .explode("step_labels", "_step")
-        .filter(pl.col("step_labels").is_not_null())
-    )
-    return exploded.select(
-        pl.col("group_id").cast(pl.String),
-        (pl.col("item_id") + "#step" + pl.col("_step").cast(pl.String)).alias("item_a"),
-        pl.lit(ANCHOR_ITEM).alias("item_b"),
-        pl.col("step_labels").cast(pl.Float64).alias("p"),
-        pl.lit(float(weight)).alias("weight"),
-    )

@@ -11,13 +11,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from unirank.fitting import (
-    anchor_comparisons,
-    fit_score_map,
-    fit_score_scale,
-    fit_targets,
-    step_anchor_comparisons,
-)
+from unirank.data.steps import PARENT
+from unirank.fitting import anchor_comparisons, fit_score_map, fit_score_scale, fit_targets
 
 
 def fit_stage_targets(scorer, train, held_out, calibration, use_prior: bool) -> tuple[pl.DataFrame, dict]:
@@ -25,11 +20,9 @@ def fit_stage_targets(scorer, train, held_out, calibration, use_prior: bool) -> 
     pairwise epochs and `calibration.stage1_prior` is on). Raises if the fit does not converge, so
     no half-fitted targets reach stage 2."""
     comparisons = train.tables.comparisons.select("group_id", "item_a", "item_b", "p", "weight")
-    extra = [anchor_comparisons(train.tables.items, calibration.label_weight)]
-    if "step_labels" in train.tables.items.columns:
-        extra.append(step_anchor_comparisons(train.tables.items, calibration.label_weight))
-    comparisons = pl.concat([comparisons, *[frame for frame in extra if frame.height]])
-    anchored = any(frame.height for frame in extra)
+    labels = anchor_comparisons(train.tables.items, calibration.label_weight)  # steps' labels included
+    comparisons = pl.concat([comparisons, labels]) if labels.height else comparisons
+    anchored = labels.height > 0
     prior = stage1_prior(scorer, train, held_out or train, calibration, anchored) if use_prior else None
     targets, fit = fit_targets(comparisons, items=train.tables.items, prior=prior, link=calibration.link,
                                l2=calibration.l2)  # fmt: skip
@@ -53,14 +46,16 @@ def fit_stage_targets(scorer, train, held_out, calibration, use_prior: bool) -> 
 
 
 def stage1_prior(scorer, train, held_out, calibration, anchored: bool) -> pl.DataFrame | None:
-    """Prior means from the stage-1 model for the groups `calibration.prior_groups` names.
+    """Prior means from the stage-1 model for the items of the groups `calibration.prior_groups`
+    names (a group's size counts its items with an input of their own, not their steps).
 
     With anchors (absolute labels) and labels in the held-out split: μ = α·r + β, (α, β) fitted
     on the held-out comparisons and labels (`fit_score_map`), so μ sits on the anchor's scale.
     Otherwise μ = α·(r − mean of r in the group), α fitted on the held-out comparisons."""
     items = train.tables.items.select("group_id", "item_id").with_row_index("_row")
     if calibration.prior_groups == "sparse":
-        sizes = items.group_by("group_id").len()
+        whole = train.tables.items[PARENT].is_null() if PARENT in train.tables.items.columns else pl.lit(True)
+        sizes = items.filter(whole).group_by("group_id").len()
         sparse = sizes.filter(pl.col("len") <= calibration.sparse_group_size)["group_id"]
         items = items.filter(pl.col("group_id").is_in(sparse.implode()))
     if items.height == 0:
@@ -69,17 +64,16 @@ def stage1_prior(scorer, train, held_out, calibration, anchored: bool) -> pl.Dat
     scores = scorer.score_rows(train, items["_row"].to_numpy())
     r = pl.col("r") - pl.col("r").mean().over("group_id") if centred else pl.col("r")
     print(f"stage-1 prior for {items.height} items: latent ≈ {alpha:.3f}·r{'' if centred else f' + {beta:.3f}'}")
-    return items.with_columns(pl.Series("r", scores)).select(
-        "group_id", "item_id", (alpha * r + beta).alias("prior_mean")
-    )
+    scored = items.with_columns(pl.Series("r", scores)).filter(pl.col("r").is_not_nan())  # NaN: a step cut
+    return scored.select("group_id", "item_id", (alpha * r + beta).alias("prior_mean"))
 
 
 def score_map(scorer, dataset, calibration, anchored: bool) -> tuple[float, float, bool]:
     """(α, β, centred): the map from stage-1 scores to the latent scale, fitted on `dataset`."""
-    labelled = ~np.isnan(dataset.label)
-    if not len(dataset.comp_a) and not (anchored and labelled.any()):
+    if not len(dataset.comp_a) and not (anchored and (~np.isnan(dataset.label)).any()):
         return 0.0, 0.0, True
     scores = scorer.score_rows(dataset, np.arange(dataset.n_items))
+    labelled = ~np.isnan(dataset.label) & ~np.isnan(scores)  # NaN score: a step truncation cut
     margin = scores[dataset.comp_a] - scores[dataset.comp_b]
     if not (anchored and labelled.any()):
         return fit_score_scale(margin, dataset.p, dataset.weight, link=calibration.link), 0.0, True
