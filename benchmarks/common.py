@@ -24,6 +24,29 @@ def peak_rss_mb() -> float:
     raise RuntimeError("no VmHWM in /proc/self/status")
 
 
+def rss_mb() -> float:
+    """Resident memory of this process now (VmRSS)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def live_tensor_mb() -> float:
+    """The storage of every tensor the process still references (each storage once), in MB."""
+    import gc
+
+    import torch
+
+    storages = {}
+    for obj in gc.get_objects():
+        if torch.is_tensor(obj):
+            storage = obj.untyped_storage()
+            storages[storage.data_ptr()] = storage.nbytes()
+    return sum(storages.values()) / 2**20
+
+
 def _child_env() -> dict[str, str]:
     """The environment of a measured child: offline, warnings off, no tokenizer threads."""
     return {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore", "TOKENIZERS_PARALLELISM": "false"}
@@ -36,11 +59,12 @@ def run_child(code: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def run_module(module: str, *args: str) -> dict:
+def run_module(module: str, *args: str, env: dict[str, str] | None = None) -> dict:
     """Run `python -m module args` in a fresh process from the repository root (offline, warnings
-    off; its stderr shown) and parse the JSON object it prints last on stdout."""
+    off, `env` added; its stderr shown) and parse the JSON object it prints last on stdout."""
     command = [sys.executable, "-m", module, *args]
-    out = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True, env=_child_env(), cwd=ROOT)
+    environment = {**_child_env(), **(env or {})}
+    out = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True, env=environment, cwd=ROOT)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

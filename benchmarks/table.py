@@ -264,6 +264,20 @@ def reward_selective(data: dict) -> list[str]:
     return lines
 
 
+def memory_table(data: dict) -> list[str]:
+    """Where pair-only training's memory goes (results/train_memory.json)."""
+    lines = [
+        "| pair-only training, fp32 | live tensors | resident after a step (median / largest) | peak | step |",
+        "|---|---|---|---|---|",
+    ]
+    for name, row in data["contenders"].items():
+        lines.append(
+            f"| {name} | {row['live_tensors_mb']:,} MB | {row['rss_after_step_median_mb']:,} / "
+            f"{row['rss_after_step_max_mb']:,} MB | {row['peak_rss_mb']:,} MB | {row['median_step_s']:.2f} s |"
+        )
+    return lines
+
+
 def process_rows(data: dict) -> list[list[str]]:
     t = data["test"]
     low, high = t["intervals"]["step_brier"]
@@ -326,6 +340,9 @@ def main() -> None:
     if reward:
         print("\n" + "\n".join(reward_ablation(reward)))
         print("\n" + "\n".join(reward_selective(reward)))
+    memory = load("train_memory")
+    if memory:
+        print("\n" + "\n".join(memory_table(memory)))
     seeds = reward_seeds()
     if seeds:
         print("\n" + "\n".join(seeds))

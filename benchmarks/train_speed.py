@@ -10,7 +10,8 @@ The step time is the interval between successive optimiser steps' ends (data loa
 forward, backward and optimiser all inside), median over the steps after the warm-up; unirank also
 reports where its step time goes (data: fetch + tokenise + collate; forward + loss; backward;
 optimiser + the rest). TRL is handed the token ids pre-made, so its data time is collation only;
-unirank tokenises in its loop, as it does in training. Prints one JSON object last.
+unirank tokenises in its loop, as it does in training. Also recorded: the resident memory after
+each step and, at the last, the storage of every live tensor. Prints one JSON object last.
 """
 
 from __future__ import annotations
@@ -20,13 +21,13 @@ import json
 import statistics
 import time
 
-from benchmarks.common import ROOT, peak_rss_mb
+from benchmarks.common import ROOT, live_tensor_mb, peak_rss_mb, rss_mb
 
 HH = ROOT.parent / "shared" / "data" / "hh-rlhf-harmless" / "test.jsonl.gz"
 PAIRS, MAX_LENGTH, LR = 16, 256, 5e-5
 
 
-def unirank_steps(data: str, steps: int, dropout: float | None, bf16: bool) -> tuple[list[float], list[dict]]:
+def unirank_steps(data: str, steps: int, dropout: float | None, bf16: bool) -> tuple[list, list, list]:
     import lightning as L
 
     from unirank.adapters import ChatAdapter
@@ -36,7 +37,7 @@ def unirank_steps(data: str, steps: int, dropout: float | None, bf16: bool) -> t
 
     class Phases(L.Callback):
         def __init__(self):
-            self.ends, self.rows, self.marks = [], [], {}
+            self.ends, self.rows, self.marks, self.resident = [], [], {}, []
 
         def on_train_batch_start(self, trainer, module, batch, index):
             self.marks = {"start": time.perf_counter()}
@@ -57,7 +58,9 @@ def unirank_steps(data: str, steps: int, dropout: float | None, bf16: bool) -> t
                 "optimizer + rest": now - m["optimizer"],
             })  # fmt: skip
             self.ends.append(now)
+            self.resident.append(rss_mb())
             if len(self.ends) > steps:
+                self.live = live_tensor_mb()
                 trainer.should_stop = True
 
     module = UnirankModule(
@@ -76,10 +79,10 @@ def unirank_steps(data: str, steps: int, dropout: float | None, bf16: bool) -> t
         num_sanity_val_steps=0, callbacks=[phases],
     )  # fmt: skip
     trainer.fit(module, data)
-    return phases.ends, phases.rows
+    return phases.ends, phases.rows, (phases.resident, phases.live)
 
 
-def trl_steps(data: str, steps: int, bf16: bool) -> list[float]:
+def trl_steps(data: str, steps: int, bf16: bool) -> tuple[list, list]:
     from datasets import Dataset
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainerCallback
     from trl import RewardConfig, RewardTrainer
@@ -95,11 +98,13 @@ def trl_steps(data: str, steps: int, bf16: bool) -> list[float]:
 
     class Ends(TrainerCallback):
         def __init__(self):
-            self.ends = []
+            self.ends, self.resident = [], []
 
         def on_step_end(self, args, state, control, **kwargs):
             self.ends.append(time.perf_counter())
+            self.resident.append(rss_mb())
             if len(self.ends) > steps:
+                self.live = live_tensor_mb()
                 control.should_training_stop = True
 
     ends = Ends()
@@ -113,7 +118,7 @@ def trl_steps(data: str, steps: int, bf16: bool) -> list[float]:
         model=model, args=config, train_dataset=Dataset.from_dict(rows), processing_class=tokenizer, callbacks=[ends]
     )
     trainer.train()
-    return ends.ends
+    return ends.ends, (ends.resident, ends.live)
 
 
 def main() -> None:
@@ -127,11 +132,11 @@ def main() -> None:
     args = parser.parse_args()
     phases = None
     if args.tool == "unirank":
-        ends, rows = unirank_steps(args.data, args.steps + args.warmup, args.dropout, args.precision == "bf16")
+        ends, rows, memory = unirank_steps(args.data, args.steps + args.warmup, args.dropout, args.precision == "bf16")
         kept = rows[args.warmup + 1 :]
         phases = {name: statistics.median(r[name] for r in kept) for name in kept[0]}
     else:
-        ends = trl_steps(args.data, args.steps + args.warmup, args.precision == "bf16")
+        ends, memory = trl_steps(args.data, args.steps + args.warmup, args.precision == "bf16")
     intervals = [b - a for a, b in zip(ends, ends[1:])][args.warmup :]
     step = statistics.median(intervals)
     result = {
@@ -144,6 +149,8 @@ def main() -> None:
         "sequences_per_s": 2 * PAIRS / step,
         "phases_s": phases,
         "peak_rss_mb": peak_rss_mb(),
+        "rss_after_steps_mb": [round(r) for r in memory[0]],
+        "live_tensors_mb": memory[1],
     }
     print(json.dumps(result))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 
@@ -102,26 +103,24 @@ def pad_chunks(
     the last non-pad token, encoders the first. With step_ends, a chunk also holds step_rows and
     step_cols (where each step's score is read), in sequence order then step order.
     """
-    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].input_ids))
+    lengths = np.fromiter((len(e.input_ids) for e in encoded), dtype=np.int64, count=len(encoded))
+    order = np.argsort(lengths, kind="stable")
     chunks = []
     for start in range(0, len(order), chunk_size):
-        members = [encoded[i] for i in order[start : start + chunk_size]]
-        width = max(len(e.input_ids) for e in members)
-        ids = torch.full((len(members), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(members), width), dtype=torch.long)
-        for row, e in enumerate(members):
-            ids[row, : len(e.input_ids)] = torch.tensor(e.input_ids)
-            mask[row, : len(e.input_ids)] = 1
-        chunk = {"input_ids": ids, "attention_mask": mask}
+        rows = order[start : start + chunk_size]
+        members = [encoded[i] for i in rows]
+        filled = np.arange(lengths[rows].max()) < lengths[rows][:, None]  # row-major, as the ids concatenate
+        ids = np.full(filled.shape, pad_id, dtype=np.int64)
+        ids[filled] = np.concatenate([e.input_ids for e in members])
+        chunk = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(filled.astype(np.int64))}
         if members[0].token_type_ids is not None:
-            types = torch.zeros((len(members), width), dtype=torch.long)
-            for row, e in enumerate(members):
-                types[row, : len(e.token_type_ids)] = torch.tensor(e.token_type_ids)
-            chunk["token_type_ids"] = types
+            types = np.zeros(filled.shape, dtype=np.int64)
+            types[filled] = np.concatenate([e.token_type_ids for e in members])
+            chunk["token_type_ids"] = torch.from_numpy(types)
         if members[0].step_ends is not None:
             chunk["step_rows"] = torch.tensor(
                 [row for row, e in enumerate(members) for _ in e.step_ends], dtype=torch.long
             )
             chunk["step_cols"] = torch.tensor([c for e in members for c in e.step_ends], dtype=torch.long)
         chunks.append(chunk)
-    return chunks, torch.tensor(order, dtype=torch.long)
+    return chunks, torch.from_numpy(order)

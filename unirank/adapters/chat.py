@@ -63,7 +63,9 @@ class ChatAdapter(Adapter):
         prompts = [clip_text(p, self.max_length, keep="tail") for p in prompts]
         candidates = [clip_text(c, self.max_length) for c in candidates]
         specials = 0 if templated else tokenizer.num_special_tokens_to_add(pair=True)
-        response_lengths = [len(ids) for ids in tokenizer(candidates, add_special_tokens=False)["input_ids"]]
+        response_lengths = [
+            len(ids) for ids in tokenizer(candidates, add_special_tokens=False, verbose=False)["input_ids"]
+        ]
         prompts = [
             _keep_prompt_tail(tokenizer, p, self.max_length - specials - n) for p, n in zip(prompts, response_lengths)
         ]
@@ -90,7 +92,7 @@ class ChatAdapter(Adapter):
 
 def _keep_prompt_tail(tokenizer, prompt: str, budget: int) -> str:
     """The longest suffix of `prompt` that fits in `budget` tokens, cut at a token boundary."""
-    encoding = tokenizer(prompt, add_special_tokens=False, return_offsets_mapping=True)
+    encoding = tokenizer(prompt, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
     excess = len(encoding["input_ids"]) - max(budget, 0)
     if excess <= 0:
         return prompt

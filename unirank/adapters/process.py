@@ -77,7 +77,7 @@ class ProcessAdapter(Adapter):
     def _encode_one(self, tokenizer, problem: str, steps: list[str]) -> Encoded:
         if not steps:
             raise ValueError("a solution needs at least one step")
-        pieces = tokenizer([problem, *steps], add_special_tokens=False)["input_ids"]
+        pieces = tokenizer([problem, *steps], add_special_tokens=False, verbose=False)["input_ids"]
         problem_ids, step_ids = pieces[0][: self.problem_max_length], pieces[1:]
         if tokenizer.cls_token_id is not None and tokenizer.sep_token_id is not None:
             head, separator, types = [tokenizer.cls_token_id], [tokenizer.sep_token_id], True
