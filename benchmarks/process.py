@@ -81,6 +81,7 @@ def main() -> None:
                 "step_ece",
                 "step_brier",
                 "first_error_accuracy",
+                "first_error_location_accuracy",
                 "solutions_with_error",
                 "solution_pair_accuracy",
                 "intervals",
@@ -96,7 +97,8 @@ def main() -> None:
     t = result["test"]
     print(
         f"PRMBench test: step Brier {t['step_brier']:.4f} (base rate {result['base_rate_brier']:.4f}), step ECE "
-        f"{t['step_ece']:.4f}, first-error accuracy {t['first_error_accuracy']:.3f}; prune at "
+        f"{t['step_ece']:.4f}, first-error accuracy {t['first_error_accuracy']:.3f} (least probable step: "
+        f"{t['first_error_location_accuracy']:.3f}); prune at "
         f"{prune['threshold']:.2f}: {prune['correct_steps_kept']:.1%} of correct solutions' steps kept, "
         f"{prune['wrong_stopped_before_end']:.1%} of wrong solutions stopped, "
         f"{prune['tokens_saved_share']:.1%} tokens saved"

@@ -127,6 +127,10 @@ def test_process_metrics_on_hand_made_steps():
     assert report["wrong_step_precision"] == pytest.approx(1 / 3) and report["wrong_step_recall"] == pytest.approx(0.5)
     assert report["wrong_step_f1"] == pytest.approx(0.4)
     assert report["first_error_accuracy"] == pytest.approx(0.5) and report["solutions_with_error"] == 2
+    # the least probable step: solution 0's is step 3 (first error 2: a miss), solution 2's is step 0 (error 1: a miss)
+    assert report["first_error_location_accuracy"] == 0.0
+    lowered = step_metrics([probs[0], probs[1], np.array([0.9, 0.4])], labels)
+    assert lowered["first_error_location_accuracy"] == pytest.approx(0.5)
 
 
 def test_evaluate_command_for_process(shared_data, tmp_path):

@@ -29,11 +29,14 @@ def step_metrics(
     groups: np.ndarray | None = None,
 ) -> dict:
     """Wrong-step detection ("σ(r_i) < threshold" flags step i as wrong; the positive class is a
-    wrong step): precision, recall, F1; first-error accuracy over solutions that have a wrong step;
-    step ECE / Brier of σ(r_i) against correctness. Steps cut by truncation or unlabeled are skipped.
-    groups: each solution's problem; given, the step ECE, Brier and first-error accuracy get 95 %
-    bootstrap intervals resampling whole problems ("intervals", "n_problems")."""
-    probs, labels, step_owner, error_owner, first_hits = [], [], [], [], []
+    wrong step): precision, recall, F1; over solutions that have a wrong step, first-error accuracy
+    (the first flagged step is the first wrong one) and first-error location accuracy (the least
+    probable step is the first wrong one: no threshold, so a calibrated model that rarely puts a
+    step below 0.5 is read by its order); step ECE / Brier of σ(r_i) against correctness. Steps cut
+    by truncation or unlabeled are skipped. groups: each solution's problem; given, the step ECE,
+    Brier and both first-error accuracies get 95 % bootstrap intervals resampling whole problems
+    ("intervals", "n_problems")."""
+    probs, labels, step_owner, error_owner, first_hits, lowest_hits = [], [], [], [], [], []
     for solution, (p, lab) in enumerate(zip(step_probs, step_labels)):
         kept = [(pi, li) for pi, li in zip(p, lab or []) if li is not None]
         probs += [pi for pi, _ in kept]
@@ -44,7 +47,8 @@ def step_metrics(
             predicted = next((i for i, pi in enumerate(p) if pi < threshold), None)
             error_owner.append(solution)
             first_hits.append(float(predicted == truth))
-    probs, labels, first_hits = np.asarray(probs), np.asarray(labels), np.asarray(first_hits)
+            lowest_hits.append(float(int(np.argmin(p)) == truth))
+    probs, labels, first_hits, lowest_hits = (np.asarray(x) for x in (probs, labels, first_hits, lowest_hits))
     flagged, wrong = probs < threshold, labels == 0.0
     tp = int((flagged & wrong).sum())
     precision = tp / flagged.sum() if flagged.any() else 0.0
@@ -58,6 +62,7 @@ def step_metrics(
         "wrong_step_recall": float(recall),
         "wrong_step_f1": float(2 * precision * recall / (precision + recall)) if precision + recall else 0.0,
         "first_error_accuracy": float(first_hits.mean()) if first_hits.size else float("nan"),
+        "first_error_location_accuracy": float(lowest_hits.mean()) if lowest_hits.size else float("nan"),
         "solutions_with_error": int(first_hits.size),
         "step_ece": calibration["ece"],
         "step_brier": calibration["brier"],
@@ -70,7 +75,10 @@ def step_metrics(
         brier, _ = grouped_interval(lambda rows: float(np.mean((probs[rows] - labels[rows]) ** 2)), problem)
         error_problem = np.asarray(groups)[np.asarray(error_owner, dtype=np.int64)]
         first = grouped_interval(lambda rows: float(first_hits[rows].mean()), error_problem)[0]
-        report["intervals"] = {"step_ece": ece, "step_brier": brier, "first_error_accuracy": first}
+        lowest = grouped_interval(lambda rows: float(lowest_hits[rows].mean()), error_problem)[0]
+        report["intervals"] = {
+            "step_ece": ece, "step_brier": brier, "first_error_accuracy": first, "first_error_location_accuracy": lowest
+        }  # fmt: skip
         report["n_problems"] = n
     return report
 

@@ -263,12 +263,13 @@ def summarise(report: dict) -> str:
         for name, e in report["systems"].items():
             lines += [_threshold_line(name, row, "queries", "σ") for row in e.get("thresholds", [])]
     elif report["domain"] == "process":
-        head = f"{'system':24s} {'step F1':>8s} {'1st err':>8s} {'pairs':>8s} "
+        head = f"{'system':24s} {'step F1':>8s} {'1st err':>8s} {'lowest':>8s} {'pairs':>8s} "
         head += f"{'step ECE [95% CI]':>25s} {'step Brier':>10s}"
         lines = [head]
         for name, e in report["systems"].items():
             lines.append(
                 f"{name:24s} {e['wrong_step_f1']:8.4f} {e['first_error_accuracy']:8.4f} "
+                f"{e['first_error_location_accuracy']:8.4f} "
                 f"{e['solution_pair_accuracy']:8.4f} {e['step_ece']:.4f} {ci(e, 'step_ece'):>18s} "
                 f"{e['step_brier']:10.4f}"
             )
