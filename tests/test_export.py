@@ -151,3 +151,21 @@ def test_score_fuses_with_the_first_stage_when_the_model_records_a_weight(checkp
     scored = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
     for row in scored:
         assert row["fused_score"] == pytest.approx(row["score"] + 2.5 * row["first_stage_score"])
+
+
+def test_a_checkpoint_keeps_trust_remote_code_but_never_turns_it_on_alone(checkpoint, tmp_path):
+    path, _ = checkpoint
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    config = json.loads(state["unirank"]["config"])
+    assert config["trust_remote_code"] is False
+    state["unirank"]["config"] = json.dumps({**config, "trust_remote_code": True})
+    remote = tmp_path / "remote.ckpt"
+    torch.save(state, remote)
+    with pytest.raises(ValueError, match="runs its own code"):
+        load_checkpoint(remote)
+    module = load_checkpoint(remote, trust_remote_code=True)
+    assert module.trust_remote_code and module.config()["trust_remote_code"] is True
+    with pytest.raises(SystemExit, match=r"unirank export: .* \(--trust-remote-code\)"):
+        main(["export", str(remote), str(tmp_path / "refused")])
+    main(["export", str(remote), str(tmp_path / "model"), "--trust-remote-code"])
+    assert (tmp_path / "model" / "unirank.json").exists() and not (tmp_path / "refused").exists()

@@ -132,7 +132,7 @@ def _judge(args: argparse.Namespace) -> None:
         if args.action == "import":
             comparisons = judges.read_judgments(args.judgments)
         else:
-            comparisons = judges.teacher_comparisons(tables, _teacher(args.model))
+            comparisons = judges.teacher_comparisons(tables, _teacher(args.model, args.trust_remote_code))
         labelled = validate(Tables(tables.groups, tables.items, comparisons), str(args.judgments or args.model))
     except TableError as error:
         raise SystemExit(f"unirank judge: {error}") from None
@@ -140,7 +140,7 @@ def _judge(args: argparse.Namespace) -> None:
     print(f"{labelled.comparisons.height} labelled comparisons → {args.out}")
 
 
-def _teacher(model: str):
+def _teacher(model: str, trust_remote_code: bool = False):
     """Logits of a unirank model (export folder or checkpoint) or of a sentence-transformers CrossEncoder."""
     from unirank.mining.judges import cross_encoder_logits
     from unirank.models import resolve_model_path
@@ -149,10 +149,10 @@ def _teacher(model: str):
     if path.suffix == ".ckpt" or (path / "unirank.json").exists():
         from unirank.scoring import load_scorer
 
-        return load_scorer(path).scorer.score_texts
+        return load_scorer(path, trust_remote_code=trust_remote_code).scorer.score_texts
     from sentence_transformers import CrossEncoder
 
-    return cross_encoder_logits(CrossEncoder(resolve_model_path(model)))
+    return cross_encoder_logits(CrossEncoder(resolve_model_path(model), trust_remote_code=trust_remote_code))
 
 
 def _scoring_precision(asked: str | None, model: str | Path) -> str:
@@ -193,9 +193,9 @@ def _evaluate(args: argparse.Namespace) -> None:
         raise SystemExit(
             f"unirank evaluate: both models are named {names[0]!r}; name them with --name / --compare-name"
         )
-    predictors = {names[0]: load_scorer(args.model, bf16)}
+    predictors = {names[0]: load_scorer(args.model, bf16, args.trust_remote_code)}
     if args.compare:
-        predictors[names[1]] = load_scorer(args.compare, bf16)
+        predictors[names[1]] = load_scorer(args.compare, bf16, args.trust_remote_code)
     fractions = {
         k: v
         for k, v in (("validation_fraction", args.validation_fraction), ("test_fraction", args.test_fraction))
@@ -253,7 +253,8 @@ def _export(args: argparse.Namespace) -> None:
     from unirank.export import export_checkpoint
 
     try:
-        print(f"exported to {export_checkpoint(args.checkpoint, args.out_dir, overwrite=args.overwrite)}")
+        out = export_checkpoint(args.checkpoint, args.out_dir, args.overwrite, args.trust_remote_code)
+        print(f"exported to {out}")
     except OutputError as error:
         raise SystemExit(f"unirank export: {error}") from None
 
@@ -263,7 +264,7 @@ def _score(args: argparse.Namespace) -> None:
     from unirank.data.readers import iter_jsonl
     from unirank.scoring import load_scorer
 
-    scorer = load_scorer(args.model)
+    scorer = load_scorer(args.model, trust_remote_code=args.trust_remote_code)
     rows = []
     for line, record in iter_jsonl(args.input):
         if not isinstance(record.get("context"), (str, list)) or not isinstance(record.get("candidate"), str):
@@ -309,7 +310,7 @@ def _select(args: argparse.Namespace) -> None:
         rows.append(record)
     if not rows:
         raise SystemExit(f"unirank select: {args.input}: no rows")
-    scorer = load_scorer(args.model, bf16=args.precision == "bf16")
+    scorer = load_scorer(args.model, args.precision == "bf16", args.trust_remote_code)
     if args.conservative and scorer.posterior is None:
         raise SystemExit(f"unirank select: --conservative needs a head posterior, and {args.model} has none")
     flat = [(r["context"], c) for r in rows for c in r["candidates"]]
@@ -335,7 +336,7 @@ def _prune(args: argparse.Namespace) -> None:
     if not 0.0 < args.keep <= 1.0:
         raise SystemExit(f"unirank prune: --keep {args.keep} must be a share in (0, 1]")
     check_output_file(args.out)  # before minutes of scoring, not after
-    scorer = load_scorer(args.model).scorer
+    scorer = load_scorer(args.model, trust_remote_code=args.trust_remote_code).scorer
     if scorer.adapter.domain != "process":
         raise SystemExit(f"unirank prune: {args.model} is a {scorer.adapter.domain} model, not a process model")
     if args.conservative and scorer.head_posterior is None:
@@ -385,6 +386,14 @@ def _read_table(path: Path) -> pl.DataFrame:
         raise SystemExit(f"unirank: cannot read {path} as parquet: {error}") from None
 
 
+def _add_trust_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="let a model whose backbone has its own code (trained with trust_remote_code) run it",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     from unirank.mining.pipeline import MiningConfig
 
@@ -420,6 +429,7 @@ def _parser() -> argparse.ArgumentParser:
     judge.add_argument("--model", help="teacher: a unirank export/checkpoint or a CrossEncoder name/path")
     judge.add_argument("--seed", type=int, default=0)
     judge.add_argument("--out", type=Path, required=True, help="requests: a JSONL file; else an output folder")
+    _add_trust_option(judge)
     judge.set_defaults(run=_judge)
 
     evaluate = commands.add_parser("evaluate", help="rank quality and calibration of one or two models")
@@ -463,18 +473,21 @@ def _parser() -> argparse.ArgumentParser:
         "else fp32)",
     )
     evaluate.add_argument("--out", type=Path, required=True, help="report folder")
+    _add_trust_option(evaluate)
     evaluate.set_defaults(run=_evaluate)
 
     export = commands.add_parser("export", help="export a checkpoint for transformers / sentence-transformers")
     export.add_argument("checkpoint", type=Path)
     export.add_argument("out_dir", type=Path)
     export.add_argument("--overwrite", action="store_true", help="replace an earlier unirank export in OUT_DIR")
+    _add_trust_option(export)
     export.set_defaults(run=_export)
 
     score = commands.add_parser("score", help="score a JSONL of {context, candidate} rows")
     score.add_argument("--model", required=True, help="an exported folder or a checkpoint")
     score.add_argument("--input", type=Path, required=True)
     score.add_argument("--out", type=Path, required=True)
+    _add_trust_option(score)
     score.set_defaults(run=_score)
 
     select = commands.add_parser(
@@ -488,6 +501,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     select.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     select.add_argument("--out", type=Path, required=True, help="JSONL: each row with scores, kept and best")
+    _add_trust_option(select)
     select.set_defaults(run=_select)
 
     prune = commands.add_parser(
@@ -509,6 +523,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     prune.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     prune.add_argument("--out", type=Path, required=True, help="JSON report: the figures and each solution's stop")
+    _add_trust_option(prune)
     prune.set_defaults(run=_prune)
     return parser
 
@@ -593,11 +608,16 @@ def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(words)
     from unirank.atomic import OutputError
     from unirank.data.tables import TableError
-    from unirank.scorer import ModelFolderError
+    from unirank.scorer import ModelFolderError, RemoteCodeError
 
     try:
         args.run(args)
-    except (TableError, OutputError, ModelFolderError) as error:  # bad input or output: named, never a traceback
+    except (
+        TableError,
+        OutputError,
+        ModelFolderError,
+        RemoteCodeError,
+    ) as error:  # bad input or output: named, never a traceback
         raise SystemExit(f"unirank {args.command}: {error}") from None
 
 

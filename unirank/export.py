@@ -19,6 +19,7 @@ import unirank
 from unirank import adapters
 from unirank.atomic import FolderLock, atomic_path, check_output_folder
 from unirank.module import Calibration, Schedule, UnirankModule
+from unirank.scorer import RemoteCodeError
 from unirank.uncertainty import POSTERIOR_FILE, save_posterior
 
 SIGMOID = "torch.nn.modules.activation.Sigmoid"
@@ -85,12 +86,19 @@ def adapter_from_spec(spec: dict, source: str | Path) -> adapters.Adapter:
     return adapter_class(**spec["init_args"])
 
 
-def load_checkpoint(path: str | Path) -> UnirankModule:
-    """Rebuild a UnirankModule from a checkpoint (loaded weights-only: no pickled code runs)."""
+def load_checkpoint(path: str | Path, trust_remote_code: bool = False) -> UnirankModule:
+    """Rebuild a UnirankModule from a checkpoint (loaded weights-only: no pickled code runs). A
+    checkpoint whose backbone was trained with trust_remote_code=True loads only when the caller
+    passes trust_remote_code=True too: the checkpoint alone never turns remote code on."""
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     if "unirank" not in checkpoint:
         raise ValueError(f"{path}: not a unirank checkpoint (no 'unirank' entry)")
     config = json.loads(checkpoint["unirank"]["config"])
+    if config.get("trust_remote_code") and not trust_remote_code:
+        raise RemoteCodeError(
+            f"{path}: its backbone {config['model']!r} runs its own code (trained with trust_remote_code=True); "
+            "load it with trust_remote_code=True (--trust-remote-code) only if you trust that code"
+        )
     module = UnirankModule(
         model=config["model"],
         adapter=adapter_from_spec(config["adapter"], path),
@@ -101,19 +109,22 @@ def load_checkpoint(path: str | Path) -> UnirankModule:
         ranking_weight=config.get("ranking_weight", 0.0),
         dropout=config.get("dropout"),
         seed=config["seed"],
+        trust_remote_code=bool(config.get("trust_remote_code", False)),
     )
     module.load_state_dict(checkpoint["state_dict"])
     module.on_load_checkpoint(checkpoint)
     return module
 
 
-def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, overwrite: bool = False) -> Path:
-    """`unirank export CKPT OUT_DIR [--overwrite]`: the folder is checked and locked before the
-    checkpoint is read."""
+def export_checkpoint(
+    checkpoint: str | Path, out_dir: str | Path, overwrite: bool = False, trust_remote_code: bool = False
+) -> Path:
+    """`unirank export CKPT OUT_DIR [--overwrite] [--trust-remote-code]`: the folder is checked and
+    locked before the checkpoint is read."""
     check_output_folder(out_dir, "unirank.json", "unirank export", overwrite)
     lock = FolderLock(out_dir).acquire()
     try:
-        return export_model(load_checkpoint(checkpoint), out_dir, overwrite=overwrite)
+        return export_model(load_checkpoint(checkpoint, trust_remote_code), out_dir, overwrite=overwrite)
     finally:
         lock.release()
 

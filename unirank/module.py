@@ -78,7 +78,7 @@ class UnirankModule(L.LightningModule):
         self.schedule, self.calibration = schedule, calibration
         self.lr, self.head_lr, self.weight_decay, self.warmup_ratio = lr, head_lr, weight_decay, warmup_ratio
         self.chunk_size, self.seed, self.distill_temperature = chunk_size, seed, distill_temperature
-        self.ranking_weight, self.dropout = ranking_weight, dropout
+        self.ranking_weight, self.dropout, self.trust_remote_code = ranking_weight, dropout, trust_remote_code
         backbone, self.tokenizer = load_backbone(model, trust_remote_code=trust_remote_code, seed=seed)
         self.scorer = Scorer(backbone, self.tokenizer, self.adapter, chunk_size)
         self.scorer.pairwise_reading = self.pairwise_reading
@@ -92,7 +92,7 @@ class UnirankModule(L.LightningModule):
     # ---- configuration carried by checkpoints and exports -------------------------------------
     def config(self) -> dict:
         """Plain data that rebuilds this module (no pickled objects, so checkpoints load weights-only)."""
-        plain = ("chunk_size", "distill_temperature", "ranking_weight", "dropout", "seed")
+        plain = ("chunk_size", "distill_temperature", "ranking_weight", "dropout", "seed", "trust_remote_code")
         adapter = {"class": type(self.adapter).__name__, "init_args": self.adapter.init_args}
         settings = {"schedule": asdict(self.schedule), "calibration": asdict(self.calibration)}
         return {"model": self.model_name, "adapter": adapter, **settings, **{k: getattr(self, k) for k in plain}}

@@ -36,6 +36,10 @@ class ModelFolderError(ValueError):
     """A local model folder that cannot be loaded as it is (the message names what is missing)."""
 
 
+class RemoteCodeError(ValueError):
+    """A model whose backbone runs its own code, loaded without trust_remote_code=True."""
+
+
 TOKENIZER_FILES = (
     "tokenizer.json",
     "vocab.txt",

@@ -75,20 +75,21 @@ def _columns(pairs: list[tuple[str | list, str]]) -> tuple[list[str], list[str]]
     return contexts, [t for _, t in pairs]
 
 
-def load(path: str | Path) -> Scorer:
-    """A `Scorer` from an export folder (with unirank.json) or a .ckpt checkpoint."""
+def load(path: str | Path, trust_remote_code: bool = False) -> Scorer:
+    """A `Scorer` from an export folder (with unirank.json) or a .ckpt checkpoint; a backbone with
+    its own code loads only with trust_remote_code=True."""
     from unirank.export import adapter_from_spec, load_checkpoint
 
     path = Path(path)
     if not path.is_dir():
-        module = load_checkpoint(path)
+        module = load_checkpoint(path, trust_remote_code)
         if module.targets is None:  # stopped before the pointwise stage: read as it was trained
             module.scorer.pairwise_reading = "bradley-terry"
         return module.scorer
     if not (path / "unirank.json").exists():
         raise ValueError(f"{path}: not a unirank export (no unirank.json)")
     info = json.loads((path / "unirank.json").read_text())
-    model, tokenizer = load_backbone(str(path))
+    model, tokenizer = load_backbone(str(path), trust_remote_code=trust_remote_code)
     scorer = Scorer(model, tokenizer, adapter_from_spec(info["adapter"], path))
     scorer.final_calibration = info["calibration"].get("final_fit")
     scorer.pairwise_reading = info["calibration"].get("pairwise_reading", "bradley-terry")
@@ -96,6 +97,6 @@ def load(path: str | Path) -> Scorer:
     return scorer.eval()
 
 
-def load_scorer(path: str | Path, bf16: bool = False) -> Predictor:
+def load_scorer(path: str | Path, bf16: bool = False, trust_remote_code: bool = False) -> Predictor:
     """A Predictor from an export folder (with unirank.json) or a .ckpt checkpoint."""
-    return Predictor(load(path), bf16)
+    return Predictor(load(path, trust_remote_code), bf16)

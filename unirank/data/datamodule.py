@@ -5,7 +5,9 @@ Large groups (say 100 mined candidates) contribute a sampled subset of at most
 `max_items_per_group` items, chosen by walking the group's comparisons in a random order weighted
 by their evidence, so the subset keeps as many (and as informative) comparisons as possible.
 Sampling depends only on (seed, epoch, group), so a resumed run sees the same batches as an
-uninterrupted one.
+uninterrupted one. A process solution's steps are items of their own (`unirank.data.steps`): a
+sampled solution brings them, and each is read at its position in its solution's input, which is
+encoded once.
 
 Memory: a split is indexed as flat arrays (groups → items → comparisons, CSR offsets); texts stay
 in their source column (memory-mapped for `TablesDir(memory_map=True)`) and are read and tokenised
