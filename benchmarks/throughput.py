@@ -1,5 +1,6 @@
-"""Throughput, side by side in one run, each contender in a fresh process, interleaved twice (the
-machine is noisy; the better of the two runs is reported):
+"""Throughput, side by side in one run, each contender in a fresh process, interleaved in rounds
+(two by default; the machine is noisy: the better run is reported, and for scoring the median over
+rounds of the ratio of the two runs made back to back):
 
 1. pair-only preferences (k = 1, HH-RLHF harmless, 256 tokens, 32 sequences per step, bf16 and
    fp32, dropout off): unirank's training loop against TRL's RewardTrainer on identical token sequences
@@ -13,7 +14,7 @@ machine is noisy; the better of the two runs is reported):
    sequences/s and the largest difference between the two tools' scores.
 Peak memory: each process's VmHWM.
 
-    python benchmarks/throughput.py [--quick] [--only pair-only group scoring] [--scifact DIR]
+    python benchmarks/throughput.py [--quick] [--only pair-only group scoring] [--rounds N] [--scifact DIR]
 Writes benchmarks/results/throughput.json (or throughput-quick.json); --only keeps the other
 sections of an earlier run.
 """
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import statistics
 import sys
 from pathlib import Path
 
@@ -87,24 +89,25 @@ def run(method: str, scifact: str, steps: int) -> dict:
     return run_child(CHILD.format(root=str(ROOT), scifact=scifact, method=method, steps=steps))
 
 
-def interleaved(baseline: str, contender: str, measure, label: str, unit: str) -> dict[str, list[dict]]:
-    """{tool: [its two runs]}: baseline, contender, baseline, contender, each measure(tool) a fresh
-    process, so slow spells of the machine fall on both."""
+def interleaved(baseline: str, contender: str, measure, label: str, unit: str, rounds: int) -> dict[str, list[dict]]:
+    """{tool: [its runs, one per round]}: baseline, contender, baseline, contender, ... each
+    measure(tool) a fresh process, so slow spells of the machine fall on both."""
     rows: dict[str, list] = {}
-    for tool in (baseline, contender, baseline, contender):
+    for tool in (baseline, contender) * rounds:
         row = measure(tool)
         rows.setdefault(tool, []).append(row)
         print(f"  {label} {tool:12s} {row[unit]:7.2f} {unit.replace('_per_s', '/s')}")
     return rows
 
 
-def group_versus_pairwise(scifact: str, steps: int) -> dict:
-    rows = interleaved("pairwise", "group", lambda method: run(method, scifact, steps), "k=8", "comparisons_per_s")
+def group_versus_pairwise(scifact: str, steps: int, rounds: int) -> dict:
+    measure = lambda method: run(method, scifact, steps)  # noqa: E731
+    rows = interleaved("pairwise", "group", measure, "k=8", "comparisons_per_s", rounds)
     best = {m: max(r["comparisons_per_s"] for r in runs) for m, runs in rows.items()}
     return {"runs": rows, "best_comparisons_per_s": best, "ratio": best["group"] / best["pairwise"]}
 
 
-def pair_only(steps: int, warmup: int) -> dict:
+def pair_only(steps: int, warmup: int, rounds: int) -> dict:
     result = {}
     for precision in ("bf16", "fp32"):
         args = ["--precision", precision, "--steps", str(steps), "--warmup", str(warmup)]
@@ -114,6 +117,7 @@ def pair_only(steps: int, warmup: int) -> dict:
             lambda tool: run_module("benchmarks.train_speed", "--tool", tool, *args),
             f"k=1 {precision}",
             "sequences_per_s",
+            rounds,
         )
         best = {tool: max(runs, key=lambda r: r["sequences_per_s"]) for tool, runs in rows.items()}
         result[precision] = {
@@ -126,7 +130,7 @@ def pair_only(steps: int, warmup: int) -> dict:
     return result
 
 
-def scoring(model: Path, n_pairs: int, scifact: str) -> dict:
+def scoring(model: Path, n_pairs: int, scifact: str, rounds: int) -> dict:
     result = {}
     for precision in ("bf16", "fp32"):
         args = ["--model", str(model), "--precision", precision, "--pairs", str(n_pairs), "--scifact", scifact]
@@ -136,16 +140,20 @@ def scoring(model: Path, n_pairs: int, scifact: str) -> dict:
             lambda tool: run_module("benchmarks.scoring_speed", "--tool", tool, *args),
             f"score {precision}",
             "sequences_per_s",
+            rounds,
         )
         gap = max(abs(a - b) for a, b in zip(rows["unirank"][0]["scores"], rows["crossencoder"][0]["scores"]))
         for runs in rows.values():
             for row in runs:
                 row.pop("scores")
         best = {tool: max(r["sequences_per_s"] for r in runs) for tool, runs in rows.items()}
+        rounds = [u["sequences_per_s"] / c["sequences_per_s"] for u, c in zip(rows["unirank"], rows["crossencoder"])]
         result[precision] = {
             "runs": rows,
             "best_sequences_per_s": best,
-            "ratio": best["unirank"] / best["crossencoder"],
+            "ratio": statistics.median(rounds),  # within a round the two ran back to back
+            "round_ratios": rounds,
+            "best_ratio": best["unirank"] / best["crossencoder"],
             "max_abs_score_difference": gap,
             "peak_rss_mb": {tool: max(r["peak_rss_mb"] for r in runs) for tool, runs in rows.items()},
         }
@@ -169,20 +177,21 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", nargs="*", choices=["pair-only", "group", "scoring"])
     parser.add_argument("--scifact", default=str(ROOT.parent / "shared" / "data" / "scifact"))
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of interleaved runs (default 2)")
     args = parser.parse_args()
     parts = args.only or ["pair-only", "group", "scoring"]
     out = RESULTS / ("throughput-quick.json" if args.quick else "throughput.json")
     report = json.loads(out.read_text()) if args.only and out.exists() else {}
     report.update({"benchmark": "throughput", "quick": args.quick, "machine": f"{platform.platform()}, 2 CPU cores"})
     if "pair-only" in parts:
-        report["pair_only"] = pair_only(*((2, 1) if args.quick else (10, 3)))
+        report["pair_only"] = pair_only(*((2, 1) if args.quick else (10, 3)), args.rounds)
         for precision, row in report["pair_only"].items():
             print(f"pair-only {precision}: unirank / TRL {row['ratio']:.2f}x sequences per second")
     if "group" in parts:
-        report["group_k8"] = group_versus_pairwise(args.scifact, 3 if args.quick else 12)
+        report["group_k8"] = group_versus_pairwise(args.scifact, 3 if args.quick else 12, args.rounds)
         print(f"k = 8: group batching / pair-wise encoding {report['group_k8']['ratio']:.1f}x comparisons per second")
     if "scoring" in parts:
-        report["scoring"] = scoring(scoring_model(), 200 if args.quick else 1500, args.scifact)
+        report["scoring"] = scoring(scoring_model(), 200 if args.quick else 1500, args.scifact, args.rounds)
         for precision, row in report["scoring"].items():
             print(f"scoring {precision}: unirank / CrossEncoder.predict {row['ratio']:.2f}x sequences per second")
     report.pop("command", None)
