@@ -14,23 +14,24 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).parent / "results"
 
 
+def _status_mb(field: str) -> float:
+    """A memory field of /proc/self/status (VmHWM, VmRSS), in MB."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process image (VmHWM). getrusage's ru_maxrss survives execve on
     Linux, so a child started by a large parent would report the parent's peak; VmHWM does not."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/self/status")
+    return _status_mb("VmHWM")
 
 
 def rss_mb() -> float:
     """Resident memory of this process now (VmRSS)."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
+    return _status_mb("VmRSS")
 
 
 def live_tensor_mb() -> float:
