@@ -147,12 +147,12 @@ def scoring(model: Path, n_pairs: int, scifact: str, rounds: int) -> dict:
             for row in runs:
                 row.pop("scores")
         best = {tool: max(r["sequences_per_s"] for r in runs) for tool, runs in rows.items()}
-        rounds = [u["sequences_per_s"] / c["sequences_per_s"] for u, c in zip(rows["unirank"], rows["crossencoder"])]
+        ratios = [u["sequences_per_s"] / c["sequences_per_s"] for u, c in zip(rows["unirank"], rows["crossencoder"])]
         result[precision] = {
             "runs": rows,
             "best_sequences_per_s": best,
-            "ratio": statistics.median(rounds),  # within a round the two ran back to back
-            "round_ratios": rounds,
+            "ratio": statistics.median(ratios),  # within a round the two ran back to back
+            "round_ratios": ratios,
             "best_ratio": best["unirank"] / best["crossencoder"],
             "max_abs_score_difference": gap,
             "peak_rss_mb": {tool: max(r["peak_rss_mb"] for r in runs) for tool, runs in rows.items()},
