@@ -98,3 +98,27 @@ def test_memory_mapped_items_without_text_fail_naming_the_file(tmp_path):
     pl.DataFrame({"group_id": ["g"], "item_a": ["a"], "item_b": ["a"]}).write_parquet(tmp_path / "comparisons.parquet")
     with pytest.raises(TableError, match=r"items\.parquet: missing column\(s\) \['text'\]"):
         read_tables(tmp_path, memory_map=True, cache_dir=tmp_path / "cache")
+
+
+def test_solutions_without_labelled_steps_are_scored_one_row_each(shared_data, tmp_path, tokenizer):
+    from unirank.scorer import Scorer, load_backbone
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tables = read_prmbench(shared_data / "prmbench/target_data.jsonl", 0.0, 0.0)
+    unlabelled = tables.items.with_columns(pl.lit(None, dtype=pl.List(pl.Float64)).alias("step_labels"))
+    kept = unlabelled.head(12)
+    groups = tables.groups.filter(pl.col("group_id").is_in(kept["group_id"].implode()))
+    type(tables)(groups.with_columns(split=pl.lit("train")), kept, tables.comparisons.head(0)).write(tmp_path / "t")
+    adapter = ProcessAdapter(max_length=128)
+    data = UnirankDataModule(TablesDir(str(tmp_path / "t")))
+    data.attach(tokenizer, adapter)
+    data.setup("fit")
+    train = data.datasets["train"]
+    assert (train.parent < 0).all()  # no step became an item
+    model, _ = load_backbone("tiny")
+    scorer = Scorer(model, tokenizer, adapter).eval()
+    scores, features = scorer.score_rows(train, np.arange(train.n_items), features=True)
+    # one score per solution (its steps' aggregate) and, for the head posterior, no single feature row
+    assert scores.shape == (train.n_items,) and np.isfinite(scores).all()
+    assert features.shape[0] == train.n_items and np.isnan(features).all()

@@ -159,10 +159,13 @@ class GroupDataset(Dataset):
         cut from that input has no score and is left out."""
         rows = np.asarray(rows, dtype=np.int64)
         parent = self.parent[rows]
-        if not (parent >= 0).any():
-            return Batch(*pad_chunks(self.encode(rows), pad_id, chunk_size)), rows
-        sequences, source = np.unique(np.where(parent >= 0, parent, rows), return_inverse=True)
-        encoded = self.encode(sequences)
+        if (parent >= 0).any():
+            sequences, source = np.unique(np.where(parent >= 0, parent, rows), return_inverse=True)
+            encoded = self.encode(sequences)
+        else:  # every item has its own input; inputs with steps still get units (a solution's own score)
+            encoded, source = self.encode(rows), np.arange(len(rows))
+            if not encoded or encoded[0].step_ends is None:
+                return Batch(*pad_chunks(encoded, pad_id, chunk_size)), rows
         scored_steps = np.array([len(e.step_ends or ()) for e in encoded])[source]
         position = np.where(parent >= 0, self.position[rows], -1)
         keep = position < scored_steps
