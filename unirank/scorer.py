@@ -162,12 +162,12 @@ class Scorer(nn.Module):
             return BatchScores(items=scores if batch.sources is None else scores[batch.sources.to(device)])
         steps = torch.cat(step_outputs)
         owner = order[torch.cat(step_rows)]  # sorted row → batch position of the step's solution
-        step_index = torch.arange(len(owner), device=device) - _first_steps(owner, len(order))[owner]
+        first = _first_steps(owner, len(order))
+        step_index = torch.arange(len(owner), device=device) - first[owner]
         items = aggregate_steps(steps, owner, len(order), self.adapter.aggregation)
         if batch.sources is not None:  # units: a solution's own score, or one of its steps'
-            positions = batch.positions.to(device)
-            at_step = steps[_unit_steps(owner, len(order), batch)]
-            items = torch.where(positions >= 0, at_step, items[batch.sources.to(device)])
+            at_step = steps[_unit_steps(first, len(owner), batch)]
+            items = torch.where(batch.positions.to(device) >= 0, at_step, items[batch.sources.to(device)])
         return BatchScores(items=items, steps=steps, step_owner=owner, step_index=step_index)
 
     @torch.no_grad()
@@ -346,16 +346,17 @@ def _first_steps(owner: torch.Tensor, n_inputs: int) -> torch.Tensor:
     return first.scatter_reduce(0, owner, torch.arange(len(owner), device=owner.device), "amin", include_self=False)
 
 
-def _unit_steps(owner: torch.Tensor, n_inputs: int, batch: Batch) -> torch.Tensor:
+def _unit_steps(first: torch.Tensor, n_steps: int, batch: Batch) -> torch.Tensor:
     """Per unit of a batch with `sources`, the index of its step in the flat step scores (any step
-    of its input for a unit read as a whole solution, positions = −1)."""
-    sources, positions = batch.sources.to(owner.device), batch.positions.to(owner.device)
-    return (_first_steps(owner, n_inputs)[sources] + positions.clamp(min=0)).clamp(max=len(owner) - 1)
+    of its input for a unit read as a whole solution, positions = −1); first: `_first_steps`."""
+    sources, positions = batch.sources.to(first.device), batch.positions.to(first.device)
+    return (first[sources] + positions.clamp(min=0)).clamp(max=n_steps - 1)
 
 
 def _unit_features(step_inputs: torch.Tensor, out: BatchScores, batch: Batch) -> torch.Tensor:
     """The final layer's input of every unit of a batch with `sources`: a step's own; NaN for a
     solution, whose score aggregates its steps' (no single input of the final layer gives it)."""
-    inputs = step_inputs[_unit_steps(out.step_owner.to(step_inputs.device), len(batch.order), batch)]
+    first = _first_steps(out.step_owner.to(step_inputs.device), len(batch.order))
+    inputs = step_inputs[_unit_steps(first, len(step_inputs), batch)]
     whole = (batch.positions.to(inputs.device) < 0)[:, None]
     return torch.where(whole, torch.full_like(inputs, float("nan")), inputs)

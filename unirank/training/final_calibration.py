@@ -16,10 +16,9 @@ from unirank.fitting.platt import fit_platt, pairwise_reading
 def calibrate_on(scorer, dataset, reading: str) -> dict | None:
     """Fit σ(a·r + b) on a held-out split (every item of its groups: the lists it is scored on;
     process models: their labelled steps, not the solutions that aggregate them) and fold it into
-    the head. Returns the
-    record kept as `scorer.final_calibration` (and so in the export's unirank.json): the fit, the
-    split's ECE and Brier before and after, and for retrieval lists with first-stage scores the
-    fusion weight."""
+    the head. Returns the record kept as `scorer.final_calibration` (and so in the export's
+    unirank.json): the fit, the split's ECE and Brier before and after, and for retrieval lists
+    with first-stage scores the fusion weight."""
     if dataset is None or dataset.n_items == 0:
         print("final calibration skipped: no validation split")
         return None

@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from unirank.data.steps import PARENT
 from unirank.fitting import anchor_comparisons, fit_score_map, fit_score_scale, fit_targets
 
 
@@ -54,8 +53,7 @@ def stage1_prior(scorer, train, held_out, calibration, anchored: bool) -> pl.Dat
     Otherwise μ = α·(r − mean of r in the group), α fitted on the held-out comparisons."""
     items = train.tables.items.select("group_id", "item_id").with_row_index("_row")
     if calibration.prior_groups == "sparse":
-        whole = train.tables.items[PARENT].is_null() if PARENT in train.tables.items.columns else pl.lit(True)
-        sizes = items.filter(whole).group_by("group_id").len()
+        sizes = items.filter(pl.Series(train.parent < 0)).group_by("group_id").len()
         sparse = sizes.filter(pl.col("len") <= calibration.sparse_group_size)["group_id"]
         items = items.filter(pl.col("group_id").is_in(sparse.implode()))
     if items.height == 0:
