@@ -58,7 +58,7 @@ def main() -> None:
     train_s = run_timed(fit)
     suffix = "-quick" if args.quick else ""
     report_dir, prune_out = RESULTS / f"process-prmbench{suffix}", RESULTS / f"process-prune{suffix}.json"
-    split = ["--steps", steps, "--validation-fraction", "0.1", "--test-fraction", "0.2", "--precision", "fp32"]
+    split = ["--steps", steps, "--validation_fraction", "0.1", "--test_fraction", "0.2", "--precision", "fp32"]
     evaluate_s = run_timed(unirank_command("evaluate", "--model", str(model), *split, "--out", str(report_dir)))
     run_timed(unirank_command("prune", "--model", str(model), *split, "--out", str(prune_out)))
     cautious_out = RESULTS / f"process-prune-conservative{suffix}.json"

@@ -87,12 +87,15 @@ CONTENDERS: dict[str, dict] = {
 def mine(beir: str, mined: Path, k: int, quick: bool) -> None:
     """The hard, top-k and test tables (skipped where a folder already holds them)."""
     cache = str(ROOT / ".unirank-cache")
-    common = ["--beir", beir, "--k", str(k), "--cache-dir", cache]
-    train = ["--split", "train", "--negatives", str(NEGATIVES), "--validation-fraction", "0.25" if quick else "0.1"]
+    common = ["--beir", beir, "--mining.k", str(k), "--mining.cache_dir", cache]
+    train = [
+        "--split", "train", "--mining.negatives", str(NEGATIVES),
+        "--mining.validation_fraction", "0.25" if quick else "0.1",
+    ]  # fmt: skip
     variants = {
         "hard": train,
-        "top-k": [*train, "--candidates", "top_k", "--unjudged-weight", str(UNJUDGED_WEIGHT)],
-        "test": ["--split", "test", "--keep-ranking"],
+        "top-k": [*train, "--mining.candidates", "top_k", "--mining.unjudged_weight", str(UNJUDGED_WEIGHT)],
+        "test": ["--split", "test", "--mining.keep_ranking", "true"],
     }
     for name, args in variants.items():
         if not (mined / name / "mining.json").exists():

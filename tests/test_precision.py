@@ -48,8 +48,8 @@ def test_a_cpu_with_amx_does_not_warn(monkeypatch):
 def test_evaluate_scores_in_the_precision_the_model_trained_in(tmp_path, monkeypatch, asked, trained, native, expected):
     import json
 
-    from unirank.cli import _scoring_precision
+    from unirank.commands.evaluate import scoring_precision
 
     monkeypatch.setattr(precision, "native_bf16", lambda device: native)
     (tmp_path / "unirank.json").write_text(json.dumps({"trained_precision": trained}))
-    assert _scoring_precision(asked, tmp_path) == expected
+    assert scoring_precision(asked, tmp_path) == expected

@@ -123,7 +123,8 @@ def test_evaluate_command_writes_a_report_with_a_comparison(repo, tmp_path, doma
     export_model(UnirankModule(model="tiny", adapter=adapter, seed=0), tmp_path / "a")
     export_model(UnirankModule(model="tiny", adapter=adapter, seed=1), tmp_path / "b")
     data = (
-        ["--beir", str(repo / "data/demo-beir"), "--k", "10", "--cache-dir", str(tmp_path / "cache")]
+        ["--beir", str(repo / "data/demo-beir"), "--first_stage.k", "10"]
+        + ["--first_stage.cache_dir", str(tmp_path / "cache")]
         if domain == "retrieval"
         else ["--preferences", str(repo / "data/demo-preferences.jsonl"), "--split", "all"]
     )

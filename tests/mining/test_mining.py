@@ -67,11 +67,11 @@ def test_mine_command_writes_tables_and_summary(repo, tmp_path):
             str(repo / "data/demo-beir"),
             "--split",
             "test",
-            "--k",
+            "--mining.k",
             "5",
-            "--negatives",
+            "--mining.negatives",
             "3",
-            "--cache-dir",
+            "--mining.cache_dir",
             str(tmp_path / "cache"),
             "--out",
             str(tmp_path / "mined"),
@@ -179,20 +179,27 @@ def test_sharded_encoding_resumes_at_the_first_missing_shard(tmp_path):
     np.testing.assert_array_equal(first, again)
 
 
-def test_every_mining_setting_is_a_mine_option():
+def test_every_mining_setting_is_a_mine_option_and_a_yaml_key(tmp_path, monkeypatch):
     from dataclasses import fields
 
-    from unirank.cli import _mining_config, _parser
-    from unirank.mining.pipeline import MiningConfig
-
-    base = ["mine", "--beir", "b", "--out", "o"]
-    assert _mining_config(_parser().parse_args(base)) == MiningConfig()  # the dataclass's own defaults
-    args = _parser().parse_args([*base, "--precision", "fp32", "--index", "hnsw", "--absolute-margin", "0.1",
-                                 "--range-min", "2", "--no-all-positive-pairs", "--batch-size", "8", "--seed", "3",
-                                 "--no-show-progress-bar", "--keep-ranking"])  # fmt: skip
-    config = _mining_config(args)
+    seen = []  # the MiningConfig the command hands to mining, which then stops
+    monkeypatch.setattr("unirank.mining.pipeline.mine_beir", lambda beir, split, config: seen.append(config) or 1 / 0)
+    base = ["mine", "--beir", "b", "--out", str(tmp_path / "o")]
+    with pytest.raises(ZeroDivisionError):
+        main(base)
+    assert seen[-1] == MiningConfig()  # the dataclass's own defaults
+    with pytest.raises(ZeroDivisionError):
+        main([*base, "--mining.precision", "fp32", "--mining.index", "hnsw", "--mining.absolute-margin", "0.1",
+              "--mining.range_min", "2", "--mining.all_positive_pairs", "false", "--mining.batch_size", "8",
+              "--mining.seed", "3", "--mining.show_progress_bar", "false",
+              "--mining.keep_ranking", "true"])  # fmt: skip
+    config = seen[-1]
     assert (config.precision, config.index, config.absolute_margin, config.range_min) == ("fp32", "hnsw", 0.1, 2)
     assert not config.all_positive_pairs and config.batch_size == 8 and config.seed == 3
     assert not config.show_progress_bar and config.keep_ranking
-    options = {a.dest for a in _parser()._subparsers._group_actions[0].choices["mine"]._actions}
-    assert {f.name for f in fields(MiningConfig)} <= options
+    every = {f.name: getattr(MiningConfig(), f.name) for f in fields(MiningConfig)}
+    every |= {"k": 9, "negatives": 2, "candidates": "top_k", "unjudged_weight": 0.5, "cache_dir": None}
+    (tmp_path / "mine.yaml").write_text(json.dumps({"split": "test", "mining": every}))  # JSON is YAML
+    with pytest.raises(ZeroDivisionError):
+        main(["mine", "--config", str(tmp_path / "mine.yaml"), "--beir", "b", "--out", str(tmp_path / "o")])
+    assert seen[-1] == MiningConfig(**every)

@@ -80,8 +80,8 @@ def cli_cases(repo):
     demo_prefs = str(repo / "data/demo-preferences.jsonl")
     return [
         (
-            "mine --k 0",
-            ["mine", "--beir", str(repo / "data/demo-beir"), "--k", "0", "--out", "{tmp}/m"],
+            "mine --mining.k 0",
+            ["mine", "--beir", str(repo / "data/demo-beir"), "--mining.k", "0", "--out", "{tmp}/m"],
             r"unirank mine: mining: k=0 must be at least 1",
         ),  # fmt: skip
         (

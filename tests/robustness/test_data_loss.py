@@ -92,7 +92,8 @@ def test_two_runs_never_write_one_folder(tmp_path):
 
 def test_a_killed_mining_write_leaves_the_old_set_whole(repo, tmp_path, monkeypatch):
     cache = str(tmp_path / "cache")
-    main(["mine", "--beir", str(repo / "data/demo-beir"), "--k", "5", "--negatives", "2", "--cache-dir", cache,
+    main(["mine", "--beir", str(repo / "data/demo-beir"), "--mining.k", "5", "--mining.negatives", "2",
+          "--mining.cache_dir", cache,
           "--out", str(tmp_path / "mined")])  # fmt: skip
     before = {p.name: p.read_bytes() for p in (tmp_path / "mined").iterdir()}
 
@@ -102,7 +103,8 @@ def test_a_killed_mining_write_leaves_the_old_set_whole(repo, tmp_path, monkeypa
 
     monkeypatch.setattr(pipeline.Tables, "write", dies_after_items)
     with pytest.raises(KeyboardInterrupt):
-        main(["mine", "--beir", str(repo / "data/demo-beir"), "--k", "7", "--negatives", "3", "--cache-dir", cache,
+        main(["mine", "--beir", str(repo / "data/demo-beir"), "--mining.k", "7", "--mining.negatives", "3",
+              "--mining.cache_dir", cache,
               "--out", str(tmp_path / "mined")])  # fmt: skip
     assert {p.name: p.read_bytes() for p in (tmp_path / "mined").iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".mined")) == []  # no leftovers

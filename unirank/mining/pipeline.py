@@ -25,17 +25,33 @@ from unirank.mining.search import IndexKind, build_index, search
 
 @dataclass
 class MiningConfig:
-    """How to mine. precision: bf16 (autocast, ~2x faster on CPU, embeddings within cosine 0.99998
-    of fp32) or fp32; k: hits searched per query; negatives: hard negatives kept per query (≤ k);
-    pairs_k: comparisons per candidate (random cycles); validation_fraction: share of queries,
-    by a stable hash, set aside as the validation split; keep_ranking: keep the top-k as retrieved
-    (positives in place, no filtering, no pairs), as evaluation needs.
-    candidates: "hard_negatives" (judged positives + `negatives` filtered hard negatives per query)
-    or "top_k" (judged positives + every one of the k hits: the lists a reranker scores, so it
-    trains and calibrates on that distribution); validation queries always get the whole top k.
-    unjudged_weight: the `label_weight` of a candidate the qrels do not judge (assumed irrelevant,
-    but some are unjudged positives) and the weight of a tie between two unjudged candidates;
-    judged candidates weigh 1."""
+    """How to mine: the bi-encoder and index that retrieve, and the candidates and comparisons kept.
+    Validation queries always get the whole top k.
+
+    Args:
+        encoder: sentence-transformers model name or path (the bi-encoder; "minilm" is the bundled all-MiniLM-L6-v2)
+        precision: encoding precision; bf16 autocast is ~2x faster where the hardware has bf16
+            (embeddings within cosine 0.99998 of fp32)
+        k: hits searched per query
+        negatives: hard negatives kept per query (at most k)
+        relative_margin: drop hits scoring at least this times the lowest positive's score (TopK-PercPos)
+        absolute_margin: drop hits scoring at least the lowest positive's score minus this
+        range_min: skip this many top ranks
+        pairs_k: comparisons per candidate (random cycles)
+        all_positive_pairs: also compare every positive with every lower-graded candidate of its query
+        validation_fraction: share of queries, by a stable hash, set aside as the validation split
+        keep_ranking: keep the top k as retrieved (positives in place, no filtering, no pairs), as evaluation needs
+        candidates: per train query, the judged positives + `negatives` filtered hard negatives
+            ("hard_negatives"), or the judged positives + every one of the k hits ("top_k": the lists a
+            reranker scores, so it trains and calibrates on that distribution)
+        unjudged_weight: label weight of a candidate the qrels do not judge (assumed irrelevant, but some
+            are unjudged positives) and of a tie between two unjudged candidates; judged ones weigh 1
+        index: FAISS index ("auto": exact below 100k vectors)
+        cache_dir: embedding cache folder (None: no cache)
+        seed: seed of the pair sampling
+        batch_size: encoding batch size
+        show_progress_bar: the encoder's progress bar
+    """
 
     encoder: str = "minilm"
     precision: Literal["bf16", "fp32"] = "bf16"

@@ -1,0 +1,156 @@
+"""Commands that build training data: mine a BEIR folder, label pairs by judges or a teacher,
+fit targets to a comparisons table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+import polars as pl
+
+from unirank.atomic import write_parquet
+from unirank.mining.pipeline import MiningConfig
+
+
+def mine(beir: Path, out: Path, split: str = "train", mining: MiningConfig = MiningConfig()) -> None:
+    """Mine candidates and labelled comparisons from a BEIR folder.
+
+    Args:
+        beir: BEIR folder (corpus.jsonl, queries.jsonl, qrels/)
+        out: mined folder to write (groups, items, comparisons, qrels, mining.json)
+        split: qrels split to mine
+        mining: how to mine (the same block as a recipe's MinedBeir `mining`)
+    """
+    from unirank.atomic import OutputError, check_output_folder
+    from unirank.data.tables import TableError
+    from unirank.mining.pipeline import mine_beir, split_qrels, write_mined
+
+    try:
+        check_output_folder(out, "mining.json", "mined folder", overwrite=True)
+        tables, summary = mine_beir(beir, split, mining)
+        write_mined(tables, summary, out, qrels=split_qrels(beir, split))
+    except (TableError, OutputError) as error:
+        raise SystemExit(f"unirank mine: {error}") from None
+    print(json.dumps(summary, indent=2))
+
+
+def calibrate(
+    comparisons: Path,
+    out: Path,
+    items: Path | None = None,
+    link: Literal["thurstone", "bradley-terry"] = "thurstone",
+    l2: float = 1.0,
+) -> None:
+    """Fit Thurstone (or Bradley-Terry) latents to a comparisons table and write the targets table.
+
+    Args:
+        comparisons: comparisons.parquet
+        out: targets.parquet to write
+        items: items.parquet, so that uncompared items get a target too
+        link: the link of the pairwise model
+        l2: prior precision of the latents
+    """
+    from unirank.fitting import fit_targets
+
+    table = _read_table(comparisons)
+    try:
+        targets, fit = fit_targets(table, items=_read_table(items) if items else None, link=link, l2=l2)
+    except ValueError as error:
+        raise SystemExit(f"unirank calibrate: {comparisons}: {error}") from None
+    if not fit.converged:
+        raise SystemExit(
+            f"unirank calibrate: {comparisons}: the fit did not converge in {fit.iterations} Newton steps; "
+            f"nothing was written to {out} (raise --l2, or check the comparisons)"
+        )
+    write_parquet(targets, out)
+    summary = {
+        "items": targets.height,
+        "groups": targets["group_id"].n_unique(),
+        "comparisons": table.height,
+        "log_likelihood": fit.log_likelihood,
+        "converged": fit.converged,
+        "newton_iterations": fit.iterations,
+        "out": str(out),
+    }
+    print(json.dumps(summary, indent=2))
+
+
+def judge_requests(tables: Path, out: Path, seed: int = 0) -> None:
+    """Write a mined folder's pairs for external judges, each pair's order randomised and recorded.
+
+    Args:
+        tables: a mined folder (groups, items, comparisons)
+        out: JSONL of requests to write
+        seed: seed of the order randomisation
+    """
+    from unirank.data.tables import TableError, read_tables
+    from unirank.mining.judges import write_judge_requests
+
+    try:
+        count = write_judge_requests(read_tables(tables), out, seed=seed)
+    except TableError as error:
+        raise SystemExit(f"unirank judge: {error}") from None
+    print(f"wrote {count} judge requests (random order recorded) → {out}")
+
+
+def judge_import(tables: Path, judgments: Path, out: Path) -> None:
+    """Read the judges' answers into labelled comparisons.
+
+    Args:
+        tables: the mined folder the requests came from
+        judgments: JSONL of {pair_id, item_a, item_b, preferred}
+        out: folder to write the labelled tables to
+    """
+    from unirank.mining.judges import read_judgments
+
+    _write_labelled(tables, lambda t: read_judgments(judgments), str(judgments), out)
+
+
+def judge_teacher(tables: Path, model: str, out: Path, trust_remote_code: bool = False) -> None:
+    """Label a mined folder's pairs with a teacher model's probabilities.
+
+    Args:
+        tables: a mined folder (groups, items, comparisons)
+        model: a unirank export or checkpoint, or a sentence-transformers CrossEncoder name or path
+        out: folder to write the labelled tables to
+        trust_remote_code: let a teacher whose backbone has its own code run it
+    """
+    from unirank.mining.judges import teacher_comparisons
+
+    _write_labelled(tables, lambda t: teacher_comparisons(t, _teacher(model, trust_remote_code)), model, out)
+
+
+def _write_labelled(folder: Path, label, source: str, out: Path) -> None:
+    """Read a mined folder, label its comparisons with `label(tables)`, validate and write them."""
+    from unirank.data.tables import TableError, Tables, read_tables, validate
+
+    try:
+        tables = read_tables(folder)
+        labelled = validate(Tables(tables.groups, tables.items, label(tables)), source)
+    except TableError as error:
+        raise SystemExit(f"unirank judge: {error}") from None
+    labelled.write(out)
+    print(f"{labelled.comparisons.height} labelled comparisons → {out}")
+
+
+def _teacher(model: str, trust_remote_code: bool = False):
+    """Logits of a unirank model (export folder or checkpoint) or of a sentence-transformers CrossEncoder."""
+    from unirank.mining.judges import cross_encoder_logits
+    from unirank.models import resolve_model_path
+
+    path = Path(model)
+    if path.suffix == ".ckpt" or (path / "unirank.json").exists():
+        from unirank.scoring import load_scorer
+
+        return load_scorer(path, trust_remote_code=trust_remote_code).scorer.score_texts
+    from sentence_transformers import CrossEncoder
+
+    return cross_encoder_logits(CrossEncoder(resolve_model_path(model), trust_remote_code=trust_remote_code))
+
+
+def _read_table(path: Path) -> pl.DataFrame:
+    try:
+        return pl.read_parquet(path)
+    except (OSError, pl.exceptions.PolarsError) as error:
+        raise SystemExit(f"unirank: cannot read {path} as parquet: {error}") from None

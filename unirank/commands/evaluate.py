@@ -1,0 +1,145 @@
+"""`unirank evaluate`: rank quality and calibration of one or two models on held-out data."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Literal
+
+from unirank.mining.pipeline import MiningConfig
+
+DEFAULT_THRESHOLDS = [0.3, 0.5, 0.7, 0.9]
+
+
+def evaluate(
+    model: str,
+    out: Path,
+    beir: Path | None = None,
+    preferences: Path | None = None,
+    steps: Path | None = None,
+    tables: Path | None = None,
+    compare: str | None = None,
+    name: str | None = None,
+    compare_name: str | None = None,
+    split: str = "test",
+    format: Literal["trl", "hh-rlhf", "pandalm"] = "trl",
+    skip_invalid: bool = False,
+    validation_fraction: float | None = None,
+    test_fraction: float | None = None,
+    thresholds: list[float] = DEFAULT_THRESHOLDS,
+    first_stage: MiningConfig = MiningConfig(),
+    precision: Literal["fp32", "bf16"] | None = None,
+    trust_remote_code: bool = False,
+) -> None:
+    """Rank quality and calibration of one model, or of two side by side; exactly one of --beir,
+    --preferences, --steps, --tables names the data.
+
+    Args:
+        model: an exported folder or a checkpoint
+        out: report folder (metrics.json, report.md, reliability.png)
+        beir: retrieval: a BEIR folder; the first stage's top k are reranked
+        preferences: preferences: a JSONL/JSON file (see --format)
+        steps: process: PRMBench-shaped step-wise solutions (JSONL)
+        tables: a folder of canonical tables (groups, items, comparisons)
+        compare: a second model, reported side by side (e.g. the stage-1 checkpoint)
+        name: display name of --model
+        compare_name: display name of --compare
+        split: split to evaluate (the BEIR qrels split, or a group split; "all")
+        format: preferences file format
+        skip_invalid: preferences (trl): skip bad rows, counted and named, instead of stopping
+        validation_fraction: group split fraction (default: the reader's, as in training)
+        test_fraction: group split fraction (default: the reader's, as in training)
+        thresholds: precision and recall of σ(score) > t (retrieval; spread across queries) or
+            P(a ≻ b) > t (preferences; spread across categories) at each t
+        first_stage: --beir: the bi-encoder retrieval whose top k is reranked (as `unirank mine`'s --mining)
+        precision: scoring precision (default: the model's training precision where this machine
+            runs it natively, else fp32)
+        trust_remote_code: let a model whose backbone has its own code run it
+    """
+    from unirank.data.readers import read_beir
+    from unirank.data.sources import Preferences, StepSolutions, TablesDir
+    from unirank.data.tables import TableError
+    from unirank.evaluation.process import evaluate_process
+    from unirank.evaluation.report import evaluate_preferences, evaluate_retrieval, list_qrels, write_report
+    from unirank.scoring import load_scorer
+
+    given = [source for source in (beir, preferences, steps, tables) if source is not None]
+    if len(given) != 1:
+        raise SystemExit("unirank evaluate: name the data by one of --beir, --preferences, --steps, --tables")
+    source = given[0]
+    names = [name or Path(model).name] + ([compare_name or Path(compare).name] if compare else [])
+    if len(set(names)) < len(names):  # two folders with one last component: name them by their paths
+        names = [name or str(model), compare_name or str(compare)]
+    if len(set(names)) < len(names):
+        raise SystemExit(f"unirank evaluate: both models are named {names[0]!r}; name them with --name, --compare_name")
+    bf16 = scoring_precision(precision, model) == "bf16"
+    predictors = {names[0]: load_scorer(model, bf16, trust_remote_code)}
+    if compare:
+        predictors[names[1]] = load_scorer(compare, bf16, trust_remote_code)
+    fractions = {
+        key: value
+        for key, value in (("validation_fraction", validation_fraction), ("test_fraction", test_fraction))
+        if value is not None
+    }
+    cuts = tuple(thresholds)
+    try:
+        if beir:
+            from unirank.mining.pipeline import mine_beir
+
+            ranked, _ = mine_beir(beir, split, replace(first_stage, keep_ranking=True))
+            report = evaluate_retrieval(predictors, ranked, read_beir(beir, split).qrels, thresholds=cuts)
+        else:
+            if steps:
+                loaded, domain = StepSolutions(str(steps), **fractions).load(), "process"
+            elif preferences:
+                reader = Preferences(str(preferences), format=format, skip_invalid=skip_invalid, **fractions)
+                loaded, domain = reader.load(), "preferences"
+            else:
+                loaded, domain = TablesDir(str(tables)).load(), next(iter(predictors.values())).scorer.adapter.domain
+            part = choose_split(loaded, split, "evaluate", source)
+            if domain == "process":
+                report = evaluate_process(predictors, part)
+            elif domain == "retrieval":
+                report = evaluate_retrieval(predictors, part, list_qrels(part, tables), thresholds=cuts)
+            else:
+                report = evaluate_preferences(predictors, part, thresholds=cuts)
+    except (TableError, ValueError) as error:
+        raise SystemExit(f"unirank evaluate: {error}") from None
+    print(write_report(report, out))
+    print(f"report: {out}/metrics.json, {out}/reliability.png")
+
+
+def choose_split(tables, split: str, command: str, source: Path):
+    """The split to evaluate ("all": every group); an empty one is an input error that says which
+    splits there are."""
+    if split == "all":
+        return tables
+    part = tables.split(split)
+    if part.groups.height == 0:
+        counts = dict(tables.groups.group_by("split").len().iter_rows())
+        raise SystemExit(
+            f"unirank {command}: {source}: the {split!r} split is empty (groups per split: {counts}); "
+            "choose --split, or set --validation_fraction / --test_fraction as in training"
+        )
+    return part
+
+
+def scoring_precision(asked: str | None, model: str | Path) -> str:
+    """The precision asked for, else the one the model trained in (an export's unirank.json records
+    it: bf16 for a bf16-mixed fit) where this machine runs it natively, else fp32."""
+    if asked is not None:
+        return asked
+    info = Path(model) / "unirank.json"
+    trained = json.loads(info.read_text()).get("trained_precision") if info.is_file() else None
+    if not str(trained or "").startswith("bf16"):
+        return "fp32"
+    import torch
+
+    from unirank.precision import native_bf16
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if native_bf16(device):
+        return "bf16"
+    print(f"{model} trained in bf16, but this {device.upper()} has no native bf16: scoring in fp32 (faster here)")
+    return "fp32"

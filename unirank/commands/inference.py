@@ -1,0 +1,194 @@
+"""Commands on a trained model: export it, score rows, select among candidates, prune chains."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+
+def export(checkpoint: Path, out_dir: Path, overwrite: bool = False, trust_remote_code: bool = False) -> None:
+    """Export a checkpoint for transformers / sentence-transformers (σ of the logit is the calibrated probability).
+
+    Args:
+        checkpoint: a unirank checkpoint (.ckpt)
+        out_dir: folder to write the model to
+        overwrite: replace an earlier unirank export in out_dir
+        trust_remote_code: let a backbone with its own code run it (the checkpoint was trained with it)
+    """
+    from unirank.atomic import OutputError
+    from unirank.export import export_checkpoint
+
+    try:
+        print(f"exported to {export_checkpoint(checkpoint, out_dir, overwrite, trust_remote_code)}")
+    except OutputError as error:
+        raise SystemExit(f"unirank export: {error}") from None
+
+
+def score(model: str, input: Path, out: Path, trust_remote_code: bool = False) -> None:
+    """Score a JSONL of {context, candidate} rows: probability, standard error, lower bound (and the
+    fused score where a row gives its first_stage_score and the model has a fusion weight).
+
+    Args:
+        model: an exported folder or a checkpoint
+        input: JSONL of {"context": ..., "candidate": ...} rows
+        out: JSONL to write: each row with its scores
+        trust_remote_code: let a model whose backbone has its own code run it
+    """
+    from unirank.atomic import atomic_path
+    from unirank.data.readers import iter_jsonl
+    from unirank.scoring import load_scorer
+
+    scorer = load_scorer(model, trust_remote_code=trust_remote_code)
+    rows = []
+    for line, record in iter_jsonl(input):
+        if not isinstance(record.get("context"), (str, list)) or not isinstance(record.get("candidate"), str):
+            raise SystemExit(f"unirank score: {input}, line {line}: needs 'context' and 'candidate' strings")
+        rows.append(record)
+    if not rows:
+        raise SystemExit(f"unirank score: {input}: no rows to score")
+    scored = scorer.predict_with_uncertainty([(r["context"], r["candidate"]) for r in rows])
+    fused = [None] * len(rows)
+    if scorer.fusion_weight is not None and any("first_stage_score" in r for r in rows):
+        bad = next((i for i, r in enumerate(rows) if not isinstance(r.get("first_stage_score"), (int, float))), None)
+        if bad is not None:
+            raise SystemExit(f"unirank score: {input}, row {bad + 1}: 'first_stage_score' must be a number in all rows")
+        fused = scorer.fuse([s["score"] for s in scored], [r["first_stage_score"] for r in rows]).tolist()
+    with atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+        for record, scores, rank_score in zip(rows, scored, fused):
+            extra = {} if rank_score is None else {"fused_score": rank_score}
+            handle.write(json.dumps({**record, **scores, **extra}, ensure_ascii=False) + "\n")
+    print(f"scored {len(rows)} rows → {out}")
+
+
+def select(
+    model: str,
+    input: Path,
+    out: Path,
+    threshold: float | None = None,
+    conservative: bool = False,
+    precision: Literal["fp32", "bf16"] = "fp32",
+    trust_remote_code: bool = False,
+) -> None:
+    """Best-of-n and rejection sampling: per prompt, the best candidate with its probability, and
+    those with P(good) ≥ threshold.
+
+    Args:
+        model: an exported folder or a checkpoint
+        input: JSONL of {"context": ..., "candidates": [...]} rows
+        out: JSONL to write: each row with its scores, kept and best
+        threshold: keep the candidates with P(good) ≥ this (rejection sampling)
+        conservative: compare the 95 % lower bound of P with the threshold, not P
+        precision: scoring precision
+        trust_remote_code: let a model whose backbone has its own code run it
+    """
+    from unirank.atomic import atomic_path, check_output_file
+    from unirank.data.readers import iter_jsonl
+    from unirank.scoring import load_scorer
+    from unirank.selection import select_candidates, selection_summary
+
+    if threshold is not None and not 0.0 < threshold < 1.0:
+        raise SystemExit(f"unirank select: --threshold {threshold} must be a probability in (0, 1)")
+    check_output_file(out)
+    rows = []
+    for line, record in iter_jsonl(input):
+        candidates = record.get("candidates")
+        if not isinstance(record.get("context"), (str, list)) or not (
+            isinstance(candidates, list) and candidates and all(isinstance(c, str) for c in candidates)
+        ):
+            raise SystemExit(
+                f"unirank select: {input}, line {line}: needs a 'context' and a non-empty 'candidates' list of strings"
+            )
+        rows.append(record)
+    if not rows:
+        raise SystemExit(f"unirank select: {input}: no rows")
+    scorer = load_scorer(model, precision == "bf16", trust_remote_code)
+    if conservative and scorer.posterior is None:
+        raise SystemExit(f"unirank select: --conservative needs a head posterior, and {model} has none")
+    flat = [(r["context"], c) for r in rows for c in r["candidates"]]
+    scored, start, selections = scorer.predict_with_uncertainty(flat), 0, []
+    for record in rows:
+        own = scored[start : start + len(record["candidates"])]
+        start += len(own)
+        chosen = select_candidates(own, threshold, scorer.pairwise_link, conservative)
+        selections.append({**record, "scores": own, **chosen})
+    with atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(s, ensure_ascii=False) + "\n" for s in selections)
+    print(f"{selection_summary(selections, threshold)} → {out}")
+
+
+def prune(
+    model: str,
+    steps: Path,
+    out: Path,
+    split: str = "test",
+    validation_fraction: float = 0.1,
+    test_fraction: float = 0.2,
+    threshold: float | None = None,
+    keep: float = 0.95,
+    conservative: bool = False,
+    precision: Literal["fp32", "bf16"] = "fp32",
+    trust_remote_code: bool = False,
+) -> None:
+    """Process models: stop each chain at its first step with P(correct) < threshold; report the
+    correct steps kept, the wrong chains stopped early and the tokens not generated.
+
+    Args:
+        model: an exported process model or its checkpoint
+        steps: PRMBench-shaped step-wise solutions (JSONL)
+        out: JSON report to write: the figures and each solution's stop
+        split: split to prune (train, validation, test, all)
+        validation_fraction: group split fraction, as in training
+        test_fraction: group split fraction, as in training
+        threshold: stop below this P(correct); default: chosen on the validation split
+        keep: the chosen threshold keeps this share of the correct solutions' steps
+        conservative: stop when the 95 % lower bound of P(correct) is below the threshold
+        precision: scoring precision
+        trust_remote_code: let a model whose backbone has its own code run it
+    """
+    from unirank.atomic import atomic_path, check_output_file
+    from unirank.commands.evaluate import choose_split
+    from unirank.data.sources import StepSolutions
+    from unirank.pruning import choose_threshold, prefix_probabilities, prune_at, pruning_report
+    from unirank.scoring import load_scorer
+
+    if threshold is not None and not 0.0 < threshold < 1.0:
+        raise SystemExit(f"unirank prune: --threshold {threshold} must be a probability in (0, 1)")
+    if not 0.0 < keep <= 1.0:
+        raise SystemExit(f"unirank prune: --keep {keep} must be a share in (0, 1]")
+    check_output_file(out)  # before minutes of scoring, not after
+    scorer = load_scorer(model, trust_remote_code=trust_remote_code).scorer
+    if scorer.adapter.domain != "process":
+        raise SystemExit(f"unirank prune: {model} is a {scorer.adapter.domain} model, not a process model")
+    if conservative and scorer.head_posterior is None:
+        raise SystemExit(f"unirank prune: --conservative needs a head posterior, and {model} has none")
+    tables = StepSolutions(str(steps), validation_fraction, test_fraction).load()
+
+    def scored(part_name: str):
+        part = choose_split(tables, part_name, "prune", steps)
+        items = part.items
+        problems, solutions = part.item_contexts(), items["steps"].to_list()
+        probabilities = prefix_probabilities(scorer, problems, solutions, precision == "bf16", conservative)
+        tokens = [[len(scorer.tokenizer(step, add_special_tokens=False)["input_ids"]) for step in s] for s in solutions]
+        return items, probabilities, items["step_labels"].to_list(), tokens
+
+    chosen_on = "the command line"
+    if threshold is None:
+        _, probabilities, labels, _ = scored("validation")
+        threshold, chosen_on = choose_threshold(probabilities, labels, keep=keep), f"validation (keep ≥ {keep})"
+    items, probabilities, labels, tokens = scored(split)
+    report = {"threshold_chosen_on": chosen_on, "split": split, "solutions": items.height}
+    report["probability"] = "one-sided 95 % lower bound" if conservative else "sigmoid(logit)"
+    report |= pruning_report(probabilities, labels, tokens, threshold)
+    stops = [
+        {"group_id": g, "item_id": i, "stop_at_step": None if s is None else s + 1}
+        for g, i, s in zip(items["group_id"], items["item_id"], (prune_at(p, threshold) for p in probabilities))
+    ]
+    with atomic_path(out) as tmp:
+        tmp.write_text(json.dumps({**report, "solutions_stopped": stops}, indent=2) + "\n")
+    print(
+        f"threshold {threshold:.2f} (from {chosen_on}) on {items.height} {split} solutions: "
+        f"{report['correct_steps_kept']:.1%} of the correct solutions' steps kept, "
+        f"{report['wrong_stopped_before_end']:.1%} of the {report['wrong_solutions']} wrong solutions stopped before "
+        f"their end, {report['tokens_saved']:,} tokens ({report['tokens_saved_share']:.1%}) not generated → {out}"
+    )
