@@ -53,13 +53,6 @@ def _child_env() -> dict[str, str]:
     return {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore", "TOKENIZERS_PARALLELISM": "false"}
 
 
-def run_child(code: str) -> dict:
-    """Run `code` in a fresh Python process (offline, warnings off; its stderr shown) and parse the
-    JSON object it prints last on stdout."""
-    out = subprocess.run([sys.executable, "-c", code], check=True, stdout=subprocess.PIPE, text=True, env=_child_env())
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def run_module(module: str, *args: str, env: dict[str, str] | None = None) -> dict:
     """Run `python -m module args` in a fresh process from the repository root (offline, warnings
     off, `env` added; its stderr shown) and parse the JSON object it prints last on stdout."""
@@ -67,6 +60,11 @@ def run_module(module: str, *args: str, env: dict[str, str] | None = None) -> di
     environment = {**_child_env(), **(env or {})}
     out = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True, env=environment, cwd=ROOT)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_measurement(name: str, **options) -> dict:
+    """`benchmarks.child_runs` NAME with these keyword options, in a fresh process (see run_module)."""
+    return run_module("benchmarks.child_runs", name, *[word for k, v in options.items() for word in (f"--{k}", str(v))])
 
 
 def run_timed(command: list[str]) -> float:
@@ -94,16 +92,16 @@ def fit_command(config: str, data: list[str], max_length: int, lr: float, epochs
     )  # fmt: skip
 
 
-def train_once(folder: Path, recipe: list[str] | str, reuse: bool) -> float:
-    """Train a contender: run `recipe` (a command, or Python code for run_child that prints
-    {"train_s": ...}) and record it with its time in folder/train.json. With reuse, a folder whose
-    train.json holds the same recipe is not trained again. Returns the training wall time (s)."""
+def train_once(folder: Path, recipe: list[str], reuse: bool) -> float:
+    """Train a contender: run the command `recipe` and record it with its time in folder/train.json.
+    With reuse, a folder whose train.json holds the same recipe is not trained again.
+    Returns the training wall time (s)."""
     record = folder / "train.json"
     previous = json.loads(record.read_text()) if reuse and record.exists() else None
     if previous is not None and previous["recipe"] == recipe:
         print(f"reusing {folder} (trained with the same recipe)")
         return previous["train_s"]
-    seconds = run_timed(recipe) if isinstance(recipe, list) else run_child(recipe)["train_s"]
+    seconds = run_timed(recipe)
     folder.mkdir(parents=True, exist_ok=True)
     record.write_text(json.dumps({"recipe": recipe, "train_s": seconds}, indent=1) + "\n")
     return seconds

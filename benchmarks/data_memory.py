@@ -25,37 +25,7 @@ import numpy as np
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import ROOT, run_child, write_results  # noqa: E402
-
-CHILD = """
-import json, sys, time
-sys.path.insert(0, {root!r})
-from benchmarks.common import peak_rss_mb
-from transformers import AutoTokenizer
-from unirank.adapters import RetrievalAdapter
-from unirank.data.datamodule import UnirankDataModule
-from unirank.data.sources import TablesDir
-from unirank.models import resolve_model_path
-
-def anon_mb():
-    for line in open("/proc/self/status"):
-        if line.startswith("RssAnon:"):
-            return int(line.split()[1]) / 1024
-
-tokenizer = AutoTokenizer.from_pretrained(resolve_model_path("minilm"))
-start = time.perf_counter()
-data = UnirankDataModule(TablesDir({path!r}, memory_map={mapped}, cache_dir={cache!r}), batch_groups=8)
-data.attach(tokenizer, RetrievalAdapter(max_length=128))
-data.setup("fit")
-setup_s = time.perf_counter() - start
-start = time.perf_counter()
-for i, batch in enumerate(data.train_dataloader()):
-    if i + 1 >= {batches}:
-        break
-batches_per_s = {batches} / (time.perf_counter() - start)
-print(json.dumps({{"setup_s": setup_s, "batches_per_s": batches_per_s, "peak_rss_mb": peak_rss_mb(),
-                  "anon_rss_mb": anon_mb()}}))
-"""
+from benchmarks.common import run_measurement, write_results  # noqa: E402
 
 
 def write_tables(n_items: int, directory: Path) -> float:
@@ -107,10 +77,10 @@ def main() -> None:
             text_mb = write_tables(n, Path(tmp) / str(n))
             for mapped in (False, True):
                 point = {"items": n, "text_mb": text_mb, "memory_map": mapped}
-                settings = dict(root=str(ROOT), path=str(Path(tmp) / str(n)), mapped=mapped, cache=tmp + "/cache")
+                settings = dict(path=str(Path(tmp) / str(n)), mapped=mapped, cache=tmp + "/cache")
                 if mapped:  # the one-time conversion to the mapped Arrow file, in its own process
-                    point["convert_peak_rss_mb"] = run_child(CHILD.format(**settings, batches=1))["peak_rss_mb"]
-                point |= run_child(CHILD.format(**settings, batches=200))
+                    point["convert_peak_rss_mb"] = run_measurement("data_path", **settings, batches=1)["peak_rss_mb"]
+                point |= run_measurement("data_path", **settings, batches=200)
                 points.append(point)
                 print(
                     f"{n:>9,} items ({text_mb:7.0f} MB text) {'mapped' if mapped else 'memory':>7}: "

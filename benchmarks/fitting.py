@@ -25,7 +25,7 @@ import numpy as np
 from scipy.special import expit, log_expit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import ROOT, run_child, write_results  # noqa: E402
+from benchmarks.common import run_measurement, write_results  # noqa: E402
 
 
 def synthetic(n_items: int, n_comparisons: int, seed: int = 0):
@@ -91,29 +91,9 @@ def against_choix(n_items, n_comparisons, alpha, repeats_unirank, repeats_choix)
     }
 
 
-SCALE_CHILD = """
-import json, sys, time
-sys.path.insert(0, {root!r})
-from benchmarks.common import peak_rss_mb
-from benchmarks.fitting import synthetic
-from unirank.fitting import fit_bradley_terry, fit_thurstone
-fit = {{"thurstone": fit_thurstone, "bradley-terry": fit_bradley_terry}}[{link!r}]
-winners, losers = synthetic({n}, {m}, seed={seed})
-before = peak_rss_mb()
-start = time.perf_counter()
-result = fit(winners, losers, n_items={n})
-seconds = time.perf_counter() - start
-peak = peak_rss_mb()
-print(json.dumps({{"seconds": seconds, "peak_rss_mb": peak, "rss_before_fit_mb": before,
-                  "converged": result.converged, "newton_iterations": result.iterations,
-                  "cg_iterations": result.cg_iterations}}))
-"""
-
-
 def at_scale(link, n_items, n_comparisons, repeats):
     runs = [
-        run_child(SCALE_CHILD.format(root=str(ROOT), link=link, n=n_items, m=n_comparisons, seed=seed))
-        for seed in range(repeats)
+        run_measurement("fit_bt_drawn", link=link, n=n_items, m=n_comparisons, seed=seed) for seed in range(repeats)
     ]
     median = statistics.median(r["seconds"] for r in runs)
     peak = max(r["peak_rss_mb"] for r in runs)

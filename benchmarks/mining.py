@@ -23,92 +23,16 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import ROOT, run_child, write_results  # noqa: E402
-
-UNIRANK_CHILD = """
-import json, sys, time
-sys.path.insert(0, {root!r})
-from benchmarks.common import peak_rss_mb
-import sentence_transformers  # imported before the clock starts, as in the ST child
-from unirank.mining.pipeline import MiningConfig, mine_beir
-start = time.perf_counter()
-config = MiningConfig(k={k}, negatives={negatives}, relative_margin=0.95, all_positive_pairs=False,
-                      precision={precision!r}, cache_dir={cache!r}, show_progress_bar=False)
-tables, summary = mine_beir({beir!r}, "train", config)
-seconds = time.perf_counter() - start
-negatives = {{}}
-for group, doc, label in tables.items.select("group_id", "item_id", "label").iter_rows():
-    if label == 0.0:
-        negatives.setdefault(group, []).append(doc)
-print(json.dumps({{"seconds": seconds, "peak_rss_mb": peak_rss_mb(),
-                  "recall": summary["recall@{k}"], "timings": summary["timings_s"], "negatives": negatives}}))
-"""
-
-ST_CHILD = """
-import json, sys, time
-sys.path.insert(0, {root!r})
-from benchmarks.common import peak_rss_mb
-from datasets import Dataset
-from sentence_transformers import SentenceTransformer
-from sentence_transformers.util import mine_hard_negatives
-from unirank.data.readers import read_beir
-from unirank.models import resolve_model_path
-start = time.perf_counter()
-beir = read_beir({beir!r}, "train")
-queries = [q for q in sorted(beir.qrels) if sum(g > 0 for g in beir.qrels[q].values()) == 1]
-rows = {{"query": [beir.queries[q] for q in queries],
-         "positive": [beir.corpus[next(d for d, g in beir.qrels[q].items() if g > 0)] for q in queries]}}
-model = SentenceTransformer(resolve_model_path("minilm"))
-mined = mine_hard_negatives(Dataset.from_dict(rows), model, corpus=list(beir.corpus.values()), range_max={k},
-                            relative_margin=0.05, num_negatives={negatives}, sampling_strategy="top",
-                            use_faiss=True, output_format="n-tuple", batch_size=64, verbose=False)
-seconds = time.perf_counter() - start
-text_to_id = {{text: doc for doc, text in beir.corpus.items()}}
-query_id = {{beir.queries[q]: q for q in queries}}
-negatives = {{}}
-for row in mined:  # rows without enough negatives are dropped by ST: match by the query text, not position
-    negatives[query_id[row["query"]]] = [text_to_id[row[f"negative_{{i}}"]] for i in range(1, {negatives} + 1)
-                                         if row.get(f"negative_{{i}}")]
-print(json.dumps({{"seconds": seconds, "peak_rss_mb": peak_rss_mb(),
-                  "queries": len(queries), "rows_out": len(mined), "negatives": negatives}}))
-"""
-
-INDEX_CHILD = """
-import json, sys, time
-import numpy as np
-sys.path.insert(0, {root!r})
-from benchmarks.common import peak_rss_mb
-from unirank.mining.search import build_index, search
-rng = np.random.default_rng(0)
-base, queries = np.load({docs!r}), np.load({queries!r})
-copies = -(-{n} // len(base))
-docs = np.concatenate([base + 0.01 * rng.normal(size=base.shape).astype(np.float32) for _ in range(copies)])[:{n}]
-docs /= np.linalg.norm(docs, axis=1, keepdims=True)
-before = peak_rss_mb()
-start = time.perf_counter(); index = build_index(docs, {kind!r}); build = time.perf_counter() - start
-after_build = peak_rss_mb()
-start = time.perf_counter()
-scores, rows = search(index, queries, 100, batch_size=256)
-seconds = time.perf_counter() - start
-np.save({out!r}, rows)
-print(json.dumps({{"kind": index.kind, "params": index.params, "build_s": build, "search_s": seconds,
-                  "rss_before_mb": before, "rss_after_build_mb": after_build,
-                  "peak_rss_mb": peak_rss_mb()}}))
-"""
+from benchmarks.common import ROOT, run_measurement, write_results  # noqa: E402
 
 
 def versus_sentence_transformers(beir: str, k: int, negatives: int) -> dict:
     with tempfile.TemporaryDirectory() as cache:
-        st = run_child(ST_CHILD.format(root=str(ROOT), beir=beir, k=k, negatives=negatives))
-        same = run_child(
-            UNIRANK_CHILD.format(root=str(ROOT), beir=beir, k=k, negatives=negatives, cache=cache, precision="fp32")
-        )
-        first = run_child(
-            UNIRANK_CHILD.format(root=str(ROOT), beir=beir, k=k, negatives=negatives, cache=cache, precision="bf16")
-        )
-        second = run_child(
-            UNIRANK_CHILD.format(root=str(ROOT), beir=beir, k=k, negatives=negatives, cache=cache, precision="bf16")
-        )
+        st = run_measurement("mine_st", beir=beir, k=k, negatives=negatives)
+        ours = dict(beir=beir, k=k, negatives=negatives, cache=cache)
+        same = run_measurement("mine_unirank", **ours, precision="fp32")
+        first = run_measurement("mine_unirank", **ours, precision="bf16")
+        second = run_measurement("mine_unirank", **ours, precision="bf16")
 
     def agreement(ours: dict) -> tuple[float, int, int]:
         shared = [q for q in ours if q in st["negatives"]]
@@ -183,10 +107,8 @@ def index_scaling(beir: str, sizes: list[int]) -> list[dict]:
             results = {}
             for kind in ("flat", "hnsw", "ivf"):
                 out = f"{tmp}/{kind}-{n}.npy"
-                results[kind] = run_child(
-                    INDEX_CHILD.format(
-                        root=str(ROOT), n=n, kind=kind, out=out, docs=f"{tmp}/docs.npy", queries=f"{tmp}/queries.npy"
-                    )
+                results[kind] = run_measurement(
+                    "index_copies", docs=f"{tmp}/docs.npy", queries=f"{tmp}/queries.npy", n=n, kind=kind, out=out
                 )
                 results[kind]["rows"] = np.load(out)
             exact = results["flat"]["rows"]

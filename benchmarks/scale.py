@@ -19,51 +19,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import ROOT, run_child, write_results  # noqa: E402
-
-MINING_CHILD = """
-import json, sys, time
-import numpy as np
-sys.path.insert(0, {root!r})
-from benchmarks.common import peak_rss_mb
-from unirank.mining.search import build_index, search
-rng = np.random.default_rng(0)
-centres = rng.normal(size=(2000, 384)).astype(np.float32)
-docs = centres[rng.integers(0, 2000, {n})] + 0.5 * rng.normal(size=({n}, 384)).astype(np.float32)
-docs /= np.linalg.norm(docs, axis=1, keepdims=True)
-queries = docs[rng.choice({n}, 1000, replace=False)] + 0.05 * rng.normal(size=(1000, 384)).astype(np.float32)
-queries /= np.linalg.norm(queries, axis=1, keepdims=True)
-data_mb = peak_rss_mb()
-start = time.perf_counter(); index = build_index(docs, {kind!r}); build = time.perf_counter() - start
-start = time.perf_counter()
-_, rows = search(index, queries, 100, batch_size=256)
-seconds = time.perf_counter() - start
-np.save({out!r}, rows)
-print(json.dumps({{"n": {n}, "kind": {kind!r}, "params": index.params, "build_s": build, "search_s": seconds,
-                  "rss_after_data_mb": data_mb,
-                  "peak_rss_mb": peak_rss_mb()}}))
-"""
-
-FIT_CHILD = """
-import json, sys, time
-import numpy as np
-from scipy.special import ndtr
-sys.path.insert(0, {root!r})
-from benchmarks.common import peak_rss_mb
-from unirank.fitting import fit_thurstone
-rng = np.random.default_rng(0)
-n, m = {m} // 10, {m}
-true = rng.standard_normal(n)
-a = rng.integers(0, n, m); b = (a + rng.integers(1, n, m)) % n
-won = rng.random(m) < ndtr(true[a] - true[b])
-winners, losers = np.where(won, a, b), np.where(won, b, a)
-del a, b, won
-data_mb = peak_rss_mb()
-start = time.perf_counter(); result = fit_thurstone(winners, losers, n_items=n); seconds = time.perf_counter() - start
-print(json.dumps({{"comparisons": m, "items": n, "seconds": seconds, "converged": result.converged,
-                  "rss_after_data_mb": data_mb,
-                  "peak_rss_mb": peak_rss_mb()}}))
-"""
+from benchmarks.common import run_measurement, write_results  # noqa: E402
 
 
 def mining_curve(sizes: list[int]) -> list[dict]:
@@ -75,7 +31,7 @@ def mining_curve(sizes: list[int]) -> list[dict]:
             exact = None
             for kind in ("flat", "ivf"):
                 out = f"{tmp}/{kind}-{n}.npy"
-                row = run_child(MINING_CHILD.format(root=str(ROOT), n=n, kind=kind, out=out))
+                row = run_measurement("index_clustered", n=n, kind=kind, out=out)
                 hits = np.load(out)
                 exact = hits if kind == "flat" else exact
                 row["recall@100_vs_exact"] = float(np.mean([len(set(x) & set(y)) / 100 for x, y in zip(hits, exact)]))
@@ -92,7 +48,7 @@ def mining_curve(sizes: list[int]) -> list[dict]:
 def fit_curve(sizes: list[int]) -> list[dict]:
     rows = []
     for m in sizes:
-        row = run_child(FIT_CHILD.format(root=str(ROOT), m=m))
+        row = run_measurement("fit_thurstone_drawn", m=m)
         rows.append(row)
         print(
             f"  fit M={m:>11,}  {row['seconds']:7.2f} s  peak RSS {row['peak_rss_mb']:6.0f} MB"

@@ -29,64 +29,11 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import RESULTS, ROOT, run_child, run_module, write_results  # noqa: E402
-
-CHILD = """
-import json, statistics, sys, time
-import numpy as np, torch
-sys.path.insert(0, {root!r})
-from benchmarks.common import peak_rss_mb
-from unirank.adapters import RetrievalAdapter
-from unirank.adapters.base import Batch, pad_chunks
-from unirank.data.readers import read_beir
-from unirank.fitting import sample_cycle_pairs
-from unirank.losses import bradley_terry_loss
-from unirank.module import UnirankModule
-
-torch.manual_seed(0)
-beir = read_beir({scifact!r}, "train")
-docs = list(beir.corpus.values())
-queries = [beir.queries[q] for q in sorted(beir.qrels)]
-module = UnirankModule(model="minilm", adapter=RetrievalAdapter(max_length=128), chunk_size=16)
-module.scorer.train()
-optimizer = torch.optim.AdamW(module.parameters(), lr=2e-5)
-rng = np.random.default_rng(0)
-pairs = torch.as_tensor(sample_cycle_pairs(16, k=8, seed=0))
-
-def step(i):
-    query = queries[i % len(queries)]
-    chosen = [docs[j] for j in rng.integers(0, len(docs), 16)]
-    if {method!r} == "group":
-        encoded = module.adapter.encode(module.tokenizer, [query] * 16, chosen)
-        a, b = pairs[:, 0], pairs[:, 1]
-    else:  # pair-wise: 8 comparisons, sides encoded separately: [a0..a7, b0..b7]
-        encoded = module.adapter.encode(module.tokenizer, [query] * 16, chosen)
-        a, b = torch.arange(8), torch.arange(8, 16)
-    chunks, order = pad_chunks(encoded, module.tokenizer.pad_token_id, 16)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        scores = module.scorer.score_batch(Batch(chunks, order)).items
-    p = torch.ones(len(a))
-    loss = bradley_terry_loss(scores, a, b, p, torch.ones(len(a)))
-    optimizer.zero_grad()
-    loss.backward()
-    optimizer.step()
-    return len(a)
-
-times = []
-for i in range({steps} + 1):
-    start = time.perf_counter()
-    comparisons = step(i)
-    if i:
-        times.append(time.perf_counter() - start)
-median = statistics.median(times)
-print(json.dumps({{"method": {method!r}, "comparisons_per_step": comparisons, "sequences_per_step": 16,
-                  "median_step_s": median, "comparisons_per_s": comparisons / median,
-                  "peak_rss_mb": peak_rss_mb()}}))
-"""
+from benchmarks.common import RESULTS, ROOT, run_measurement, run_module, write_results  # noqa: E402
 
 
 def run(method: str, scifact: str, steps: int) -> dict:
-    return run_child(CHILD.format(root=str(ROOT), scifact=scifact, method=method, steps=steps))
+    return run_measurement("group_step", method=method, scifact=scifact, steps=steps)
 
 
 def interleaved(baseline: str, contender: str, measure, label: str, unit: str, rounds: int) -> dict[str, list[dict]]:
