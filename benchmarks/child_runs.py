@@ -205,54 +205,35 @@ def index_clustered(n: int, kind: str, out: str) -> dict:
     }
 
 
-def fit_bt_drawn(link: str, n: int, m: int, seed: int) -> dict:
-    """The Thurstone or Bradley-Terry fit of m hard comparisons among n items, outcomes drawn from
-    BT on N(0, 1) scores (`benchmarks.fitting.synthetic`)."""
-    from benchmarks.fitting import synthetic
+def fit_drawn(link: str, n: int, m: int, seed: int, outcomes: str) -> dict:
+    """The Thurstone or Bradley-Terry fit (`link`) of m hard comparisons between random pairs of n
+    items, outcomes drawn from the `outcomes` model ("thurstone" or "bradley-terry") on N(0, 1)
+    scores; the memory before the fit is the data's."""
+    import numpy as np
+    from scipy.special import expit, ndtr
+
     from unirank.fitting import fit_bradley_terry, fit_thurstone
 
-    fit = {"thurstone": fit_thurstone, "bradley-terry": fit_bradley_terry}[link]
-    winners, losers = synthetic(n, m, seed=seed)
-    before = peak_rss_mb()
-    start = time.perf_counter()
-    result = fit(winners, losers, n_items=n)
-    seconds = time.perf_counter() - start
-    return {
-        "seconds": seconds,
-        "peak_rss_mb": peak_rss_mb(),
-        "rss_before_fit_mb": before,
-        "converged": result.converged,
-        "newton_iterations": result.iterations,
-        "cg_iterations": result.cg_iterations,
-    }
-
-
-def fit_thurstone_drawn(m: int) -> dict:
-    """The Thurstone fit of m hard comparisons among m / 10 items, outcomes drawn from the
-    Thurstone model on N(0, 1) scores."""
-    import numpy as np
-    from scipy.special import ndtr
-
-    from unirank.fitting import fit_thurstone
-
-    rng = np.random.default_rng(0)
-    n = m // 10
+    rng = np.random.default_rng(seed)
     true = rng.standard_normal(n)
     a = rng.integers(0, n, m)
     b = (a + rng.integers(1, n, m)) % n
-    won = rng.random(m) < ndtr(true[a] - true[b])
+    won = rng.random(m) < {"thurstone": ndtr, "bradley-terry": expit}[outcomes](true[a] - true[b])
     winners, losers = np.where(won, a, b), np.where(won, b, a)
     del a, b, won
     data_mb = peak_rss_mb()
+    fit = {"thurstone": fit_thurstone, "bradley-terry": fit_bradley_terry}[link]
     start = time.perf_counter()
-    result = fit_thurstone(winners, losers, n_items=n)
+    result = fit(winners, losers, n_items=n)
     seconds = time.perf_counter() - start
     return {
         "comparisons": m,
         "items": n,
         "seconds": seconds,
         "converged": result.converged,
-        "rss_after_data_mb": data_mb,
+        "newton_iterations": result.iterations,
+        "cg_iterations": result.cg_iterations,
+        "rss_before_fit_mb": data_mb,
         "peak_rss_mb": peak_rss_mb(),
     }
 
@@ -299,8 +280,7 @@ RUNS = {
         mine_st,
         index_copies,
         index_clustered,
-        fit_bt_drawn,
-        fit_thurstone_drawn,
+        fit_drawn,
         data_path,
     )
 }

@@ -92,9 +92,8 @@ def against_choix(n_items, n_comparisons, alpha, repeats_unirank, repeats_choix)
 
 
 def at_scale(link, n_items, n_comparisons, repeats):
-    runs = [
-        run_measurement("fit_bt_drawn", link=link, n=n_items, m=n_comparisons, seed=seed) for seed in range(repeats)
-    ]
+    drawn = dict(link=link, n=n_items, m=n_comparisons, outcomes="bradley-terry")  # as `synthetic` draws them
+    runs = [run_measurement("fit_drawn", **drawn, seed=seed) for seed in range(repeats)]
     median = statistics.median(r["seconds"] for r in runs)
     peak = max(r["peak_rss_mb"] for r in runs)
     print(f"  {link:14s} N={n_items:,} M={n_comparisons:,}: median {median:.1f} s, peak RSS {peak:.0f} MB", flush=True)

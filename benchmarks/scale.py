@@ -48,11 +48,11 @@ def mining_curve(sizes: list[int]) -> list[dict]:
 def fit_curve(sizes: list[int]) -> list[dict]:
     rows = []
     for m in sizes:
-        row = run_measurement("fit_thurstone_drawn", m=m)
+        row = run_measurement("fit_drawn", link="thurstone", n=m // 10, m=m, seed=0, outcomes="thurstone")
         rows.append(row)
         print(
             f"  fit M={m:>11,}  {row['seconds']:7.2f} s  peak RSS {row['peak_rss_mb']:6.0f} MB"
-            f" (data {row['rss_after_data_mb']:.0f} MB)",
+            f" (data {row['rss_before_fit_mb']:.0f} MB)",
             flush=True,
         )
     return rows

@@ -17,7 +17,8 @@ def test_every_measurement_takes_options_the_dispatcher_can_convert():
 
 
 def test_a_measurement_runs_from_its_command_line_and_prints_one_json_line(capsys, tmp_path):
-    child_runs.main(["fit_thurstone_drawn", "--m", "2000"])
+    child_runs.main(["fit_drawn", "--link", "thurstone", "--n", "200", "--m", "2000", "--seed", "0",
+                     "--outcomes", "thurstone"])  # fmt: skip
     fit = json.loads(capsys.readouterr().out)
     assert fit["converged"] and (fit["comparisons"], fit["items"]) == (2000, 200) and fit["peak_rss_mb"] > 0
     child_runs.main(["index_clustered", "--n", "3000", "--kind", "flat", "--out", str(tmp_path / "hits.npy")])
