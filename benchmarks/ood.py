@@ -1,0 +1,151 @@
+"""Can a trained reward model tell inputs unlike its training data? Per response, a few signals of
+"this input is unlike what the model trained on", each read as a detector of the shifted set:
+its AUROC (the probability that a shifted response scores higher than an in-distribution test
+response), with a 95 % bootstrap interval that resamples prompts within each set.
+
+Signals: the head posterior's logit standard error (what `unirank score` reports); low |logit|;
+on the head's input features and on the backbone's final hidden states mean-pooled over the input:
+the Mahalanobis distance to the training sample (covariance shrunk 10 % towards its mean variance)
+and the cosine distance to the nearest training response.
+
+    python benchmarks/ood.py --model DIR --data FILE --format F --shifted FILE --shifted-format F
+        [--items 1000] [--validation-fraction 0.1 --test-fraction 0.3] [--name NAME]
+
+The training sample: up to --items responses of the data's train split (the split the model
+trained on, by the same fractions); in distribution: its test split; shifted: the other file's
+test split. Writes benchmarks/results/ood-<name>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.stats import rankdata
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.common import write_results  # noqa: E402
+from unirank.adapters.base import pad_chunks  # noqa: E402
+from unirank.data.sources import Preferences  # noqa: E402
+from unirank.scoring import load_scorer  # noqa: E402
+
+
+def responses(path: str, fmt: str, split: str, fractions: tuple[float, float], limit: int | None):
+    """(contexts, texts, prompt ids) of a split's responses; at most `limit`, drawn at random (seed 0)."""
+    tables = Preferences(path, fmt, *fractions).load().split(split)
+    contexts, texts, groups = tables.item_contexts(), tables.items["text"].to_list(), tables.items["group_id"].to_list()
+    rows = np.arange(len(texts))
+    if limit and len(rows) > limit:
+        rows = np.sort(np.random.default_rng(0).choice(len(rows), limit, replace=False))
+    return [contexts[i] for i in rows], [texts[i] for i in rows], np.asarray([groups[i] for i in rows])
+
+
+def read_model(predictor, contexts: list, texts: list) -> dict[str, np.ndarray]:
+    """Logits, the head's input features and the final hidden states mean-pooled over each input."""
+    scorer = predictor.scorer
+    logits, features = predictor.score_texts_with_features(contexts, texts)
+    chunks, order = pad_chunks(scorer.encode(contexts, texts), scorer.tokenizer.pad_token_id, 32)
+    pooled = []
+    with torch.no_grad():
+        for chunk in chunks:
+            inputs = {k: v for k, v in chunk.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+            hidden = scorer.model(**inputs, output_hidden_states=True).hidden_states[-1]
+            mask = inputs["attention_mask"].unsqueeze(-1).float()
+            pooled.append(((hidden * mask).sum(1) / mask.sum(1)).numpy())
+    in_order = np.empty((len(order), pooled[0].shape[1]), dtype=np.float32)
+    in_order[np.asarray(order)] = np.concatenate(pooled)  # the chunks hold encoded[order]
+    return {"logits": logits, "features": features, "pooled": in_order}
+
+
+def mahalanobis(train: np.ndarray, x: np.ndarray, shrink: float = 0.1) -> np.ndarray:
+    mean = train.mean(0)
+    covariance = np.cov(train - mean, rowvar=False)
+    covariance = (1 - shrink) * covariance + shrink * np.trace(covariance) / len(covariance) * np.eye(len(covariance))
+    centred = x - mean
+    return np.einsum("ij,jk,ik->i", centred, np.linalg.inv(covariance), centred)
+
+
+def nearest_cosine_distance(train: np.ndarray, x: np.ndarray) -> np.ndarray:
+    unit = lambda v: v / np.linalg.norm(v, axis=1, keepdims=True)  # noqa: E731
+    return 1 - (unit(x) @ unit(train).T).max(axis=1)
+
+
+def auroc(shifted: np.ndarray, inside: np.ndarray) -> float:
+    """P(a shifted response's signal > an in-distribution one's), ties counted half (Mann-Whitney)."""
+    ranks = rankdata(np.concatenate([inside, shifted]))  # ties get their average rank
+    n_in, n_out = len(inside), len(shifted)
+    return float((ranks[n_in:].sum() - n_out * (n_out + 1) / 2) / (n_in * n_out))
+
+
+def grouped_auroc(
+    shifted: np.ndarray, shifted_groups, inside: np.ndarray, inside_groups, resamples: int = 1000
+) -> dict:
+    """AUROC with a 95 % interval from resampling the prompts of each set (with replacement)."""
+    members = [[np.flatnonzero(groups == g) for g in np.unique(groups)] for groups in (shifted_groups, inside_groups)]
+    rng = np.random.default_rng(0)
+    values = []
+    for _ in range(resamples):
+        rows = [np.concatenate([m[i] for i in rng.integers(0, len(m), len(m))]) for m in members]
+        values.append(auroc(shifted[rows[0]], inside[rows[1]]))
+    return {"auroc": auroc(shifted, inside), "interval": np.percentile(values, [2.5, 97.5]).tolist()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--format", required=True)
+    parser.add_argument("--shifted", required=True)
+    parser.add_argument("--shifted-format", required=True)
+    parser.add_argument("--items", type=int, default=1000, help="training responses sampled (and shifted ones)")
+    parser.add_argument("--validation-fraction", type=float, default=0.1)
+    parser.add_argument("--test-fraction", type=float, default=0.3)
+    parser.add_argument("--name", default="pandalm-model")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    predictor = load_scorer(args.model)
+    fractions = (args.validation_fraction, args.test_fraction)
+    sets = {
+        "train": responses(args.data, args.format, "train", fractions, args.items),
+        "inside": responses(args.data, args.format, "test", fractions, None),
+        "shifted": responses(args.shifted, args.shifted_format, "test", fractions, args.items),
+    }
+    read = {name: read_model(predictor, contexts, texts) for name, (contexts, texts, _) in sets.items()}
+    train = read["train"]
+    signals = {
+        "head posterior: logit standard error": lambda r: np.sqrt(predictor.posterior.item_variance(r["features"])),
+        "low |logit|": lambda r: -np.abs(r["logits"]),
+        "head features: Mahalanobis distance": lambda r: mahalanobis(train["features"], r["features"]),
+        "head features: cosine distance to the nearest training response": lambda r: nearest_cosine_distance(
+            train["features"], r["features"]
+        ),
+        "final hidden states (mean-pooled): Mahalanobis distance": lambda r: mahalanobis(train["pooled"], r["pooled"]),
+        "final hidden states (mean-pooled): cosine distance to the nearest training response": lambda r: (
+            nearest_cosine_distance(train["pooled"], r["pooled"])
+        ),
+    }
+    rows = {}
+    for name, signal in signals.items():
+        rows[name] = grouped_auroc(
+            signal(read["shifted"]), sets["shifted"][2], signal(read["inside"]), sets["inside"][2]
+        )
+        low, high = rows[name]["interval"]
+        print(f"{name:90s} AUROC {rows[name]['auroc']:.3f} [{low:.3f}, {high:.3f}]")
+    report = {
+        "benchmark": "ood",
+        "machine": f"{platform.platform()}, 2 CPU cores, no GPU",
+        "model": args.model,
+        "data": {"train and inside": args.data, "shifted": args.shifted},
+        "responses": {name: len(texts) for name, (_, texts, _) in sets.items()},
+        "prompts": {name: len(np.unique(groups)) for name, (_, _, groups) in sets.items()},
+        "auroc": rows,
+    }
+    write_results(f"ood-{args.name}", False, report)
+
+
+if __name__ == "__main__":
+    main()
