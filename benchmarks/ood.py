@@ -6,7 +6,8 @@ response), with a 95 % bootstrap interval that resamples prompts within each set
 Signals: the head posterior's logit standard error (what `unirank score` reports); low |logit|;
 on the head's input features and on the backbone's final hidden states mean-pooled over the input:
 the Mahalanobis distance to the training sample (covariance shrunk 10 % towards its mean variance)
-and the cosine distance to the nearest training response.
+and the cosine distance to the nearest training response (on the pooled states: `unirank.novelty`,
+what `unirank score` reports as novelty).
 
     python benchmarks/ood.py --model DIR --data FILE --format F --shifted FILE --shifted-format F
         [--items 1000] [--validation-fraction 0.1 --test-fraction 0.3] [--name NAME]
@@ -29,8 +30,8 @@ from scipy.stats import rankdata
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import write_results  # noqa: E402
-from unirank.adapters.base import pad_chunks  # noqa: E402
 from unirank.data.sources import Preferences  # noqa: E402
+from unirank.novelty import fit_reference  # noqa: E402
 from unirank.scoring import load_scorer  # noqa: E402
 
 
@@ -45,20 +46,10 @@ def responses(path: str, fmt: str, split: str, fractions: tuple[float, float], l
 
 
 def read_model(predictor, contexts: list, texts: list) -> dict[str, np.ndarray]:
-    """Logits, the head's input features and the final hidden states mean-pooled over each input."""
-    scorer = predictor.scorer
-    logits, features = predictor.score_texts_with_features(contexts, texts)
-    chunks, order = pad_chunks(scorer.encode(contexts, texts), scorer.tokenizer.pad_token_id, 32)
-    pooled = []
-    with torch.no_grad():
-        for chunk in chunks:
-            inputs = {k: v for k, v in chunk.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
-            hidden = scorer.model(**inputs, output_hidden_states=True).hidden_states[-1]
-            mask = inputs["attention_mask"].unsqueeze(-1).float()
-            pooled.append(((hidden * mask).sum(1) / mask.sum(1)).numpy())
-    in_order = np.empty((len(order), pooled[0].shape[1]), dtype=np.float32)
-    in_order[np.asarray(order)] = np.concatenate(pooled)  # the chunks hold encoded[order]
-    return {"logits": logits, "features": features, "pooled": in_order}
+    """Logits, the head's input features and the backbone's pooled final states (one pass)."""
+    encoded = predictor.scorer.encode(contexts, texts)
+    logits, features, states = predictor.scorer.score_encoded_with_features(encoded, states=True)
+    return {"logits": logits, "features": features, "pooled": states}
 
 
 def mahalanobis(train: np.ndarray, x: np.ndarray, shrink: float = 0.1) -> np.ndarray:
@@ -124,8 +115,8 @@ def main() -> None:
             train["features"], r["features"]
         ),
         "final hidden states (mean-pooled): Mahalanobis distance": lambda r: mahalanobis(train["pooled"], r["pooled"]),
-        "final hidden states (mean-pooled): cosine distance to the nearest training response": lambda r: (
-            nearest_cosine_distance(train["pooled"], r["pooled"])
+        "final hidden states (mean-pooled): cosine distance to the nearest training response (unirank's novelty)": (
+            lambda r: fit_reference(train["pooled"]).novelty(r["pooled"])
         ),
     }
     rows = {}

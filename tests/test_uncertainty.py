@@ -1,5 +1,6 @@
-"""Uncertainty per score: the head posterior is fitted when training ends, travels with checkpoints
-and exports, and `Predictor` / `unirank score` report a standard error and a conservative probability."""
+"""Uncertainty per score: the head posterior and the novelty reference are fitted when training ends,
+travel with checkpoints and exports, and `Predictor` / `unirank score` report a standard error, a
+conservative probability and how novel each input is."""
 
 import json
 
@@ -13,8 +14,15 @@ from unirank.data.datamodule import UnirankDataModule
 from unirank.data.sources import Preferences
 from unirank.export import export_model
 from unirank.module import Calibration, Schedule, UnirankModule
+from unirank.novelty import NOVELTY_FILE
 from unirank.scoring import load_scorer
-from unirank.uncertainty import POSTERIOR_FILE, posterior_from_state, posterior_state
+from unirank.uncertainty import (
+    POSTERIOR_FILE,
+    posterior_from_state,
+    posterior_state,
+    restore_uncertainty,
+    uncertainty_state,
+)
 
 from .conftest import REPO
 
@@ -149,3 +157,33 @@ def test_select_refuses_bad_rows_and_a_bad_threshold(trained, tmp_path):
         main(["select", "--model", str(tmp_path / "model"), "--input", str(rows), "--threshold", "1.5",
               "--out", str(tmp_path / "o.jsonl")])  # fmt: skip
     assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_the_reference_is_fitted_with_the_posterior_and_travels_with_checkpoints_and_exports(trained, tmp_path):
+    module, data = trained
+    reference = module.scorer.novelty
+    assert reference is not None and len(reference.states) == data.datasets["train"].n_items  # the demo: all sampled
+    state = uncertainty_state(module.scorer)
+    copy = UnirankModule(model="tiny", adapter=ChatAdapter(max_length=64))
+    restore_uncertainty(copy.scorer, state)
+    np.testing.assert_array_equal(copy.scorer.novelty.states, reference.states)
+    export_model(module, tmp_path / "model")
+    assert (tmp_path / "model" / NOVELTY_FILE).exists()
+    assert json.loads((tmp_path / "model/unirank.json").read_text())["novelty"]["references"] == len(reference.states)
+    loaded = load_scorer(tmp_path / "model")
+    np.testing.assert_allclose(loaded.scorer.novelty.states, reference.states)
+    train = data.tables.split("train")
+    seen = list(zip(train.item_contexts()[:3], train.items["text"].to_list()[:3]))
+    rows = loaded.predict_with_uncertainty(seen + [("Qu'est-ce que la photosynthèse ?", "ζ ∂ ∫ 42 ⊕ ☃ ☃ ☃")])
+    assert all(r["novelty"] == pytest.approx(0.0, abs=1e-5) for r in rows[:3])  # training inputs are references
+    assert rows[3]["novelty"] > max(r["novelty"] for r in rows[:3]) and rows[3]["novelty_percentile"] > 0
+
+
+def test_score_command_reports_novelty(trained, tmp_path):
+    module, _ = trained
+    export_model(module, tmp_path / "model")
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("".join(json.dumps({"context": c, "candidate": t}) + "\n" for c, t in PAIRS))
+    main(["score", "--model", str(tmp_path / "model"), "--input", str(rows), "--out", str(tmp_path / "s.jsonl")])
+    scored = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
+    assert all(0 <= r["novelty"] <= 2 and 0 <= r["novelty_percentile"] <= 1 for r in scored)

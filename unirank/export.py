@@ -19,6 +19,7 @@ import unirank
 from unirank import adapters
 from unirank.atomic import FolderLock, atomic_path, check_output_folder
 from unirank.module import Calibration, Schedule, UnirankModule
+from unirank.novelty import NOVELTY_FILE, save_reference
 from unirank.scorer import RemoteCodeError
 from unirank.uncertainty import POSTERIOR_FILE, save_posterior
 
@@ -70,9 +71,15 @@ def export_model(
             "uncertainty": None if module.scorer.head_posterior is None else {
                 **module.scorer.head_posterior.info, "file": POSTERIOR_FILE
             },
+            "novelty": None if module.scorer.novelty is None else {
+                "method": "cosine distance of the backbone's mean-pooled final state to the nearest reference",
+                "references": len(module.scorer.novelty.states), "file": NOVELTY_FILE,
+            },
         }  # fmt: skip
         if module.scorer.head_posterior is not None:
             save_posterior(module.scorer.head_posterior, tmp)
+        if module.scorer.novelty is not None:
+            save_reference(module.scorer.novelty, tmp)
         (tmp / "unirank.json").write_text(json.dumps(info, indent=2) + "\n")
     return out_dir
 

@@ -30,7 +30,7 @@ from unirank.training.callbacks import AttachEncoder, FinalFits, PointwiseTarget
 from unirank.training.optimisation import adamw_with_warmup
 from unirank.training.settings import Calibration, Schedule, pairwise_reading
 from unirank.training.validation import ValidationMetrics
-from unirank.uncertainty import posterior_from_state, posterior_state
+from unirank.uncertainty import restore_uncertainty, uncertainty_state
 
 __all__ = ["Calibration", "Schedule", "UnirankModule"]
 
@@ -185,15 +185,13 @@ class UnirankModule(L.LightningModule):
             "config": json.dumps(self.config()),
             "stage": self.stage,
             "final_calibration": self.scorer.final_calibration,
-            "head_posterior": None
-            if self.scorer.head_posterior is None
-            else posterior_state(self.scorer.head_posterior),
+            **uncertainty_state(self.scorer),
             "targets": None if self.targets is None else self.targets.to_dict(as_series=False),
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint.get("unirank", {})
         self.scorer.final_calibration = state.get("final_calibration")
-        self.scorer.head_posterior = posterior_from_state(state.get("head_posterior"))
+        restore_uncertainty(self.scorer, state)
         if state.get("targets") is not None:
             self.set_targets(pl.DataFrame(state["targets"]))

@@ -112,7 +112,8 @@ class Scorer(nn.Module):
 
     Holds the backbone with its scalar head, the tokenizer, the domain adapter, and what training
     learnt about its scores: `final_calibration` (the fit folded into the head, as unirank.json
-    records it), `head_posterior` (a `fitting.laplace.HeadPosterior`, or None) and `pairwise_reading`
+    records it), `head_posterior` (a `fitting.laplace.HeadPosterior`, or None), `novelty` (a
+    `novelty.NoveltyReference` of training inputs' backbone states, or None) and `pairwise_reading`
     (how two of its logits read as P(a ≻ b): "thurstone" after the pointwise stage on Thurstone
     targets, else "bradley-terry"). chunk_size: sequences per forward pass when scoring lists.
     """
@@ -122,6 +123,7 @@ class Scorer(nn.Module):
         self.model, self.tokenizer, self.adapter, self.chunk_size = model, tokenizer, adapter, chunk_size
         self.final_calibration: dict | None = None
         self.head_posterior = None
+        self.novelty = None
         self.pairwise_reading = "bradley-terry"
         self.sequences_encoded = 0
 
@@ -172,11 +174,12 @@ class Scorer(nn.Module):
 
     @torch.no_grad()
     def _score(
-        self, batch: Batch, bf16: bool = False, features: bool = False
-    ) -> tuple[BatchScores, torch.Tensor | None]:
+        self, batch: Batch, bf16: bool = False, features: bool = False, states: bool = False
+    ) -> tuple[BatchScores, torch.Tensor | None, torch.Tensor | None]:
         """score_batch in eval mode (the training mode is restored); bf16: under bfloat16 autocast
         (about 2x faster where the hardware has bf16, logits within ~1e-2); features: also the final
-        layer's input of every item (process inputs: of every step, in the order of `steps`)."""
+        layer's input of every item (process inputs: of every step, in the order of `steps`);
+        states: also the backbone's pooled final state of every item's input (`capturing_states`)."""
         device = self.device
         if bf16:
             warn_if_emulated_bf16(device.type, "fp32 (--precision fp32, bf16=False)")
@@ -186,23 +189,33 @@ class Scorer(nn.Module):
             # nullcontext, not autocast(enabled=False): a caller's own autocast stays in force
             precision = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
             capture = self.capturing_head_inputs() if features else contextlib.nullcontext()
-            with precision, capture as captured:
+            capture_states = self.capturing_states() if states else contextlib.nullcontext()
+            with precision, capture as captured, capture_states as pooled:
                 out = self.score_batch(batch)
-            if not features:
-                return out, None
-            if out.steps is not None:  # one feature per step, in out.steps' order
-                inputs = torch.cat(captured)
-                if batch.sources is None:
-                    return out, inputs
-                return out, _unit_features(inputs, out, batch)
-            in_order = torch.empty_like(sorted_features := torch.cat(captured))
-            in_order[batch.order.to(in_order.device)] = sorted_features
-            return out, in_order if batch.sources is None else in_order[batch.sources.to(in_order.device)]
+            return out, self._item_features(captured, out, batch), self._in_batch_order(pooled, batch)
         finally:
             self.train(was_training)
 
-    def _score_encoded(self, encoded: list, bf16: bool = False, features: bool = False):
-        return self._score(Batch.of(encoded, self.tokenizer.pad_token_id, self.chunk_size), bf16, features)
+    def _item_features(self, captured: list | None, out: BatchScores, batch: Batch) -> torch.Tensor | None:
+        """The captured head inputs per item (per step where the batch scores steps and no units)."""
+        if captured is None:
+            return None
+        if out.steps is None:
+            return self._in_batch_order(captured, batch)
+        inputs = torch.cat(captured)  # one feature per step, in out.steps' order
+        return inputs if batch.sources is None else _unit_features(inputs, out, batch)
+
+    @staticmethod
+    def _in_batch_order(captured: list | None, batch: Batch) -> torch.Tensor | None:
+        """Rows captured chunk by chunk (sorted by length) put back in batch order, then read per unit."""
+        if captured is None:
+            return None
+        in_order = torch.empty_like(sorted_rows := torch.cat(captured))
+        in_order[batch.order.to(in_order.device)] = sorted_rows
+        return in_order if batch.sources is None else in_order[batch.sources.to(in_order.device)]
+
+    def _score_encoded(self, encoded: list, bf16: bool = False, features: bool = False, states: bool = False):
+        return self._score(Batch.of(encoded, self.tokenizer.pad_token_id, self.chunk_size), bf16, features, states)
 
     def score_encoded(self, encoded: list, bf16: bool = False) -> np.ndarray:
         """Scores of already-encoded inputs (`Adapter.encode`), in eval mode, chunk by chunk."""
@@ -210,15 +223,17 @@ class Scorer(nn.Module):
             return np.zeros(0)
         return self._score_encoded(encoded, bf16)[0].items.cpu().numpy().astype(np.float64)
 
-    def score_encoded_with_features(self, encoded: list, bf16: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, the final layer's input of each item): what the head posterior reads."""
-        out, features = self._score_encoded(encoded, bf16, features=True)
-        return out.items.cpu().numpy().astype(np.float64), features.cpu().numpy().astype(np.float64)
+    def score_encoded_with_features(self, encoded: list, bf16: bool = False, states: bool = False) -> tuple:
+        """(scores, the final layer's input of each item): what the head posterior reads; states:
+        also each input's pooled final state, what novelty reads."""
+        out, features, pooled = self._score_encoded(encoded, bf16, features=True, states=states)
+        readings = (out.items.cpu().numpy().astype(np.float64), features.cpu().numpy().astype(np.float64))
+        return readings + ((pooled.cpu().numpy(),) if states else ())
 
     def score_encoded_steps(self, encoded: list, bf16: bool = False, features: bool = False) -> tuple:
         """Process inputs: (solution scores, one array of step logits per solution), eval mode; with
         features, also one (steps × width) array of the final layer's inputs per solution."""
-        out, step_features = self._score_encoded(encoded, bf16, features)
+        out, step_features, _ = self._score_encoded(encoded, bf16, features)
         owner, steps = out.step_owner.cpu().numpy(), out.steps.cpu().numpy().astype(np.float64)
         solutions = out.items.cpu().numpy().astype(np.float64)
         per_solution = [steps[owner == i] for i in range(len(encoded))]
@@ -236,25 +251,28 @@ class Scorer(nn.Module):
         """r for each (context, candidate), formatted by the adapter."""
         return self.score_encoded(self.encode(contexts, candidates), bf16)
 
-    def score_rows(self, dataset, rows: np.ndarray, block: int = 4096, features: bool = False):
+    def score_rows(self, dataset, rows: np.ndarray, block: int = 4096, features: bool = False, states: bool = False):
         """Scores of a data set's items at these rows (`GroupDataset.scoring_batch`: a step item is
         read from its solution's input), `block` at a time; NaN for a step that truncation cut.
-        features: (scores, the final layer's input of each item, NaN rows where cut)."""
+        features: (scores, the final layer's input of each item, NaN rows where cut); states: and
+        each item's input's pooled final state (NaN rows where cut)."""
         rows = np.asarray(rows, dtype=np.int64)
-        scores, inputs = np.full(len(rows), np.nan), None
+        scores, extras = np.full(len(rows), np.nan), [None, None]
         for start in range(0, len(rows), block):
             batch, kept = dataset.scoring_batch(
                 rows[start : start + block], self.tokenizer.pad_token_id, self.chunk_size
             )
             if not len(kept):
                 continue
-            out, extra = self._score(batch, features=features)
+            out, *readings = self._score(batch, features=features or states, states=states)
             at = start + np.flatnonzero(np.isin(rows[start : start + block], kept))
             scores[at] = out.items.cpu().numpy()
-            if features:
-                inputs = np.full((len(rows), extra.shape[1]), np.nan) if inputs is None else inputs
-                inputs[at] = extra.cpu().numpy()
-        return (scores, inputs if inputs is not None else np.zeros((len(rows), 0))) if features else scores
+            for k, reading in enumerate(readings):
+                if reading is not None:
+                    extras[k] = np.full((len(rows), reading.shape[1]), np.nan) if extras[k] is None else extras[k]
+                    extras[k][at] = reading.cpu().numpy()
+        wanted = [e if e is not None else np.zeros((len(rows), 0)) for e in extras[: 2 if states else 1]]
+        return (scores, *wanted) if features or states else scores
 
     def score_positions(self, rows: torch.Tensor, cols: torch.Tensor, **inputs: torch.Tensor) -> torch.Tensor:
         """The scalar head applied at token (rows[i], cols[i]) of the batch: one logit per position.
@@ -311,6 +329,27 @@ class Scorer(nn.Module):
         handle = self.final_layer().register_forward_hook(
             lambda layer, inputs, output: captured.append(inputs[0].detach().float())
         )
+        try:
+            yield captured
+        finally:
+            handle.remove()
+
+    @contextlib.contextmanager
+    def capturing_states(self):
+        """Collect the backbone's final hidden states mean-pooled over each input's tokens (float32,
+        detached) in the yielded list, one tensor per forward pass: what novelty reads."""
+        captured: list[torch.Tensor] = []
+
+        def pool(module, args, kwargs, output):
+            hidden = output.last_hidden_state if hasattr(output, "last_hidden_state") else output[0]
+            mask = kwargs.get("attention_mask")
+            if mask is None or mask.dim() != 2:
+                captured.append(hidden.detach().float().mean(1))
+                return
+            weight = mask.unsqueeze(-1).to(hidden.dtype)
+            captured.append(((hidden * weight).sum(1) / weight.sum(1).clamp(min=1)).detach().float())
+
+        handle = self.model.base_model.register_forward_hook(pool, with_kwargs=True)
         try:
             yield captured
         finally:

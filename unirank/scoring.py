@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from unirank.novelty import load_reference
 from unirank.scorer import Scorer, load_backbone
 from unirank.uncertainty import item_uncertainty, load_posterior
 
@@ -50,11 +51,20 @@ class Predictor:
 
     def predict_with_uncertainty(self, pairs: list[tuple[str | list, str]]) -> list[dict]:
         """predict() with, where the model has a head posterior, the logit's and the probability's
-        standard errors and a conservative probability (the one-sided 95 % lower bound)."""
-        if self.posterior is None:
+        standard errors and a conservative probability (the one-sided 95 % lower bound), and where
+        it has a novelty reference, how unlike its training inputs each input is: `novelty` and
+        `novelty_percentile` (`unirank.novelty`), from the same forward pass."""
+        reference = self.scorer.novelty
+        if self.posterior is None and reference is None:
             return [{"score": r, "probability": p} for r, p in self.predict(pairs)]
-        logits, features = self.score_texts_with_features(*_columns(pairs))
-        extra = item_uncertainty(self.posterior, logits, features)
+        encoded = self.scorer.encode(*_columns(pairs))
+        if not encoded:
+            return []
+        logits, features, states = self.scorer.score_encoded_with_features(encoded, self.bf16, states=True)
+        extra = {} if self.posterior is None else item_uncertainty(self.posterior, logits, features)
+        if reference is not None:
+            novelty = reference.novelty(states)
+            extra |= {"novelty": novelty, "novelty_percentile": reference.percentile(novelty)}
         rows = [{"score": float(r), "probability": float(1 / (1 + np.exp(-r)))} for r in logits]
         return [{**row, **{k: float(v[i]) for k, v in extra.items()}} for i, row in enumerate(rows)]
 
@@ -94,6 +104,7 @@ def load(path: str | Path, trust_remote_code: bool = False) -> Scorer:
     scorer.final_calibration = info["calibration"].get("final_fit")
     scorer.pairwise_reading = info["calibration"].get("pairwise_reading", "bradley-terry")
     scorer.head_posterior = load_posterior(path, info.get("uncertainty"))
+    scorer.novelty = load_reference(path) if info.get("novelty") else None
     return scorer.eval()
 
 

@@ -1,10 +1,11 @@
 """Uncertainty per score from one trained model: the head posterior, fitted when training ends.
 
-`fit_head_posterior` scores a sample of the training split once more (the final layer's inputs and
-the calibrated logits), builds the curvature of the data's likelihood and fits the last-layer
-Laplace posterior (math: `unirank.fitting.laplace`). It is saved next to an export as
-`head_posterior.safetensors` (the export stays a plain model; unirank reads the side file) and in
-checkpoints.
+`fit_uncertainty` scores a sample of the training split once more (the final layer's inputs, the
+calibrated logits and the backbone's pooled states), builds the curvature of the data's likelihood
+and fits the last-layer Laplace posterior (math: `unirank.fitting.laplace`), and keeps the states as
+the novelty reference (`unirank.novelty`). Both are saved next to an export as side files
+(`head_posterior.safetensors`, `novelty_reference.safetensors`: the export stays a plain model;
+unirank reads them) and in checkpoints.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 
 from unirank.fitting.laplace import HeadPosterior, curvature, fit_posterior
+from unirank.novelty import NoveltyReference, fit_reference, reference_from_state, reference_state
 
 POSTERIOR_FILE = "head_posterior.safetensors"
 Z_ONE_SIDED_95 = 1.6449
@@ -31,16 +33,19 @@ def sample_rows(dataset, max_items: int, seed: int) -> np.ndarray:
     return np.sort(dataset.with_steps(np.concatenate(rows)))
 
 
-def fit_head_posterior(scorer, dataset, max_items: int = 2048, seed: int = 0, block: int = 1024):
-    """The head posterior of a `Scorer` on (a sample of) the training split, or None without a
-    split. It reads the items whose score is one input of the final layer: a process solution,
-    whose score aggregates its steps, is read through its steps (items of their own) alone."""
+def fit_uncertainty(
+    scorer, dataset, max_items: int = 2048, seed: int = 0, block: int = 1024
+) -> tuple[HeadPosterior | None, NoveltyReference | None]:
+    """The head posterior of a `Scorer` on (a sample of) the training split and the novelty
+    reference of the same sample, from one pass; (None, None) without a split. The posterior reads
+    the items whose score is one input of the final layer: a process solution, whose score
+    aggregates its steps, is read through its steps (items of their own) alone."""
     if dataset is None or dataset.n_items == 0:
-        return None
+        return None, None
     rows = sample_rows(dataset, max_items, seed)
-    logits, features = scorer.score_rows(dataset, rows, block, features=True)
+    logits, features, states = scorer.score_rows(dataset, rows, block, states=True)
     readable = ~np.isnan(features).any(axis=1) & ~np.isnan(logits)
-    rows, logits, features = rows[readable], logits[readable], features[readable]
+    rows, logits, features, states = rows[readable], logits[readable], features[readable], states[readable]
     local = np.full(dataset.n_items, -1)
     local[rows] = np.arange(len(rows))
     kept = (local[dataset.comp_a] >= 0) & (local[dataset.comp_b] >= 0)
@@ -57,7 +62,8 @@ def fit_head_posterior(scorer, dataset, max_items: int = 2048, seed: int = 0, bl
         f"training split: {len(rows)} of {dataset.n_items} items, {int(kept.sum())} of "
         f"{len(dataset.comp_a)} comparisons, {labelled_sample} of {labelled_total} labels (scaled to the split)"
     )
-    return _posterior(scorer, hessian, features, fitted_on, f"{len(rows)} training items")
+    posterior = _posterior(scorer, hessian, features, fitted_on, f"{len(rows)} training items")
+    return posterior, fit_reference(states)
 
 
 def _posterior(scorer, hessian, features, fitted_on: str, over: str) -> HeadPosterior:
@@ -76,6 +82,21 @@ def _posterior(scorer, hessian, features, fitted_on: str, over: str) -> HeadPost
         f"well-determined directions; logit standard error median {np.median(spread):.3f} over {over}"
     )
     return posterior
+
+
+def uncertainty_state(scorer) -> dict:
+    """A scorer's head posterior and novelty reference as plain data for a checkpoint."""
+    posterior, reference = scorer.head_posterior, scorer.novelty
+    return {
+        "head_posterior": None if posterior is None else posterior_state(posterior),
+        "novelty": None if reference is None else reference_state(reference),
+    }
+
+
+def restore_uncertainty(scorer, state: dict) -> None:
+    """Put a checkpoint's head posterior and novelty reference back (None where it has none)."""
+    scorer.head_posterior = posterior_from_state(state.get("head_posterior"))
+    scorer.novelty = reference_from_state(state.get("novelty"))
 
 
 def posterior_state(posterior: HeadPosterior) -> dict:

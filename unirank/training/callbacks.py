@@ -9,7 +9,7 @@ import lightning as L
 from unirank.progress import ProgressLines
 from unirank.training import targets
 from unirank.training.final_calibration import calibrate_on
-from unirank.uncertainty import fit_head_posterior
+from unirank.uncertainty import fit_uncertainty
 
 
 class TrainingProgress(L.Callback):
@@ -63,7 +63,8 @@ class PointwiseTargets(L.Callback):
 
 class FinalFits(L.Callback):
     """When training ends: the final calibration on the validation split (`calibration.final:
-    platt`), then the head posterior on the training split (`calibration.uncertainty: laplace`)."""
+    platt`), then the head posterior and the novelty reference on the training split
+    (`calibration.uncertainty: laplace`)."""
 
     def on_train_end(self, trainer: L.Trainer, module) -> None:
         if trainer.sanity_checking:
@@ -72,6 +73,6 @@ class FinalFits(L.Callback):
         if calibration.final == "platt":
             calibrate_on(module.scorer, datasets.get("validation"), module.pairwise_reading)
         if calibration.uncertainty == "laplace":
-            module.scorer.head_posterior = fit_head_posterior(
+            module.scorer.head_posterior, module.scorer.novelty = fit_uncertainty(
                 module.scorer, datasets.get("train"), calibration.uncertainty_items, module.seed
             )
