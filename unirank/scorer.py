@@ -254,8 +254,8 @@ class Scorer(nn.Module):
     def score_rows(self, dataset, rows: np.ndarray, block: int = 4096, features: bool = False, states: bool = False):
         """Scores of a data set's items at these rows (`GroupDataset.scoring_batch`: a step item is
         read from its solution's input), `block` at a time; NaN for a step that truncation cut.
-        features: (scores, the final layer's input of each item, NaN rows where cut); states: and
-        each item's input's pooled final state (NaN rows where cut)."""
+        features: (scores, the final layer's input of each item, NaN rows where cut); states:
+        (scores, those inputs, the pooled final state of each item's input, NaN rows where cut)."""
         rows = np.asarray(rows, dtype=np.int64)
         scores, extras = np.full(len(rows), np.nan), [None, None]
         for start in range(0, len(rows), block):
