@@ -13,7 +13,7 @@ import json
 import sys
 import time
 
-from benchmarks.common import peak_rss_mb
+from benchmarks.common import anonymous_rss_mb, peak_rss_mb
 
 
 def group_step(method: str, scifact: str, steps: int) -> dict:
@@ -263,13 +263,8 @@ def data_path(path: str, mapped: bool, cache: str, batches: int) -> dict:
         "setup_s": setup_s,
         "batches_per_s": batches / (time.perf_counter() - start),
         "peak_rss_mb": peak_rss_mb(),
-        "anon_rss_mb": _anonymous_rss_mb(),
+        "anon_rss_mb": anonymous_rss_mb(),
     }
-
-
-def _anonymous_rss_mb() -> float:
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) / 1024 for line in status if line.startswith("RssAnon:"))
 
 
 RUNS = {

@@ -34,6 +34,11 @@ def rss_mb() -> float:
     return _status_mb("VmRSS")
 
 
+def anonymous_rss_mb() -> float:
+    """Resident memory that is not page cache (RssAnon): mapped files the kernel may drop are left out."""
+    return _status_mb("RssAnon")
+
+
 def live_tensor_mb() -> float:
     """The storage of every tensor the process still references (each storage once), in MB."""
     import gc

@@ -52,17 +52,14 @@ def read_model(predictor, contexts: list, texts: list) -> dict[str, np.ndarray]:
     return {"logits": logits, "features": features, "pooled": states}
 
 
-def mahalanobis(train: np.ndarray, x: np.ndarray, shrink: float = 0.1) -> np.ndarray:
+def mahalanobis_to(train: np.ndarray):
+    """x ↦ the Mahalanobis distance of each row of x to the training sample (covariance shrunk 10 %
+    towards its mean variance), the covariance inverted once."""
     mean = train.mean(0)
     covariance = np.cov(train - mean, rowvar=False)
-    covariance = (1 - shrink) * covariance + shrink * np.trace(covariance) / len(covariance) * np.eye(len(covariance))
-    centred = x - mean
-    return np.einsum("ij,jk,ik->i", centred, np.linalg.inv(covariance), centred)
-
-
-def nearest_cosine_distance(train: np.ndarray, x: np.ndarray) -> np.ndarray:
-    unit = lambda v: v / np.linalg.norm(v, axis=1, keepdims=True)  # noqa: E731
-    return 1 - (unit(x) @ unit(train).T).max(axis=1)
+    covariance = 0.9 * covariance + 0.1 * np.trace(covariance) / len(covariance) * np.eye(len(covariance))
+    precision = np.linalg.inv(covariance)
+    return lambda x: np.einsum("ij,jk,ik->i", x - mean, precision, x - mean)
 
 
 def auroc(shifted: np.ndarray, inside: np.ndarray) -> float:
@@ -107,16 +104,19 @@ def main() -> None:
     }
     read = {name: read_model(predictor, contexts, texts) for name, (contexts, texts, _) in sets.items()}
     train = read["train"]
+    posterior = predictor.posterior
+    head_distance, pooled_distance = mahalanobis_to(train["features"]), mahalanobis_to(train["pooled"])
+    head_nearest, pooled_nearest = fit_reference(train["features"]), fit_reference(train["pooled"])
     signals = {
-        "head posterior: logit standard error": lambda r: np.sqrt(predictor.posterior.item_variance(r["features"])),
+        "head posterior: logit standard error": lambda r: np.sqrt(posterior.item_variance(r["features"])),
         "low |logit|": lambda r: -np.abs(r["logits"]),
-        "head features: Mahalanobis distance": lambda r: mahalanobis(train["features"], r["features"]),
-        "head features: cosine distance to the nearest training response": lambda r: nearest_cosine_distance(
-            train["features"], r["features"]
+        "head features: Mahalanobis distance": lambda r: head_distance(r["features"]),
+        "head features: cosine distance to the nearest training response": lambda r: head_nearest.novelty(
+            r["features"]
         ),
-        "final hidden states (mean-pooled): Mahalanobis distance": lambda r: mahalanobis(train["pooled"], r["pooled"]),
+        "final hidden states (mean-pooled): Mahalanobis distance": lambda r: pooled_distance(r["pooled"]),
         "final hidden states (mean-pooled): cosine distance to the nearest training response (unirank's novelty)": (
-            lambda r: fit_reference(train["pooled"]).novelty(r["pooled"])
+            lambda r: pooled_nearest.novelty(r["pooled"])
         ),
     }
     rows = {}

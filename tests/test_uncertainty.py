@@ -82,7 +82,7 @@ def test_standard_error_is_the_posterior_variance_of_the_item_features(trained):
     np.testing.assert_allclose(np.hstack([features, np.ones((2, 1))]) @ theta, logits, atol=1e-5)  # the head's input
 
 
-def test_score_command_reports_the_uncertainty(trained, tmp_path):
+def test_score_command_reports_the_uncertainty_and_novelty(trained, tmp_path):
     module, _ = trained
     export_model(module, tmp_path / "model")
     rows = tmp_path / "rows.jsonl"
@@ -90,6 +90,7 @@ def test_score_command_reports_the_uncertainty(trained, tmp_path):
     main(["score", "--model", str(tmp_path / "model"), "--input", str(rows), "--out", str(tmp_path / "s.jsonl")])
     scored = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
     assert all(r["logit_std_error"] > 0 and r["probability_lower"] < r["probability"] for r in scored)
+    assert all(0 <= r["novelty"] <= 2 and 0 <= r["novelty_percentile"] <= 1 for r in scored)
 
 
 def test_no_posterior_when_not_asked(tmp_path):
@@ -177,13 +178,3 @@ def test_the_reference_is_fitted_with_the_posterior_and_travels_with_checkpoints
     rows = loaded.predict_with_uncertainty(seen + [("Qu'est-ce que la photosynthèse ?", "ζ ∂ ∫ 42 ⊕ ☃ ☃ ☃")])
     assert all(r["novelty"] == pytest.approx(0.0, abs=1e-5) for r in rows[:3])  # training inputs are references
     assert rows[3]["novelty"] > max(r["novelty"] for r in rows[:3]) and rows[3]["novelty_percentile"] > 0
-
-
-def test_score_command_reports_novelty(trained, tmp_path):
-    module, _ = trained
-    export_model(module, tmp_path / "model")
-    rows = tmp_path / "rows.jsonl"
-    rows.write_text("".join(json.dumps({"context": c, "candidate": t}) + "\n" for c, t in PAIRS))
-    main(["score", "--model", str(tmp_path / "model"), "--input", str(rows), "--out", str(tmp_path / "s.jsonl")])
-    scored = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
-    assert all(0 <= r["novelty"] <= 2 and 0 <= r["novelty_percentile"] <= 1 for r in scored)

@@ -42,12 +42,13 @@ class Predictor:
         """The logit r of each (context, candidate), formatted by the model's adapter."""
         return self.scorer.score_texts(contexts, candidates, self.bf16)
 
-    def score_texts_with_features(self, contexts: list[str], candidates: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(logits, the final layer's input of each pair): what the head posterior reads."""
+    def score_texts_with_features(self, contexts: list[str], candidates: list[str], states: bool = False) -> tuple:
+        """(logits, the final layer's input of each pair): what the head posterior reads; states:
+        also each input's pooled final state, what novelty reads (the same forward pass)."""
         encoded = self.scorer.encode(contexts, candidates)
         if not encoded:
-            return np.zeros(0), np.zeros((0, 0))
-        return self.scorer.score_encoded_with_features(encoded, self.bf16)
+            return (np.zeros(0), np.zeros((0, 0))) + ((np.zeros((0, 0)),) if states else ())
+        return self.scorer.score_encoded_with_features(encoded, self.bf16, states=states)
 
     def predict_with_uncertainty(self, pairs: list[tuple[str | list, str]]) -> list[dict]:
         """predict() with, where the model has a head posterior, the logit's and the probability's
@@ -57,10 +58,9 @@ class Predictor:
         reference = self.scorer.novelty
         if self.posterior is None and reference is None:
             return [{"score": r, "probability": p} for r, p in self.predict(pairs)]
-        encoded = self.scorer.encode(*_columns(pairs))
-        if not encoded:
+        if not pairs:
             return []
-        logits, features, states = self.scorer.score_encoded_with_features(encoded, self.bf16, states=True)
+        logits, features, states = self.score_texts_with_features(*_columns(pairs), states=True)
         extra = {} if self.posterior is None else item_uncertainty(self.posterior, logits, features)
         if reference is not None:
             novelty = reference.novelty(states)
