@@ -7,7 +7,8 @@ Signals: the head posterior's logit standard error (what `unirank score` reports
 on the head's input features and on the backbone's final hidden states mean-pooled over the input:
 the Mahalanobis distance to the training sample (covariance shrunk 10 % towards its mean variance)
 and the cosine distance to the nearest training response (on the pooled states: `unirank.novelty`,
-what `unirank score` reports as novelty).
+what `unirank score` reports as novelty). Also where `unirank score`'s novelty percentile puts each
+set: its median and the share above 0.95 (about 5 % for inputs drawn like the training data).
 
     python benchmarks/ood.py --model DIR --data FILE --format F --shifted FILE --shifted-format F
         [--items 1000] [--validation-fraction 0.1 --test-fraction 0.3] [--name NAME]
@@ -106,7 +107,9 @@ def main() -> None:
     train = read["train"]
     posterior = predictor.posterior
     head_distance, pooled_distance = mahalanobis_to(train["features"]), mahalanobis_to(train["pooled"])
-    head_nearest, pooled_nearest = fit_reference(train["features"]), fit_reference(train["pooled"])
+    train_contexts = np.asarray(sets["train"][0])
+    head_nearest = fit_reference(train["features"], train_contexts)
+    pooled_nearest = fit_reference(train["pooled"], train_contexts)
     signals = {
         "head posterior: logit standard error": lambda r: np.sqrt(posterior.item_variance(r["features"])),
         "low |logit|": lambda r: -np.abs(r["logits"]),
@@ -126,6 +129,11 @@ def main() -> None:
         )
         low, high = rows[name]["interval"]
         print(f"{name:90s} AUROC {rows[name]['auroc']:.3f} [{low:.3f}, {high:.3f}]")
+    percentiles = {}
+    for name in ("inside", "shifted"):
+        share = pooled_nearest.percentile(pooled_nearest.novelty(read[name]["pooled"]))
+        percentiles[name] = {"median": float(np.median(share)), "above_0.95": float((share > 0.95).mean())}
+        print(f"novelty percentile, {name}: median {np.median(share):.3f}, above 0.95: {(share > 0.95).mean():.1%}")
     report = {
         "benchmark": "ood",
         "machine": f"{platform.platform()}, 2 CPU cores, no GPU",
@@ -134,6 +142,7 @@ def main() -> None:
         "responses": {name: len(texts) for name, (_, texts, _) in sets.items()},
         "prompts": {name: len(np.unique(groups)) for name, (_, _, groups) in sets.items()},
         "auroc": rows,
+        "novelty_percentile": percentiles,
     }
     write_results(f"ood-{args.name}", False, report)
 

@@ -22,6 +22,20 @@ def test_novelty_is_the_cosine_distance_to_the_nearest_reference_and_its_trainin
     assert fit_reference(states[:1]) is None
 
 
+def test_the_percentile_leaves_out_a_references_own_context():
+    # two prompts, two near-identical responses each: leave-one-out would make every reference's own
+    # novelty ~0 and put any input of a new prompt beyond all of them
+    states = np.array([[1.0, 0.0], [1.0, 0.01], [0.0, 1.0], [0.01, 1.0]])
+    plain, by_context = fit_reference(states), fit_reference(states, np.array(["p", "p", "q", "q"]))
+    assert plain.own_novelty.max() < 1e-3
+    np.testing.assert_allclose(by_context.own_novelty, [0.99, 0.99, 0.99, 0.99], atol=0.011)
+    new_prompt = np.array([[1.0, 1.0]])  # as far from both prompts as they are from each other, or closer
+    assert plain.percentile(plain.novelty(new_prompt))[0] == 1.0
+    assert by_context.percentile(by_context.novelty(new_prompt))[0] == 0.0
+    single = fit_reference(states, np.array(["p"] * 4))  # one context: plain leave-one-out
+    np.testing.assert_allclose(single.own_novelty, plain.own_novelty)
+
+
 def test_captured_states_are_the_masked_mean_of_the_final_hidden_states_in_input_order():
     scorer = UnirankModule(model="tiny", adapter=ChatAdapter(max_length=64)).scorer.eval()
     contexts = ["Hi", "a much longer question about eggs and how to boil them well", "Why?"]

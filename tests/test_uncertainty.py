@@ -120,6 +120,26 @@ def test_evaluate_reports_selective_prediction_by_the_posterior(trained, tmp_pat
     assert "by the head posterior" in summarise(report)
 
 
+def test_evaluate_reports_how_unfamiliar_the_inputs_are_and_the_accuracy_on_and_off_them(trained, tmp_path):
+    from unirank.evaluation.report import evaluate_preferences, summarise
+
+    module, data = trained
+    export_model(module, tmp_path / "model")
+    predictor = load_scorer(tmp_path / "model")
+    train = data.tables.split("train")
+    seen = evaluate_preferences({"m": predictor}, train)["systems"]["m"]["shift"]
+    assert seen["inputs"] == train.items.height and seen["unfamiliar_share"] == 0.0  # its own references
+    garbled = tmp_path / "garbled.jsonl"
+    rows = [{"prompt": f"ζ{i} ∂∫ ⊕ ☃ {i * 7919}", "chosen": "☃ ☃ ☃ ⊕ ∂", "rejected": f"{i} ∫∫∫ ζζ"} for i in range(12)]
+    garbled.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    report = evaluate_preferences({"m": predictor}, Preferences(str(garbled)).load())
+    shift = report["systems"]["m"]["shift"]
+    assert shift["unfamiliar_share"] > seen["unfamiliar_share"] and shift["median_percentile"] > seen["median_percentile"]
+    pairs = shift["pairs"]
+    assert pairs["unfamiliar"]["n"] + pairs["familiar"]["n"] == report["systems"]["m"]["n"]
+    assert "of the training inputs" in summarise(report)
+
+
 def test_select_keeps_candidates_above_the_threshold_and_names_the_best(trained, tmp_path):
     module, _ = trained
     export_model(module, tmp_path / "model")

@@ -73,6 +73,7 @@ def export_model(
             },
             "novelty": None if module.scorer.novelty is None else {
                 "method": "cosine distance of the backbone's mean-pooled final state to the nearest reference",
+                "percentile": "among the references' distances to the nearest reference of another context",
                 "references": len(module.scorer.novelty.states), "file": NOVELTY_FILE,
             },
         }  # fmt: skip

@@ -34,6 +34,11 @@ class Predictor:
         """The head posterior (`unirank.fitting.laplace.HeadPosterior`), or None where the model has none."""
         return self.scorer.head_posterior
 
+    @property
+    def novelty(self):
+        """The novelty reference (`unirank.novelty.NoveltyReference`), or None where the model has none."""
+        return self.scorer.novelty
+
     def predict(self, pairs: list[tuple[str | list, str]]) -> list[tuple[float, float]]:
         logits = self.score_texts(*_columns(pairs))
         return [(float(r), float(1 / (1 + np.exp(-r)))) for r in logits]

@@ -63,7 +63,8 @@ def fit_uncertainty(
         f"{len(dataset.comp_a)} comparisons, {labelled_sample} of {labelled_total} labels (scaled to the split)"
     )
     posterior = _posterior(scorer, hessian, features, fitted_on, f"{len(rows)} training items")
-    return posterior, fit_reference(states)
+    contexts = dataset.contexts.gather(dataset.item_group_index[rows]).fill_null("").to_numpy()
+    return posterior, fit_reference(states, contexts)
 
 
 def _posterior(scorer, hessian, features, fitted_on: str, over: str) -> HeadPosterior:

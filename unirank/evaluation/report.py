@@ -23,12 +23,21 @@ from unirank.evaluation.calibration import (
 from unirank.evaluation.pairwise import pairwise_accuracy
 from unirank.evaluation.retrieval import retrieval_metrics
 from unirank.evaluation.selective import selective_report
+from unirank.evaluation.shift import UNFAMILIAR_ABOVE, accuracy_by_familiarity, novelty_percentiles, shift_report
 from unirank.evaluation.thresholds import threshold_report
 
 
 def score_items(predictor, tables: Tables) -> np.ndarray:
     """The model's logit for every row of tables.items, each (context, item) scored once."""
     return predictor.score_texts(tables.item_contexts(), tables.items["text"].to_list())
+
+
+def read_items(predictor, tables: Tables) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """(logits, the head's inputs, the pooled states) of every row of tables.items from one pass;
+    the last two only where the model has a head posterior or a novelty reference to read them."""
+    if getattr(predictor, "posterior", None) is None and getattr(predictor, "novelty", None) is None:
+        return score_items(predictor, tables), None, None
+    return predictor.score_texts_with_features(tables.item_contexts(), tables.items["text"].to_list(), states=True)
 
 
 def list_qrels(tables: Tables, folder: str | Path) -> dict[str, dict[str, int]]:
@@ -66,8 +75,9 @@ def evaluate_retrieval(
     systems = {}
     if "first_stage_score" in items.columns:
         systems["first stage"] = items["first_stage_score"].to_numpy()
+    states = {}
     for name, predictor in predictors.items():
-        systems[name] = score_items(predictor, tables)
+        systems[name], _, states[name] = read_items(predictor, tables)
     relevant = np.array([qrels.get(g, {}).get(i, 0) > 0 for g, i in items.select("group_id", "item_id").iter_rows()])
     for name, predictor in predictors.items():
         if getattr(predictor, "fusion_weight", None) is not None and "first_stage_score" in items.columns:
@@ -92,6 +102,9 @@ def evaluate_retrieval(
             entry["thresholds"] = threshold_report(prob, label, group, thresholds=thresholds)
             entry["selective"] = selective_report(prob, label)
             entry["_curve"] = (prob, label)
+            reference = getattr(predictors[name], "novelty", None)
+            if reference is not None:
+                entry["shift"] = shift_report(novelty_percentiles(reference, states[name]))
         report["systems"][name] = entry
     return report
 
@@ -113,12 +126,8 @@ def evaluate_preferences(predictors: dict, tables: Tables, thresholds: tuple[flo
     categories = comps["category"].fill_null("all").to_numpy()
     prompts = comps["group_id"].to_numpy()
     for name, predictor in predictors.items():
-        posterior = getattr(predictor, "posterior", None)
-        if posterior is not None:
-            texts = tables.items["text"].to_list()
-            scores, features = predictor.score_texts_with_features(tables.item_contexts(), texts)
-        else:
-            scores = score_items(predictor, tables)
+        posterior, reference = getattr(predictor, "posterior", None), getattr(predictor, "novelty", None)
+        scores, features, states = read_items(predictor, tables)
         r_a, r_b = scores[comps["_a"].to_numpy()], scores[comps["_b"].to_numpy()]
         a_wins = p[decided] > 0.5
         chosen = np.where(a_wins, r_a[decided], r_b[decided])
@@ -147,6 +156,13 @@ def evaluate_preferences(predictors: dict, tables: Tables, thresholds: tuple[flo
             )
             entry["selective_uncertainty"] = uncertainty_selective(predictive, prob[decided], p[decided], std_error,
                                                                    prompts[decided])  # fmt: skip
+        if reference is not None:
+            percentile = novelty_percentiles(reference, states)
+            a, b = comps["_a"].to_numpy()[decided], comps["_b"].to_numpy()[decided]
+            unfamiliar = np.maximum(percentile[a], percentile[b]) > UNFAMILIAR_ABOVE
+            entry["shift"] = shift_report(percentile) | {
+                "pairs": accuracy_by_familiarity(unfamiliar, correct, prompts[decided])
+            }
         entry["_curve"] = both_orders(prob, p)
         report["systems"][name] = entry
     return report
@@ -288,7 +304,22 @@ def summarise(report: dict) -> str:
             lines += [_threshold_line(name, row, "categories", "P(a ≻ b)") for row in e.get("thresholds", [])]
     lines += [_selective_line(name, e) for name, e in report["systems"].items() if "selective" in e]
     lines += [_uncertainty_line(name, e) for name, e in report["systems"].items() if "selective_uncertainty" in e]
+    lines += [_shift_line(name, e["shift"]) for name, e in report["systems"].items() if "shift" in e]
     return "\n".join(lines)
+
+
+def _shift_line(name: str, shift: dict) -> str:
+    """How many inputs are unlike the training data, and (pairs) the accuracy on and off them."""
+    line = (
+        f"{name:40s} novelty: {shift['unfamiliar_share']:.1%} of {shift['inputs']} inputs beyond the "
+        f"{shift['unfamiliar_above']:.0%} percentile of the training inputs (≈{shift['expected_in_distribution']:.0%} "
+        f"in distribution), median percentile {shift['median_percentile']:.2f}"
+    )
+    for side, e in shift.get("pairs", {}).items():
+        if e["n"]:
+            low, high = e["interval"]
+            line += f"; accuracy {e['accuracy']:.3f} [{low:.3f}, {high:.3f}] on {e['n']} {side} pairs"
+    return line
 
 
 def _uncertainty_line(name: str, entry: dict) -> str:
