@@ -1,6 +1,6 @@
 """Throughput, side by side in one run, each contender in a fresh process, interleaved in rounds
 (two by default; the machine is noisy: the better run is reported, and for scoring the median over
-rounds of the ratio of the two runs made back to back):
+rounds of the ratio of the two runs made back to back, with a 95 % bootstrap interval over rounds):
 
 1. pair-only preferences (k = 1, HH-RLHF harmless, 256 tokens, 32 sequences per step, bf16 and
    fp32, dropout off): unirank's training loop against TRL's RewardTrainer on identical token sequences
@@ -15,6 +15,7 @@ rounds of the ratio of the two runs made back to back):
 Peak memory: each process's VmHWM.
 
     python benchmarks/throughput.py [--quick] [--only pair-only group scoring] [--rounds N] [--scifact DIR]
+        [--scoring-precision bf16 fp32]
 Writes benchmarks/results/throughput.json (or throughput-quick.json); --only keeps the other
 sections of an earlier run.
 """
@@ -28,6 +29,8 @@ import statistics
 import sys
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import RESULTS, ROOT, run_measurement, run_module, write_results  # noqa: E402
 
@@ -37,14 +40,24 @@ def run(method: str, scifact: str, steps: int) -> dict:
 
 
 def interleaved(baseline: str, contender: str, measure, label: str, unit: str, rounds: int) -> dict[str, list[dict]]:
-    """{tool: [its runs, one per round]}: baseline, contender, baseline, contender, ... each
-    measure(tool) a fresh process, so slow spells of the machine fall on both."""
+    """{tool: [its runs, one per round]}: the two back to back in every round, the baseline first in
+    even rounds and second in odd ones (so neither always runs after the other), each measure(tool)
+    a fresh process, so slow spells of the machine fall on both."""
     rows: dict[str, list] = {}
-    for tool in (baseline, contender) * rounds:
-        row = measure(tool)
-        rows.setdefault(tool, []).append(row)
-        print(f"  {label} {tool:12s} {row[unit]:7.2f} {unit.replace('_per_s', '/s')}")
+    for round_number in range(rounds):
+        for tool in (baseline, contender) if round_number % 2 == 0 else (contender, baseline):
+            row = measure(tool)
+            rows.setdefault(tool, []).append(row)
+            print(f"  {label} {tool:12s} {row[unit]:7.2f} {unit.replace('_per_s', '/s')}")
     return rows
+
+
+def median_interval(values: list[float], resamples: int = 10000) -> list[float]:
+    """95 % bootstrap interval of the median of per-round values (rounds resampled)."""
+    rng = np.random.default_rng(0)
+    values = np.asarray(values, dtype=np.float64)
+    medians = np.median(values[rng.integers(0, len(values), (resamples, len(values)))], axis=1)
+    return np.percentile(medians, [2.5, 97.5]).tolist()
 
 
 def group_versus_pairwise(scifact: str, steps: int, rounds: int) -> dict:
@@ -77,9 +90,9 @@ def pair_only(steps: int, warmup: int, rounds: int) -> dict:
     return result
 
 
-def scoring(model: Path, n_pairs: int, scifact: str, rounds: int) -> dict:
+def scoring(model: Path, n_pairs: int, scifact: str, rounds: int, precisions: list[str]) -> dict:
     result = {}
-    for precision in ("bf16", "fp32"):
+    for precision in precisions:
         args = ["--model", str(model), "--precision", precision, "--pairs", str(n_pairs), "--scifact", scifact]
         rows = interleaved(
             "crossencoder",
@@ -99,6 +112,7 @@ def scoring(model: Path, n_pairs: int, scifact: str, rounds: int) -> dict:
             "runs": rows,
             "best_sequences_per_s": best,
             "ratio": statistics.median(ratios),  # within a round the two ran back to back
+            "ratio_interval": median_interval(ratios),
             "round_ratios": ratios,
             "best_ratio": best["unirank"] / best["crossencoder"],
             "max_abs_score_difference": gap,
@@ -125,6 +139,8 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", choices=["pair-only", "group", "scoring"])
     parser.add_argument("--scifact", default=str(ROOT.parent / "shared" / "data" / "scifact"))
     parser.add_argument("--rounds", type=int, default=2, help="rounds of interleaved runs (default 2)")
+    parser.add_argument("--scoring-precision", nargs="+", choices=["bf16", "fp32"], default=["bf16", "fp32"],
+                        help="scoring: the precisions to measure (the others keep an earlier run's rows)")  # fmt: skip
     args = parser.parse_args()
     parts = args.only or ["pair-only", "group", "scoring"]
     out = RESULTS / ("throughput-quick.json" if args.quick else "throughput.json")
@@ -138,9 +154,12 @@ def main() -> None:
         report["group_k8"] = group_versus_pairwise(args.scifact, 3 if args.quick else 12, args.rounds)
         print(f"k = 8: group batching / pair-wise encoding {report['group_k8']['ratio']:.1f}x comparisons per second")
     if "scoring" in parts:
-        report["scoring"] = scoring(scoring_model(), 200 if args.quick else 1500, args.scifact, args.rounds)
-        for precision, row in report["scoring"].items():
-            print(f"scoring {precision}: unirank / CrossEncoder.predict {row['ratio']:.2f}x sequences per second")
+        n_pairs = 200 if args.quick else 1500
+        measured = scoring(scoring_model(), n_pairs, args.scifact, args.rounds, args.scoring_precision)
+        report["scoring"] = report.get("scoring", {}) | measured
+        for precision, row in measured.items():
+            low, high = row["ratio_interval"]
+            print(f"scoring {precision}: unirank / CrossEncoder.predict {row['ratio']:.2f}x [{low:.2f}, {high:.2f}]")
     report.pop("command", None)
     write_results("throughput", args.quick, report)
 

@@ -230,17 +230,18 @@ class Scorer(nn.Module):
         readings = (out.items.cpu().numpy().astype(np.float64), features.cpu().numpy().astype(np.float64))
         return readings + ((pooled.cpu().numpy(),) if states else ())
 
-    def score_encoded_steps(self, encoded: list, bf16: bool = False, features: bool = False) -> tuple:
+    def score_encoded_steps(self, encoded: list, bf16: bool = False, features: bool = False, states: bool = False):
         """Process inputs: (solution scores, one array of step logits per solution), eval mode; with
-        features, also one (steps × width) array of the final layer's inputs per solution."""
-        out, step_features, _ = self._score_encoded(encoded, bf16, features)
+        features, also one (steps × width) array of the final layer's inputs per solution; with
+        states, also each solution input's pooled final state (last)."""
+        out, step_features, pooled = self._score_encoded(encoded, bf16, features, states)
         owner, steps = out.step_owner.cpu().numpy(), out.steps.cpu().numpy().astype(np.float64)
         solutions = out.items.cpu().numpy().astype(np.float64)
-        per_solution = [steps[owner == i] for i in range(len(encoded))]
-        if not features:
-            return solutions, per_solution
-        step_features = step_features.cpu().numpy().astype(np.float64)
-        return solutions, per_solution, [step_features[owner == i] for i in range(len(encoded))]
+        readings = (solutions, [steps[owner == i] for i in range(len(encoded))])
+        if features:
+            step_features = step_features.cpu().numpy().astype(np.float64)
+            readings += ([step_features[owner == i] for i in range(len(encoded))],)
+        return readings + ((pooled.cpu().numpy(),) if states else ())
 
     def encode(self, contexts: list[str], candidates: list[str], steps: list | None = None) -> list:
         """(context, candidate[, steps]) formatted and tokenised by the adapter."""

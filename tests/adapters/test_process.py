@@ -115,6 +115,13 @@ def test_a_tiny_process_fit_trains_both_stages(shared_data, tmp_path):
     for p, q in zip(plain, lower):
         scored = ~np.isnan(p)
         assert np.all(q[scored] < p[scored])
+    # the novelty reference is fitted too, and evaluation reads it: its own training solutions are familiar
+    from unirank.evaluation.process import evaluate_process
+    from unirank.scoring import Predictor
+
+    train = data.tables.split("train")
+    shift = evaluate_process({"m": Predictor(module.scorer)}, train)["systems"]["m"]["shift"]
+    assert shift["inputs"] == train.items.height and shift["unfamiliar_share"] == 0.0
 
 
 def test_process_metrics_on_hand_made_steps():
@@ -201,6 +208,20 @@ def test_pruning_report_and_the_threshold_chosen_to_keep_correct_chains():
     assert report["tokens_saved"] == 30 and report["tokens_saved_share"] == pytest.approx(30 / 105)
     # keeping every correct step allows any threshold up to 0.70 (the correct chain's lowest step)
     assert choose_threshold(probabilities, labels, keep=1.0) == pytest.approx(0.70)
+
+
+def test_the_chosen_threshold_keeps_its_promise_over_resampled_problems():
+    from unirank.pruning import choose_threshold
+
+    # ten correct 3-step solutions, one problem each; one starts with a doubtful step (0.5)
+    probabilities = [np.array([0.5, 0.9, 0.9])] + [np.array([0.9, 0.9, 0.9])] * 9
+    labels = [[1.0, 1.0, 1.0]] * 10
+    # on the sample, stopping that one chain at once still keeps 27 of 30 steps: t up to 0.90 passes
+    assert choose_threshold(probabilities, labels, keep=0.9) == pytest.approx(0.90)
+    # but a resample drawing that problem twice or more (26 % of them) keeps less than 90 %, so the
+    # promise held in 90 % of resamples allows only thresholds that never stop it
+    assert choose_threshold(probabilities, labels, keep=0.9, groups=list(range(10)), confidence=0.9) == 0.50
+    assert choose_threshold(probabilities, labels, keep=0.9, groups=list(range(10)), confidence=0.0) == 0.90
 
 
 def test_prune_command_chooses_its_threshold_on_validation(shared_data, tmp_path):

@@ -126,6 +126,7 @@ def prune(
     test_fraction: float = 0.2,
     threshold: float | None = None,
     keep: float = 0.95,
+    keep_confidence: float = 0.9,
     conservative: bool = False,
     precision: Literal["fp32", "bf16"] = "fp32",
     trust_remote_code: bool = False,
@@ -142,6 +143,8 @@ def prune(
         test_fraction: group split fraction, as in training
         threshold: stop below this P(correct); default: chosen on the validation split
         keep: the chosen threshold keeps this share of the correct solutions' steps
+        keep_confidence: ... in this share of bootstrap resamples of the validation problems (0: on the
+            validation sample itself, which overstates what new problems keep)
         conservative: stop when the 95 % lower bound of P(correct) is below the threshold
         precision: scoring precision
         trust_remote_code: let a model whose backbone has its own code run it
@@ -156,6 +159,8 @@ def prune(
         raise SystemExit(f"unirank prune: --threshold {threshold} must be a probability in (0, 1)")
     if not 0.0 < keep <= 1.0:
         raise SystemExit(f"unirank prune: --keep {keep} must be a share in (0, 1]")
+    if not 0.0 <= keep_confidence < 1.0:
+        raise SystemExit(f"unirank prune: --keep_confidence {keep_confidence} must be in [0, 1)")
     check_output_file(out)  # before minutes of scoring, not after
     scorer = load_scorer(model, trust_remote_code=trust_remote_code).scorer
     if scorer.adapter.domain != "process":
@@ -174,8 +179,12 @@ def prune(
 
     chosen_on = "the command line"
     if threshold is None:
-        _, probabilities, labels, _ = scored("validation")
-        threshold, chosen_on = choose_threshold(probabilities, labels, keep=keep), f"validation (keep ≥ {keep})"
+        validation, probabilities, labels, _ = scored("validation")
+        groups = validation["group_id"].to_list()
+        threshold = choose_threshold(probabilities, labels, keep=keep, groups=groups, confidence=keep_confidence)
+        chosen_on = f"validation (keep ≥ {keep}" + (
+            f" in {keep_confidence:.0%} of resampled problems)" if keep_confidence else " on the sample)"
+        )
     items, probabilities, labels, tokens = scored(split)
     report = {"threshold_chosen_on": chosen_on, "split": split, "solutions": items.height}
     report["probability"] = "one-sided 95 % lower bound" if conservative else "sigmoid(logit)"

@@ -11,15 +11,17 @@ from unirank.evaluation.bootstrap import ece_fast, grouped_interval
 from unirank.evaluation.calibration import calibration_metrics
 from unirank.evaluation.pairwise import pairwise_accuracy
 from unirank.evaluation.selective import selective_report
+from unirank.evaluation.shift import novelty_percentiles, shift_report
 
 
-def score_solutions(predictor, tables: Tables) -> tuple[np.ndarray, list[np.ndarray]]:
-    """(solution logits, step logits per solution) for every row of tables.items, one forward each."""
+def score_solutions(predictor, tables: Tables, states: bool = False) -> tuple:
+    """(solution logits, step logits per solution) for every row of tables.items, one forward each;
+    states: also each solution input's pooled final state (what novelty reads)."""
     scorer = predictor.scorer
     encoded = scorer.encode(
         tables.item_contexts(), tables.items["text"].to_list(), steps=tables.items["steps"].to_list()
     )
-    return scorer.score_encoded_steps(encoded, predictor.bf16)
+    return scorer.score_encoded_steps(encoded, predictor.bf16, states=states)
 
 
 def step_metrics(
@@ -94,7 +96,8 @@ def evaluate_process(predictors: dict, tables: Tables) -> dict:
     comps = comps.with_columns(pl.Series("error_class", error_class.gather(comps["_b"])))  # the corrupted side
     report = {"domain": "process", "solutions": tables.items.height, "pairs": comps.height, "systems": {}}
     for name, predictor in predictors.items():
-        solution_scores, steps = score_solutions(predictor, tables)
+        reference = getattr(predictor, "novelty", None)
+        solution_scores, steps, *states = score_solutions(predictor, tables, states=reference is not None)
         entry = step_metrics(
             [1 / (1 + np.exp(-s)) for s in steps],
             tables.items["step_labels"].to_list(),
@@ -106,5 +109,7 @@ def evaluate_process(predictors: dict, tables: Tables) -> dict:
         entry["solution_pair_accuracy"] = pairs["accuracy"]
         entry["per_category"] = pairs["per_category"]
         entry["aggregation"] = predictor.scorer.adapter.aggregation
+        if reference is not None:
+            entry["shift"] = shift_report(novelty_percentiles(reference, states[0]))
         report["systems"][name] = entry
     return report
