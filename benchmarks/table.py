@@ -87,7 +87,9 @@ def throughput_rows(data: dict) -> list[list[str]]:
             f"{best['unirank']:.1f}",
             f"CrossEncoder.predict {best['crossencoder']:.1f}",
             f"**{row['ratio']:.2f}×** ("
-            + (f"median of {len(row['round_ratios'])} back-to-back rounds; " if "round_ratios" in row else "")
+            + (f"median of {len(row['round_ratios'])} back-to-back rounds" if "round_ratios" in row else "")
+            + (" [{:.2f}, {:.2f}]".format(*row["ratio_interval"]) if "ratio_interval" in row else "")
+            + ("; " if "round_ratios" in row else "")
             + ("identical scores" if row["max_abs_score_difference"] == 0 else
                f"scores within {row['max_abs_score_difference']:.0e}") + ")",  # fmt: skip
             command,
