@@ -346,9 +346,11 @@ def _threshold_line(name: str, row: dict, groups: str, reading: str) -> str:
 def _selective_line(name: str, entry: dict) -> str:
     """Accuracy of the decisions p > 0.5 when abstaining on the least certain (smallest |p − 0.5|)."""
     sel = entry["selective"]
-    at = sel["accuracy_at"]
+    at, promised = sel["accuracy_at"], sel.get("promised_at", {})
+    nan = float("nan")
     return (
-        f"{name:40s} decisions p > 0.5, most certain first: accuracy {at.get('100%', float('nan')):.3f} on all "
-        f"{sel['n']}, {at.get('80%', float('nan')):.3f} on 80 %, {at.get('50%', float('nan')):.3f} on 50 %; "
-        f"AURC {sel['aurc']:.3f}"
+        f"{name:40s} decisions p > 0.5, most certain first: accuracy {at.get('100%', nan):.3f} on all "
+        f"{sel['n']}, {at.get('80%', nan):.3f} on 80 % (the probabilities promise {promised.get('80%', nan):.3f}; "
+        f"a calibrated model this accurate gains at most {sel.get('calibrated_gain_bound_80', nan):+.3f}), "
+        f"{at.get('50%', nan):.3f} on 50 %; AURC {sel['aurc']:.3f}"
     )
