@@ -88,3 +88,20 @@ def test_reports_keep_per_prompt_counts_that_reproduce_the_accuracy_and_pair_up(
     assert rows[0.5]["predicted_positive"] == 20 and rows[0.5]["precision"] == 1.0
     assert rows[0.9]["predicted_positive"] == 0 and rows[0.9]["precision"] is None
     assert {r["threshold"]: r for r in half["thresholds"]}[0.7]["precision"] == pytest.approx(0.6)
+
+
+def test_a_calibrated_models_ece_on_a_small_sample_is_read_against_what_calibration_itself_gives():
+    from unirank.evaluation.bootstrap import calibrated_ece_reference, ece_fast
+
+    rng = np.random.default_rng(3)
+    prob = rng.uniform(0.2, 0.8, 200)
+    label = (rng.uniform(0, 1, 200) < prob).astype(float)  # calibrated by construction
+    observed = ece_fast(prob, label)
+    reference = calibrated_ece_reference(prob, observed)
+    low, high = reference["interval"]
+    assert 0.02 < reference["mean"] < 0.12 and low <= observed <= high and reference["p_value"] > 0.05
+    overconfident = np.clip(prob + np.sign(prob - 0.5) * 0.15, 0, 1)  # same labels, pushed away from 0.5
+    worse = calibrated_ece_reference(overconfident, ece_fast(overconfident, label))
+    assert worse["p_value"] < 0.05
+    more = calibrated_ece_reference(prob, observed, trials=3)  # three judgments per label: less noise
+    assert more["mean"] < reference["mean"]

@@ -82,3 +82,33 @@ def paired_difference(per_group_a: dict, per_group_b: dict, **kwargs) -> dict:
         "interval": bootstrap_interval(difference, len(shared), **kwargs),
         "n_groups": len(shared),
     }
+
+
+def calibrated_ece_reference(
+    prob: np.ndarray,
+    observed_ece: float,
+    trials: int | np.ndarray = 1,
+    pairwise: bool = False,
+    resamples: int = 1000,
+    seed: int = 0,
+) -> dict:
+    """What the ECE would read on this sample if the model were perfectly calibrated: labels drawn
+    as the model's own probabilities say (each the share of `trials` Bernoulli(p) draws: the
+    judgments behind each label, 1 for one, a comparison's weight for PandaLM's three annotators;
+    pairwise: p is P(a ≻ b) and the ECE is read over both orders), the ECE of each draw, and the
+    share of draws at least as large as the observed one (a p-value for "calibrated"). ECE is biased
+    upward on small samples, so an observed ECE inside this range cannot be told from perfect
+    calibration, and a goal below it cannot be measured here."""
+    prob = np.asarray(prob, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(resamples):
+        label = rng.binomial(trials, prob) / trials
+        draws.append(ece_fast(np.r_[prob, 1 - prob], np.r_[label, 1 - label]) if pairwise else ece_fast(prob, label))
+    draws = np.asarray(draws)
+    return {
+        "mean": float(draws.mean()),
+        "interval": np.percentile(draws, [2.5, 97.5]).tolist(),
+        "p_value": float((draws >= observed_ece).mean()),
+        "judgments_per_label": float(np.median(trials)),
+    }

@@ -7,7 +7,7 @@ import numpy as np
 import polars as pl
 
 from unirank.data.tables import Tables
-from unirank.evaluation.bootstrap import ece_fast, grouped_interval
+from unirank.evaluation.bootstrap import calibrated_ece_reference, ece_fast, grouped_interval
 from unirank.evaluation.calibration import calibration_metrics
 from unirank.evaluation.pairwise import pairwise_accuracy
 from unirank.evaluation.selective import selective_report
@@ -68,6 +68,10 @@ def step_metrics(
         "solutions_with_error": int(first_hits.size),
         "step_ece": calibration["ece"],
         "step_brier": calibration["brier"],
+        "step_calibration": {
+            "ece": calibration["ece"],
+            "calibrated_reference": calibrated_ece_reference(probs, calibration["ece"]) if probs.size else None,
+        },
         "selective": selective,
         "_curve": (probs, labels),
     }

@@ -13,7 +13,12 @@ import polars as pl
 from unirank.atomic import atomic_path
 from unirank.data.readers import read_qrels
 from unirank.data.tables import Tables
-from unirank.evaluation.bootstrap import ece_fast, grouped_interval, mean_interval
+from unirank.evaluation.bootstrap import (
+    calibrated_ece_reference,
+    ece_fast,
+    grouped_interval,
+    mean_interval,
+)
 from unirank.evaluation.calibration import (
     both_orders,
     calibration_metrics,
@@ -98,6 +103,7 @@ def evaluate_retrieval(
             prob = 1 / (1 + np.exp(-scores))
             label = relevant.astype(float)
             entry["calibration"] = calibration_metrics(prob, label)
+            entry["calibration"]["calibrated_reference"] = calibrated_ece_reference(prob, entry["calibration"]["ece"])
             entry["intervals"]["ece"], _ = grouped_interval(lambda rows: ece_fast(prob[rows], label[rows]), group)
             entry["thresholds"] = threshold_report(prob, label, group, thresholds=thresholds)
             entry["selective"] = selective_report(prob, label)
@@ -124,6 +130,7 @@ def evaluate_preferences(predictors: dict, tables: Tables, thresholds: tuple[flo
         "systems": {},
     }
     categories = comps["category"].fill_null("all").to_numpy()
+    judgments = np.maximum(1, np.round(comps["weight"].fill_null(1.0).to_numpy())).astype(np.int64)
     prompts = comps["group_id"].to_numpy()
     for name, predictor in predictors.items():
         posterior, reference = getattr(predictor, "posterior", None), getattr(predictor, "novelty", None)
@@ -135,6 +142,9 @@ def evaluate_preferences(predictors: dict, tables: Tables, thresholds: tuple[flo
         entry = pairwise_accuracy(chosen, rejected, category=categories[decided])
         prob = pairwise_probability(r_a, r_b, predictor.pairwise_link)
         entry["pairwise_calibration"] = calibration_metrics(*both_orders(prob, p))
+        entry["pairwise_calibration"]["calibrated_reference"] = calibrated_ece_reference(
+            prob, entry["pairwise_calibration"]["ece"], trials=judgments, pairwise=True
+        )
         correct = (chosen > rejected).astype(float)
         ids, owner = np.unique(prompts[decided], return_inverse=True)
         entry["n_prompts"] = len(ids)
@@ -304,8 +314,28 @@ def summarise(report: dict) -> str:
             lines += [_threshold_line(name, row, "categories", "P(a ≻ b)") for row in e.get("thresholds", [])]
     lines += [_selective_line(name, e) for name, e in report["systems"].items() if "selective" in e]
     lines += [_uncertainty_line(name, e) for name, e in report["systems"].items() if "selective_uncertainty" in e]
+    lines += [_calibrated_line(name, e) for name, e in report["systems"].items() if _calibration(e)]
     lines += [_shift_line(name, e["shift"]) for name, e in report["systems"].items() if "shift" in e]
     return "\n".join(lines)
+
+
+def _calibration(entry: dict) -> dict | None:
+    """The entry's calibration block that carries a calibrated reference (any domain), or None."""
+    for key in ("calibration", "pairwise_calibration", "step_calibration"):
+        if (entry.get(key) or {}).get("calibrated_reference"):
+            return entry[key]
+    return None
+
+
+def _calibrated_line(name: str, entry: dict) -> str:
+    """The observed ECE beside what a perfectly calibrated model would read on the same sample."""
+    cal = _calibration(entry)
+    ref = cal["calibrated_reference"]
+    low, high = ref["interval"]
+    return (
+        f"{name:40s} ECE {cal['ece']:.4f}; a perfectly calibrated model would read {ref['mean']:.4f} "
+        f"[{low:.4f}, {high:.4f}] on this sample (p = {ref['p_value']:.2f})"
+    )
 
 
 def _shift_line(name: str, shift: dict) -> str:
