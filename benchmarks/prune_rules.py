@@ -84,9 +84,9 @@ def choose(rule, part: dict, keep: float, confidence: float, resamples: int = 10
     that stops the most wrong validation chains, the largest on ties (for `first P < t`: what
     `unirank prune` chooses, on a grid twice as fine; the other rules' parameters need not act in
     the same direction)."""
-    _, owner = np.unique(part["groups"], return_inverse=True)
-    picked = np.random.default_rng(0).integers(0, owner.max() + 1, (resamples, owner.max() + 1))
-    draws = np.stack([np.bincount(row, minlength=owner.max() + 1) for row in picked])[:, owner].astype(float)
+    from unirank.pruning import problem_draws
+
+    draws = problem_draws(part["groups"], resamples)
     best, most = float(GRID[0]), -1.0
     for t in GRID:
         kept, total, stopped = outcomes(rule, part["probabilities"], part["labels"], float(t))

@@ -137,6 +137,16 @@ def pruning_report(probabilities: list, step_labels: list, step_tokens: list, th
     }
 
 
+def problem_draws(groups, resamples: int = 1000, seed: int = 0) -> np.ndarray:
+    """(resamples × solutions): how many times each solution is drawn when the problems (`groups`,
+    one per solution) are resampled with replacement, so a share over solutions is resampled as
+    draws @ numerator / draws @ denominator."""
+    _, owner = np.unique(np.asarray(groups), return_inverse=True)
+    picked = np.random.default_rng(seed).integers(0, owner.max() + 1, (resamples, owner.max() + 1))
+    per_problem = np.stack([np.bincount(row, minlength=owner.max() + 1) for row in picked])
+    return per_problem[:, owner].astype(np.float64)
+
+
 def choose_threshold(
     probabilities: list,
     step_labels: list,
@@ -159,13 +169,8 @@ def choose_threshold(
     correct = np.array([all(label != 0.0 for label in labels) for labels in step_labels], dtype=bool)
     if not correct.any():
         return 0.0
-    if groups is None or not confidence:
-        draws = np.ones((1, len(probabilities)))
-    else:
-        _, owner = np.unique(np.asarray(groups), return_inverse=True)
-        picked = np.random.default_rng(seed).integers(0, owner.max() + 1, (resamples, owner.max() + 1))
-        per_group = np.stack([np.bincount(row, minlength=owner.max() + 1) for row in picked])
-        draws = per_group[:, owner].astype(np.float64)  # times each solution is drawn, per resample
+    resampled = groups is not None and confidence > 0
+    draws = problem_draws(groups, resamples, seed) if resampled else np.ones((1, len(probabilities)))
     total = draws @ np.where(correct, sizes, 0)
     quantile = 0.0 if draws.shape[0] == 1 else 1 - confidence
     best = 0.0
