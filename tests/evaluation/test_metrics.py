@@ -119,8 +119,14 @@ def test_threshold_report_measures_precision_spread_across_groups():
 
 @pytest.mark.parametrize("domain", ["retrieval", "chat"])
 def test_evaluate_command_writes_a_report_with_a_comparison(repo, tmp_path, domain):
+    from unirank.novelty import fit_reference
+
     adapter = RetrievalAdapter(max_length=64) if domain == "retrieval" else ChatAdapter(max_length=64)
-    export_model(UnirankModule(model="tiny", adapter=adapter, seed=0), tmp_path / "a")
+    first = UnirankModule(model="tiny", adapter=adapter, seed=0)
+    contexts = ["what do cells need", "how far is the moon", "why is the sky blue"]
+    encoded = first.scorer.encode(contexts, ["energy and water", "about 384,000 km", "Rayleigh scattering"])
+    first.scorer.novelty = fit_reference(first.scorer.score_encoded_with_features(encoded, states=True)[2], contexts)
+    export_model(first, tmp_path / "a")  # with a novelty reference, so evaluate reads the shift
     export_model(UnirankModule(model="tiny", adapter=adapter, seed=1), tmp_path / "b")
     data = (
         ["--beir", str(repo / "data/demo-beir"), "--first_stage.k", "10"]
@@ -142,6 +148,15 @@ def test_evaluate_command_writes_a_report_with_a_comparison(repo, tmp_path, doma
     )
     metrics = json.loads((tmp_path / "report/metrics.json").read_text())
     assert set(metrics["systems"]) >= {"a", "b"}
+    shift = metrics["systems"]["a"]["shift"]
+    assert (
+        shift["inputs"] == (metrics["candidates"] if domain == "retrieval" else 72)
+        and "shift" not in metrics["systems"]["b"]
+    )
+    assert (
+        0.0 <= shift["unfamiliar_share"] <= 1.0
+        and "of the training inputs" in (tmp_path / "report/summary.txt").read_text()
+    )
     assert (tmp_path / "report/reliability.png").read_bytes()[:4] == b"\x89PNG"
     if domain == "retrieval":
         assert "first stage" in metrics["systems"] and "calibration" in metrics["systems"]["a"]
