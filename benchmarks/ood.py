@@ -8,7 +8,10 @@ on the head's input features and on the backbone's final hidden states mean-pool
 the Mahalanobis distance to the training sample (covariance shrunk 10 % towards its mean variance)
 and the cosine distance to the nearest training response (on the pooled states: `unirank.novelty`,
 what `unirank score` reports as novelty). Also where `unirank score`'s novelty percentile puts each
-set: its median and the share above 0.95 (about 5 % for inputs drawn like the training data).
+set: its median and the share above 0.95 (about 5 % for inputs drawn like the training data). And
+both test sets' decided pairs pooled as one mixed deployment: accuracy over all of them, on the
+familiar pairs only (neither response above the 95th percentile), and on as many of the most
+certain pairs by |p − 0.5|.
 
     python benchmarks/ood.py --model DIR --data FILE --format F --shifted FILE --shifted-format F
         [--items 1000] [--validation-fraction 0.1 --test-fraction 0.3] [--name NAME]
@@ -32,6 +35,9 @@ from scipy.stats import rankdata
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import write_results  # noqa: E402
 from unirank.data.sources import Preferences  # noqa: E402
+from unirank.evaluation.bootstrap import grouped_interval  # noqa: E402
+from unirank.evaluation.calibration import pairwise_probability  # noqa: E402
+from unirank.evaluation.shift import UNFAMILIAR_ABOVE, novelty_percentiles  # noqa: E402
 from unirank.novelty import fit_reference  # noqa: E402
 from unirank.scoring import load_scorer  # noqa: E402
 
@@ -51,6 +57,46 @@ def read_model(predictor, contexts: list, texts: list) -> dict[str, np.ndarray]:
     encoded = predictor.scorer.encode(contexts, texts)
     logits, features, states = predictor.scorer.score_encoded_with_features(encoded, states=True)
     return {"logits": logits, "features": features, "pooled": states}
+
+
+def scored_pairs(predictor, reference, path: str, fmt: str, fractions: tuple[float, float]) -> dict[str, np.ndarray]:
+    """Every decided test pair of a data set: whether the model orders it as the annotators do, its
+    P(a ≻ b), whether either response is unfamiliar (novelty percentile > 0.95), and its prompt."""
+    tables = Preferences(path, fmt, *fractions).load().split("test")
+    encoded = predictor.scorer.encode(tables.item_contexts(), tables.items["text"].to_list())
+    logits, _, states = predictor.scorer.score_encoded_with_features(encoded, states=True)
+    comps = tables.indexed_comparisons()
+    p = comps["p"].to_numpy()
+    decided = p != 0.5
+    a, b = comps["_a"].to_numpy()[decided], comps["_b"].to_numpy()[decided]
+    prob = pairwise_probability(logits[a], logits[b], predictor.pairwise_link)
+    percentile = novelty_percentiles(reference, states)
+    return {
+        "correct": ((prob > 0.5) == (p[decided] > 0.5)).astype(float),
+        "prob": prob,
+        "unfamiliar": np.maximum(percentile[a], percentile[b]) > UNFAMILIAR_ABOVE,
+        "prompt": np.asarray([f"{path}:{g}" for g in comps["group_id"].to_numpy()[decided]]),
+    }
+
+
+def mixed_deployment(inside: dict, shifted: dict) -> dict:
+    """Both test sets' pairs pooled, as traffic from both would arrive: accuracy over all, on the
+    familiar pairs only (abstaining where a response is unfamiliar) and, at that same coverage, on
+    the most certain pairs by |p − 0.5|; intervals over prompts."""
+    pooled = {key: np.concatenate([inside[key], shifted[key]]) for key in inside}
+    kept = ~pooled["unfamiliar"]
+    by_certainty = np.zeros_like(kept)
+    by_certainty[np.argsort(-np.abs(pooled["prob"] - 0.5), kind="stable")[: int(kept.sum())]] = True
+    report = {"pairs": {"inside": len(inside["correct"]), "shifted": len(shifted["correct"])}}
+    for name, rows in (
+        ("all", np.ones_like(kept)),
+        ("familiar only", kept),
+        ("most certain, same coverage", by_certainty),
+    ):
+        correct, prompt = pooled["correct"][rows], pooled["prompt"][rows]
+        interval, _ = grouped_interval(lambda r: float(correct[r].mean()), prompt)
+        report[name] = {"coverage": float(rows.mean()), "accuracy": float(correct.mean()), "interval": interval}
+    return report
 
 
 def mahalanobis_to(train: np.ndarray):
@@ -134,6 +180,16 @@ def main() -> None:
         share = pooled_nearest.percentile(pooled_nearest.novelty(read[name]["pooled"]))
         percentiles[name] = {"median": float(np.median(share)), "above_0.95": float((share > 0.95).mean())}
         print(f"novelty percentile, {name}: median {np.median(share):.3f}, above 0.95: {(share > 0.95).mean():.1%}")
+    mixed = mixed_deployment(
+        scored_pairs(predictor, pooled_nearest, args.data, args.format, fractions),
+        scored_pairs(predictor, pooled_nearest, args.shifted, args.shifted_format, fractions),
+    )
+    for name in ("all", "familiar only", "most certain, same coverage"):
+        row, (low, high) = mixed[name], mixed[name]["interval"]
+        print(
+            f"mixed test pairs, {name}: coverage {row['coverage']:.1%}, "
+            f"accuracy {row['accuracy']:.3f} [{low:.3f}, {high:.3f}]"
+        )
     report = {
         "benchmark": "ood",
         "machine": f"{platform.platform()}, 2 CPU cores, no GPU",
@@ -143,6 +199,7 @@ def main() -> None:
         "prompts": {name: len(np.unique(groups)) for name, (_, _, groups) in sets.items()},
         "auroc": rows,
         "novelty_percentile": percentiles,
+        "mixed_deployment": mixed,
     }
     write_results(f"ood-{args.name}", False, report)
 
