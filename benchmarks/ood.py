@@ -63,8 +63,8 @@ def scored_pairs(predictor, reference, path: str, fmt: str, fractions: tuple[flo
     """Every decided test pair of a data set: whether the model orders it as the annotators do, its
     P(a ≻ b), whether either response is unfamiliar (novelty percentile > 0.95), and its prompt."""
     tables = Preferences(path, fmt, *fractions).load().split("test")
-    encoded = predictor.scorer.encode(tables.item_contexts(), tables.items["text"].to_list())
-    logits, _, states = predictor.scorer.score_encoded_with_features(encoded, states=True)
+    read = read_model(predictor, tables.item_contexts(), tables.items["text"].to_list())
+    logits, states = read["logits"], read["pooled"]
     comps = tables.indexed_comparisons()
     p = comps["p"].to_numpy()
     decided = p != 0.5

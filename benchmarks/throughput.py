@@ -33,6 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import RESULTS, ROOT, run_measurement, run_module, write_results  # noqa: E402
+from unirank.evaluation.bootstrap import bootstrap_interval  # noqa: E402
 
 
 def run(method: str, scifact: str, steps: int) -> dict:
@@ -52,12 +53,10 @@ def interleaved(baseline: str, contender: str, measure, label: str, unit: str, r
     return rows
 
 
-def median_interval(values: list[float], resamples: int = 10000) -> list[float]:
+def median_interval(values: list[float]) -> list[float]:
     """95 % bootstrap interval of the median of per-round values (rounds resampled)."""
-    rng = np.random.default_rng(0)
     values = np.asarray(values, dtype=np.float64)
-    medians = np.median(values[rng.integers(0, len(values), (resamples, len(values)))], axis=1)
-    return np.percentile(medians, [2.5, 97.5]).tolist()
+    return bootstrap_interval(lambda rounds: float(np.median(values[rounds])), len(values))
 
 
 def group_versus_pairwise(scifact: str, steps: int, rounds: int) -> dict:

@@ -132,10 +132,12 @@ def evaluate_preferences(predictors: dict, tables: Tables, thresholds: tuple[flo
     categories = comps["category"].fill_null("all").to_numpy()
     judgments = np.maximum(1, np.round(comps["weight"].fill_null(1.0).to_numpy())).astype(np.int64)
     prompts = comps["group_id"].to_numpy()
+    item_a, item_b = comps["_a"].to_numpy(), comps["_b"].to_numpy()
+    a, b = item_a[decided], item_b[decided]  # the items of each decided pair
     for name, predictor in predictors.items():
         posterior, reference = getattr(predictor, "posterior", None), getattr(predictor, "novelty", None)
         scores, features, states = read_items(predictor, tables)
-        r_a, r_b = scores[comps["_a"].to_numpy()], scores[comps["_b"].to_numpy()]
+        r_a, r_b = scores[item_a], scores[item_b]
         a_wins = p[decided] > 0.5
         chosen = np.where(a_wins, r_a[decided], r_b[decided])
         rejected = np.where(a_wins, r_b[decided], r_a[decided])
@@ -160,7 +162,6 @@ def evaluate_preferences(predictors: dict, tables: Tables, thresholds: tuple[flo
         sided, truth = both_orders(prob[decided], p[decided])
         entry["thresholds"] = threshold_report(sided, truth, np.tile(categories[decided], 2), thresholds=thresholds)
         if posterior is not None:
-            a, b = comps["_a"].to_numpy()[decided], comps["_b"].to_numpy()[decided]
             predictive, std_error = posterior.pair_probability(
                 r_a[decided], r_b[decided], features[a], features[b], predictor.pairwise_link
             )
@@ -168,7 +169,6 @@ def evaluate_preferences(predictors: dict, tables: Tables, thresholds: tuple[flo
                                                                    prompts[decided])  # fmt: skip
         if reference is not None:
             percentile = novelty_percentiles(reference, states)
-            a, b = comps["_a"].to_numpy()[decided], comps["_b"].to_numpy()[decided]
             unfamiliar = np.maximum(percentile[a], percentile[b]) > UNFAMILIAR_ABOVE
             entry["shift"] = shift_report(percentile) | {
                 "pairs": accuracy_by_familiarity(unfamiliar, correct, prompts[decided])
