@@ -189,3 +189,41 @@ def test_stage2_keeps_a_ranking_term(repo):
             losses[weight] = float(module.stage_loss("pointwise", out, batch))
         expected = float(comparison_loss(out.items, batch))
     assert expected > 0 and losses[1.0] - losses[0.0] == pytest.approx(expected, rel=1e-5)
+
+
+def test_fused_prior_carries_the_first_stage_order_into_the_targets(repo, tmp_path):
+    from dataclasses import replace
+
+    from scipy.stats import spearmanr
+
+    from unirank.adapters import RetrievalAdapter
+    from unirank.mining.pipeline import MiningConfig
+    from unirank.mining.source import MinedBeir
+    from unirank.training.targets import stage1_prior
+
+    module = UnirankModule(model="tiny", adapter=RetrievalAdapter(max_length=96), seed=0)
+    mining = MiningConfig(k=10, negatives=5, candidates="top_k", validation_fraction=0.25,
+                          cache_dir=str(tmp_path / "cache"))  # fmt: skip
+    data = UnirankDataModule(MinedBeir(str(repo / "data/demo-beir"), mining=mining), batch_groups=4)
+    data.attach(module.tokenizer, module.adapter)
+    data.setup("fit")
+    train, held_out = data.datasets["train"], data.datasets["validation"]
+    plain = Calibration(label_weight=30.0, prior_groups="all")
+
+    def agreement(calibration) -> float:
+        """Mean Spearman correlation, per query, of the prior means with the first stage's scores."""
+        prior = stage1_prior(module.scorer, train, held_out, calibration, anchored=True)
+        means = dict(zip(zip(prior["group_id"], prior["item_id"]), prior["prior_mean"]))
+        keys = list(zip(train.item_group.to_list(), train.item_id.to_list()))
+        rows = [train.group(g).items for g in range(len(train))]
+        keyed = [[means[keys[i]] for i in r] for r in rows]
+        return float(np.mean([spearmanr(m, train.teacher[r]).statistic for m, r in zip(keyed, rows)]))
+
+    # an untrained model ranks at random; the first stage ranks the demo lists well, so γ is large
+    assert agreement(replace(plain, prior_fusion=True)) > 0.9 > agreement(plain)
+
+
+def test_fused_prior_needs_first_stage_scores(repo, tmp_path):
+    module, data = make(repo, calibration=Calibration(prior_fusion=True))
+    with pytest.raises(ValueError, match="prior_fusion needs a first_stage_score on every training item"):
+        trainer(tmp_path, 2).fit(module, datamodule=data)

@@ -62,10 +62,14 @@ class Calibration:
     stage1_prior: stage-1 scores, mapped onto the latent scale on the validation split, are the
     prior means; prior_groups: for groups of at most `sparse_group_size` items ("sparse": a chat
     prompt with one pair) or for every group ("all": targets follow the stage-1 order where labels
-    and comparisons are silent); final: "platt" fits σ(a·r + b) on the validation split after
-    training and folds it into the head (see unirank.fitting.platt), "none" leaves the logits as trained;
-    uncertainty: "laplace" then fits the head's posterior on up to `uncertainty_items` training items
-    (see unirank.uncertainty), so scores come with a standard error.
+    and comparisons are silent); prior_fusion: the prior is read from the stage-1 score fused with
+    the first stage's, r + γ·s (γ fitted on the validation lists' NDCG@10, as for the fused
+    ranking), so the targets carry the first stage's order where labels are silent and the one
+    model learns what fusing would add (retrieval lists with first-stage scores only); final:
+    "platt" fits σ(a·r + b) on the validation split after training and folds it into the head (see
+    unirank.fitting.platt), "none" leaves the logits as trained; uncertainty: "laplace" then fits
+    the head's posterior on up to `uncertainty_items` training items (see unirank.uncertainty), so
+    scores come with a standard error.
     """
 
     link: Literal["thurstone", "bradley-terry"] = "thurstone"
@@ -74,6 +78,7 @@ class Calibration:
     stage1_prior: bool = True
     sparse_group_size: int = 2
     prior_groups: Literal["sparse", "all"] = "sparse"
+    prior_fusion: bool = False
     final: Literal["none", "platt"] = "platt"
     uncertainty: Literal["none", "laplace"] = "laplace"
     uncertainty_items: int = 2048
