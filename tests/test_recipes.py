@@ -1,7 +1,12 @@
 """Every recipe runs under Lightning's fast_dev_run: one batch through every stage of its schedule
 (the Thurstone fit included), the final calibration and the head posterior, and exports nothing."""
 
+from pathlib import Path
+
 import pytest
+import torch
+import yaml
+from lightning.pytorch.callbacks import Callback
 
 from unirank.cli import main
 
@@ -31,3 +36,36 @@ def test_per_epoch_checkpoints_from_the_command_line(tmp_path, monkeypatch):
     ])  # fmt: skip
     saved = sorted(p.name for p in (tmp_path / "checkpoints").glob("*.ckpt"))
     assert saved == ["epoch=0-step=4.ckpt", "epoch=1-step=8.ckpt", "last.ckpt"]
+
+
+class LastCheckpointProbe(Callback):
+    """Records, at the start of each epoch after the first, what <root>/checkpoints/last.ckpt holds."""
+
+    seen: list = []
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if trainer.current_epoch > 0:
+            last = Path(trainer.default_root_dir) / "checkpoints" / "last.ckpt"
+            stage = torch.load(last, weights_only=True)["unirank"]["stage"] if last.exists() else None
+            LastCheckpointProbe.seen.append((trainer.current_epoch, stage))
+
+
+def test_a_recipe_run_that_dies_after_its_first_epoch_has_a_checkpoint(tmp_path, monkeypatch):
+    """last.ckpt is written at every epoch's end, not only once training has ended."""
+    monkeypatch.chdir(REPO)
+    LastCheckpointProbe.seen = []
+    main([
+        "fit", "--config", "lightning_configs/debug.yaml",
+        "--trainer.callbacks+=tests.test_recipes.LastCheckpointProbe",
+        "--model.schedule.pairwise_epochs=1", "--model.schedule.pointwise_epochs=1", "--trainer.logger=false",
+        "--trainer.default_root_dir", str(tmp_path), "--export.dirpath", str(tmp_path / "model"),
+    ])  # fmt: skip
+    assert LastCheckpointProbe.seen == [(1, "pairwise")]
+
+
+def test_every_recipe_checkpoints_the_same_way():
+    def checkpointing(recipe: str) -> list:
+        callbacks = yaml.safe_load((REPO / "lightning_configs" / f"{recipe}.yaml").read_text())["trainer"]["callbacks"]
+        return [c for c in callbacks if c["class_path"].endswith("ModelCheckpoint")]
+
+    assert all(checkpointing(r) == checkpointing("debug") for r in ("reward", "reranker", "process"))
