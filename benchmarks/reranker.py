@@ -28,7 +28,11 @@ models that record it; training wall time, each contender in a fresh process.
 
     python benchmarks/reranker.py [--quick] [--scifact ../shared/data/scifact] [--mined DIR]
                                   [--parallel N] [--device cpu|cuda] [--only NAME ...]
---quick: the demo BEIR set (top 20, 2 epochs) as a smoke check. --mined: a folder with the mined
+                                  [--depth K] [--precision bf16|fp32]
+--quick: the demo BEIR set (top 20, 2 epochs) as a smoke check. --depth: the first stage's top k
+(train lists and reranked test lists; 100 by default): a screen at reduced cost, written to
+reranker-depthK.json and its own folders. --precision: training and scoring (fp32 on a CPU
+without native bf16, where bf16 is emulated and about 3x slower). --mined: a folder with the mined
 `hard/`, `top-k/` and `test/` tables (they are mined into runs/ otherwise). --parallel: contenders
 trained at once (a GPU machine). --only: run these contenders; the others keep the rows of their
 report folders from an earlier run (listed as "reused"). Writes benchmarks/results/reranker.json
@@ -105,13 +109,17 @@ def mine(beir: str, mined: Path, k: int, quick: bool) -> None:
             run_timed(unirank_command("mine", *common, *args, "--out", str(mined / name)))
 
 
-def contender_job(name: str, spec: dict, mined: Path, work: Path, reports: Path, epochs: int, device: str) -> Job:
+def contender_job(
+    name: str, spec: dict, mined: Path, work: Path, reports: Path, epochs: int, device: str, precision: str
+) -> Job:
     folder = work / slug(name)
     score = [sys.executable, "-m", "benchmarks.score_child", "--name", name, "--retrieval", str(mined / "test")]
     score += ["--max-length", str(MAX_LENGTH), "--out", str(reports / slug(name)), "--device", device]
+    score += ["--precision", precision]
     if "st" in spec:
         train = [sys.executable, "-m", "benchmarks.st_train", "--mined", str(mined / "hard"), "--loss", spec["st"]]
         train += ["--out", str(folder), "--epochs", str(epochs), "--device", device, "--negatives", str(NEGATIVES)]
+        train += ["--precision", precision]
         return Job(name, [train, [*score, "--model", str(folder / "model"), "--kind", "plain"]], folder / "log.txt")
     pairwise, pointwise = epochs + spec["epochs"][0], spec["epochs"][1]
     items_per_group = NEGATIVES + 1  # one query's candidates per group; top-k samples as many per step
@@ -120,6 +128,7 @@ def contender_job(name: str, spec: dict, mined: Path, work: Path, reports: Path,
     data += ["--data.max_items_per_group", str(items_per_group if spec["data"] == "top-k" else 16)]
     extra = [f"--{key}={value}" for key, value in spec["overrides"].items()]
     extra += ["--trainer.accelerator", "gpu" if device == "cuda" else "cpu"]
+    extra += ["--trainer.precision", "bf16-mixed" if precision == "bf16" else "32-true"]
     fit = fit_command("lightning_configs/reranker.yaml", data, MAX_LENGTH, LR, (pairwise, pointwise), folder, extra)
     return Job(name, [fit, [*score, "--model", str(folder / "model")]], folder / "log.txt")
 
@@ -148,19 +157,23 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=1)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--only", nargs="*", help="contender names (default: all)")
+    parser.add_argument("--depth", type=int, default=100, help="the first stage's top k (not with --quick)")
+    parser.add_argument("--precision", default="bf16", choices=["bf16", "fp32"], help="training and scoring")
     args = parser.parse_args()
     beir = str(ROOT / "data" / "demo-beir") if args.quick else str(Path(args.scifact).resolve())
-    epochs, k = (2, 20) if args.quick else (args.epochs, 100)
-    work = ROOT / "runs" / ("bench-reranker-quick" if args.quick else "bench-reranker")
+    epochs, k = (2, 20) if args.quick else (args.epochs, args.depth)
+    suffix = "-quick" if args.quick else ("" if k == 100 else f"-depth{k}")
+    work = ROOT / "runs" / f"bench-reranker{suffix}"
     mined = Path(args.mined) if args.mined else work / "mined"
     mine(beir, mined, k, args.quick)
-    reports = RESULTS / ("reranker-scifact-quick" if args.quick else "reranker-scifact")
+    reports = RESULTS / f"reranker-scifact{suffix}"
     names = args.only or list(CONTENDERS)
-    jobs = [contender_job(n, CONTENDERS[n], mined, work, reports, epochs, args.device) for n in names]
+    jobs = [contender_job(n, CONTENDERS[n], mined, work, reports, epochs, args.device, args.precision) for n in names]
     run_jobs(jobs, args.parallel)
     systems, per_group = {}, {}
     metrics, train_s, failed = finished_reports(jobs, reports)
-    previous = RESULTS / ("reranker-quick.json" if args.quick else "reranker.json")
+    stem = "reranker" if args.quick or k == 100 else f"reranker-depth{k}"
+    previous = RESULTS / f"{stem}{'-quick' if args.quick else ''}.json"
     earlier_s = json.loads(previous.read_text()).get("train_s", {}) if previous.exists() else {}
     earlier = reused_reports(CONTENDERS, names, reports, earlier_s)
     for contender, (entry, seconds) in earlier.items():
@@ -184,7 +197,7 @@ def main() -> None:
             "negatives_per_query": NEGATIVES,
             "first_stage_depth": k,
             "unjudged_weight": UNJUDGED_WEIGHT,
-            "precision": "bf16 autocast (training and scoring)",
+            "precision": "bf16 autocast (training and scoring)" if args.precision == "bf16" else "fp32",
             "contenders": CONTENDERS,
         },
         "mining": {name: json.loads((mined / name / "mining.json").read_text()) for name in ("hard", "top-k", "test")},
@@ -196,7 +209,7 @@ def main() -> None:
         "reports": str(reports.relative_to(ROOT)),
         "reused": sorted(earlier),
     }
-    write_results("reranker", args.quick, report)
+    write_results(stem, args.quick, report)
     for name, row in systems.items():
         lo, hi = row["intervals"].get("ndcg@10", [float("nan")] * 2)
         print(f"{name:48s} NDCG@10 {row['ndcg@10']:.3f} [{lo:.3f}, {hi:.3f}]  ECE {row.get('ece', float('nan')):.3f}")
