@@ -340,6 +340,9 @@ def main() -> None:
         print("\n" + "\n".join(reranker_ablation(reranker)))
         names = ["CrossEncoderTrainer + LambdaLoss", "unirank BT only", "unirank full (before)", "unirank full"]
         reliability_figure(names, RESULTS / "reranker-scifact", RESULTS / "reranker-scifact" / "reliability.png")
+    screen = load("reranker-depth30")  # benchmarks/reranker.py --depth 30: a screen at reduced cost
+    if screen:
+        print("\n" + "\n".join(reranker_ablation(screen)))
     if reward:
         print("\n" + "\n".join(reward_ablation(reward)))
         print("\n" + "\n".join(reward_selective(reward)))
