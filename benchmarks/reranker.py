@@ -162,7 +162,8 @@ def main() -> None:
     args = parser.parse_args()
     beir = str(ROOT / "data" / "demo-beir") if args.quick else str(Path(args.scifact).resolve())
     epochs, k = (2, 20) if args.quick else (args.epochs, args.depth)
-    suffix = "-quick" if args.quick else ("" if k == 100 else f"-depth{k}")
+    depth = "" if args.quick or k == 100 else f"-depth{k}"  # a screen at another depth: its own files
+    suffix = "-quick" if args.quick else depth
     work = ROOT / "runs" / f"bench-reranker{suffix}"
     mined = Path(args.mined) if args.mined else work / "mined"
     mine(beir, mined, k, args.quick)
@@ -172,8 +173,7 @@ def main() -> None:
     run_jobs(jobs, args.parallel)
     systems, per_group = {}, {}
     metrics, train_s, failed = finished_reports(jobs, reports)
-    stem = "reranker" if args.quick or k == 100 else f"reranker-depth{k}"
-    previous = RESULTS / f"{stem}{'-quick' if args.quick else ''}.json"
+    previous = RESULTS / f"reranker{suffix}.json"
     earlier_s = json.loads(previous.read_text()).get("train_s", {}) if previous.exists() else {}
     earlier = reused_reports(CONTENDERS, names, reports, earlier_s)
     for contender, (entry, seconds) in earlier.items():
@@ -209,7 +209,7 @@ def main() -> None:
         "reports": str(reports.relative_to(ROOT)),
         "reused": sorted(earlier),
     }
-    write_results(stem, args.quick, report)
+    write_results(f"reranker{depth}", args.quick, report)
     for name, row in systems.items():
         lo, hi = row["intervals"].get("ndcg@10", [float("nan")] * 2)
         print(f"{name:48s} NDCG@10 {row['ndcg@10']:.3f} [{lo:.3f}, {hi:.3f}]  ECE {row.get('ece', float('nan')):.3f}")

@@ -62,7 +62,8 @@ def stage1_prior(scorer, train, held_out, calibration, anchored: bool) -> pl.Dat
         return None
     held_out_scores = scorer.score_rows(held_out, np.arange(held_out.n_items))
     gamma = fusion_weight(held_out_scores, held_out, train) if calibration.prior_fusion else 0.0
-    held_out_scores = held_out_scores + gamma * np.nan_to_num(held_out.teacher) if gamma else held_out_scores
+    if gamma:  # (fusion_weight checked every item has a first-stage score)
+        held_out_scores = held_out_scores + gamma * held_out.teacher
     alpha, beta, centred = score_map(held_out_scores, held_out, calibration, anchored)
     rows = items["_row"].to_numpy()
     scores = scorer.score_rows(train, rows) + (gamma * train.teacher[rows] if gamma else 0.0)
