@@ -157,6 +157,31 @@ def test_distill_stage_pulls_the_scores_towards_the_first_stage(repo, tmp_path):
     assert agreement() > before + 0.2
 
 
+def test_distill_weight_adds_the_teacher_term_to_the_later_stages(repo, tmp_path):
+    from unirank.adapters import RetrievalAdapter
+    from unirank.losses import anchor_loss, listwise_distillation_loss
+    from unirank.mining.pipeline import MiningConfig
+    from unirank.mining.source import MinedBeir
+
+    module = UnirankModule(model="tiny", adapter=RetrievalAdapter(max_length=96), distill_temperature=0.1)
+    mining = MiningConfig(k=10, negatives=5, validation_fraction=0.0, cache_dir=str(tmp_path / "cache"))
+    data = UnirankDataModule(MinedBeir(str(repo / "data/demo-beir"), mining=mining), batch_groups=4)
+    data.attach(module.tokenizer, module.adapter)
+    data.setup("fit")
+    batch = next(iter(data.train_dataloader()))
+    module.eval()
+    with torch.no_grad():
+        out = module.scorer.score_batch(batch)
+        bt = float(comparison_loss(out.items, batch) + anchor_loss(out.items, batch, module.calibration.label_weight))
+        kl = float(listwise_distillation_loss(out.items, batch.teacher, batch.group_sizes, 0.1))
+        module.distill_weight = 0.5
+        with_teacher = float(module.stage_loss("pairwise", out, batch))
+        batch.teacher[0] = float("nan")
+        with pytest.raises(ValueError, match="needs first_stage_score on every item"):
+            module.stage_loss("pairwise", out, batch)
+    assert kl > 0 and with_teacher == pytest.approx(bt + 0.5 * kl, rel=1e-5)
+
+
 def test_final_calibration_is_fitted_on_validation_and_folded_into_the_head(repo, tmp_path):
     module, data = make(repo, calibration=Calibration(final="platt"))
     trainer(tmp_path, 2).fit(module, datamodule=data)

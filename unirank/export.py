@@ -114,6 +114,7 @@ def load_checkpoint(path: str | Path, trust_remote_code: bool = False) -> Uniran
         calibration=Calibration(**config["calibration"]),
         chunk_size=config["chunk_size"],
         distill_temperature=config["distill_temperature"],
+        distill_weight=config.get("distill_weight", 0.0),
         ranking_weight=config.get("ranking_weight", 0.0),
         dropout=config.get("dropout"),
         seed=config["seed"],

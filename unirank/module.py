@@ -2,8 +2,9 @@
 then the final calibration.
 
 Optional distill epochs first match each group's scores to the first stage's (listwise KL: a warm
-start). Pairwise epochs train w·BCEWithLogits(r_a − r_b, p) on the comparisons, and an item whose
-label is its only evidence (a process step, a pointwise-labelled item) against the anchor at r ≡ 0.
+start); μ·that KL can also stay in the later stages (`distill_weight`). Pairwise epochs train
+w·BCEWithLogits(r_a − r_b, p) on the comparisons, and an item whose label is its only evidence
+(a process step, a pointwise-labelled item) against the anchor at r ≡ 0.
 At the first pointwise epoch the training split is fitted once (`unirank.training.targets`); the
 remaining epochs train w·BCE(σ(r), Φ(latent)) + λ·BT, w = 1/(1 + se²). When training ends, σ(a·r + b)
 is fitted on the validation split and folded into the head, and the head posterior is fitted;
@@ -46,7 +47,10 @@ class UnirankModule(L.LightningModule):
         lr: learning rate of the backbone; head_lr: of the new scalar head.
         weight_decay: AdamW weight decay; warmup_ratio: share of steps with linear warm-up (then linear decay).
         chunk_size: sequences per forward pass when scoring outside training batches.
-        distill_temperature: τ of the warm start's teacher distribution softmax(first-stage score / τ).
+        distill_temperature: τ of the teacher distribution softmax(first-stage score / τ).
+        distill_weight: μ of the listwise KL to the first stage kept in the pairwise and pointwise
+            stages: loss += μ·KL(softmax(first-stage / τ) ‖ softmax(r)) within each group, so where
+            labels are silent the model keeps the first stage's view (0: off; lists with first-stage scores).
         ranking_weight: λ of the ranking term kept in the pointwise stage: loss = pointwise + λ·BT on
             the same batch's comparisons, so calibrating cannot unlearn the order (0: pointwise alone).
         dropout: every dropout layer's probability while training (None: the backbone's own, 0.1 for
@@ -67,6 +71,7 @@ class UnirankModule(L.LightningModule):
         warmup_ratio: float = 0.1,
         chunk_size: int = 32,
         distill_temperature: float = 0.05,
+        distill_weight: float = 0.0,
         ranking_weight: float = 1.0,
         dropout: float | None = None,
         seed: int = 0,
@@ -78,6 +83,7 @@ class UnirankModule(L.LightningModule):
         self.schedule, self.calibration = schedule, calibration
         self.lr, self.head_lr, self.weight_decay, self.warmup_ratio = lr, head_lr, weight_decay, warmup_ratio
         self.chunk_size, self.seed, self.distill_temperature = chunk_size, seed, distill_temperature
+        self.distill_weight = distill_weight
         self.ranking_weight, self.dropout, self.trust_remote_code = ranking_weight, dropout, trust_remote_code
         backbone, self.tokenizer = load_backbone(model, trust_remote_code=trust_remote_code, seed=seed)
         self.scorer = Scorer(backbone, self.tokenizer, self.adapter, chunk_size)
@@ -92,7 +98,15 @@ class UnirankModule(L.LightningModule):
     # ---- configuration carried by checkpoints and exports -------------------------------------
     def config(self) -> dict:
         """Plain data that rebuilds this module (no pickled objects, so checkpoints load weights-only)."""
-        plain = ("chunk_size", "distill_temperature", "ranking_weight", "dropout", "seed", "trust_remote_code")
+        plain = (
+            "chunk_size",
+            "distill_temperature",
+            "distill_weight",
+            "ranking_weight",
+            "dropout",
+            "seed",
+            "trust_remote_code",
+        )
         adapter = {"class": type(self.adapter).__name__, "init_args": self.adapter.init_args}
         settings = {"schedule": asdict(self.schedule), "calibration": asdict(self.calibration)}
         return {"model": self.model_name, "adapter": adapter, **settings, **{k: getattr(self, k) for k in plain}}
@@ -139,19 +153,30 @@ class UnirankModule(L.LightningModule):
     def stage_loss(self, stage: str, out: BatchScores, batch: Batch) -> torch.Tensor:
         """The loss of one batch in a stage: distill (listwise KL to the first stage), pairwise
         (Bradley-Terry on the comparisons + each label that is its item's only evidence against the
-        anchor) or pointwise (BCE against the targets + λ·Bradley-Terry on the same comparisons)."""
+        anchor) or pointwise (BCE against the targets + λ·Bradley-Terry on the same comparisons);
+        the last two + μ·the distill loss when `distill_weight` μ > 0."""
         scores = out.items
         if stage == "distill":
-            if torch.isnan(batch.teacher).any():
-                raise ValueError("distill_epochs > 0 needs first_stage_score on every item (mined candidates have it)")
-            teacher = batch.teacher.to(self.device)
-            return listwise_distillation_loss(scores, teacher, batch.group_sizes, self.distill_temperature)
+            return self.teacher_loss(scores, batch)
         if stage == "pairwise":
-            return comparison_loss(scores, batch) + anchor_loss(scores, batch, self.calibration.label_weight)
-        pairs = [self._target_lookup[(g, i)] for g, i in zip(batch.group_id, batch.item_id)]
-        target, std_err = torch.tensor(pairs, dtype=torch.float32, device=self.device).unbind(1)
-        loss = pointwise_loss(scores, target, target_weight(std_err))
-        return loss + self.ranking_weight * comparison_loss(scores, batch) if self.ranking_weight else loss
+            loss = comparison_loss(scores, batch) + anchor_loss(scores, batch, self.calibration.label_weight)
+        else:
+            pairs = [self._target_lookup[(g, i)] for g, i in zip(batch.group_id, batch.item_id)]
+            target, std_err = torch.tensor(pairs, dtype=torch.float32, device=self.device).unbind(1)
+            loss = pointwise_loss(scores, target, target_weight(std_err))
+            if self.ranking_weight:
+                loss = loss + self.ranking_weight * comparison_loss(scores, batch)
+        return loss + self.distill_weight * self.teacher_loss(scores, batch) if self.distill_weight else loss
+
+    def teacher_loss(self, scores: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """KL(softmax(first-stage / τ) ‖ softmax(r)) within each group, averaged over groups."""
+        if batch.teacher is None or torch.isnan(batch.teacher).any():
+            raise ValueError(
+                "distill_epochs > 0 or distill_weight > 0 needs first_stage_score on every item "
+                "(mined candidates have it)"
+            )
+        teacher = batch.teacher.to(self.device)
+        return listwise_distillation_loss(scores, teacher, batch.group_sizes, self.distill_temperature)
 
     # ---- the targets of stage 2 (fitted by unirank.training.callbacks.PointwiseTargets) ------------
     def set_targets(self, targets: pl.DataFrame) -> None:
