@@ -30,7 +30,7 @@ models that record it; training wall time, each contender in a fresh process.
 
     python benchmarks/reranker.py [--quick] [--scifact ../shared/data/scifact] [--mined DIR]
                                   [--parallel N] [--device cpu|cuda] [--only NAME ...]
-                                  [--depth K] [--precision bf16|fp32]
+                                  [--depth K] [--precision bf16|fp32] [--seed N]
 --quick: the demo BEIR set (top 20, 2 epochs) as a smoke check. --depth: the first stage's top k
 (train lists and reranked test lists; 100 by default): a screen at reduced cost, written to
 reranker-depthK.json and its own folders. --precision: training and scoring (fp32 on a CPU
@@ -39,6 +39,10 @@ without native bf16, where bf16 is emulated and about 3x slower). --mined: a fol
 trained at once (a GPU machine). --only: run these contenders; the others keep the rows of their
 report folders from an earlier run (listed as "reused"). Writes benchmarks/results/reranker.json
 (reranker-quick.json) and one report folder per contender under benchmarks/results/reranker-scifact/.
+--seed N (N > 0): every contender trained with seed N (unirank: seed_everything, model.seed,
+data.seed; sentence-transformers: the trainer's seed) into reranker[-depthK]-seed-N.json and its
+own folders, the same mined tables: one seed's difference is not a result on SciFact (two seeds of
+the same recipe read 0.693 and 0.710 NDCG@10 at depth 30), so compare seed means.
 """
 
 from __future__ import annotations
@@ -113,7 +117,7 @@ def mine(beir: str, mined: Path, k: int, quick: bool) -> None:
 
 
 def contender_job(
-    name: str, spec: dict, mined: Path, work: Path, reports: Path, epochs: int, device: str, precision: str
+    name: str, spec: dict, mined: Path, work: Path, reports: Path, epochs: int, device: str, precision: str, seed: int
 ) -> Job:
     folder = work / slug(name)
     score = [sys.executable, "-m", "benchmarks.score_child", "--name", name, "--retrieval", str(mined / "test")]
@@ -122,7 +126,7 @@ def contender_job(
     if "st" in spec:
         train = [sys.executable, "-m", "benchmarks.st_train", "--mined", str(mined / "hard"), "--loss", spec["st"]]
         train += ["--out", str(folder), "--epochs", str(epochs), "--device", device, "--negatives", str(NEGATIVES)]
-        train += ["--precision", precision]
+        train += ["--precision", precision, "--seed", str(seed)]
         return Job(name, [train, [*score, "--model", str(folder / "model"), "--kind", "plain"]], folder / "log.txt")
     pairwise, pointwise = epochs + spec["epochs"][0], spec["epochs"][1]
     items_per_group = NEGATIVES + 1  # one query's candidates per group; top-k samples as many per step
@@ -130,6 +134,7 @@ def contender_job(
     data += ["--data.batch_groups", str(BATCH_SEQUENCES // items_per_group)]
     data += ["--data.max_items_per_group", str(items_per_group if spec["data"] == "top-k" else 16)]
     extra = [f"--{key}={value}" for key, value in spec["overrides"].items()]
+    extra += [f"--seed_everything={seed}", f"--model.seed={seed}", f"--data.seed={seed}"] if seed else []
     extra += ["--trainer.accelerator", "gpu" if device == "cuda" else "cpu"]
     extra += ["--trainer.precision", "bf16-mixed" if precision == "bf16" else "32-true"]
     fit = fit_command("lightning_configs/reranker.yaml", data, MAX_LENGTH, LR, (pairwise, pointwise), folder, extra)
@@ -162,17 +167,23 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", help="contender names (default: all)")
     parser.add_argument("--depth", type=int, default=100, help="the first stage's top k (not with --quick)")
     parser.add_argument("--precision", default="bf16", choices=["bf16", "fp32"], help="training and scoring")
+    parser.add_argument("--seed", type=int, default=0, help="every contender's seed (results: ...-seed-N.json)")
     args = parser.parse_args()
     beir = str(ROOT / "data" / "demo-beir") if args.quick else str(Path(args.scifact).resolve())
     epochs, k = (2, 20) if args.quick else (args.epochs, args.depth)
     depth = "" if args.quick or k == 100 else f"-depth{k}"  # a screen at another depth: its own files
-    suffix = "-quick" if args.quick else depth
+    tables = "-quick" if args.quick else depth
+    seed = f"-seed-{args.seed}" if args.seed else ""  # another seed: its own files, the same mined tables
+    suffix = tables + seed
     work = ROOT / "runs" / f"bench-reranker{suffix}"
-    mined = Path(args.mined) if args.mined else work / "mined"
+    mined = Path(args.mined) if args.mined else ROOT / "runs" / f"bench-reranker{tables}" / "mined"
     mine(beir, mined, k, args.quick)
     reports = RESULTS / f"reranker-scifact{suffix}"
     names = args.only or list(CONTENDERS)
-    jobs = [contender_job(n, CONTENDERS[n], mined, work, reports, epochs, args.device, args.precision) for n in names]
+    jobs = [
+        contender_job(n, CONTENDERS[n], mined, work, reports, epochs, args.device, args.precision, args.seed)
+        for n in names
+    ]
     run_jobs(jobs, args.parallel)
     systems, per_group = {}, {}
     metrics, train_s, failed = finished_reports(jobs, reports)
@@ -212,7 +223,8 @@ def main() -> None:
         "reports": str(reports.relative_to(ROOT)),
         "reused": sorted(earlier),
     }
-    write_results(f"reranker{depth}", args.quick, report)
+    report["seed"] = args.seed
+    write_results(f"reranker{depth}{seed}", args.quick, report)
     for name, row in systems.items():
         lo, hi = row["intervals"].get("ndcg@10", [float("nan")] * 2)
         print(f"{name:48s} NDCG@10 {row['ndcg@10']:.3f} [{lo:.3f}, {hi:.3f}]  ECE {row.get('ece', float('nan')):.3f}")

@@ -32,6 +32,7 @@ def main() -> None:
     parser.add_argument("--negatives", type=int, default=7)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", choices=["bf16", "fp32"], default="bf16")
+    parser.add_argument("--seed", type=int, default=0, help="the trainer's seed (head initialisation, batch order)")
     args = parser.parse_args()
 
     from datasets import Dataset
@@ -64,7 +65,7 @@ def main() -> None:
     training = CrossEncoderTrainingArguments(
         output_dir=args.out, num_train_epochs=args.epochs, per_device_train_batch_size=batch, learning_rate=args.lr,
         warmup_ratio=0.1, bf16=args.precision == "bf16", use_cpu=args.device == "cpu", save_strategy="no",
-        logging_steps=50, seed=0, report_to=[], dataloader_drop_last=False,
+        logging_steps=50, seed=args.seed, report_to=[], dataloader_drop_last=False,
     )  # fmt: skip
     CrossEncoderTrainer(model=model, args=training, train_dataset=data, loss=loss).train()
     seconds = time.perf_counter() - start
