@@ -182,6 +182,16 @@ def test_distill_weight_adds_the_teacher_term_to_the_later_stages(repo, tmp_path
     assert kl > 0 and with_teacher == pytest.approx(bt + 0.5 * kl, rel=1e-5)
 
 
+def test_teacher_term_without_first_stage_scores_fails_before_the_first_step(repo, tmp_path):
+    from unirank.data.tables import TableError
+
+    module, data = make(repo)
+    module.distill_weight = 0.5
+    with pytest.raises(TableError, match=r"demo-preferences\.jsonl: item .* of group .* has no first_stage_score"):
+        trainer(tmp_path, 2).fit(module, datamodule=data)
+    assert module.global_step == 0
+
+
 def test_final_calibration_is_fitted_on_validation_and_folded_into_the_head(repo, tmp_path):
     module, data = make(repo, calibration=Calibration(final="platt"))
     trainer(tmp_path, 2).fit(module, datamodule=data)

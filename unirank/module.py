@@ -20,11 +20,13 @@ import json
 from dataclasses import asdict
 
 import lightning as L
+import numpy as np
 import polars as pl
 import torch
 
 from unirank.adapters import Adapter, RetrievalAdapter
 from unirank.adapters.base import Batch
+from unirank.data.tables import TableError
 from unirank.losses import anchor_loss, comparison_loss, listwise_distillation_loss, pointwise_loss, target_weight
 from unirank.scorer import BatchScores, Scorer, load_backbone
 from unirank.training.callbacks import AttachEncoder, FinalFits, PointwiseTargets, TrainingProgress
@@ -122,6 +124,22 @@ class UnirankModule(L.LightningModule):
     def on_fit_start(self) -> None:
         if not self.trainer.fast_dev_run:  # fast_dev_run: one batch, every stage's loss on it
             self.schedule.check_epochs(self.trainer.max_epochs)
+        if self.schedule.distill_epochs or self.distill_weight:
+            self.check_first_stage_scores()
+
+    def check_first_stage_scores(self) -> None:
+        """Before the first step: the teacher term needs a first-stage score on every training item;
+        the first item without one is named with its source."""
+        datamodule = self.trainer.datamodule
+        train = getattr(datamodule, "datasets", {}).get("train")
+        missing = np.flatnonzero(np.isnan(train.teacher)) if train is not None else []
+        if len(missing):
+            row = int(missing[0])
+            raise TableError(
+                f"{datamodule.source_name()}: item {train.item_id[row]!r} of group {train.item_group[row]!r} has no "
+                f"first_stage_score ({len(missing)} training items lack one); distill_epochs > 0 or "
+                "distill_weight > 0 needs one on every item (mined candidates have it)"
+            )
 
     # ---- training -----------------------------------------------------------------------------
     def stages_now(self) -> list[str]:

@@ -356,12 +356,15 @@ class UnirankDataModule(L.LightningDataModule):
             self._warn_long_texts()
         train = self.datasets.get("train")
         if train is not None and not len(train.comp_a) and np.isnan(train.label).all():
-            where = (
-                getattr(self.source, "path", None)
-                or getattr(self.source, "beir_dir", None)
-                or type(self.source).__name__
+            raise TableError(
+                f"{self.source_name()}: the train split has no comparisons and no labels: there is nothing to train on"
             )
-            raise TableError(f"{where}: the train split has no comparisons and no labels: there is nothing to train on")
+
+    def source_name(self) -> str:
+        """Where the tables come from, for error messages: the source's file or folder, else its class."""
+        return (
+            getattr(self.source, "path", None) or getattr(self.source, "beir_dir", None) or type(self.source).__name__
+        )
 
     def _warn_long_texts(self) -> None:
         """Once both the texts (setup) and the adapter (attach) are known: how many texts the
