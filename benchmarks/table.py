@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import RESULTS  # noqa: E402
+from benchmarks.common import RESULTS, ROOT  # noqa: E402
 from benchmarks.jobs import slug  # noqa: E402
 from benchmarks.reward import RECIPE  # noqa: E402
 
@@ -238,6 +238,62 @@ def reward_seeds() -> list[str]:
     return lines
 
 
+def reranker_seeds(depth: str = "") -> list[str]:
+    """NDCG@10 per training seed (reranker{depth}.json is seed 0, reranker{depth}-seed-N.json the
+    others) and the mean over the seeds a system ran; beside it, the system minus unirank full over
+    the seeds both ran, each query's NDCG@10 averaged over those seeds first, paired over the test
+    queries (the interval sees the queries; the average damps the training run's spread)."""
+    from unirank.evaluation.bootstrap import paired_difference
+
+    runs = {0: load(f"reranker{depth}")}
+    for path in sorted(RESULTS.glob(f"reranker{depth}-seed-*.json")):
+        found = re.fullmatch(rf"reranker{depth}-seed-(\d+)", path.stem)
+        if found:
+            runs[int(found.group(1))] = json.loads(path.read_text())
+    runs = {seed: run for seed, run in runs.items() if run}
+    seeds = sorted(runs)
+    names = [name for name in runs[seeds[0]]["systems"] if sum(name in run["systems"] for run in runs.values()) > 1]
+    if len(seeds) < 2 or not names:
+        return []
+    lines = ["| system | " + " | ".join(f"seed {s}" for s in seeds) + " | mean | − unirank full, the same seeds' "
+             "mean, paired over queries [95 % CI] | ECE, mean |",
+             "|---|" + "---|" * (len(seeds) + 3)]  # fmt: skip
+    for name in names:
+        ran = [s for s in seeds if name in runs[s]["systems"]]
+        values = [runs[s]["systems"][name]["ndcg@10"] for s in ran]
+        cells = [f"{runs[s]['systems'][name]['ndcg@10']:.3f}" if s in ran else "–" for s in seeds]
+        cells.append(f"{sum(values) / len(values):.3f}")
+        both = [s for s in ran if "unirank full" in runs[s]["systems"]]
+        mine = [_per_query(runs[s], name) for s in both]
+        full = [_per_query(runs[s], "unirank full") for s in both]
+        if name != "unirank full" and both and all(mine) and all(full):
+            d = paired_difference(_mean_over_seeds(mine), _mean_over_seeds(full))
+            low, high = d["interval"]
+            cells.append(f"{d['difference']:+.3f} [{low:+.3f}, {high:+.3f}] ({len(both)} seeds)")
+        else:
+            cells.append("0" if name == "unirank full" else "")
+        eces = [runs[s]["systems"][name].get("ece") for s in ran]
+        cells.append(f"{sum(eces) / len(eces):.3f}" if all(e is not None for e in eces) else "")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _per_query(run: dict, name: str) -> dict | None:
+    """{query: NDCG@10} of one system, from the contender's report that holds it (None without one)."""
+    for contender in run["setup"]["contenders"]:
+        path = ROOT / run["reports"] / slug(contender) / "metrics.json"
+        systems = json.loads(path.read_text())["systems"] if path.exists() else {}
+        if name in systems:
+            return systems[name].get("per_group", {}).get("ndcg@10")
+    return None
+
+
+def _mean_over_seeds(values: list[dict]) -> dict:
+    """{query: the mean over seeds} for the queries every seed scored."""
+    shared = set.intersection(*(set(v) for v in values))
+    return {q: sum(v[q] for v in values) / len(values) for q in shared}
+
+
 def reward_selective(data: dict) -> list[str]:
     """Selective prediction: accuracy when abstaining on the least certain pairs, by |p − 0.5| and,
     for models with a head posterior, by the posterior predictive (the AURC difference is paired)."""
@@ -343,6 +399,10 @@ def main() -> None:
     screen = load("reranker-depth30")  # benchmarks/reranker.py --depth 30: a screen at reduced cost
     if screen:
         print("\n" + "\n".join(reranker_ablation(screen)))
+    for depth in ("", "-depth30"):
+        seeds = reranker_seeds(depth)
+        if seeds:
+            print("\n" + "\n".join(seeds))
     if reward:
         print("\n" + "\n".join(reward_ablation(reward)))
         print("\n" + "\n".join(reward_selective(reward)))
