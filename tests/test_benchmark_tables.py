@@ -1,0 +1,37 @@
+"""The README's tables are computed from the results files, not typed: the seed table's arithmetic."""
+
+from __future__ import annotations
+
+import json
+
+from benchmarks import table
+
+
+def _write_seed(results, root, seed: int, per_query: dict[str, dict[str, float]]) -> None:
+    reports = f"reports-{seed}"
+    for name, values in per_query.items():
+        folder = root / reports / table.slug(name)
+        folder.mkdir(parents=True)
+        entry = {"ndcg@10": sum(values.values()) / len(values), "per_group": {"ndcg@10": values}}
+        (folder / "metrics.json").write_text(json.dumps({"systems": {name: entry}}))
+    systems = {name: {"ndcg@10": sum(v.values()) / len(v), "ece": 0.01 * (seed + 1)} for name, v in per_query.items()}
+    run = {"systems": systems, "reports": reports, "setup": {"contenders": {name: {} for name in per_query}}}
+    stem = "reranker" + (f"-seed-{seed}" if seed else "")
+    (results / f"{stem}.json").write_text(json.dumps(run))
+
+
+def test_seed_table_averages_each_query_over_the_seeds_both_systems_ran(tmp_path, monkeypatch):
+    results = tmp_path / "results"
+    results.mkdir()
+    monkeypatch.setattr(table, "RESULTS", results)
+    monkeypatch.setattr(table, "ROOT", tmp_path)
+    queries = [str(q) for q in range(40)]
+    _write_seed(results, tmp_path, 0, {"unirank full": dict.fromkeys(queries, 0.6), "BT": dict.fromkeys(queries, 0.5)})
+    _write_seed(results, tmp_path, 1, {"unirank full": dict.fromkeys(queries, 0.8), "BT": dict.fromkeys(queries, 0.8)})
+    _write_seed(results, tmp_path, 2, {"unirank full": dict.fromkeys(queries, 0.7)})
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in table.reranker_seeds()[2:]}
+    assert rows["unirank full"][1:5] == ["0.600", "0.800", "0.700", "0.700"]
+    assert rows["BT"][1:5] == ["0.500", "0.800", "–", "0.650"]
+    # BT − full over seeds 0 and 1: (0.5 + 0.8) / 2 − (0.6 + 0.8) / 2, the same on every query
+    assert rows["BT"][5] == "-0.050 [-0.050, -0.050] (2 seeds)"
+    assert rows["BT"][6].strip(" |") == "0.015"  # ECE averaged over the seeds it ran
