@@ -252,9 +252,9 @@ def reranker_seeds(depth: str = "") -> list[str]:
             runs[int(found.group(1))] = json.loads(path.read_text())
     runs = {seed: run for seed, run in runs.items() if run}
     seeds = sorted(runs)
-    names = [name for name in runs[seeds[0]]["systems"] if sum(name in run["systems"] for run in runs.values()) > 1]
-    if len(seeds) < 2 or not names:
+    if len(seeds) < 2:
         return []
+    names = [name for name in runs[seeds[0]]["systems"] if sum(name in run["systems"] for run in runs.values()) > 1]
     lines = ["| system | " + " | ".join(f"seed {s}" for s in seeds) + " | mean | − unirank full, the same seeds' "
              "mean, paired over queries [95 % CI] | ECE, mean |",
              "|---|" + "---|" * (len(seeds) + 3)]  # fmt: skip
