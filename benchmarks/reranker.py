@@ -30,7 +30,7 @@ models that record it; training wall time, each contender in a fresh process.
 
     python benchmarks/reranker.py [--quick] [--scifact ../shared/data/scifact] [--mined DIR]
                                   [--parallel N] [--device cpu|cuda] [--only NAME ...]
-                                  [--depth K] [--precision bf16|fp32] [--seed N]
+                                  [--depth K] [--precision bf16|fp32] [--seed N] [--max-length L]
 --quick: the demo BEIR set (top 20, 2 epochs) as a smoke check. --depth: the first stage's top k
 (train lists and reranked test lists; 100 by default): a screen at reduced cost, written to
 reranker-depthK.json and its own folders. --precision: training and scoring (fp32 on a CPU
@@ -43,6 +43,9 @@ report folders from an earlier run (listed as "reused"). Writes benchmarks/resul
 data.seed; sentence-transformers: the trainer's seed) into reranker[-depthK]-seed-N.json and its
 own folders, the same mined tables: one seed's difference is not a result on SciFact (two seeds of
 the same recipe read 0.693 and 0.710 NDCG@10 at depth 30), so compare seed means.
+--max-length L (not 128): every contender trains and scores on inputs of L tokens, into
+reranker[-depthK]-lenL[-seed-N].json and its own folders (SciFact's abstracts run to a median 317
+tokens, so 128 reads about the first third of one).
 """
 
 from __future__ import annotations
@@ -117,16 +120,25 @@ def mine(beir: str, mined: Path, k: int, quick: bool) -> None:
 
 
 def contender_job(
-    name: str, spec: dict, mined: Path, work: Path, reports: Path, epochs: int, device: str, precision: str, seed: int
+    name: str,
+    spec: dict,
+    mined: Path,
+    work: Path,
+    reports: Path,
+    epochs: int,
+    device: str,
+    precision: str,
+    seed: int,
+    max_length: int = MAX_LENGTH,
 ) -> Job:
     folder = work / slug(name)
     score = [sys.executable, "-m", "benchmarks.score_child", "--name", name, "--retrieval", str(mined / "test")]
-    score += ["--max-length", str(MAX_LENGTH), "--out", str(reports / slug(name)), "--device", device]
+    score += ["--max-length", str(max_length), "--out", str(reports / slug(name)), "--device", device]
     score += ["--precision", precision]
     if "st" in spec:
         train = [sys.executable, "-m", "benchmarks.st_train", "--mined", str(mined / "hard"), "--loss", spec["st"]]
         train += ["--out", str(folder), "--epochs", str(epochs), "--device", device, "--negatives", str(NEGATIVES)]
-        train += ["--precision", precision, "--seed", str(seed)]
+        train += ["--precision", precision, "--seed", str(seed), "--max-length", str(max_length)]
         return Job(name, [train, [*score, "--model", str(folder / "model"), "--kind", "plain"]], folder / "log.txt")
     pairwise, pointwise = epochs + spec["epochs"][0], spec["epochs"][1]
     items_per_group = NEGATIVES + 1  # one query's candidates per group; top-k samples as many per step
@@ -137,7 +149,7 @@ def contender_job(
     extra += [f"--seed_everything={seed}", f"--model.seed={seed}", f"--data.seed={seed}"] if seed else []
     extra += ["--trainer.accelerator", "gpu" if device == "cuda" else "cpu"]
     extra += ["--trainer.precision", "bf16-mixed" if precision == "bf16" else "32-true"]
-    fit = fit_command("lightning_configs/reranker.yaml", data, MAX_LENGTH, LR, (pairwise, pointwise), folder, extra)
+    fit = fit_command("lightning_configs/reranker.yaml", data, max_length, LR, (pairwise, pointwise), folder, extra)
     return Job(name, [fit, [*score, "--model", str(folder / "model")]], folder / "log.txt")
 
 
@@ -168,20 +180,24 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=100, help="the first stage's top k (not with --quick)")
     parser.add_argument("--precision", default="bf16", choices=["bf16", "fp32"], help="training and scoring")
     parser.add_argument("--seed", type=int, default=0, help="every contender's seed (results: ...-seed-N.json)")
+    parser.add_argument("--max-length", type=int, default=MAX_LENGTH, help="tokens per (query, document) input")
     args = parser.parse_args()
     beir = str(ROOT / "data" / "demo-beir") if args.quick else str(Path(args.scifact).resolve())
     epochs, k = (2, 20) if args.quick else (args.epochs, args.depth)
     depth = "" if args.quick or k == 100 else f"-depth{k}"  # a screen at another depth: its own files
     tables = "-quick" if args.quick else depth
+    length = "" if args.max_length == MAX_LENGTH else f"-len{args.max_length}"  # its own files, the same tables
     seed = f"-seed-{args.seed}" if args.seed else ""  # another seed: its own files, the same mined tables
-    suffix = tables + seed
+    suffix = tables + length + seed
     work = ROOT / "runs" / f"bench-reranker{suffix}"
     mined = Path(args.mined) if args.mined else ROOT / "runs" / f"bench-reranker{tables}" / "mined"
     mine(beir, mined, k, args.quick)
     reports = RESULTS / f"reranker-scifact{suffix}"
     names = args.only or list(CONTENDERS)
     jobs = [
-        contender_job(n, CONTENDERS[n], mined, work, reports, epochs, args.device, args.precision, args.seed)
+        contender_job(
+            n, CONTENDERS[n], mined, work, reports, epochs, args.device, args.precision, args.seed, args.max_length
+        )
         for n in names
     ]
     run_jobs(jobs, args.parallel)
@@ -204,7 +220,7 @@ def main() -> None:
         "data": str(Path(beir).relative_to(ROOT.parent)) if Path(beir).is_relative_to(ROOT.parent) else beir,
         "setup": {
             "backbone": "all-MiniLM-L6-v2",
-            "max_length": MAX_LENGTH,
+            "max_length": args.max_length,
             "epochs": epochs,
             "lr": LR,
             "sequences_per_step": BATCH_SEQUENCES,
@@ -224,7 +240,7 @@ def main() -> None:
         "reused": sorted(earlier),
     }
     report["seed"] = args.seed
-    write_results(f"reranker{depth}{seed}", args.quick, report)
+    write_results(f"reranker{depth}{length}{seed}", args.quick, report)
     for name, row in systems.items():
         lo, hi = row["intervals"].get("ndcg@10", [float("nan")] * 2)
         print(f"{name:48s} NDCG@10 {row['ndcg@10']:.3f} [{lo:.3f}, {hi:.3f}]  ECE {row.get('ece', float('nan')):.3f}")

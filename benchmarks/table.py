@@ -278,6 +278,41 @@ def reranker_seeds(depth: str = "") -> list[str]:
     return lines
 
 
+def reranker_lengths(depth: str = "") -> list[str]:
+    """Each system trained and scored on inputs of another length (reranker{depth}-lenL.json)
+    against the same system and seed at 128 tokens (reranker{depth}.json): NDCG@10, the difference
+    paired over the test queries, ECE and training time (a longer input costs about its length)."""
+    from unirank.evaluation.bootstrap import paired_difference
+
+    base = load(f"reranker{depth}")
+    lines = []
+    for path in sorted(RESULTS.glob(f"reranker{depth}-len*.json")) if base else []:
+        found = re.fullmatch(rf"reranker{depth}-len(\d+)", path.stem)
+        run = json.loads(path.read_text()) if found else {"systems": {}}
+        for name in (n for n in run["systems"] if n in base["systems"]):
+            longer, short = _per_query(run, name), _per_query(base, name)
+            if not (longer and short):
+                continue
+            d = paired_difference(longer, short)
+            (low, high), ece = d["interval"], [r["systems"][name].get("ece") for r in (base, run)]
+            seconds = [r.get("train_s", {}).get(name) for r in (base, run)]
+            lines.append(
+                f"| {name} | {found.group(1)} | {base['systems'][name]['ndcg@10']:.3f} | "
+                f"{run['systems'][name]['ndcg@10']:.3f} | {d['difference']:+.3f} [{low:+.3f}, {high:+.3f}] "
+                f"({d['n_groups']} queries) | "
+                + " | ".join("" if v is None else f"{v:.3f}" for v in ece)
+                + " | "
+                + " | ".join("" if v is None else f"{v:,.0f} s" for v in seconds)
+                + " |"
+            )
+    header = [
+        "| system | tokens | NDCG@10 at 128 | at that length | difference, paired over queries [95 % CI] | "
+        "ECE at 128 | at that length | training at 128 | at that length |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    return header + lines if lines else []
+
+
 def _per_query(run: dict, name: str) -> dict | None:
     """{query: NDCG@10} of one system, from the contender's report that holds it (None without one)."""
     for contender in run["setup"]["contenders"]:
@@ -400,9 +435,9 @@ def main() -> None:
     if screen:
         print("\n" + "\n".join(reranker_ablation(screen)))
     for depth in ("", "-depth30"):
-        seeds = reranker_seeds(depth)
-        if seeds:
-            print("\n" + "\n".join(seeds))
+        for lines in (reranker_seeds(depth), reranker_lengths(depth)):
+            if lines:
+                print("\n" + "\n".join(lines))
     if reward:
         print("\n" + "\n".join(reward_ablation(reward)))
         print("\n" + "\n".join(reward_selective(reward)))

@@ -7,8 +7,8 @@ import json
 from benchmarks import table
 
 
-def _write_seed(results, root, seed: int, per_query: dict[str, dict[str, float]]) -> None:
-    reports = f"reports-{seed}"
+def _write_seed(results, root, seed: int, per_query: dict[str, dict[str, float]], stem: str = "") -> None:
+    reports = f"reports-{stem or seed}"
     for name, values in per_query.items():
         folder = root / reports / table.slug(name)
         folder.mkdir(parents=True)
@@ -16,7 +16,7 @@ def _write_seed(results, root, seed: int, per_query: dict[str, dict[str, float]]
         (folder / "metrics.json").write_text(json.dumps({"systems": {name: entry}}))
     systems = {name: {"ndcg@10": sum(v.values()) / len(v), "ece": 0.01 * (seed + 1)} for name, v in per_query.items()}
     run = {"systems": systems, "reports": reports, "setup": {"contenders": {name: {} for name in per_query}}}
-    stem = "reranker" + (f"-seed-{seed}" if seed else "")
+    stem = stem or "reranker" + (f"-seed-{seed}" if seed else "")
     (results / f"{stem}.json").write_text(json.dumps(run))
 
 
@@ -35,3 +35,23 @@ def test_seed_table_averages_each_query_over_the_seeds_both_systems_ran(tmp_path
     # BT − full over seeds 0 and 1: (0.5 + 0.8) / 2 − (0.6 + 0.8) / 2, the same on every query
     assert rows["BT"][5] == "-0.050 [-0.050, -0.050] (2 seeds)"
     assert rows["BT"][6].strip(" |") == "0.015"  # ECE averaged over the seeds it ran
+
+
+def test_length_table_pairs_each_system_with_itself_at_128_tokens(tmp_path, monkeypatch):
+    results = tmp_path / "results"
+    results.mkdir()
+    monkeypatch.setattr(table, "RESULTS", results)
+    monkeypatch.setattr(table, "ROOT", tmp_path)
+    queries = [str(q) for q in range(40)]
+    short = {"unirank full": dict.fromkeys(queries, 0.6), "BT": dict.fromkeys(queries, 0.5)}
+    _write_seed(results, tmp_path, 0, short)
+    longer = {"unirank full": {q: 0.6 + 0.1 * (int(q) % 2) for q in queries}}  # +0.1 on half the queries
+    _write_seed(results, tmp_path, 0, longer, stem="reranker-len256")
+    lines = table.reranker_lengths()
+    assert len(lines) == 3  # header, rule, the one system run at both lengths
+    cells = lines[2].split(" | ")
+    assert cells[1:4] == ["256", "0.600", "0.650"]
+    assert cells[4].startswith("+0.050 [") and cells[4].endswith("(40 queries)")
+    low, high = (float(x) for x in cells[4].split("[")[1].split("]")[0].split(", "))
+    assert 0.02 < low < 0.05 < high < 0.08
+    assert table.reranker_lengths("-depth30") == []  # no results at that depth
