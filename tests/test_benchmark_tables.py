@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from benchmarks import table
+
+
+@pytest.fixture
+def results(tmp_path, monkeypatch):
+    """An empty results folder that table.py reads, with report folders under tmp_path."""
+    folder = tmp_path / "results"
+    folder.mkdir()
+    monkeypatch.setattr(table, "RESULTS", folder)
+    monkeypatch.setattr(table, "ROOT", tmp_path)
+    return folder
 
 
 def _write_seed(results, root, seed: int, per_query: dict[str, dict[str, float]], stem: str = "") -> None:
@@ -20,11 +32,7 @@ def _write_seed(results, root, seed: int, per_query: dict[str, dict[str, float]]
     (results / f"{stem}.json").write_text(json.dumps(run))
 
 
-def test_seed_table_averages_each_query_over_the_seeds_both_systems_ran(tmp_path, monkeypatch):
-    results = tmp_path / "results"
-    results.mkdir()
-    monkeypatch.setattr(table, "RESULTS", results)
-    monkeypatch.setattr(table, "ROOT", tmp_path)
+def test_seed_table_averages_each_query_over_the_seeds_both_systems_ran(tmp_path, results):
     queries = [str(q) for q in range(40)]
     _write_seed(results, tmp_path, 0, {"unirank full": dict.fromkeys(queries, 0.6), "BT": dict.fromkeys(queries, 0.5)})
     _write_seed(results, tmp_path, 1, {"unirank full": dict.fromkeys(queries, 0.8), "BT": dict.fromkeys(queries, 0.8)})
@@ -37,11 +45,7 @@ def test_seed_table_averages_each_query_over_the_seeds_both_systems_ran(tmp_path
     assert rows["BT"][6].strip(" |") == "0.015"  # ECE averaged over the seeds it ran
 
 
-def test_length_table_pairs_each_system_with_itself_at_128_tokens(tmp_path, monkeypatch):
-    results = tmp_path / "results"
-    results.mkdir()
-    monkeypatch.setattr(table, "RESULTS", results)
-    monkeypatch.setattr(table, "ROOT", tmp_path)
+def test_length_table_pairs_each_system_with_itself_at_128_tokens(tmp_path, results):
     queries = [str(q) for q in range(40)]
     short = {"unirank full": dict.fromkeys(queries, 0.6), "BT": dict.fromkeys(queries, 0.5)}
     _write_seed(results, tmp_path, 0, short)
