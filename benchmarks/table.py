@@ -291,7 +291,7 @@ def reranker_lengths(depth: str = "") -> list[str]:
         run = json.loads(path.read_text()) if found else {"systems": {}}
         for name in (n for n in run["systems"] if n in base["systems"]):
             longer, short = _per_query(run, name), _per_query(base, name)
-            if not (longer and short):
+            if not (longer and short) or longer == short:  # the first stage reads no tokens
                 continue
             d = paired_difference(longer, short)
             (low, high), ece = d["interval"], [r["systems"][name].get("ece") for r in (base, run)]
