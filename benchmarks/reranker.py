@@ -129,7 +129,7 @@ def contender_job(
     device: str,
     precision: str,
     seed: int,
-    max_length: int = MAX_LENGTH,
+    max_length: int,
 ) -> Job:
     folder = work / slug(name)
     score = [sys.executable, "-m", "benchmarks.score_child", "--name", name, "--retrieval", str(mined / "test")]

@@ -238,6 +238,17 @@ def reward_seeds() -> list[str]:
     return lines
 
 
+def numbered_results(prefix: str) -> dict[int, dict]:
+    """{N: results} of every results/<prefix>N.json (N digits only: `reranker-len` does not pick up
+    `reranker-len256-seed-1`), in order of N."""
+    found = {}
+    for path in RESULTS.glob(f"{prefix}*.json"):
+        number = re.fullmatch(rf"{re.escape(prefix)}(\d+)", path.stem)
+        if number:
+            found[int(number.group(1))] = json.loads(path.read_text())
+    return dict(sorted(found.items()))
+
+
 def reranker_seeds(depth: str = "") -> list[str]:
     """NDCG@10 per training seed (reranker{depth}.json is seed 0, reranker{depth}-seed-N.json the
     others) and the mean over the seeds a system ran; beside it, the system minus unirank full over
@@ -245,11 +256,7 @@ def reranker_seeds(depth: str = "") -> list[str]:
     queries (the interval sees the queries; the average damps the training run's spread)."""
     from unirank.evaluation.bootstrap import paired_difference
 
-    runs = {0: load(f"reranker{depth}")}
-    for path in sorted(RESULTS.glob(f"reranker{depth}-seed-*.json")):
-        found = re.fullmatch(rf"reranker{depth}-seed-(\d+)", path.stem)
-        if found:
-            runs[int(found.group(1))] = json.loads(path.read_text())
+    runs = {0: load(f"reranker{depth}"), **numbered_results(f"reranker{depth}-seed-")}
     runs = {seed: run for seed, run in runs.items() if run}
     seeds = sorted(runs)
     if len(seeds) < 2:
@@ -286,9 +293,7 @@ def reranker_lengths(depth: str = "") -> list[str]:
 
     base = load(f"reranker{depth}")
     lines = []
-    for path in sorted(RESULTS.glob(f"reranker{depth}-len*.json")) if base else []:
-        found = re.fullmatch(rf"reranker{depth}-len(\d+)", path.stem)
-        run = json.loads(path.read_text()) if found else {"systems": {}}
+    for length, run in numbered_results(f"reranker{depth}-len").items() if base else []:
         for name in (n for n in run["systems"] if n in base["systems"]):
             longer, short = _per_query(run, name), _per_query(base, name)
             if not (longer and short) or longer == short:  # the first stage reads no tokens
@@ -297,7 +302,7 @@ def reranker_lengths(depth: str = "") -> list[str]:
             (low, high), ece = d["interval"], [r["systems"][name].get("ece") for r in (base, run)]
             seconds = [r.get("train_s", {}).get(name) for r in (base, run)]
             lines.append(
-                f"| {name} | {found.group(1)} | {base['systems'][name]['ndcg@10']:.3f} | "
+                f"| {name} | {length} | {base['systems'][name]['ndcg@10']:.3f} | "
                 f"{run['systems'][name]['ndcg@10']:.3f} | {d['difference']:+.3f} [{low:+.3f}, {high:+.3f}] "
                 f"({d['n_groups']} queries) | "
                 + " | ".join("" if v is None else f"{v:.3f}" for v in ece)
