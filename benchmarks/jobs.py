@@ -73,16 +73,19 @@ def finished_reports(jobs: list[Job], reports: Path) -> tuple[dict[str, dict], d
 
 
 def reused_reports(
-    contenders, run_now: list[str], reports: Path, earlier_s: dict[str, float]
-) -> dict[str, tuple[dict, float | None]]:
+    contenders, run_now: list[str], reports: Path, earlier: dict
+) -> dict[str, tuple[dict, float | None, dict | None]]:
     """Contenders not run in this invocation whose report folder an earlier run left: {name: (its
-    metrics.json, its training time in the earlier results)}, so a partial rerun (--only /
-    --contenders) updates its own rows and keeps the others (the results list them as "reused")."""
+    metrics.json, its training time and its final calibration as the earlier results recorded them)},
+    so a partial rerun (--only / --contenders) updates its own rows and keeps the others (the results
+    list them as "reused"), in a checkout that no longer holds their trained models. `earlier`: the
+    earlier results' block with "train_s" and "systems" ({} without one)."""
     kept = {}
     for name in contenders:
         path = reports / slug(name) / "metrics.json"
         if name not in run_now and path.exists():
-            kept[name] = (json.loads(path.read_text()), earlier_s.get(name))
+            fit = earlier.get("systems", {}).get(name, {}).get("final_calibration")
+            kept[name] = (json.loads(path.read_text()), earlier.get("train_s", {}).get(name), fit)
     return kept
 
 

@@ -204,15 +204,14 @@ def main() -> None:
     systems, per_group = {}, {}
     metrics, train_s, failed = finished_reports(jobs, reports)
     previous = RESULTS / f"reranker{suffix}.json"
-    earlier_s = json.loads(previous.read_text()).get("train_s", {}) if previous.exists() else {}
-    earlier = reused_reports(CONTENDERS, names, reports, earlier_s)
-    for contender, (entry, seconds) in earlier.items():
+    earlier = reused_reports(CONTENDERS, names, reports, json.loads(previous.read_text()) if previous.exists() else {})
+    for contender, (entry, seconds, _) in earlier.items():
         metrics[contender], train_s[contender] = entry, seconds
     for contender, report in metrics.items():
         for name, entry in report["systems"].items():
             systems[name] = headline(entry)
             per_group[name] = entry.get("per_group", {})
-        fit = final_calibration(work / slug(contender) / "model")
+        fit = earlier[contender][2] if contender in earlier else final_calibration(work / slug(contender) / "model")
         if fit:
             systems[contender]["final_calibration"] = fit
     report = {

@@ -250,15 +250,15 @@ def main() -> None:
         metrics, train_s, failed = finished_reports(mine, reports)
         previous = RESULTS / f"{stem}.json"
         earlier = json.loads(previous.read_text())["datasets"].get(dataset, {}) if previous.exists() else {}
-        kept = reused_reports(CONTENDERS, [job.name for job in mine], reports, earlier.get("train_s", {}))
-        for contender, (entry, seconds) in kept.items():
+        kept = reused_reports(CONTENDERS, [job.name for job in mine], reports, earlier)
+        for contender, (entry, seconds, _) in kept.items():
             metrics[contender], train_s[contender] = entry, seconds
         for contender, entry in metrics.items():
             systems[contender] = headline(entry["systems"][contender])
             per_group[contender] = entry["systems"][contender].get("per_group", {})
             systems[contender]["test_comparisons"] = entry["comparisons"]
             systems[contender]["ties"] = entry["ties_excluded"]
-            fit = final_calibration(work / slug(contender) / "model")
+            fit = kept[contender][2] if contender in kept else final_calibration(work / slug(contender) / "model")
             if fit:
                 systems[contender]["final_calibration"] = fit
         report["datasets"][dataset] = {

@@ -24,3 +24,16 @@ def test_a_measurement_runs_from_its_command_line_and_prints_one_json_line(capsy
     child_runs.main(["index_clustered", "--n", "3000", "--kind", "flat", "--out", str(tmp_path / "hits.npy")])
     search = json.loads(capsys.readouterr().out)
     assert search["kind"] == "flat" and np.load(tmp_path / "hits.npy").shape == (1000, 100)
+
+
+def test_a_partial_rerun_keeps_a_reused_contenders_time_and_final_calibration_without_its_model(tmp_path):
+    from benchmarks.jobs import reused_reports, slug
+
+    for name in ("kept", "rerun"):
+        (tmp_path / slug(name)).mkdir()
+        (tmp_path / slug(name) / "metrics.json").write_text(json.dumps({"systems": {name: {"ndcg@10": 0.5}}}))
+    fit = {"a": 0.85, "b": -2.48}
+    earlier = {"train_s": {"kept": 7232.0}, "systems": {"kept": {"final_calibration": fit}}}
+    kept = reused_reports(["kept", "rerun", "never run"], ["rerun"], tmp_path, earlier)
+    assert kept == {"kept": ({"systems": {"kept": {"ndcg@10": 0.5}}}, 7232.0, fit)}
+    assert reused_reports(["kept"], [], tmp_path, {})["kept"][1:] == (None, None)
