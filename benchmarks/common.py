@@ -97,21 +97,6 @@ def fit_command(config: str, data: list[str], max_length: int, lr: float, epochs
     )  # fmt: skip
 
 
-def train_once(folder: Path, recipe: list[str], reuse: bool) -> float:
-    """Train a contender: run the command `recipe` and record it with its time in folder/train.json.
-    With reuse, a folder whose train.json holds the same recipe is not trained again.
-    Returns the training wall time (s)."""
-    record = folder / "train.json"
-    previous = json.loads(record.read_text()) if reuse and record.exists() else None
-    if previous is not None and previous["recipe"] == recipe:
-        print(f"reusing {folder} (trained with the same recipe)")
-        return previous["train_s"]
-    seconds = run_timed(recipe)
-    folder.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps({"recipe": recipe, "train_s": seconds}, indent=1) + "\n")
-    return seconds
-
-
 def write_results(stem: str, quick: bool, report: dict) -> Path:
     """results/<stem>.json, or <stem>-quick.json for a --quick run."""
     RESULTS.mkdir(parents=True, exist_ok=True)

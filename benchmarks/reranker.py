@@ -34,7 +34,9 @@ models that record it; training wall time, each contender in a fresh process.
 --quick: the demo BEIR set (top 20, 2 epochs) as a smoke check. --depth: the first stage's top k
 (train lists and reranked test lists; 100 by default): a screen at reduced cost, written to
 reranker-depthK.json and its own folders. --precision: training and scoring (fp32 on a CPU
-without native bf16, where bf16 is emulated and about 3x slower). --mined: a folder with the mined
+without native bf16, where bf16 is emulated and about 3x slower); the tables are mined in bf16
+whatever it says, the tables every recorded result trained on (on such a CPU encoding SciFact's
+corpus takes ~32 min, once: the mined folder is kept). --mined: a folder with the mined
 `hard/`, `top-k/` and `test/` tables (they are mined into runs/ otherwise). --parallel: contenders
 trained at once (a GPU machine). --only: run these contenders; the others keep the rows of their
 report folders from an earlier run (listed as "reused"). Writes benchmarks/results/reranker.json
