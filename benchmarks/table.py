@@ -294,9 +294,9 @@ def reranker_lengths(depth: str = "") -> list[str]:
     base = load(f"reranker{depth}")
     lines = []
     for length, run in numbered_results(f"reranker{depth}-len").items() if base else []:
-        for name in (n for n in run["systems"] if n in base["systems"]):
+        for name in (n for n in run["systems"] if n in base["systems"] and n != "first stage"):  # reads no tokens
             longer, short = _per_query(run, name), _per_query(base, name)
-            if not (longer and short) or longer == short:  # the first stage reads no tokens
+            if not (longer and short):
                 continue
             d = paired_difference(longer, short)
             (low, high), ece = d["interval"], [r["systems"][name].get("ece") for r in (base, run)]

@@ -47,12 +47,14 @@ def test_seed_table_averages_each_query_over_the_seeds_both_systems_ran(tmp_path
 
 def test_length_table_pairs_each_system_with_itself_at_128_tokens(tmp_path, results):
     queries = [str(q) for q in range(40)]
-    short = {"unirank full": dict.fromkeys(queries, 0.6), "BT": dict.fromkeys(queries, 0.5)}
+    first_stage = dict.fromkeys(queries, 0.4)
+    short = {"unirank full": dict.fromkeys(queries, 0.6), "BT": dict.fromkeys(queries, 0.5), "first stage": first_stage}
     _write_seed(results, tmp_path, 0, short)
     longer = {"unirank full": {q: 0.6 + 0.1 * (int(q) % 2) for q in queries}}  # +0.1 on half the queries
+    longer["first stage"] = {**first_stage, "0": 0.5}  # lists mined anew: it moves, but reads no tokens
     _write_seed(results, tmp_path, 0, longer, stem="reranker-len256")
     lines = table.reranker_lengths()
-    assert len(lines) == 3  # header, rule, the one system run at both lengths
+    assert len(lines) == 3  # header, rule, the one reranker run at both lengths
     cells = lines[2].split(" | ")
     assert cells[1:4] == ["256", "0.600", "0.650"]
     assert cells[4].startswith("+0.050 [") and cells[4].endswith("(40 queries)")
