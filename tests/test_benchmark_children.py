@@ -1,4 +1,5 @@
-"""The benchmarks' fresh-process measurements are a real module: importable, typed, runnable."""
+"""The benchmarks' fresh-process machinery: measurements are a real module (importable, typed, runnable), and a
+partial rerun keeps what it did not rerun."""
 
 from __future__ import annotations
 
