@@ -36,10 +36,9 @@ models that record it; training wall time, each contender in a fresh process.
 reranker-depthK.json and its own folders. --precision: training and scoring (fp32 on a CPU
 without native bf16, where bf16 is emulated and about 3x slower); the tables are mined in bf16
 whatever it says, as every recorded result's tables were (on such a CPU encoding SciFact's corpus
-takes ~32 min, once: the mined folder is kept). The recorded depth-30 tables came from an earlier
-session's embedding cache; encoded anew on the 2-core CPU, whose bf16 is emulated and rounds
-differently, they differ slightly (3 of the 300 test lists change their first-stage top 10, 1 its
-recall@30; the hard table holds 7,292 items against 7,287). --mined: a folder with the mined
+takes ~32 min, once: the mined folder is kept). Emulated bf16 rounds differently from native bf16,
+so tables encoded on such a CPU can differ slightly from ones encoded elsewhere (by how much for the
+depth-30 screen: `mining_note` in results/reranker-depth30-len256.json). --mined: a folder with the mined
 `hard/`, `top-k/` and `test/` tables (they are mined into runs/ otherwise). --parallel: contenders
 trained at once (a GPU machine). --only: run these contenders; the others keep the rows of their
 report folders from an earlier run (listed as "reused"). Writes benchmarks/results/reranker.json
