@@ -249,14 +249,15 @@ def numbered_results(prefix: str) -> dict[int, dict]:
     return dict(sorted(found.items()))
 
 
-def reranker_seeds(depth: str = "") -> list[str]:
-    """NDCG@10 per training seed (reranker{depth}.json is seed 0, reranker{depth}-seed-N.json the
-    others) and the mean over the seeds a system ran; beside it, the system minus unirank full over
-    the seeds both ran, each query's NDCG@10 averaged over those seeds first, paired over the test
-    queries (the interval sees the queries; the average damps the training run's spread)."""
+def reranker_seeds(stem: str = "reranker") -> list[str]:
+    """NDCG@10 per training seed of one setting (results/<stem>.json is seed 0, <stem>-seed-N.json
+    the others; stem `reranker`, `reranker-depth30`, `reranker-len256`, ...) and the mean over the
+    seeds a system ran; beside it, the system minus unirank full over the seeds both ran, each
+    query's NDCG@10 averaged over those seeds first, paired over the test queries (the interval sees
+    the queries; the average damps the training run's spread)."""
     from unirank.evaluation.bootstrap import paired_difference
 
-    runs = {0: load(f"reranker{depth}"), **numbered_results(f"reranker{depth}-seed-")}
+    runs = {0: load(stem), **numbered_results(f"{stem}-seed-")}
     runs = {seed: run for seed, run in runs.items() if run}
     seeds = sorted(runs)
     if len(seeds) < 2:
@@ -440,7 +441,8 @@ def main() -> None:
     if screen:
         print("\n" + "\n".join(reranker_ablation(screen)))
     for depth in ("", "-depth30"):
-        for lines in (reranker_seeds(depth), reranker_lengths(depth)):
+        stems = [f"reranker{depth}", *(f"reranker{depth}-len{n}" for n in numbered_results(f"reranker{depth}-len"))]
+        for lines in (*(reranker_seeds(stem) for stem in stems), reranker_lengths(depth)):
             if lines:
                 print("\n" + "\n".join(lines))
     if reward:

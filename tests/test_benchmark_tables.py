@@ -45,6 +45,17 @@ def test_seed_table_averages_each_query_over_the_seeds_both_systems_ran(tmp_path
     assert rows["BT"][6].strip(" |") == "0.015"  # ECE averaged over the seeds it ran
 
 
+def test_seed_table_reads_the_seeds_of_one_setting(tmp_path, results):
+    queries = [str(q) for q in range(40)]
+    _write_seed(results, tmp_path, 0, {"unirank full": dict.fromkeys(queries, 0.6)})  # reranker.json: 128 tokens
+    _write_seed(results, tmp_path, 0, {"unirank full": dict.fromkeys(queries, 0.7)}, stem="reranker-len256")
+    _write_seed(results, tmp_path, 1, {"unirank full": dict.fromkeys(queries, 0.8)}, stem="reranker-len256-seed-1")
+    rows = table.reranker_seeds("reranker-len256")
+    assert rows[0].startswith("| system | seed 0 | seed 1 | mean |")
+    assert rows[2].split(" | ")[1:4] == ["0.700", "0.800", "0.750"]  # the 128-token run stays out
+    assert table.reranker_seeds() == []  # one seed at 128 tokens: no table
+
+
 def test_length_table_pairs_each_system_with_itself_at_128_tokens(tmp_path, results):
     queries = [str(q) for q in range(40)]
     first_stage = dict.fromkeys(queries, 0.4)
