@@ -1,9 +1,11 @@
-"""bf16 where the hardware emulates it runs as asked, with one warning that says so."""
+"""bf16 where the hardware emulates it runs as asked, with one warning that says so; a recipe that names
+no precision trains in bf16 only where the hardware has it."""
 
 import warnings
 
 import pytest
 import torch
+from lightning.pytorch.callbacks import Callback
 
 from unirank import precision
 
@@ -53,3 +55,52 @@ def test_evaluate_scores_in_the_precision_the_model_trained_in(tmp_path, monkeyp
     monkeypatch.setattr(precision, "native_bf16", lambda device: native)
     (tmp_path / "unirank.json").write_text(json.dumps({"trained_precision": trained}))
     assert scoring_precision(asked, tmp_path) == expected
+
+
+class PrecisionProbe(Callback):
+    """Records the precision each fit trains in."""
+
+    seen: list = []
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        PrecisionProbe.seen.append(trainer.precision)
+
+
+@pytest.mark.parametrize(
+    ("native", "asked", "expected"),
+    [
+        (False, [], "32-true"),  # bf16 would be emulated here: the recipe trains in fp32
+        (True, [], "bf16-mixed"),
+        (True, ["--trainer.precision", "32-true"], "32-true"),  # a precision named on the command line is kept
+        (False, ["--trainer.precision", "bf16-mixed"], "bf16-mixed"),
+    ],
+)
+def test_a_recipe_that_names_no_precision_trains_in_bf16_only_where_it_is_native(
+    native, asked, expected, tmp_path, monkeypatch
+):
+    from unirank.cli import main
+
+    from .conftest import REPO
+
+    monkeypatch.chdir(REPO)
+    monkeypatch.setattr(precision, "native_bf16", lambda device: native)
+    PrecisionProbe.seen = []
+    main([
+        "fit", "--config", "lightning_configs/reward.yaml", "--trainer.fast_dev_run=true", "--model.model", "tiny",
+        "--trainer.callbacks+=tests.test_precision.PrecisionProbe", *asked,
+        "--trainer.default_root_dir", str(tmp_path), "--export.dirpath", str(tmp_path / "model"),
+    ])  # fmt: skip
+    assert PrecisionProbe.seen == [expected]
+
+
+@pytest.mark.parametrize(
+    ("accelerator", "cuda", "expected_device"),
+    [("cpu", True, "cpu"), ("gpu", True, "cuda"), ("auto", True, "cuda"), (None, False, "cpu"), ("mps", False, None)],
+)
+def test_the_precision_follows_the_device_a_fit_trains_on(monkeypatch, accelerator, cuda, expected_device):
+    asked = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(precision, "native_bf16", lambda device: asked.append(device) or True)
+    expected = None if expected_device is None else "bf16-mixed"
+    assert precision.training_precision(accelerator) == expected
+    assert asked == ([expected_device] if expected_device else [])

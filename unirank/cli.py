@@ -172,6 +172,16 @@ def _lightning(argv: list[str] | None) -> None:
                 print(f"unirank: {ckpt_path} records other settings ({', '.join(differing)}); "
                       "they are not applied: the config and the command line decide")  # fmt: skip
 
+        def before_instantiate_classes(self) -> None:
+            """A run that names no trainer.precision trains in bf16 where the hardware has it, else in
+            fp32 (`unirank.precision.training_precision`); a precision given anywhere is kept."""
+            from unirank.precision import training_precision
+
+            settings = self.config[self.config.subcommand] if self.config.get("subcommand") else self.config
+            trainer = settings.get("trainer")
+            if trainer is not None and trainer.get("precision") is None:
+                trainer["precision"] = training_precision(trainer.get("accelerator"))
+
         def before_fit(self) -> None:
             """bf16 training where the hardware has no bf16 still runs, with a warning that says so."""
             from unirank.precision import warn_if_emulated_bf16

@@ -4,7 +4,8 @@ bf16 autocast halves the cost of a matmul where the hardware multiplies bf16 (CU
 CPUs with AVX512-BF16 or AMX tiles). Elsewhere it is emulated and slower than fp32: on a 2-core
 AVX512 Xeon without either, MiniLM scored 16.6 sequences/s in bf16 against 48 in fp32
 (benchmarks/throughput.py). Asking for bf16 there still gets bf16 (the numbers stay what the user
-asked for), with one warning that says so.
+asked for), with one warning that says so; where nobody asked (the recipes leave `trainer.precision`
+unset), training takes bf16 only where it is native (`training_precision`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,19 @@ def native_bf16(device_type: str) -> bool:
         checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
         return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
     return True  # other accelerators: no known way to ask; assume the user knows
+
+
+def training_precision(accelerator: object) -> str | None:
+    """The precision of a fit that names none: "bf16-mixed" where the accelerator it trains on
+    ("cpu", "gpu"/"cuda", "auto"/None: CUDA if present, else the CPU) multiplies bf16 natively,
+    "32-true" where bf16 would be emulated; None (Lightning's own default) for other accelerators."""
+    name = str(accelerator or "auto").lower()
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = {"gpu": "cuda"}.get(name, name)
+    if device not in ("cpu", "cuda"):
+        return None
+    return "bf16-mixed" if native_bf16(device) else "32-true"
 
 
 @functools.cache
