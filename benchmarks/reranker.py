@@ -165,10 +165,8 @@ def headline(entry: dict) -> dict:
     if "calibration" in entry:
         row["ece"], row["brier"] = entry["calibration"]["ece"], entry["calibration"]["brier"]
         row["n_candidates"] = entry["calibration"]["n"]
-        row["thresholds"] = {
-            str(t["threshold"]): {k: t[k] for k in ("precision", "recall", "predicted_positive", "group_precision_std")}
-            for t in entry["thresholds"]
-        }
+        kept = ("precision", "precision_interval", "recall", "predicted_positive", "group_precision_std")
+        row["thresholds"] = {str(t["threshold"]): {k: t.get(k) for k in kept} for t in entry["thresholds"]}
     return row
 
 

@@ -117,6 +117,24 @@ def test_threshold_report_measures_precision_spread_across_groups():
     assert row["group_precision_std"] == pytest.approx(np.std([1.0, 0.5]))
 
 
+def test_threshold_precision_interval_resamples_whole_groups():
+    """100 queries, 10 candidates above t each, half of them relevant overall: spread evenly (every
+    query 5 of 10) no resample moves the precision; clustered (half the queries all relevant, half
+    none) the interval is as wide as drawing 100 queries makes it (±1.96·0.5/√100 ≈ ±0.10)."""
+    group = np.repeat(np.arange(100), 10)
+    prob = np.full(1000, 0.8)
+    even = np.tile([1, 0], 500)
+    clustered = np.repeat(np.arange(100) % 2, 10)
+    [spread_evenly] = threshold_report(prob, even, group, thresholds=[0.5])
+    [clustered_row] = threshold_report(prob, clustered, group, thresholds=[0.5])
+    assert spread_evenly["precision"] == clustered_row["precision"] == 0.5
+    assert spread_evenly["precision_interval"] == pytest.approx([0.5, 0.5])
+    low, high = clustered_row["precision_interval"]
+    assert 0.38 < low < 0.44 and 0.56 < high < 0.62
+    [none_above] = threshold_report(prob, even, group, thresholds=[0.9])
+    assert none_above["precision"] is None and none_above["precision_interval"] is None
+
+
 @pytest.mark.parametrize("domain", ["retrieval", "chat"])
 def test_evaluate_command_writes_a_report_with_a_comparison(repo, tmp_path, domain):
     from unirank.novelty import fit_reference

@@ -365,6 +365,8 @@ def _uncertainty_line(name: str, entry: dict) -> str:
 def _threshold_line(name: str, row: dict, groups: str, reading: str) -> str:
     """Precision and recall of "probability > t", and the spread of precision across groups."""
     precision = "-" if row["precision"] is None else f"{row['precision']:.3f}"
+    if row.get("precision_interval"):
+        precision += " [{:.3f}, {:.3f}]".format(*row["precision_interval"])
     recall = "-" if row["recall"] is None else f"{row['recall']:.3f}"
     spread = "-" if row["group_precision_std"] is None else f"{row['group_precision_std']:.3f}"
     return (
