@@ -108,7 +108,7 @@ CONTENDERS: dict[str, dict] = {
 def mine(beir: str, mined: Path, k: int, quick: bool) -> None:
     """The hard, top-k and test tables (skipped where a folder already holds them)."""
     cache = str(ROOT / ".unirank-cache")
-    common = ["--beir", beir, "--mining.k", str(k), "--mining.cache_dir", cache]
+    common = ["--beir", beir, "--mining.k", str(k), "--mining.cache_dir", cache, "--mining.precision", "bf16"]
     train = [
         "--split", "train", "--mining.negatives", str(NEGATIVES),
         "--mining.validation_fraction", "0.25" if quick else "0.1",

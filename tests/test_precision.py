@@ -104,3 +104,21 @@ def test_the_precision_follows_the_device_a_fit_trains_on(monkeypatch, accelerat
     expected = None if expected_device is None else "bf16-mixed"
     assert precision.training_precision(accelerator) == expected
     assert asked == ([expected_device] if expected_device else [])
+
+
+@pytest.mark.parametrize(("asked", "native", "expected"), [("auto", True, "bf16"), ("auto", False, "fp32"),
+                                                          ("bf16", False, "bf16"), ("fp32", True, "fp32")])  # fmt: skip
+def test_mining_encodes_in_bf16_only_where_it_is_native_unless_asked(monkeypatch, asked, native, expected):
+    monkeypatch.setattr(precision, "native_bf16", lambda device: native)
+    assert precision.encoding_precision(asked) == expected
+
+
+def test_mined_tables_record_the_precision_they_were_encoded_in(monkeypatch):
+    from unirank.mining.pipeline import MiningConfig, mine_beir
+
+    from .conftest import REPO
+
+    monkeypatch.setattr(precision, "native_bf16", lambda device: False)
+    config = MiningConfig(k=5, cache_dir=None, show_progress_bar=False)  # precision "auto" by default
+    _, summary = mine_beir(str(REPO / "data" / "demo-beir"), "train", config)
+    assert summary["precision"] == "fp32"

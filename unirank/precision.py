@@ -39,6 +39,14 @@ def training_precision(accelerator: object) -> str | None:
     return "bf16-mixed" if native_bf16(device) else "32-true"
 
 
+def encoding_precision(asked: str) -> str:
+    """The precision a bi-encoder encodes in (mining): "auto" → "bf16" where the device it runs on
+    (CUDA if present, else the CPU) multiplies bf16 natively, else "fp32"; "bf16" / "fp32" as asked."""
+    if asked != "auto":
+        return asked
+    return "bf16" if native_bf16("cuda" if torch.cuda.is_available() else "cpu") else "fp32"
+
+
 @functools.cache
 def warn_if_emulated_bf16(device_type: str, switch: str) -> None:
     """One warning per process and device type when bf16 was asked for where it is emulated;

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from unirank.data.sources import DataSource
 from unirank.data.tables import TableError, Tables, read_tables
 from unirank.mining.pipeline import MiningConfig, mine_beir, split_qrels, write_mined
+from unirank.precision import encoding_precision
 
 
 class MinedBeir(DataSource):
     """A BEIR folder, mined on first use (bi-encoder + FAISS, see `unirank.mining.pipeline`) with the
     settings of `mining` (every field of `MiningConfig`: k, negatives, candidates, unjudged_weight,
-    precision, index, ...) and cached under `mining.cache_dir`, keyed by the settings and the
+    precision, index, ...) and cached under `mining.cache_dir`, keyed by the settings (precision
+    "auto" as this machine resolves it) and the
     folder's content (each file's size, mtime and SHA-1): an edited corpus, queries or qrels file is
     mined again, never read from a stale cache."""
 
@@ -25,7 +27,8 @@ class MinedBeir(DataSource):
         self.beir_dir, self.split, self.config = beir_dir, split, mining
 
     def load(self) -> Tables:
-        settings = json.dumps([_content_key(Path(self.beir_dir)), self.split, asdict(self.config)], sort_keys=True)
+        resolved = replace(self.config, precision=encoding_precision(self.config.precision))
+        settings = json.dumps([_content_key(Path(self.beir_dir)), self.split, asdict(resolved)], sort_keys=True)
         key = hashlib.sha1(settings.encode()).hexdigest()[:16]
         folder = Path(self.config.cache_dir or ".unirank-cache") / "mined" / key
         if (folder / "mining.json").exists():
