@@ -26,13 +26,18 @@ def native_bf16(device_type: str) -> bool:
     return True  # other accelerators: no known way to ask; assume the user knows
 
 
+def default_device() -> str:
+    """The device type unirank computes on when none is named: "cuda" where a GPU is present, else "cpu"."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def training_precision(accelerator: object) -> str | None:
     """The precision of a fit that names none: "bf16-mixed" where the accelerator it trains on
     ("cpu", "gpu"/"cuda", "auto"/None: CUDA if present, else the CPU) multiplies bf16 natively,
     "32-true" where bf16 would be emulated; None (Lightning's own default) for other accelerators."""
     name = str(accelerator or "auto").lower()
     if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
+        name = default_device()
     device = {"gpu": "cuda"}.get(name, name)
     if device not in ("cpu", "cuda"):
         return None
@@ -44,7 +49,7 @@ def encoding_precision(asked: str) -> str:
     (CUDA if present, else the CPU) multiplies bf16 natively, else "fp32"; "bf16" / "fp32" as asked."""
     if asked != "auto":
         return asked
-    return "bf16" if native_bf16("cuda" if torch.cuda.is_available() else "cpu") else "fp32"
+    return "bf16" if native_bf16(default_device()) else "fp32"
 
 
 @functools.cache

@@ -134,11 +134,9 @@ def scoring_precision(asked: str | None, model: str | Path) -> str:
     trained = json.loads(info.read_text()).get("trained_precision") if info.is_file() else None
     if not str(trained or "").startswith("bf16"):
         return "fp32"
-    import torch
+    from unirank.precision import default_device, native_bf16
 
-    from unirank.precision import native_bf16
-
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = default_device()
     if native_bf16(device):
         return "bf16"
     print(f"{model} trained in bf16, but this {device.upper()} has no native bf16: scoring in fp32 (faster here)")
