@@ -23,6 +23,7 @@ from unirank.adapters.process import aggregate_steps
 from unirank.models import resolve_model_path
 from unirank.precision import warn_if_emulated_bf16
 from unirank.progress import ProgressLines
+from unirank.read_out import reading_positions, supports_read_out
 
 PROGRESS_FROM = 5000
 """Scoring this many sequences or more at once prints a line every 10 % where output goes to a log."""
@@ -126,13 +127,26 @@ class Scorer(nn.Module):
         self.novelty = None
         self.pairwise_reading = "bradley-terry"
         self.sequences_encoded = 0
+        self.read_out = supports_read_out(model)
+        """Whether the final layer runs only where the head reads (`unirank.read_out`): on for
+        BERT-family encoders, off while `capturing_states` reads every token's final state."""
 
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
     def forward(self, **inputs: torch.Tensor) -> torch.Tensor:
-        return self.model(**inputs).logits[:, 0]
+        rows = torch.arange(inputs["input_ids"].shape[0], device=inputs["input_ids"].device)
+        with self._reading(inputs, rows, torch.zeros_like(rows)):
+            return self.model(**inputs).logits[:, 0]
+
+    def _reading(self, inputs: dict, rows: torch.Tensor, cols: torch.Tensor):
+        """The final layer restricted to tokens (rows, cols) where `read_out` is on, else nothing."""
+        if not self.read_out:
+            return contextlib.nullcontext()
+        mask = inputs.get("attention_mask")
+        mask = torch.ones_like(inputs["input_ids"]) if mask is None else mask
+        return reading_positions(self.model, mask, rows, cols)
 
     # ---- scoring ------------------------------------------------------------------------------
     def score_batch(self, batch: Batch) -> BatchScores:
@@ -282,7 +296,8 @@ class Scorer(nn.Module):
         decoder's `score` layer, so position 0 of an encoder (or the last token of a decoder)
         gives exactly forward()'s logit."""
         model = self.model
-        hidden = model.base_model(**inputs).last_hidden_state[rows, cols]
+        with self._reading(inputs, rows, cols):
+            hidden = model.base_model(**inputs).last_hidden_state[rows, cols]
         pooler = getattr(model.base_model, "pooler", None)
         if hasattr(model, "classifier") and pooler is not None:
             return model.classifier(model.dropout(pooler.activation(pooler.dense(hidden))))[:, 0]
@@ -351,10 +366,12 @@ class Scorer(nn.Module):
             captured.append(((hidden * weight).sum(1) / weight.sum(1).clamp(min=1)).detach().float())
 
         handle = self.model.base_model.register_forward_hook(pool, with_kwargs=True)
+        read_out, self.read_out = self.read_out, False
         try:
             yield captured
         finally:
             handle.remove()
+            self.read_out = read_out
 
     def head_vector(self) -> torch.Tensor:
         """θ = [weight, bias] of the output layer (bias 0 where it has none), float64."""
