@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import shlex
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from unirank.atomic import atomic_path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).parent / "results"
@@ -51,6 +54,23 @@ def live_tensor_mb() -> float:
             storage = obj.untyped_storage()
             storages[storage.data_ptr()] = storage.nbytes()
     return sum(storages.values()) / 2**20
+
+
+def machine() -> dict:
+    """The machine a timing was taken on: platform, CPU model, cores, and the CPU's widest vector
+    extension and whether it multiplies bf16 natively (what decides fp32 against bf16 speed on a CPU)."""
+    model, flags = platform.processor() or "unknown CPU", set()
+    with open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+                break
+    vector = "AVX512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    return {"platform": platform.platform(), "cpu": model, "cores": os.cpu_count(), "vector": vector,
+            "native_bf16": bool(flags & {"avx512_bf16", "amx_bf16"})}  # fmt: skip
 
 
 def _child_env() -> dict[str, str]:
@@ -104,6 +124,7 @@ def write_results(stem: str, quick: bool, report: dict) -> Path:
     script = Path(sys.argv[0]).resolve()
     shown = script.relative_to(ROOT) if script.is_relative_to(ROOT) else script
     report.setdefault("command", shlex.join(["python", str(shown), *sys.argv[1:]]))
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    with atomic_path(out) as temporary:
+        temporary.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {out}")
     return out

@@ -58,13 +58,19 @@ def mining_rows(data: dict) -> list[list[str]]:
     ]
 
 
+def on_machine(row: dict) -> str:
+    """The suffix " (CPU model, vector extension)" naming the machine a throughput row was measured on."""
+    measured_on = row.get("machine")
+    return f" ({measured_on['cpu']}, {measured_on['vector']})" if isinstance(measured_on, dict) else ""
+
+
 def throughput_rows(data: dict) -> list[list[str]]:
     rows = []
     command = "`python benchmarks/throughput.py`"
     for precision, pair in data.get("pair_only", {}).items():
         best, memory = pair["best_sequences_per_s"], pair["peak_rss_mb"]
         rows.append([
-            f"training sequences/s, pair-only preferences (HH-RLHF, k = 1, 256 tokens), {precision}",
+            f"training sequences/s, pair-only preferences (HH-RLHF, k = 1, 256 tokens), {precision}{on_machine(pair)}",
             f"{best['unirank']:.2f} (peak {memory['unirank'] / 1024:.1f} GB)",
             f"TRL RewardTrainer {best['trl']:.2f} (peak {memory['trl'] / 1024:.1f} GB)",
             f"**{pair['ratio']:.2f}×**",
@@ -74,7 +80,7 @@ def throughput_rows(data: dict) -> list[list[str]]:
     if "best_comparisons_per_s" in group:
         best = group["best_comparisons_per_s"]
         rows.append([
-            "training comparisons/s, MiniLM, 128 tokens, k = 8",
+            f"training comparisons/s, MiniLM, 128 tokens, k = 8{on_machine(group)}",
             f"{best['group']:.1f}",
             f"pair-wise encoding (TRL / ST) {best['pairwise']:.1f}",
             f"**{group['ratio']:.1f}×**",
@@ -83,7 +89,7 @@ def throughput_rows(data: dict) -> list[list[str]]:
     for precision, row in data.get("scoring", {}).items():
         best = row["best_sequences_per_s"]
         rows.append([
-            f"scoring sequences/s, 1,500 SciFact pairs, 128 tokens, {precision}",
+            f"scoring sequences/s, 1,500 SciFact pairs, 128 tokens, {precision}{on_machine(row)}",
             f"{best['unirank']:.1f}",
             f"CrossEncoder.predict {best['crossencoder']:.1f}",
             f"**{row['ratio']:.2f}×** ("

@@ -15,16 +15,15 @@ rounds of the ratio of the two runs made back to back, with a 95 % bootstrap int
 Peak memory: each process's VmHWM.
 
     python benchmarks/throughput.py [--quick] [--only pair-only group scoring] [--rounds N] [--scifact DIR]
-        [--scoring-precision bf16 fp32]
-Writes benchmarks/results/throughput.json (or throughput-quick.json); --only keeps the other
-sections of an earlier run.
+        [--training-precision bf16 fp32] [--scoring-precision bf16 fp32]
+Writes benchmarks/results/throughput.json (or throughput-quick.json); --only (and a precision left
+out) keeps the other rows of an earlier run. Each row records the machine it was measured on.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 from pathlib import Path
@@ -32,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import RESULTS, ROOT, run_measurement, run_module, write_results  # noqa: E402
+from benchmarks.common import RESULTS, ROOT, machine, run_measurement, run_module, write_results  # noqa: E402
 from unirank.evaluation.bootstrap import bootstrap_interval  # noqa: E402
 
 
@@ -63,12 +62,13 @@ def group_versus_pairwise(scifact: str, steps: int, rounds: int) -> dict:
     measure = lambda method: run(method, scifact, steps)  # noqa: E731
     rows = interleaved("pairwise", "group", measure, "k=8", "comparisons_per_s", rounds)
     best = {m: max(r["comparisons_per_s"] for r in runs) for m, runs in rows.items()}
-    return {"runs": rows, "best_comparisons_per_s": best, "ratio": best["group"] / best["pairwise"]}
+    ratio = best["group"] / best["pairwise"]
+    return {"runs": rows, "best_comparisons_per_s": best, "ratio": ratio, "machine": machine()}
 
 
-def pair_only(steps: int, warmup: int, rounds: int) -> dict:
+def pair_only(steps: int, warmup: int, rounds: int, precisions: list[str]) -> dict:
     result = {}
-    for precision in ("bf16", "fp32"):
+    for precision in precisions:
         args = ["--precision", precision, "--steps", str(steps), "--warmup", str(warmup)]
         rows = interleaved(
             "trl",
@@ -85,6 +85,7 @@ def pair_only(steps: int, warmup: int, rounds: int) -> dict:
             "ratio": best["unirank"]["sequences_per_s"] / best["trl"]["sequences_per_s"],
             "unirank_phases_s": best["unirank"]["phases_s"],
             "peak_rss_mb": {tool: r["peak_rss_mb"] for tool, r in best.items()},
+            "machine": machine(),
         }
     return result
 
@@ -116,6 +117,7 @@ def scoring(model: Path, n_pairs: int, scifact: str, rounds: int, precisions: li
             "best_ratio": best["unirank"] / best["crossencoder"],
             "max_abs_score_difference": gap,
             "peak_rss_mb": {tool: max(r["peak_rss_mb"] for r in runs) for tool, runs in rows.items()},
+            "machine": machine(),
         }
     return result
 
@@ -138,16 +140,18 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", choices=["pair-only", "group", "scoring"])
     parser.add_argument("--scifact", default=str(ROOT.parent / "shared" / "data" / "scifact"))
     parser.add_argument("--rounds", type=int, default=2, help="rounds of interleaved runs (default 2)")
-    parser.add_argument("--scoring-precision", nargs="+", choices=["bf16", "fp32"], default=["bf16", "fp32"],
-                        help="scoring: the precisions to measure (the others keep an earlier run's rows)")  # fmt: skip
+    for part in ("training", "scoring"):
+        parser.add_argument(f"--{part}-precision", nargs="+", choices=["bf16", "fp32"], default=["bf16", "fp32"],
+                            help=f"{part}: the precisions to measure (others keep an earlier run's rows)")  # fmt: skip
     args = parser.parse_args()
     parts = args.only or ["pair-only", "group", "scoring"]
     out = RESULTS / ("throughput-quick.json" if args.quick else "throughput.json")
     report = json.loads(out.read_text()) if args.only and out.exists() else {}
-    report.update({"benchmark": "throughput", "quick": args.quick, "machine": f"{platform.platform()}, 2 CPU cores"})
+    report.update({"benchmark": "throughput", "quick": args.quick})
     if "pair-only" in parts:
-        report["pair_only"] = pair_only(*((2, 1) if args.quick else (10, 3)), args.rounds)
-        for precision, row in report["pair_only"].items():
+        measured = pair_only(*((2, 1) if args.quick else (10, 3)), args.rounds, args.training_precision)
+        report["pair_only"] = report.get("pair_only", {}) | measured
+        for precision, row in measured.items():
             print(f"pair-only {precision}: unirank / TRL {row['ratio']:.2f}x sequences per second")
     if "group" in parts:
         report["group_k8"] = group_versus_pairwise(args.scifact, 3 if args.quick else 12, args.rounds)

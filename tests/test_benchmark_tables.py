@@ -72,3 +72,12 @@ def test_length_table_pairs_each_system_with_itself_at_128_tokens(tmp_path, resu
     low, high = (float(x) for x in cells[4].split("[")[1].split("]")[0].split(", "))
     assert 0.02 < low < 0.05 < high < 0.08
     assert table.reranker_lengths("-depth30") == []  # no results at that depth
+
+
+def test_each_throughput_row_names_the_machine_it_was_measured_on():
+    from benchmarks.common import machine
+
+    here = machine()
+    assert here["cores"] >= 1 and here["vector"] in ("AVX512", "AVX2", "no AVX2")
+    assert table.on_machine({"machine": here}) == f" ({here['cpu']}, {here['vector']})"
+    assert table.on_machine({}) == ""  # rows from before the machine was recorded

@@ -6,6 +6,8 @@ scorer loads in transformers and sentence-transformers unchanged. Encoders read 
 Weights load as safetensors only; remote code runs only when `trust_remote_code=True` is asked.
 A `Scorer` does all inference (texts, encoded inputs, data set rows, step positions, with the
 final layer's inputs when the head posterior needs them); training wraps one in `UnirankModule`.
+In both, a BERT-family encoder's last layer runs only at the tokens the head reads
+(`unirank.read_out`): the same logits and gradients, most of one layer's work saved.
 """
 
 from __future__ import annotations
