@@ -3,9 +3,10 @@
 A scalar head reads one state per input (an encoder's first token) or one per step (process
 models). Every layer but the last must run over all tokens, since the last layer's keys and values
 are read from all of them; the last layer's queries, attention output and feed-forward are needed
-only at the read positions. For MiniLM-L6 at 128 tokens that is ~14 % of the forward pass
-(4·d² + 8·d² of the 12·d² per token of one layer in six, the keys and values remaining), with
-the same logits (the same operations on the same inputs; float rounding aside).
+only at the read positions. For MiniLM-L6 at 128 tokens that is ~14 % of the forward pass (per
+token of one layer in six, the queries' and attention output's 2·d² and the feed-forward's 8·d² of
+its 12·d² multiply-adds; the keys' and values' 2·d² remain), with the same logits (the same
+operations on the same inputs; float rounding aside).
 
 Supported: BERT-family encoders (BERT, RoBERTa, XLM-R, ELECTRA: `encoder.layer[i].attention.self`
 with query/key/value, `attention.output`, `feed_forward_chunk`) with absolute positions. Anything
@@ -41,6 +42,7 @@ def supports_read_out(model: nn.Module) -> bool:
     return (
         attention is not None
         and all(hasattr(attention, n) for n in names)
+        and not getattr(attention, "is_causal", False)
         and hasattr(layer.attention, "output")
         and hasattr(layer, "feed_forward_chunk")
         and not getattr(layer, "add_cross_attention", False)
