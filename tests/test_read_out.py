@@ -101,3 +101,20 @@ def test_encoders_the_read_out_does_not_cover_keep_their_own_forward(change):
     else:
         model.config.position_embedding_type = change
     assert not supports_read_out(model)
+
+
+@pytest.mark.parametrize("family", ["roberta", "electra", "xlm-roberta"])
+def test_other_bert_family_encoders_read_out_the_same_logits(family):
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    from unirank.scorer import TINY_CONFIG
+
+    _, tokenizer = load_backbone("tiny")
+    config = AutoConfig.for_model(family, vocab_size=tokenizer.vocab_size, num_labels=1, **TINY_CONFIG)
+    torch.manual_seed(0)
+    scorer = Scorer(AutoModelForSequenceClassification.from_config(config), tokenizer).eval()
+    assert scorer.read_out
+    batch = _batch(tokenizer)
+    batch.pop("token_type_ids")  # RoBERTa-style models have one segment
+    with torch.no_grad():
+        torch.testing.assert_close(scorer(**batch), _full(scorer, batch), rtol=0, atol=1e-5)
