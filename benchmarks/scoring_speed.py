@@ -1,6 +1,8 @@
 """Scoring speed on the same (query, document) pairs and the same exported model, one tool per
-fresh process: unirank (`load_scorer(folder).score_texts`, what `unirank score` / `evaluate` run) or
-sentence-transformers' `CrossEncoder.predict` (batch 32), 128 tokens.
+fresh process: unirank (`load_scorer(folder).score_texts`, the forward pass `unirank score` /
+`evaluate` run for a model without a novelty reference; one with a reference reads every token's
+final state, so there the last layer runs in full) or sentence-transformers' `CrossEncoder.predict`
+(batch 32), 128 tokens.
 
     python -m benchmarks.scoring_speed --tool unirank|crossencoder --model DIR --precision bf16|fp32
         [--pairs 1500] [--scifact DIR]
