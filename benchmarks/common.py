@@ -69,7 +69,7 @@ def machine() -> dict:
                 flags = set(value.split())
                 break
     vector = "AVX512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
-    return {"platform": platform.platform(), "cpu": model, "cores": os.cpu_count(), "vector": vector,
+    return {"platform": platform.platform(), "cpu": model, "cores": len(os.sched_getaffinity(0)), "vector": vector,
             "native_bf16": bool(flags & {"avx512_bf16", "amx_bf16"})}  # fmt: skip
 
 

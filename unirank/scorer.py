@@ -138,17 +138,20 @@ class Scorer(nn.Module):
         return next(self.model.parameters()).device
 
     def forward(self, **inputs: torch.Tensor) -> torch.Tensor:
-        rows = torch.arange(inputs["input_ids"].shape[0], device=inputs["input_ids"].device)
-        with self._reading(inputs, rows, torch.zeros_like(rows)):
+        with self._reading(inputs):
             return self.model(**inputs).logits[:, 0]
 
-    def _reading(self, inputs: dict, rows: torch.Tensor, cols: torch.Tensor):
-        """The final layer restricted to tokens (rows, cols) where `read_out` is on, else nothing."""
+    def _reading(self, inputs: dict, rows: torch.Tensor | None = None, cols: torch.Tensor | None = None):
+        """The final layer restricted to tokens (rows, cols), by default each input's first token,
+        where `read_out` is on; else nothing."""
         if not self.read_out:
             return contextlib.nullcontext()
+        ids = inputs["input_ids"]
+        if rows is None:
+            rows = torch.arange(ids.shape[0], device=ids.device)
+            cols = torch.zeros_like(rows)
         mask = inputs.get("attention_mask")
-        mask = torch.ones_like(inputs["input_ids"]) if mask is None else mask
-        return reading_positions(self.model, mask, rows, cols)
+        return reading_positions(self.model, torch.ones_like(ids) if mask is None else mask, rows, cols)
 
     # ---- scoring ------------------------------------------------------------------------------
     def score_batch(self, batch: Batch) -> BatchScores:
