@@ -56,3 +56,19 @@ def tiny_decoder(tmp_path_factory):
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
     return str(folder)
+
+
+@pytest.fixture(scope="session")
+def random_decoder(tmp_path_factory):
+    """random_decoder(layout) → a local folder holding a tiny random decoder of that transformers
+    layout (llama, qwen2, gemma, ...) and a BPE with a chat template trained here; built once."""
+    from unirank.random_decoders import build_decoder
+
+    built = {}
+
+    def folder(layout: str = "qwen2") -> str:
+        if layout not in built:
+            built[layout] = str(build_decoder(tmp_path_factory.mktemp(f"decoder-{layout}"), layout))
+        return built[layout]
+
+    return folder

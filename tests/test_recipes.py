@@ -25,6 +25,19 @@ def test_fast_dev_run_runs_every_stage_of_each_recipe(recipe, tmp_path, capsys, 
     assert not (tmp_path / "model").exists()
 
 
+@pytest.mark.parametrize("recipe", ["reward-decoder", "reranker-decoder"])
+def test_fast_dev_run_of_each_decoder_recipe_on_a_local_decoder_folder(recipe, random_decoder, tmp_path, capsys, monkeypatch):
+    """The decoder recipes (LoRA, gradient checkpointing, padding-free prefix-shared batches) with
+    --model.model a local folder, as a user without a hub gives one."""
+    monkeypatch.chdir(REPO)
+    main([
+        "fit", "--config", f"lightning_configs/{recipe}.yaml", "--trainer.fast_dev_run=true",
+        "--model.model", random_decoder("qwen2"), "--trainer.precision", "32-true", "--trainer.accelerator", "cpu",
+        "--trainer.default_root_dir", str(tmp_path), "--export.dirpath", str(tmp_path / "model"),
+    ])  # fmt: skip
+    assert "every stage ran on one batch (pairwise → pointwise)" in capsys.readouterr().out
+
+
 def test_per_epoch_checkpoints_from_the_command_line(tmp_path, monkeypatch):
     """The recipe's checkpoint callback takes overrides on the command line, no second callback needed."""
     monkeypatch.chdir(REPO)
@@ -68,4 +81,5 @@ def test_every_recipe_checkpoints_the_same_way():
         callbacks = yaml.safe_load((REPO / "lightning_configs" / f"{recipe}.yaml").read_text())["trainer"]["callbacks"]
         return [c for c in callbacks if c["class_path"].endswith("ModelCheckpoint")]
 
-    assert all(checkpointing(r) == checkpointing("debug") for r in ("reward", "reranker", "process"))
+    recipes = ("reward", "reranker", "process", "reward-decoder", "reranker-decoder")
+    assert all(checkpointing(r) == checkpointing("debug") for r in recipes)

@@ -153,7 +153,8 @@ def test_select_keeps_candidates_above_the_threshold_and_names_the_best(trained,
     predictor = load_scorer(tmp_path / "model")
     probabilities = [r["probability"] for r in predictor.predict_with_uncertainty(
         [("How do I boil an egg?", c) for c in prompts[0]["candidates"]])]  # fmt: skip
-    threshold = float(np.median(probabilities))
+    low, high = sorted(probabilities)[:2]
+    threshold = (low + high) / 2  # between two candidates: another batch's rounding cannot move one across it
     out = tmp_path / "selected.jsonl"
     main(["select", "--model", str(tmp_path / "model"), "--input", str(rows), "--threshold", str(threshold),
           "--out", str(out)])  # fmt: skip

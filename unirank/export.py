@@ -18,7 +18,9 @@ import torch
 import unirank
 from unirank import adapters
 from unirank.atomic import FolderLock, atomic_path, check_output_folder
+from unirank.lora import LoRA, has_adapters, merge_adapters, save_adapter
 from unirank.module import Calibration, Schedule, UnirankModule
+from unirank.packing import Packing
 from unirank.novelty import NOVELTY_FILE, save_reference
 from unirank.scorer import RemoteCodeError
 from unirank.uncertainty import POSTERIOR_FILE, save_posterior
@@ -46,6 +48,10 @@ def export_model(
     stage = stage or ("pointwise" if module.targets is not None else "pairwise")
     with atomic_path(out_dir, directory=True) as tmp:
         model = module.scorer.model
+        if has_adapters(model):  # merged in place: the module's model is a plain one from here on
+            if module.lora.save_adapter:
+                save_adapter(model, module.lora, module.lora_targets, config["model"], tmp / "adapter")
+            merge_adapters(model)
         model.config.sentence_transformers = {"activation_fn": SIGMOID}
         model.save_pretrained(tmp, safe_serialization=True)
         module.tokenizer.model_max_length = module.adapter.max_length
@@ -65,6 +71,8 @@ def export_model(
                 "final_fit": module.scorer.final_calibration,
             },
             "base_model": config["model"],
+            "lora": None if config["lora"] is None else {**config["lora"], "merged": True,
+                                                          "adapter": "adapter" if module.lora.save_adapter else None},
             "adapter": config["adapter"],
             "validation": validation or {},
             "trained_precision": precision,
@@ -119,8 +127,15 @@ def load_checkpoint(path: str | Path, trust_remote_code: bool = False) -> Uniran
         dropout=config.get("dropout"),
         seed=config["seed"],
         trust_remote_code=bool(config.get("trust_remote_code", False)),
+        packing=Packing(**config.get("packing", {})),
+        lora=LoRA(**config["lora"]) if config.get("lora") else None,
+        gradient_checkpointing=bool(config.get("gradient_checkpointing", False)),
     )
-    module.load_state_dict(checkpoint["state_dict"])
+    missing, unexpected = module.load_state_dict(checkpoint["state_dict"], strict=module.lora is None)
+    trained = {"scorer." + n for n, p in module.scorer.named_parameters() if p.requires_grad}
+    if unexpected or trained & set(missing):
+        raise ValueError(f"{path}: the checkpoint's weights do not fit its model: missing {sorted(trained & set(missing))[:3]}, "
+                         f"unexpected {unexpected[:3]}")  # fmt: skip
     module.on_load_checkpoint(checkpoint)
     return module
 

@@ -27,7 +27,9 @@ import torch
 from unirank.adapters import Adapter, RetrievalAdapter
 from unirank.adapters.base import Batch
 from unirank.data.tables import TableError
+from unirank.lora import LoRA, add_adapters
 from unirank.losses import anchor_loss, comparison_loss, listwise_distillation_loss, pointwise_loss, target_weight
+from unirank.packing import Packing
 from unirank.scorer import BatchScores, Scorer, load_backbone
 from unirank.training.callbacks import AttachEncoder, FinalFits, PointwiseTargets, TrainingProgress
 from unirank.training.optimisation import adamw_with_warmup
@@ -35,7 +37,7 @@ from unirank.training.settings import Calibration, Schedule, pairwise_reading
 from unirank.training.validation import ValidationMetrics
 from unirank.uncertainty import restore_uncertainty, uncertainty_state
 
-__all__ = ["Calibration", "Schedule", "UnirankModule"]
+__all__ = ["Calibration", "LoRA", "Packing", "Schedule", "UnirankModule"]
 
 
 class UnirankModule(L.LightningModule):
@@ -59,6 +61,11 @@ class UnirankModule(L.LightningModule):
             BERT; 0: none, TRL's default, which also lets attention run in its fused kernel).
         seed: seeds the head's initialisation and the dropout of each batch.
         trust_remote_code: allow a backbone's own code to run (off unless asked).
+        packing: a decoder's batches without padding, and its prompts shared (`unirank.packing`).
+        lora: train LoRA adapters on the frozen backbone and the head in full (`unirank.lora`); the
+            export merges them. None: every weight trains.
+        gradient_checkpointing: keep only each layer's input in the forward pass and recompute the
+            rest in the backward pass (the same gradients, much less activation memory, ~30 % more time).
     """
 
     def __init__(
@@ -78,6 +85,9 @@ class UnirankModule(L.LightningModule):
         dropout: float | None = None,
         seed: int = 0,
         trust_remote_code: bool = False,
+        packing: Packing = Packing(),
+        lora: LoRA | None = None,
+        gradient_checkpointing: bool = False,
     ):
         super().__init__()
         self.model_name = model
@@ -87,8 +97,15 @@ class UnirankModule(L.LightningModule):
         self.chunk_size, self.seed, self.distill_temperature = chunk_size, seed, distill_temperature
         self.distill_weight = distill_weight
         self.ranking_weight, self.dropout, self.trust_remote_code = ranking_weight, dropout, trust_remote_code
+        self.packing, self.lora, self.gradient_checkpointing = packing, lora, gradient_checkpointing
         backbone, self.tokenizer = load_backbone(model, trust_remote_code=trust_remote_code, seed=seed)
-        self.scorer = Scorer(backbone, self.tokenizer, self.adapter, chunk_size)
+        if gradient_checkpointing:
+            enable_checkpointing(backbone)
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)  # the adapters' initialisation
+            self.lora_targets = add_adapters(backbone, lora) if lora is not None else []
+        self.strict_loading = lora is None  # a LoRA checkpoint holds the trained weights only
+        self.scorer = Scorer(backbone, self.tokenizer, self.adapter, chunk_size, packing)
         self.scorer.pairwise_reading = self.pairwise_reading
         if dropout is not None:
             self.scorer.set_dropout(dropout)
@@ -108,9 +125,11 @@ class UnirankModule(L.LightningModule):
             "dropout",
             "seed",
             "trust_remote_code",
+            "gradient_checkpointing",
         )
         adapter = {"class": type(self.adapter).__name__, "init_args": self.adapter.init_args}
         settings = {"schedule": asdict(self.schedule), "calibration": asdict(self.calibration)}
+        settings |= {"packing": asdict(self.packing), "lora": None if self.lora is None else asdict(self.lora)}
         return {"model": self.model_name, "adapter": adapter, **settings, **{k: getattr(self, k) for k in plain}}
 
     @property
@@ -224,6 +243,9 @@ class UnirankModule(L.LightningModule):
 
     # ---- checkpoints --------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if self.lora is not None:  # the frozen backbone is reloaded from the base model on resume
+            trained = {"scorer." + name for name, p in self.scorer.named_parameters() if p.requires_grad}
+            checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trained}
         checkpoint["unirank"] = {
             "config": json.dumps(self.config()),
             "stage": self.stage,
@@ -238,3 +260,13 @@ class UnirankModule(L.LightningModule):
         restore_uncertainty(self.scorer, state)
         if state.get("targets") is not None:
             self.set_targets(pl.DataFrame(state["targets"]))
+
+
+def enable_checkpointing(backbone) -> None:
+    """transformers' activation checkpointing of every layer, non-reentrant (works with frozen
+    inputs, as under LoRA); the key-value cache is off, as it must be."""
+    if hasattr(backbone, "activation_checkpointing_enable"):  # transformers ≥ 5.2x
+        backbone.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    backbone.config.use_cache = False

@@ -23,6 +23,7 @@ from torch import nn
 from unirank.adapters.base import Batch
 from unirank.adapters.process import aggregate_steps
 from unirank.models import resolve_model_path
+from unirank.packing import Layout, Packing, attention_inputs, is_packed, sequences_in
 from unirank.precision import warn_if_emulated_bf16
 from unirank.progress import ProgressLines
 from unirank.read_out import reading_positions, supports_read_out
@@ -118,12 +119,27 @@ class Scorer(nn.Module):
     records it), `head_posterior` (a `fitting.laplace.HeadPosterior`, or None), `novelty` (a
     `novelty.NoveltyReference` of training inputs' backbone states, or None) and `pairwise_reading`
     (how two of its logits read as P(a ≻ b): "thurstone" after the pointwise stage on Thurstone
-    targets, else "bradley-terry"). chunk_size: sequences per forward pass when scoring lists.
+    targets, else "bradley-terry"). chunk_size: sequences per forward pass when scoring lists;
+    packing: a decoder's padding-free rows and shared prompts (`unirank.packing`).
+
+    Decoders (a `score` head on a causal backbone) are read at each input's last token (each
+    step's last token for process inputs): the backbone runs, its final states are gathered there
+    and the head is applied to those states only.
     """
 
-    def __init__(self, model: nn.Module, tokenizer=None, adapter=None, chunk_size: int = 32):
+    def __init__(
+        self, model: nn.Module, tokenizer=None, adapter=None, chunk_size: int = 32, packing: Packing = Packing()
+    ):
         super().__init__()
         self.model, self.tokenizer, self.adapter, self.chunk_size = model, tokenizer, adapter, chunk_size
+        self.reads_last_token = reads_last_token(model)
+        if packing.padding_free and not self.reads_last_token:
+            raise ValueError(
+                f"{type(model).__name__}: padding-free batches need a decoder (an encoder attends both ways "
+                "across a packed row's sequences); leave packing.padding_free off for encoders"
+            )
+        self.layout = Layout(getattr(tokenizer, "pad_token_id", None), chunk_size, packing)
+        self._packed_members: torch.Tensor | None = None
         self.final_calibration: dict | None = None
         self.head_posterior = None
         self.novelty = None
@@ -138,6 +154,14 @@ class Scorer(nn.Module):
         return next(self.model.parameters()).device
 
     def forward(self, **inputs: torch.Tensor) -> torch.Tensor:
+        """One logit per input of a chunk (padded or packed)."""
+        if self.reads_last_token:
+            if is_packed(inputs):
+                cols = inputs["read_cols"]
+                return self.score_positions(torch.zeros_like(cols), cols, **inputs)
+            mask = inputs["attention_mask"]
+            rows = torch.arange(mask.shape[0], device=mask.device)
+            return self.score_positions(rows, mask.sum(1) - 1, **inputs)  # right padding: the last real token
         with self._reading(inputs):
             return self.model(**inputs).logits[:, 0]
 
@@ -164,11 +188,12 @@ class Scorer(nn.Module):
         lines = ProgressLines(total, "scored", every=10.0) if total >= PROGRESS_FROM and not self.training else None
         for chunk in batch.chunks:
             chunk = {k: v.to(device) for k, v in chunk.items()}
-            size = chunk["input_ids"].shape[0]
+            size = sequences_in(chunk)
             self.sequences_encoded += size
             if "step_rows" in chunk:
                 rows, cols = chunk.pop("step_rows"), chunk.pop("step_cols")
-                step_outputs.append(self.score_positions(rows, cols, **chunk).float())
+                token_rows = torch.zeros_like(rows) if is_packed(chunk) else rows  # a packed chunk is one row
+                step_outputs.append(self.score_positions(token_rows, cols, **chunk).float())
                 step_rows.append(rows + offset)
             else:
                 item_outputs.append(self(**chunk).float())
@@ -234,7 +259,7 @@ class Scorer(nn.Module):
         return in_order if batch.sources is None else in_order[batch.sources.to(in_order.device)]
 
     def _score_encoded(self, encoded: list, bf16: bool = False, features: bool = False, states: bool = False):
-        return self._score(Batch.of(encoded, self.tokenizer.pad_token_id, self.chunk_size), bf16, features, states)
+        return self._score(Batch.of(encoded, self.layout), bf16, features, states)
 
     def score_encoded(self, encoded: list, bf16: bool = False) -> np.ndarray:
         """Scores of already-encoded inputs (`Adapter.encode`), in eval mode, chunk by chunk."""
@@ -279,9 +304,7 @@ class Scorer(nn.Module):
         rows = np.asarray(rows, dtype=np.int64)
         scores, extras = np.full(len(rows), np.nan), [None, None]
         for start in range(0, len(rows), block):
-            batch, kept = dataset.scoring_batch(
-                rows[start : start + block], self.tokenizer.pad_token_id, self.chunk_size
-            )
+            batch, kept = dataset.scoring_batch(rows[start : start + block], self.layout)
             if not len(kept):
                 continue
             out, *readings = self._score(batch, features=features or states, states=states)
@@ -299,8 +322,12 @@ class Scorer(nn.Module):
 
         The head is the model's own: BERT-style pooler (dense + tanh) then classifier, or a
         decoder's `score` layer, so position 0 of an encoder (or the last token of a decoder)
-        gives exactly forward()'s logit."""
+        gives exactly forward()'s logit. A packed chunk (rows all 0) is read at its row's columns."""
         model = self.model
+        if is_packed(inputs):
+            # a sequence's tokens are those its last token attends to (what its pooled state averages)
+            self._packed_members = inputs["attention_mask"][0, 0, inputs["read_cols"]]
+            inputs = attention_inputs(inputs, model.config._attn_implementation, next(model.parameters()).dtype)
         with self._reading(inputs, rows, cols):
             hidden = model.base_model(**inputs).last_hidden_state[rows, cols]
         pooler = getattr(model.base_model, "pooler", None)
@@ -364,6 +391,11 @@ class Scorer(nn.Module):
         def pool(module, args, kwargs, output):
             hidden = output.last_hidden_state if hasattr(output, "last_hidden_state") else output[0]
             mask = kwargs.get("attention_mask")
+            if self._packed_members is not None:  # a packed row: a sequence's tokens, its shared prompt's included
+                seen = self._packed_members.to(hidden.dtype)
+                captured.append(((seen @ hidden[0]) / seen.sum(1, keepdim=True)).detach().float())
+                self._packed_members = None
+                return
             if mask is None or mask.dim() != 2:
                 captured.append(hidden.detach().float().mean(1))
                 return
@@ -389,11 +421,17 @@ class Scorer(nn.Module):
 
     def head_parameters(self) -> list[nn.Parameter]:
         """The parameters of the new scalar head (and BERT's pooler, which feeds only the head)."""
-        head = [p for n, p in self.model.named_parameters() if _is_head(n)]
-        return head
+        return [p for n, p in self.model.named_parameters() if _is_head(n) and p.requires_grad]
 
     def backbone_parameters(self) -> list[nn.Parameter]:
-        return [p for n, p in self.model.named_parameters() if not _is_head(n)]
+        """The backbone's trainable parameters (its LoRA adapters alone where it has them)."""
+        return [p for n, p in self.model.named_parameters() if not _is_head(n) and p.requires_grad]
+
+
+def reads_last_token(model: nn.Module) -> bool:
+    """Whether the model is a decoder read at its last token: a `score` head on a causal backbone
+    (transformers' *ForSequenceClassification of Llama, Qwen, Gemma, Mistral, GPT-2, GPT-NeoX...)."""
+    return hasattr(model, "score") and not hasattr(model, "classifier")
 
 
 def _is_head(name: str) -> bool:

@@ -14,19 +14,23 @@ class Encoded:
     """One model input, unpadded: token ids and, for encoders with segments, token type ids.
 
     Process inputs also carry step_ends (the position of each kept step's last token, where its
-    score is read) and cut_steps (indices of the steps truncation left out)."""
+    score is read) and cut_steps (indices of the steps truncation left out). prefix_length: how many
+    leading tokens are the context alone (the rendered prompt, query or problem), which inputs of
+    one context share token for token (`unirank.packing` encodes them once; 0: none)."""
 
     input_ids: list[int]
     token_type_ids: list[int] | None = None
     step_ends: list[int] | None = None
     cut_steps: tuple[int, ...] = ()
+    prefix_length: int = 0
 
 
 @dataclass
 class Batch:
     """What a step scores and what its losses read.
 
-    chunks / order: the encoded inputs as padded, length-sorted chunks (`pad_chunks`). The scored
+    chunks / order: the encoded inputs as padded, length-sorted chunks (`pad_chunks`) or packed
+    rows (`unirank.packing.pack_chunks`). The scored
     items ("units") are the inputs themselves, or, with `sources`, unit i is read from input
     sources[i]: its own score where positions[i] = −1, else the score at its step positions[i] (a
     process step is an item of its own; `unirank.data.steps`). The rest in unit order: item_index
@@ -54,9 +58,10 @@ class Batch:
     weight: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
 
     @classmethod
-    def of(cls, encoded: list[Encoded], pad_id: int, chunk_size: int) -> Batch:
-        """Encoded inputs as a batch to score (no comparisons, no labels)."""
-        return cls(*pad_chunks(encoded, pad_id, chunk_size))
+    def of(cls, encoded: list[Encoded], layout) -> Batch:
+        """Encoded inputs as a batch to score (no comparisons, no labels), laid out by a
+        `unirank.packing.Layout`."""
+        return cls(*layout.chunks(encoded))
 
 
 class Adapter(ABC):
@@ -78,6 +83,51 @@ class Adapter(ABC):
     @abstractmethod
     def describe(self) -> dict:
         """How inputs are formed, for users of the exported model."""
+
+
+def is_encoder_tokenizer(tokenizer) -> bool:
+    """Whether inputs take the encoder layout ([CLS] a [SEP] b [SEP], sentence pairs): the
+    tokenizer has both a CLS and a SEP token. Decoders' tokenizers have neither."""
+    return tokenizer.cls_token_id is not None and tokenizer.sep_token_id is not None
+
+
+def token_ids(tokenizer, text: str) -> list[int]:
+    return tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
+
+
+def first_tokens(tokenizer, text: str, n: int) -> str:
+    """The text of `text`'s first n tokens (cut at a token boundary)."""
+    offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)["offset_mapping"]
+    return text if n >= len(offsets) else ("" if n <= 0 else text[: offsets[n - 1][1]])
+
+
+def last_tokens(tokenizer, text: str, n: int) -> str:
+    """The text of `text`'s last n tokens (cut at a token boundary)."""
+    offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)["offset_mapping"]
+    return text if n >= len(offsets) else ("" if n <= 0 else text[offsets[len(offsets) - n][0] :])
+
+
+def decoder_sequence(tokenizer, head: str, body: str, max_length: int, cut: str = "body", tail: str = "") -> Encoded:
+    """One decoder input: `head` (the context: a rendered prompt, a query), `body`, then `tail`,
+    tokenised together as transformers and sentence-transformers tokenise the whole text, at most
+    max_length tokens. cut="body" keeps head and tail and cuts the body's end; cut="head" keeps the
+    body and cuts the head's start. prefix_length: the leading tokens that are the head's own (one
+    less where a token spans the border), which every input of that head shares token for token."""
+    for _ in range(8):  # the parts counted apart can differ from the whole by a token at each border
+        ids = token_ids(tokenizer, head + body + tail)
+        excess = len(ids) - max_length
+        if excess <= 0:
+            break
+        part = head if cut == "head" and head else body
+        kept = max(0, len(token_ids(tokenizer, part)) - excess)
+        if part is head:
+            head = last_tokens(tokenizer, head, kept)
+        else:
+            body = first_tokens(tokenizer, body, kept)
+    ids = ids[:max_length]
+    head_ids = token_ids(tokenizer, head)
+    shared = next((i for i, (a, b) in enumerate(zip(ids, head_ids)) if a != b), min(len(ids), len(head_ids)))
+    return Encoded(ids, prefix_length=shared if shared < len(ids) else 0)
 
 
 CHARS_PER_TOKEN = 32

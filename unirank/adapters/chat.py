@@ -2,16 +2,19 @@
 recent turns stay), never the response (unless the response alone exceeds max_length).
 
 With a tokenizer that has a chat template (decoders), the conversation is rendered by it and the
-response appended as the assistant turn, one sequence. Otherwise (encoders such as BERT) the prompt
-is rendered in a plain role format ("User: ...\\nAssistant: ...") and paired with the response, as
-a sentence pair: `CrossEncoder.predict([(render_prompt(messages), response)])` then scores alike.
+response's tokens appended as the assistant turn, one sequence (a decoder without a template: the
+plain role format, then "Assistant: " and the response). Otherwise (encoders such as BERT) the
+prompt is rendered in a plain role format ("User: ...\\nAssistant: ...") and paired with the
+response, as a sentence pair: `CrossEncoder.predict([(render_prompt(messages), response)])` then
+scores alike. Every decoder input of one prompt starts with the same prompt tokens, which a
+padding-free batch encodes once.
 """
 
 from __future__ import annotations
 
 import json
 
-from unirank.adapters.base import Adapter, Encoded, clip_text
+from unirank.adapters.base import Adapter, Encoded, clip_text, decoder_sequence, is_encoder_tokenizer
 
 
 def parse_messages(context: str) -> list[dict]:
@@ -53,33 +56,37 @@ class ChatAdapter(Adapter):
         return self.use_chat_template and bool(getattr(tokenizer, "chat_template", None))
 
     def encode(self, tokenizer, contexts: list[str], candidates: list[str], steps=None) -> list[Encoded]:
-        templated = self._templated(tokenizer)
-        prompts = [
-            tokenizer.apply_chat_template(parse_messages(c), tokenize=False, add_generation_prompt=True)
-            if templated
-            else render_prompt(parse_messages(c))
-            for c in contexts
-        ]
-        prompts = [clip_text(p, self.max_length, keep="tail") for p in prompts]
+        if not is_encoder_tokenizer(tokenizer) or self._templated(tokenizer):
+            return self._encode_sequence(tokenizer, contexts, candidates)
+        prompts = [clip_text(render_prompt(parse_messages(c)), self.max_length, keep="tail") for c in contexts]
         candidates = [clip_text(c, self.max_length) for c in candidates]
-        specials = 0 if templated else tokenizer.num_special_tokens_to_add(pair=True)
+        specials = tokenizer.num_special_tokens_to_add(pair=True)
         response_lengths = [
             len(ids) for ids in tokenizer(candidates, add_special_tokens=False, verbose=False)["input_ids"]
         ]
         prompts = [
             _keep_prompt_tail(tokenizer, p, self.max_length - specials - n) for p, n in zip(prompts, response_lengths)
         ]
-        if templated:
-            batch = tokenizer(
-                [p + r for p, r in zip(prompts, candidates)],
-                add_special_tokens=False,
-                truncation=True,
-                max_length=self.max_length,
-            )
-        else:
-            batch = tokenizer(prompts, candidates, truncation="only_second", max_length=self.max_length)
-        types = batch.get("token_type_ids") if not templated and self.segment_ids else None
+        batch = tokenizer(prompts, candidates, truncation="only_second", max_length=self.max_length)
+        types = batch.get("token_type_ids") if self.segment_ids else None
         return [Encoded(ids, types[i] if types is not None else None) for i, ids in enumerate(batch["input_ids"])]
+
+    def _encode_sequence(self, tokenizer, contexts: list[str], candidates: list[str]) -> list[Encoded]:
+        """Decoders: the rendered prompt then the response, tokenised as one text; the prompt cut
+        from the left to leave the response room (`decoder_sequence`)."""
+        templated = self._templated(tokenizer)
+        encoded = []
+        for context, response in zip(contexts, candidates):
+            messages = parse_messages(context)
+            prompt = (
+                tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+                if templated
+                else render_prompt(messages) + "\nAssistant: "
+            )
+            prompt = clip_text(prompt, self.max_length, keep="tail")
+            response = clip_text(response, self.max_length)
+            encoded.append(decoder_sequence(tokenizer, prompt, response, self.max_length, cut="head"))
+        return encoded
 
     def describe(self) -> dict:
         return {

@@ -102,7 +102,9 @@ class ProcessAdapter(Adapter):
         if not ends:
             raise ValueError(f"max_length={self.max_length} leaves no room for a step after the problem")
         token_types = [0] * first_step_token + [1] * (len(ids) - first_step_token) if types else None
-        return Encoded(ids, token_types, step_ends=ends, cut_steps=tuple(cut))
+        # decoders: the solutions of one problem share its tokens (a padding-free batch encodes them once)
+        prefix = 0 if types else first_step_token
+        return Encoded(ids, token_types, step_ends=ends, cut_steps=tuple(cut), prefix_length=prefix)
 
     def describe(self) -> dict:
         return {

@@ -26,11 +26,12 @@ import polars as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from unirank.adapters.base import CHARS_PER_TOKEN, Adapter, Batch, Encoded, pad_chunks
+from unirank.adapters.base import CHARS_PER_TOKEN, Adapter, Batch, Encoded
 from unirank.data.sources import DataSource
 from unirank.data.steps import PARENT, POSITION, with_step_items
 from unirank.data.tables import TableError, Tables
 from unirank.data.texts import SOURCE_ROW, TEXT_COLUMNS, FrameTexts, MappedTexts
+from unirank.packing import Layout
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,7 @@ class GroupDataset(Dataset):
         steps = [self.step_rows[self.step_offsets[r] : self.step_offsets[r + 1]] for r in rows]
         return np.concatenate([np.asarray(rows, dtype=np.int64), *steps])
 
-    def scoring_batch(self, rows: np.ndarray, pad_id: int, chunk_size: int) -> tuple[Batch, np.ndarray]:
+    def scoring_batch(self, rows: np.ndarray, layout: Layout) -> tuple[Batch, np.ndarray]:
         """(a `Batch` that scores the items at these rows, the rows it kept). Each input is encoded
         once: a step item is read at its position in its solution's input; a step that truncation
         cut from that input has no score and is left out."""
@@ -165,11 +166,11 @@ class GroupDataset(Dataset):
         else:  # every item has its own input; inputs with steps still get units (a solution's own score)
             encoded, source = self.encode(rows), np.arange(len(rows))
             if not encoded or encoded[0].step_ends is None:
-                return Batch(*pad_chunks(encoded, pad_id, chunk_size)), rows
+                return Batch(*layout.chunks(encoded)), rows
         scored_steps = np.array([len(e.step_ends or ()) for e in encoded])[source]
         position = np.where(parent >= 0, self.position[rows], -1)
         keep = position < scored_steps
-        chunks, order = pad_chunks(encoded, pad_id, chunk_size)
+        chunks, order = layout.chunks(encoded)
         batch = Batch(chunks, order, sources=torch.as_tensor(source[keep]), positions=torch.as_tensor(position[keep]))
         return batch, rows[keep]
 
@@ -267,16 +268,15 @@ class BucketBatchSampler(DistributedSampler):
 
 
 class GroupCollator:
-    """Concatenates sampled groups: items → padded length-sorted chunks; comparisons → batch indices."""
+    """Concatenates sampled groups: items → padded length-sorted chunks or packed rows (the
+    layout's); comparisons → batch indices."""
 
-    def __init__(self, dataset: GroupDataset, pad_id: int, chunk_size: int):
-        self.dataset, self.pad_id, self.chunk_size = dataset, pad_id, chunk_size
+    def __init__(self, dataset: GroupDataset, layout: Layout):
+        self.dataset, self.layout = dataset, layout
 
     def __call__(self, samples: list[dict]) -> Batch:
         dataset = self.dataset
-        batch, items = dataset.scoring_batch(
-            np.concatenate([s["items"] for s in samples]), self.pad_id, self.chunk_size
-        )
+        batch, items = dataset.scoring_batch(np.concatenate([s["items"] for s in samples]), self.layout)
         position = {int(item): row for row, item in enumerate(items)}
         comp_a = [position[int(i)] for s in samples for i in s["comp_a"]]
         comp_b = [position[int(i)] for s in samples for i in s["comp_b"]]
@@ -303,7 +303,8 @@ class UnirankDataModule(L.LightningDataModule):
         source: where the tables come from (TablesDir, Preferences, MinedBeir, ...).
         batch_groups: groups per batch.
         max_items_per_group: items sampled from a larger group per step.
-        chunk_size: sequences per forward chunk (each chunk is padded to its own longest).
+        chunk_size: sequences per forward chunk (each chunk is padded to its own longest; a
+            padding-free model packs rows of its `packing.max_tokens` instead).
         seed: sampling seed (with the epoch and the group).
     """
 
@@ -323,13 +324,17 @@ class UnirankDataModule(L.LightningDataModule):
         self.datasets: dict[str, GroupDataset] = {}
         self.tokenizer = None
         self.adapter: Adapter | None = None
+        self.layout: Layout | None = None
         self._texts = None
 
-    def attach(self, tokenizer, adapter: Adapter) -> None:
-        """Tokenise with the model's tokenizer and adapter. A UnirankModule's fit attaches its own
-        (`unirank.training.callbacks.AttachEncoder`); loaders need it, setup does not."""
+    def attach(self, tokenizer, adapter: Adapter, layout: Layout | None = None) -> None:
+        """Tokenise with the model's tokenizer and adapter, and lay batches out as the model does
+        (padded chunks of this module's chunk_size, or the model's packed rows). A UnirankModule's
+        fit attaches its own (`unirank.training.callbacks.AttachEncoder`); loaders need it, setup does not."""
         first = self.adapter is None
         self.tokenizer, self.adapter = tokenizer, adapter
+        layout = layout or Layout(tokenizer.pad_token_id)
+        self.layout = Layout(layout.pad_id, self.chunk_size, layout.packing)
         if first:
             self._warn_long_texts()
 
@@ -392,7 +397,7 @@ class UnirankDataModule(L.LightningDataModule):
             dataset,
             sampler=batches,
             batch_size=None,
-            collate_fn=GroupCollator(dataset, self.tokenizer.pad_token_id, self.chunk_size),
+            collate_fn=GroupCollator(dataset, self.layout),
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -36,7 +36,7 @@ class AttachEncoder(L.Callback):
     def setup(self, trainer: L.Trainer, module, stage: str) -> None:
         datamodule = trainer.datamodule
         if datamodule is not None and hasattr(datamodule, "attach") and datamodule.tokenizer is None:
-            datamodule.attach(module.tokenizer, module.adapter)
+            datamodule.attach(module.tokenizer, module.adapter, module.scorer.layout)
 
 
 class PointwiseTargets(L.Callback):

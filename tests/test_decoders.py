@@ -1,0 +1,168 @@
+"""Decoder backbones (tiny random Llama, Qwen2 and Gemma layouts built in-process): padding-free and
+prefix-shared batches equal the padded batch, gradient checkpointing changes no gradient, LoRA
+trains, the merged export loads in transformers as a plain model, the adapter alone in peft."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from unirank.adapters import ChatAdapter, ProcessAdapter, RetrievalAdapter
+from unirank.adapters.base import Batch
+from unirank.module import LoRA, Packing, UnirankModule
+from unirank.packing import Layout
+
+LAYOUTS = ["llama", "qwen2", "gemma"]
+PROMPTS = [json.dumps([{"role": "user", "content": "what is the capital of France?"}])] * 3 + ["hello there"] * 2
+RESPONSES = ["Paris", "a reward model scores a response to a prompt and more", "the lazy dog", "hi", "good day"]
+LAYOUTS_OF_A_BATCH = {
+    "padded": Packing(),
+    "padding-free": Packing(padding_free=True),
+    "prefix-shared": Packing(padding_free=True, share_prefix=True, max_tokens=48),
+}
+
+
+def perturbed_module(folder: str, adapter, lora: LoRA | None = LoRA(r=4), **options) -> UnirankModule:
+    """A module whose trainable weights are moved off their initial values (LoRA's B starts at 0,
+    which would hide the adapters' gradients)."""
+    module = UnirankModule(model=folder, adapter=adapter, dropout=0.0, lora=lora, **options)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        for parameter in module.scorer.parameters():
+            if parameter.requires_grad:
+                parameter.data.add_(0.1 * torch.randn_like(parameter))
+    return module
+
+
+def scores_and_gradients(scorer, encoded, packing: Packing) -> tuple[torch.Tensor, torch.Tensor, int]:
+    scorer.layout = Layout(scorer.layout.pad_id, 2, packing)
+    batch = Batch.of(encoded, scorer.layout)
+    scorer.zero_grad()
+    out = scorer.score_batch(batch)
+    scores = out.items if out.steps is None else torch.cat([out.items, out.steps])
+    (scores * torch.linspace(1, 2, len(scores))).sum().backward()
+    gradients = torch.cat([p.grad.flatten() for p in scorer.parameters() if p.requires_grad])
+    return scores.detach(), gradients, sum(chunk["input_ids"].numel() for chunk in batch.chunks)
+
+
+def assert_same(reference: tuple, other: tuple) -> None:
+    """Logits within 1e-5; gradients within 1e-5 of their scale (fp32 sums in another order)."""
+    torch.testing.assert_close(other[0], reference[0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(other[1], reference[1], rtol=1e-5, atol=1e-5 * float(reference[1].abs().max()))
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_packed_and_prefix_shared_batches_give_the_padded_logits_and_gradients(random_decoder, layout):
+    scorer = perturbed_module(random_decoder(layout), ChatAdapter(max_length=64)).scorer
+    encoded = scorer.encode(PROMPTS, RESPONSES)
+    padded = scores_and_gradients(scorer, encoded, LAYOUTS_OF_A_BATCH["padded"])
+    tokens = {"padded": padded[2]}
+    for name in ("padding-free", "prefix-shared"):
+        result = scores_and_gradients(scorer, encoded, LAYOUTS_OF_A_BATCH[name])
+        assert_same(padded, result)
+        tokens[name] = result[2]
+    # the prompt of three responses is encoded once, so the prefix-shared rows hold fewer tokens
+    assert tokens["prefix-shared"] < tokens["padding-free"] <= tokens["padded"]
+
+
+@pytest.mark.parametrize("adapter", ["process", "retrieval"])
+def test_steps_and_queries_pack_as_they_pad(random_decoder, adapter):
+    if adapter == "process":
+        module = perturbed_module(random_decoder("llama"), ProcessAdapter(max_length=96, problem_max_length=32))
+        steps = [["add the numbers", "divide by two"], ["guess", "the answer is 7", "check it"], ["seven"]]
+        encoded = module.scorer.encode(["what is 7 + 7 over 2?"] * 3, [" ".join(s) for s in steps], steps)
+    else:
+        module = perturbed_module(random_decoder("qwen2"), RetrievalAdapter(max_length=64))
+        encoded = module.scorer.encode(["capital of France"] * 3, ["Paris is the capital", "a dog", "France"])
+    padded = scores_and_gradients(module.scorer, encoded, LAYOUTS_OF_A_BATCH["padded"])
+    for name in ("padding-free", "prefix-shared"):
+        assert_same(padded, scores_and_gradients(module.scorer, encoded, LAYOUTS_OF_A_BATCH[name]))
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(random_decoder):
+    results = []
+    for checkpointing in (False, True):
+        module = perturbed_module(random_decoder("qwen2"), ChatAdapter(max_length=64), gradient_checkpointing=checkpointing)
+        module.scorer.train()
+        encoded = module.scorer.encode(PROMPTS, RESPONSES)
+        results.append(scores_and_gradients(module.scorer, encoded, Packing(padding_free=True, share_prefix=True)))
+    assert_same(results[0], results[1])
+    assert module.scorer.model.is_gradient_checkpointing
+
+
+def test_lora_freezes_the_backbone_and_trains_adapters_and_the_head(random_decoder):
+    module = UnirankModule(model=random_decoder("llama"), adapter=ChatAdapter(max_length=64), lora=LoRA(r=4))
+    trainable = {n for n, p in module.scorer.model.named_parameters() if p.requires_grad}
+    assert "score.weight" in trainable
+    assert trainable - {"score.weight"} and all("lora_" in n for n in trainable - {"score.weight"})
+    assert set(module.lora_targets) == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+
+
+@pytest.fixture(scope="module")
+def lora_fit(random_decoder, tmp_path_factory):
+    """A debug fit of a tiny random Qwen2 with LoRA, padding-free prefix-shared batches and
+    gradient checkpointing on the demo preferences; exported with the adapter alone beside."""
+    from unirank.cli import main
+
+    from .conftest import REPO
+
+    out = tmp_path_factory.mktemp("lora-fit")
+    main([
+        "fit", "--config", str(REPO / "lightning_configs/debug.yaml"), "--model.model", random_decoder("qwen2"),
+        "--model.lora", '{"r": 8, "save_adapter": true}', "--model.gradient_checkpointing", "true",
+        "--model.packing", '{"padding_free": true, "share_prefix": true}',
+        "--data.source.init_args.path", str(REPO / "data/demo-preferences.jsonl"),
+        "--trainer.logger", "false", "--trainer.enable_progress_bar", "false",
+        "--trainer.default_root_dir", str(out), "--export.dirpath", str(out / "model"),
+    ])  # fmt: skip
+    return out
+
+
+def test_lora_training_lowers_the_pairwise_loss(lora_fit):
+    from unirank.export import load_checkpoint
+
+    saved = torch.load(lora_fit / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    # the checkpoint holds the trained weights only: adapters and head, not the frozen backbone
+    assert saved["state_dict"] and all("lora_" in k or ".score." in k for k in saved["state_dict"])
+    module = load_checkpoint(lora_fit / "checkpoints" / "last.ckpt")
+    assert module.lora is not None and module.packing.share_prefix
+    validation = json.loads((lora_fit / "model" / "unirank.json").read_text())["validation"]
+    assert validation["bt_loss"] < np.log(2) - 0.05  # an untrained head reads chance: ln 2
+
+
+def test_merged_export_is_a_plain_model_with_unirank_s_probability(lora_fit):
+    from peft import PeftModel
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from unirank.scoring import load_scorer
+
+    folder = lora_fit / "model"
+    info = json.loads((folder / "unirank.json").read_text())
+    assert info["lora"]["merged"] and info["lora"]["r"] == 8
+    ours = np.array([p for _, p in load_scorer(folder).predict(list(zip(PROMPTS, RESPONSES)))])
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    texts = [
+        tokenizer.apply_chat_template(json.loads(c), tokenize=False, add_generation_prompt=True) + r
+        if c.startswith("[")
+        else tokenizer.apply_chat_template([{"role": "user", "content": c}], tokenize=False, add_generation_prompt=True)
+        + r
+        for c, r in zip(PROMPTS, RESPONSES)
+    ]
+    model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    assert not any("lora" in name for name, _ in model.named_parameters())
+
+    def probabilities(model) -> np.ndarray:
+        with torch.no_grad():
+            logits = [model(**tokenizer(t, return_tensors="pt", add_special_tokens=False)).logits[0, 0] for t in texts]
+        return torch.sigmoid(torch.stack(logits)).numpy()
+
+    np.testing.assert_allclose(probabilities(model), ours, atol=1e-5)
+    # the adapter alone, on the base model, scores as the merged export before the final calibration
+    base = AutoModelForSequenceClassification.from_pretrained(info["base_model"], num_labels=1)
+    base.config.pad_token_id = model.config.pad_token_id
+    adapted = PeftModel.from_pretrained(base, folder / "adapter").eval()
+    a = info["calibration"]["final_fit"]["a"]
+    with torch.no_grad():
+        raw = [adapted(**tokenizer(t, return_tensors="pt", add_special_tokens=False)).logits[0, 0] for t in texts]
+    np.testing.assert_allclose(torch.sigmoid(a * torch.stack(raw)).numpy(), ours, atol=1e-5)
