@@ -166,3 +166,20 @@ def test_merged_export_is_a_plain_model_with_unirank_s_probability(lora_fit):
     with torch.no_grad():
         raw = [adapted(**tokenizer(t, return_tensors="pt", add_special_tokens=False)).logits[0, 0] for t in texts]
     np.testing.assert_allclose(torch.sigmoid(a * torch.stack(raw)).numpy(), ours, atol=1e-5)
+
+
+@pytest.mark.parametrize("domain", ["chat", "retrieval"])
+def test_cross_encoder_loads_a_decoder_export_and_returns_unirank_s_probability(random_decoder, domain, tmp_path):
+    from sentence_transformers import CrossEncoder
+
+    from unirank.export import export_model
+    from unirank.scoring import load_scorer
+
+    adapter = ChatAdapter(max_length=96) if domain == "chat" else RetrievalAdapter(max_length=96)
+    module = perturbed_module(random_decoder("llama"), adapter)
+    export_model(module, tmp_path / "model")
+    pairs = [("what is the capital of France?", "Paris is."), ("what is the capital of France?", "a dog"), ("hi", "hello")]
+    ours = [p for _, p in load_scorer(tmp_path / "model").predict(pairs)]
+    theirs = CrossEncoder(str(tmp_path / "model")).predict(pairs)
+    np.testing.assert_allclose(theirs, ours, atol=1e-5)
+    assert max(ours) - min(ours) > 1e-3  # the pairs read differently: a wrong rendering would show

@@ -55,7 +55,14 @@ def export_model(
         model.config.sentence_transformers = {"activation_fn": SIGMOID}
         model.save_pretrained(tmp, safe_serialization=True)
         module.tokenizer.model_max_length = module.adapter.max_length
-        module.tokenizer.save_pretrained(tmp)
+        template = module.adapter.pair_template(module.tokenizer)
+        saved_template = module.tokenizer.chat_template
+        if template is not None:  # CrossEncoder renders its (query, document) pairs as the adapter does
+            module.tokenizer.chat_template = template
+        try:
+            module.tokenizer.save_pretrained(tmp)
+        finally:
+            module.tokenizer.chat_template = saved_template
         info = {
             "unirank_version": unirank.__version__,
             "domain": module.adapter.domain,

@@ -82,18 +82,19 @@ def build_decoder(
     vocab_size: int | None = None,
     seed: int = 0,
     causal_lm: bool = False,
+    tokenizer_vocab: int = 512,
 ) -> Path:
     """Save a random decoder (safetensors) and its tokenizer in `folder`; return the folder.
 
     vocab_size: the embedding's rows (default: the tokenizer's); a real model's count (Qwen2.5:
     151,936) gives its real embedding memory with a smaller trained tokenizer. causal_lm: save
     the causal LM (with its LM head: the yes/no head form starts from it) instead of the
-    sequence-classification model."""
+    sequence-classification model. tokenizer_vocab: the BPE's size (trained on `texts`)."""
     import transformers
 
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
-    tokenizer = train_tokenizer(texts or _DEFAULT_TEXTS)
+    tokenizer = train_tokenizer(texts or _DEFAULT_TEXTS, tokenizer_vocab)
     config = decoder_config(layout, shape, vocab_size or len(tokenizer))
     config.pad_token_id = None
     config.eos_token_id = tokenizer.eos_token_id

@@ -48,3 +48,21 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(repo, tmp_path, uninte
     for name, value in uninterrupted["state_dict"].items():
         torch.testing.assert_close(final["state_dict"][name], value, rtol=1e-5, atol=1e-6, msg=name)
     assert pl.DataFrame(final["targets"]).equals(pl.DataFrame(uninterrupted["targets"]))
+
+
+def test_a_lora_run_killed_in_stage_2_resumes_to_the_uninterrupted_weights(repo, random_decoder, tmp_path):
+    """The checkpoint holds the adapters and the head only; the frozen backbone is reloaded from
+    the base model, and the run ends where an uninterrupted one does."""
+    flags = ("--model", random_decoder("qwen2"), "--lora")
+    straight = run(repo, tmp_path / "straight", *flags)
+    assert straight.returncode == 0, straight.stderr[-2000:]
+    killed = run(repo, tmp_path / "killed", "--kill-at", "stage2", *flags)
+    assert killed.returncode == -signal.SIGKILL
+    saved = torch.load(tmp_path / "killed/checkpoints/last.ckpt", weights_only=True)
+    assert all("lora_" in k or ".score." in k for k in saved["state_dict"])
+    resumed = run(repo, tmp_path / "killed", "--resume", *flags)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    expected = torch.load(tmp_path / "straight/final.pt", weights_only=True)
+    final = torch.load(tmp_path / "killed/final.pt", weights_only=True)
+    for name, value in expected["state_dict"].items():
+        torch.testing.assert_close(final["state_dict"][name], value, rtol=1e-5, atol=1e-6, msg=name)

@@ -1,7 +1,7 @@
 """A debug training run in its own process, for the kill/resume tests: it can SIGKILL itself in
 stage 1, during the Thurstone fit, or in stage 2, and it can resume from the last checkpoint.
 
-    python train_child.py REPO OUT_DIR [--kill-at stage1|fit|stage2] [--resume]
+    python train_child.py REPO OUT_DIR [--kill-at stage1|fit|stage2] [--resume] [--model FOLDER --lora]
 On completion it saves the final state dict and targets to OUT_DIR/final.pt."""
 
 import argparse
@@ -17,7 +17,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from unirank.adapters import ChatAdapter
 from unirank.data.datamodule import UnirankDataModule
 from unirank.data.sources import Preferences
-from unirank.module import Schedule, UnirankModule
+from unirank.module import LoRA, Packing, Schedule, UnirankModule
 
 
 class KillAt(L.Callback):
@@ -35,9 +35,13 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--kill-at", choices=["stage1", "fit", "stage2"])
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--model", default="tiny", help="a backbone (a local decoder folder with --lora)")
+    parser.add_argument("--lora", action="store_true", help="LoRA r = 4 with padding-free, prefix-shared batches")
     args = parser.parse_args()
+    decoder = {"lora": LoRA(r=4), "packing": Packing(padding_free=True, share_prefix=True)} if args.lora else {}
     module = UnirankModule(
-        model="tiny",
+        model=args.model,
+        **decoder,
         adapter=ChatAdapter(max_length=64),
         schedule=Schedule(2, 2),
         lr=1e-3,

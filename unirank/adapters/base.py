@@ -84,6 +84,12 @@ class Adapter(ABC):
     def describe(self) -> dict:
         """How inputs are formed, for users of the exported model."""
 
+    def pair_template(self, tokenizer) -> str | None:
+        """A decoder export's chat template: it renders a sentence-transformers (query, document)
+        pair (messages with those roles) as this adapter's input text and every other conversation
+        as the tokenizer's own template does; None where inputs are sentence pairs (encoders)."""
+        return None
+
 
 def is_encoder_tokenizer(tokenizer) -> bool:
     """Whether inputs take the encoder layout ([CLS] a [SEP] b [SEP], sentence pairs): the
@@ -128,6 +134,18 @@ def decoder_sequence(tokenizer, head: str, body: str, max_length: int, cut: str 
     head_ids = token_ids(tokenizer, head)
     shared = next((i for i, (a, b) in enumerate(zip(ids, head_ids)) if a != b), min(len(ids), len(head_ids)))
     return Encoded(ids, prefix_length=shared if shared < len(ids) else 0)
+
+
+PAIR_HEADER = (
+    '{%- if messages | selectattr("role", "eq", "document") | list -%}\n'
+    '{%- set query = (messages | selectattr("role", "eq", "query") | first)["content"] -%}\n'
+    '{%- set document = (messages | selectattr("role", "eq", "document") | first)["content"] -%}\n'
+)
+
+
+def literal(text: str) -> str:
+    """`text` as literal template text (no Jinja syntax read in it)."""
+    return "{% raw %}" + text + "{% endraw %}"
 
 
 CHARS_PER_TOKEN = 32

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 
-from unirank.adapters.base import Adapter, Encoded, clip_text, decoder_sequence, is_encoder_tokenizer
+from unirank.adapters.base import PAIR_HEADER, Adapter, Encoded, clip_text, decoder_sequence, is_encoder_tokenizer
 
 
 def parse_messages(context: str) -> list[dict]:
@@ -87,6 +87,19 @@ class ChatAdapter(Adapter):
             response = clip_text(response, self.max_length)
             encoded.append(decoder_sequence(tokenizer, prompt, response, self.max_length, cut="head"))
         return encoded
+
+    def pair_template(self, tokenizer) -> str | None:
+        """(prompt, response) pairs as `encode` renders them: the prompt (a plain string) as the
+        user's turn, the generation prompt, then the response. Only where the tokenizer has a chat
+        template (a template-less tokenizer keeps none, so that unirank reads its export as trained)."""
+        if not self._templated(tokenizer):
+            return None
+        return (
+            PAIR_HEADER + '{%- set messages = [{"role": "user", "content": query}] -%}\n'
+            "{%- set add_generation_prompt = true -%}\n{%- endif -%}\n"
+            + tokenizer.chat_template
+            + "{% if document is defined %}{{ document }}{% endif %}"
+        )
 
     def describe(self) -> dict:
         return {

@@ -14,7 +14,17 @@ there, the answer to the question (the Qwen3-Reranker form).
 
 from __future__ import annotations
 
-from unirank.adapters.base import Adapter, Encoded, clip_text, decoder_sequence, first_tokens, is_encoder_tokenizer, token_ids
+from unirank.adapters.base import (
+    PAIR_HEADER,
+    Adapter,
+    Encoded,
+    clip_text,
+    decoder_sequence,
+    first_tokens,
+    is_encoder_tokenizer,
+    literal,
+    token_ids,
+)
 
 DOCUMENT = "\x00document\x00"
 """Stands for the document while the template is rendered, to cut the rendering around it."""
@@ -61,6 +71,18 @@ class RetrievalAdapter(Adapter):
         head, tail = rendered.split(DOCUMENT)
         room = max(0, self.max_length - len(token_ids(tokenizer, head)) - len(token_ids(tokenizer, tail)))
         return decoder_sequence(tokenizer, head, first_tokens(tokenizer, document, room), self.max_length, tail=tail)
+
+    def pair_template(self, tokenizer) -> str | None:
+        """(query, document) pairs as `encode` renders them for a decoder with a chat template (a
+        template-less tokenizer keeps none, so that unirank reads its export as trained)."""
+        if is_encoder_tokenizer(tokenizer) or not getattr(tokenizer, "chat_template", None):
+            return None
+        user = "Query: {{ query }}\nDocument: {{ document }}\n" + literal(self.question)
+        return (
+            PAIR_HEADER + "{%- set content -%}" + user + "{%- endset -%}\n"
+            '{%- set messages = [{"role": "user", "content": content}] -%}\n'
+            "{%- set add_generation_prompt = true -%}\n{%- endif -%}\n" + tokenizer.chat_template
+        )
 
     def describe(self) -> dict:
         return {
