@@ -4,9 +4,10 @@ LoRA, the same gradient checkpointing, the same pairs, each run in a fresh proce
 Model: random weights of a real decoder shape (speed and memory do not depend on the values),
 built in-process (`unirank.random_decoders`): on this CPU Qwen2.5-0.5B's width, heads, MLP and
 151,936-row embedding with 4 of its 24 layers (`--shape qwen2.5-0.5b --layers 4`; on a GPU the full
-shapes). Tokenizer: a byte-level BPE of 32,000 tokens trained on the HH-RLHF test file's text (its
-token counts are close to a real BPE's on English). Pairs: the first `--pairs` HH-RLHF harmless test pairs at their real lengths
-(chat template, prompt cut from the left at 1,024 tokens), the same token ids for both tools.
+shapes). Tokenizer: a byte-level BPE trained on the HH-RLHF test file's text (asked for 32,000
+tokens, it learns 23,922: token counts close to a real BPE's on English). Pairs: the first
+`--pairs` HH-RLHF harmless test pairs at their real lengths (chat template, prompt cut from the left
+at 1,024 tokens), the same token ids for both tools.
 Training: LoRA r = 16, alpha 32, dropout 0.05 on every linear layer, the head in full, gradient
 checkpointing, fp32 AdamW, 8 pairs per step, dropout off, two epochs; the second epoch is timed, so
 both tools process exactly the same pairs in the timed part.

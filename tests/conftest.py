@@ -66,9 +66,12 @@ def random_decoder(tmp_path_factory):
 
     built = {}
 
-    def folder(layout: str = "qwen2") -> str:
-        if layout not in built:
-            built[layout] = str(build_decoder(tmp_path_factory.mktemp(f"decoder-{layout}"), layout))
-        return built[layout]
+    def folder(layout: str = "qwen2", causal_lm: bool = False) -> str:
+        """causal_lm: the causal LM with its LM head (the yes/no head form starts from it)."""
+        key = (layout, causal_lm)
+        if key not in built:
+            where = tmp_path_factory.mktemp(f"decoder-{layout}")
+            built[key] = str(build_decoder(where, layout, causal_lm=causal_lm))
+        return built[key]
 
     return folder

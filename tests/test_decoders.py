@@ -83,7 +83,9 @@ def test_steps_and_queries_pack_as_they_pad(random_decoder, adapter):
 def test_gradient_checkpointing_gives_the_same_gradients(random_decoder):
     results = []
     for checkpointing in (False, True):
-        module = perturbed_module(random_decoder("qwen2"), ChatAdapter(max_length=64), gradient_checkpointing=checkpointing)
+        module = perturbed_module(
+            random_decoder("qwen2"), ChatAdapter(max_length=64), gradient_checkpointing=checkpointing
+        )
         module.scorer.train()
         encoded = module.scorer.encode(PROMPTS, RESPONSES)
         results.append(scores_and_gradients(module.scorer, encoded, Packing(padding_free=True, share_prefix=True)))
@@ -178,8 +180,41 @@ def test_cross_encoder_loads_a_decoder_export_and_returns_unirank_s_probability(
     adapter = ChatAdapter(max_length=96) if domain == "chat" else RetrievalAdapter(max_length=96)
     module = perturbed_module(random_decoder("llama"), adapter)
     export_model(module, tmp_path / "model")
-    pairs = [("what is the capital of France?", "Paris is."), ("what is the capital of France?", "a dog"), ("hi", "hello")]
+    pairs = [
+        ("what is the capital of France?", "Paris is."),
+        ("what is the capital of France?", "a dog"),
+        ("hi", "hello"),
+    ]
     ours = [p for _, p in load_scorer(tmp_path / "model").predict(pairs)]
     theirs = CrossEncoder(str(tmp_path / "model")).predict(pairs)
     np.testing.assert_allclose(theirs, ours, atol=1e-5)
     assert max(ours) - min(ours) > 1e-3  # the pairs read differently: a wrong rendering would show
+
+
+@pytest.mark.parametrize("layout", ["qwen2", "gemma"])
+def test_yes_no_head_starts_at_the_lm_s_answer_and_exports_for_cross_encoder(random_decoder, layout, tmp_path):
+    from sentence_transformers import CrossEncoder
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from unirank.export import export_model
+    from unirank.scoring import load_scorer
+
+    folder = random_decoder(layout, causal_lm=True)
+    pairs = [("capital of France", "Paris is the capital of France."), ("capital of France", "a dog"), ("hi", "hello")]
+    untrained = UnirankModule(model=folder, adapter=RetrievalAdapter(max_length=96), head="yes-no")
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    yes, no = (tokenizer(t, add_special_tokens=False)["input_ids"][0] for t in ("yes", "no"))
+    lm = AutoModelForCausalLM.from_pretrained(folder).eval()
+    with torch.no_grad():
+        answers = [lm(torch.tensor([e.input_ids])).logits[0, -1] for e in untrained.scorer.encode(*zip(*pairs))]
+    expected = np.array([float(a[yes] - a[no]) for a in answers])
+    np.testing.assert_allclose(untrained.scorer.score_texts(*map(list, zip(*pairs))), expected, atol=1e-5)
+
+    module = perturbed_module(folder, RetrievalAdapter(max_length=96), head="yes-no")
+    module.scorer.fold_affine(3.0, 0.0)  # a final calibration, folded into the "yes" row on export
+    export_model(module, tmp_path / "model")
+    ours = [p for _, p in load_scorer(tmp_path / "model").predict(pairs)]
+    assert json.loads((tmp_path / "model" / "unirank.json").read_text())["head"] == "yes-no"
+    theirs = CrossEncoder(str(tmp_path / "model")).predict(pairs)
+    np.testing.assert_allclose(theirs, ours, atol=1e-5)
+    assert max(ours) - min(ours) > 1e-3

@@ -25,14 +25,25 @@ def test_fast_dev_run_runs_every_stage_of_each_recipe(recipe, tmp_path, capsys, 
     assert not (tmp_path / "model").exists()
 
 
-@pytest.mark.parametrize("recipe", ["reward-decoder", "reranker-decoder"])
-def test_fast_dev_run_of_each_decoder_recipe_on_a_local_decoder_folder(recipe, random_decoder, tmp_path, capsys, monkeypatch):
+DECODER_OPTIONS = [
+    "--model.lora", '{"r": 4}', "--model.gradient_checkpointing", "true",
+    "--model.packing", '{"padding_free": true, "share_prefix": true}',
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("recipe", ["reward-decoder", "reranker-decoder", "process"])
+def test_fast_dev_run_of_each_decoder_recipe_on_a_local_decoder_folder(
+    recipe, random_decoder, tmp_path, capsys, monkeypatch
+):
     """The decoder recipes (LoRA, gradient checkpointing, padding-free prefix-shared batches) with
-    --model.model a local folder, as a user without a hub gives one."""
+    --model.model a local folder, as a user without a hub gives one; the process recipe with the
+    same options (each step read at its last token in a packed row)."""
     monkeypatch.chdir(REPO)
     main([
         "fit", "--config", f"lightning_configs/{recipe}.yaml", "--trainer.fast_dev_run=true",
-        "--model.model", random_decoder("qwen2"), "--trainer.precision", "32-true", "--trainer.accelerator", "cpu",
+        "--model.model", random_decoder("llama" if recipe == "process" else "qwen2"),
+        *(DECODER_OPTIONS if recipe == "process" else []),
+        "--trainer.precision", "32-true", "--trainer.accelerator", "cpu",
         "--trainer.default_root_dir", str(tmp_path), "--export.dirpath", str(tmp_path / "model"),
     ])  # fmt: skip
     assert "every stage ran on one batch (pairwise → pointwise)" in capsys.readouterr().out

@@ -20,10 +20,12 @@ from unirank import adapters
 from unirank.atomic import FolderLock, atomic_path, check_output_folder
 from unirank.lora import LoRA, has_adapters, merge_adapters, save_adapter
 from unirank.module import Calibration, Schedule, UnirankModule
-from unirank.packing import Packing
 from unirank.novelty import NOVELTY_FILE, save_reference
+from unirank.packing import Packing
 from unirank.scorer import RemoteCodeError
+from unirank.training.sharding import full_state_dict, is_sharded
 from unirank.uncertainty import POSTERIOR_FILE, save_posterior
+from unirank.yes_no import answer_token_ids, export_causal_lm
 
 SIGMOID = "torch.nn.modules.activation.Sigmoid"
 
@@ -52,8 +54,12 @@ def export_model(
             if module.lora.save_adapter:
                 save_adapter(model, module.lora, module.lora_targets, config["model"], tmp / "adapter")
             merge_adapters(model)
-        model.config.sentence_transformers = {"activation_fn": SIGMOID}
-        model.save_pretrained(tmp, safe_serialization=True)
+        if module.head == "yes-no":
+            yes, no = answer_token_ids(module.tokenizer, ("yes", "no"))
+            export_causal_lm(model, config["model"], yes, no, tmp, module.trust_remote_code)
+        else:
+            model.config.sentence_transformers = {"activation_fn": SIGMOID}
+            model.save_pretrained(tmp, safe_serialization=True)
         module.tokenizer.model_max_length = module.adapter.max_length
         template = module.adapter.pair_template(module.tokenizer)
         saved_template = module.tokenizer.chat_template
@@ -78,6 +84,7 @@ def export_model(
                 "final_fit": module.scorer.final_calibration,
             },
             "base_model": config["model"],
+            "head": module.head,
             "lora": None if config["lora"] is None else {**config["lora"], "merged": True,
                                                           "adapter": "adapter" if module.lora.save_adapter else None},
             "adapter": config["adapter"],
@@ -137,12 +144,15 @@ def load_checkpoint(path: str | Path, trust_remote_code: bool = False) -> Uniran
         packing=Packing(**config.get("packing", {})),
         lora=LoRA(**config["lora"]) if config.get("lora") else None,
         gradient_checkpointing=bool(config.get("gradient_checkpointing", False)),
+        head=config.get("head", "scalar"),
     )
     missing, unexpected = module.load_state_dict(checkpoint["state_dict"], strict=module.lora is None)
     trained = {"scorer." + n for n, p in module.scorer.named_parameters() if p.requires_grad}
-    if unexpected or trained & set(missing):
-        raise ValueError(f"{path}: the checkpoint's weights do not fit its model: missing {sorted(trained & set(missing))[:3]}, "
-                         f"unexpected {unexpected[:3]}")  # fmt: skip
+    lacking = sorted(trained & set(missing))
+    if unexpected or lacking:
+        raise ValueError(
+            f"{path}: the checkpoint's weights do not fit its model: missing {lacking[:3]}, unexpected {unexpected[:3]}"
+        )
     module.on_load_checkpoint(checkpoint)
     return module
 
@@ -191,6 +201,13 @@ class ExportModel(L.Callback):
             self._lock = None
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: UnirankModule) -> None:
+        if is_sharded(trainer) and not trainer.fast_dev_run:  # every rank gathers the weights; rank 0 writes
+            state = full_state_dict(pl_module.scorer.model)
+            if trainer.is_global_zero:
+                pl_module.scorer.model = pl_module.unsharded_model(state)
+        self._export(trainer, pl_module)
+
+    def _export(self, trainer: L.Trainer, pl_module: UnirankModule) -> None:
         if not trainer.is_global_zero:
             return
         if trainer.fast_dev_run:  # a smoke run of one batch: never replaces a real export

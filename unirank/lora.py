@@ -34,7 +34,9 @@ class LoRA:
 
     def __post_init__(self) -> None:
         if self.r < 1 or self.alpha <= 0 or not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"lora: r={self.r} must be ≥ 1, alpha={self.alpha} > 0 and dropout={self.dropout} in [0, 1)")
+            raise ValueError(
+                f"lora: r={self.r} must be ≥ 1, alpha={self.alpha} > 0 and dropout={self.dropout} in [0, 1)"
+            )
 
 
 def linear_layer_names(model: nn.Module) -> list[str]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from typing import Literal
 
 import lightning as L
 import numpy as np
@@ -34,6 +35,7 @@ from unirank.scorer import BatchScores, Scorer, load_backbone
 from unirank.training.callbacks import AttachEncoder, FinalFits, PointwiseTargets, TrainingProgress
 from unirank.training.optimisation import adamw_with_warmup
 from unirank.training.settings import Calibration, Schedule, pairwise_reading
+from unirank.training.sharding import check_strategy, has_sharded_weights, is_sharded, shard_model
 from unirank.training.validation import ValidationMetrics
 from unirank.uncertainty import restore_uncertainty, uncertainty_state
 
@@ -66,6 +68,8 @@ class UnirankModule(L.LightningModule):
             export merges them. None: every weight trains.
         gradient_checkpointing: keep only each layer's input in the forward pass and recompute the
             rest in the backward pass (the same gradients, much less activation memory, ~30 % more time).
+        head: "scalar" (a linear head on the last state) or "yes-no" (a decoder's LM read as
+            logit("yes") − logit("no") at the last token, exported as a causal LM: `unirank.yes_no`).
     """
 
     def __init__(
@@ -88,6 +92,7 @@ class UnirankModule(L.LightningModule):
         packing: Packing = Packing(),
         lora: LoRA | None = None,
         gradient_checkpointing: bool = False,
+        head: Literal["scalar", "yes-no"] = "scalar",
     ):
         super().__init__()
         self.model_name = model
@@ -97,8 +102,8 @@ class UnirankModule(L.LightningModule):
         self.chunk_size, self.seed, self.distill_temperature = chunk_size, seed, distill_temperature
         self.distill_weight = distill_weight
         self.ranking_weight, self.dropout, self.trust_remote_code = ranking_weight, dropout, trust_remote_code
-        self.packing, self.lora, self.gradient_checkpointing = packing, lora, gradient_checkpointing
-        backbone, self.tokenizer = load_backbone(model, trust_remote_code=trust_remote_code, seed=seed)
+        self.packing, self.lora, self.gradient_checkpointing, self.head = packing, lora, gradient_checkpointing, head
+        backbone, self.tokenizer = load_backbone(model, trust_remote_code=trust_remote_code, seed=seed, head=head)
         if gradient_checkpointing:
             enable_checkpointing(backbone)
         with torch.random.fork_rng():
@@ -126,6 +131,7 @@ class UnirankModule(L.LightningModule):
             "seed",
             "trust_remote_code",
             "gradient_checkpointing",
+            "head",
         )
         adapter = {"class": type(self.adapter).__name__, "init_args": self.adapter.init_args}
         settings = {"schedule": asdict(self.schedule), "calibration": asdict(self.calibration)}
@@ -139,6 +145,27 @@ class UnirankModule(L.LightningModule):
     @property
     def stage(self) -> str:
         return self.schedule.stage_at(self.current_epoch)
+
+    def setup(self, stage: str) -> None:
+        check_strategy(self.trainer)
+
+    def configure_model(self) -> None:
+        """Under ModelParallelStrategy: shard the decoder layer by layer over the data-parallel
+        processes (`unirank.training.sharding`); otherwise nothing."""
+        if not is_sharded(self._trainer) or has_sharded_weights(self.scorer.model):
+            return
+        if not self.scorer.reads_last_token:
+            raise ValueError("sharded training is for decoders (an encoder's read-out runs its last layer by parts)")
+        shard_model(self.scorer.model, self.device_mesh["data_parallel"])
+
+    def unsharded_model(self, state: dict):
+        """A plain copy of the scorer's model holding `state` (the gathered weights): the backbone
+        loaded again as at the start, adapters added, every weight replaced."""
+        model, _ = load_backbone(self.model_name, trust_remote_code=self.trust_remote_code, head=self.head)
+        if self.lora is not None:
+            add_adapters(model, self.lora)
+        model.load_state_dict(state)
+        return model
 
     def on_fit_start(self) -> None:
         if not self.trainer.fast_dev_run:  # fast_dev_run: one batch, every stage's loss on it

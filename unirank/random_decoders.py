@@ -16,7 +16,9 @@ import torch
 LAYOUTS = ("llama", "qwen2", "qwen3", "gemma", "mistral", "gpt_neox")
 
 SHAPES = {
-    "tiny": dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2),
+    "tiny": dict(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2
+    ),
     # Qwen/Qwen2.5-0.5B's published config (hidden 896, 24 layers, 14 query / 2 key-value heads, 4,864 MLP)
     "qwen2.5-0.5b": dict(
         hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14, num_key_value_heads=2

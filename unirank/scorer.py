@@ -68,9 +68,11 @@ def check_model_folder(path: Path) -> None:
         raise ModelFolderError(f"{path}: not a complete model folder: missing {'; '.join(missing)}")
 
 
-def load_backbone(name_or_path: str, trust_remote_code: bool = False, seed: int = 0):
+def load_backbone(name_or_path: str, trust_remote_code: bool = False, seed: int = 0, head: str = "scalar"):
     """(model, tokenizer) for a name, a local path, `minilm` (packaged all-MiniLM-L6-v2) or `tiny`
-    (a 2-layer, 32-wide BERT built in-process with MiniLM's tokenizer, for tests and debugging)."""
+    (a 2-layer, 32-wide BERT built in-process with MiniLM's tokenizer, for tests and debugging).
+    head: "scalar" (a new linear head, or the one a sequence-classification checkpoint has) or
+    "yes-no" (a causal LM read as logit("yes") − logit("no"), `unirank.yes_no`)."""
     from transformers import (
         AutoModelForSequenceClassification,
         AutoTokenizer,
@@ -89,11 +91,21 @@ def load_backbone(name_or_path: str, trust_remote_code: bool = False, seed: int 
     if Path(path).is_dir():
         check_model_folder(Path(path))
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)  # the new head's initialisation
-        model = AutoModelForSequenceClassification.from_pretrained(
-            path, num_labels=1, use_safetensors=True, trust_remote_code=trust_remote_code
-        )
+    if head == "yes-no":
+        from transformers import AutoModelForCausalLM
+
+        from unirank.yes_no import answer_token_ids, scorer_from_causal_lm
+
+        causal = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True, trust_remote_code=trust_remote_code)
+        model = scorer_from_causal_lm(causal, *answer_token_ids(tokenizer, ("yes", "no")))
+    elif head != "scalar":
+        raise ValueError(f"head must be 'scalar' or 'yes-no', got {head!r}")
+    else:
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)  # the new head's initialisation
+            model = AutoModelForSequenceClassification.from_pretrained(
+                path, num_labels=1, use_safetensors=True, trust_remote_code=trust_remote_code
+            )
     if tokenizer.pad_token is None:  # decoders: pad with EOS; the head reads the last non-pad token
         tokenizer.pad_token = tokenizer.eos_token
     model.config.pad_token_id = tokenizer.pad_token_id
@@ -365,6 +377,9 @@ class Scorer(nn.Module):
         layer = self.final_layer()
         if layer.bias is None and b != 0:
             raise ValueError(f"{type(self.model).__name__}: the output layer has no bias, so b must be 0")
+        for module in (self.model.score if self.reads_last_token else None, layer):
+            if hasattr(module, "reshard"):  # sharded (FSDP2): change the shards, not a gathered copy
+                module.reshard()
         layer.weight.mul_(a)
         if layer.bias is not None:
             layer.bias.mul_(a).add_(b)
@@ -413,8 +428,9 @@ class Scorer(nn.Module):
     def head_vector(self) -> torch.Tensor:
         """θ = [weight, bias] of the output layer (bias 0 where it has none), float64."""
         layer = self.final_layer()
-        bias = layer.bias.detach().reshape(1) if layer.bias is not None else torch.zeros(1)
-        return torch.cat([layer.weight.detach().reshape(-1), bias]).double().cpu()
+        weight = _whole(layer.weight.detach())
+        bias = _whole(layer.bias.detach()).reshape(1) if layer.bias is not None else torch.zeros(1)
+        return torch.cat([weight.reshape(-1), bias]).double().cpu()
 
     def has_output_bias(self) -> bool:
         return self.final_layer().bias is not None
@@ -426,6 +442,11 @@ class Scorer(nn.Module):
     def backbone_parameters(self) -> list[nn.Parameter]:
         """The backbone's trainable parameters (its LoRA adapters alone where it has them)."""
         return [p for n, p in self.model.named_parameters() if not _is_head(n) and p.requires_grad]
+
+
+def _whole(tensor: torch.Tensor) -> torch.Tensor:
+    """A weight sharded across processes (a DTensor) gathered whole; a plain tensor as it is."""
+    return tensor.full_tensor() if hasattr(tensor, "full_tensor") else tensor
 
 
 def reads_last_token(model: nn.Module) -> bool:

@@ -104,7 +104,7 @@ def load(path: str | Path, trust_remote_code: bool = False) -> Scorer:
     if not (path / "unirank.json").exists():
         raise ValueError(f"{path}: not a unirank export (no unirank.json)")
     info = json.loads((path / "unirank.json").read_text())
-    model, tokenizer = load_backbone(str(path), trust_remote_code=trust_remote_code)
+    model, tokenizer = load_backbone(str(path), trust_remote_code=trust_remote_code, head=info.get("head", "scalar"))
     scorer = Scorer(model, tokenizer, adapter_from_spec(info["adapter"], path))
     scorer.final_calibration = info["calibration"].get("final_fit")
     scorer.pairwise_reading = info["calibration"].get("pairwise_reading", "bradley-terry")

@@ -54,3 +54,39 @@ def test_ddp_debug_recipe_on_two_processes(repo, tmp_path):
     saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
     # last.ckpt is rewritten at every epoch's end: it now holds the 4th and last (0-based epoch 3)
     assert saved["unirank"]["stage"] == "pointwise" and saved["epoch"] == 3
+
+
+def fit_on_two_processes(repo, out, strategy: str, *options: str) -> str:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
+    command = [
+        sys.executable, "-m", "unirank.cli", "fit", "--config", str(repo / "lightning_configs/debug.yaml"),
+        f"--trainer.strategy={strategy}", "--trainer.devices=2", "--trainer.accelerator=cpu",
+        f"--trainer.default_root_dir={out}", f"--export.dirpath={out / 'model'}", "--trainer.logger=false",
+        "--trainer.enable_progress_bar=false", *options,
+    ]  # fmt: skip
+    done = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True, timeout=600)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-3000:]
+    return output
+
+
+def test_fsdp2_trains_a_lora_decoder_as_ddp_does_and_exports_once(repo, random_decoder, tmp_path):
+    """FSDP2 (ModelParallelStrategy, gloo, 2 CPU processes) shards every layer's weights; the
+    Thurstone fit, the final calibration, the head posterior and the export run sharded; the
+    exported model scores as DDP's does."""
+    import numpy as np
+
+    from unirank.scoring import load_scorer
+
+    options = ("--model.model", random_decoder("qwen2"), "--model.lora", '{"r": 4}',
+               "--model.packing", '{"padding_free": true, "share_prefix": true}')  # fmt: skip
+    sharded = ("--trainer.strategy.data_parallel_size=2", "--trainer.strategy.tensor_parallel_size=1",
+               "--trainer.strategy.save_distributed_checkpoint=false")  # fmt: skip
+    outputs = {
+        "fsdp": fit_on_two_processes(repo, tmp_path / "fsdp", "ModelParallelStrategy", *options, *sharded),
+        "ddp": fit_on_two_processes(repo, tmp_path / "ddp", "ddp", *options),
+    }
+    assert outputs["fsdp"].count("exported the model") == 1
+    pairs = [("what is the capital of France?", "Paris"), ("hi", "hello there"), ("hi", "the lazy dog")]
+    fsdp, ddp = (np.array([p for _, p in load_scorer(tmp_path / s / "model").predict(pairs)]) for s in ("fsdp", "ddp"))
+    np.testing.assert_allclose(fsdp, ddp, atol=1e-4)

@@ -92,4 +92,3 @@ class RetrievalAdapter(Adapter):
             "rendered by the chat template where there is one",
             "question": self.question,
         }
-

@@ -9,6 +9,7 @@ import lightning as L
 from unirank.progress import ProgressLines
 from unirank.training import targets
 from unirank.training.final_calibration import calibrate_on
+from unirank.training.sharding import is_sharded
 from unirank.uncertainty import fit_uncertainty
 
 
@@ -42,7 +43,9 @@ class AttachEncoder(L.Callback):
 class PointwiseTargets(L.Callback):
     """At the first pointwise epoch (under fast_dev_run: at once) fit the Thurstone targets on the
     training split and hand them to the module. Under distributed training rank 0 fits once and
-    broadcasts the targets to every rank. A run resumed in stage 2 keeps its checkpoint's targets."""
+    broadcasts the targets to every rank (sharded weights: every rank scores, as gathering the
+    weights needs them all; rank 0's fit is the one kept). A run resumed in stage 2 keeps its
+    checkpoint's targets."""
 
     def on_train_epoch_start(self, trainer: L.Trainer, module) -> None:
         if "pointwise" not in module.stages_now() or module.targets is not None:
@@ -50,7 +53,7 @@ class PointwiseTargets(L.Callback):
         datasets = trainer.datamodule.datasets
         use_prior = module.calibration.stage1_prior and module.schedule.pairwise_epochs > 0
         fitted = None
-        if trainer.is_global_zero:
+        if trainer.is_global_zero or is_sharded(trainer):
             fitted = targets.fit_stage_targets(
                 module.scorer, datasets["train"], datasets.get("validation"), module.calibration, use_prior
             )
@@ -64,7 +67,7 @@ class PointwiseTargets(L.Callback):
 class FinalFits(L.Callback):
     """When training ends: the final calibration on the validation split (`calibration.final:
     platt`), then the head posterior and the novelty reference on the training split
-    (`calibration.uncertainty: laplace`)."""
+    (`calibration.uncertainty: laplace`). Every rank fits the same (and must, with sharded weights)."""
 
     def on_train_end(self, trainer: L.Trainer, module) -> None:
         if trainer.sanity_checking:
