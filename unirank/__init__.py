@@ -22,6 +22,8 @@ _EXPORTS = {
     "UnirankModule": "unirank.module",
     "Schedule": "unirank.module",
     "Calibration": "unirank.module",
+    "LoRA": "unirank.module",
+    "Packing": "unirank.module",
     "fit": "unirank.api",
     "Scorer": "unirank.scorer",
     "Predictor": "unirank.scoring",

@@ -6,6 +6,7 @@ unirank judge     requests|import|teacher --tables MINED_DIR ...
 unirank calibrate --comparisons comparisons.parquet --out targets.parquet
 unirank evaluate  --model DIR_OR_CKPT (--beir DIR | --preferences FILE | --steps FILE | --tables DIR) --out DIR
 unirank export    CKPT OUT_DIR
+unirank recalibrate --model DIR --labels FILE_OR_TABLES --out NEW_DIR   (a new domain's labels)
 unirank score     --model DIR_OR_CKPT --input rows.jsonl --out scores.jsonl
 unirank select    --model DIR_OR_CKPT --input prompts.jsonl [--threshold T [--conservative]] --out selected.jsonl
 unirank prune     --model PROCESS_MODEL --steps FILE [--threshold T] --out prune.json
@@ -32,6 +33,7 @@ def _commands() -> dict:
         "calibrate": data.calibrate,
         "evaluate": evaluate.evaluate,
         "export": inference.export,
+        "recalibrate": inference.recalibrate,
         "score": inference.score,
         "select": inference.select,
         "prune": inference.prune,
