@@ -20,8 +20,8 @@ the same numerator for every tool), the tokens it actually encoded, and peak res
 (VmHWM); per round the ratio to TRL in the same round; the median ratio with a 95 % bootstrap
 interval over rounds.
 
-    python benchmarks/decoder.py [--rounds 3] [--pairs 48] [--layers 4] [--contenders ...]
-Writes benchmarks/results/decoder.json.
+    python benchmarks/decoder.py [--quick] [--rounds 3] [--pairs 48] [--layers 4] [--contenders ...]
+Writes benchmarks/results/decoder.json (--quick: 16 pairs, 1 layer, 1 round → decoder-quick.json).
 """
 
 from __future__ import annotations
@@ -177,6 +177,7 @@ def median_ratio(values: list[float]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a smoke check: 16 pairs, 1 layer, 1 round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--pairs", type=int, default=48)
     parser.add_argument("--shape", default="qwen2.5-0.5b")
@@ -188,6 +189,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         return child(args)
+    if args.quick:
+        args.pairs, args.layers, args.rounds = 16, 1, 1
     data, folder = prepare(args.pairs, args.shape, args.layers)
     runs: dict[str, list[dict]] = {name: [] for name in args.contenders}
     for round_number in range(args.rounds):
@@ -219,7 +222,7 @@ def main() -> None:
         "pairs": args.pairs, "pairs_per_step": PAIRS_PER_STEP, "max_length": MAX_LENGTH, "lora": LORA,
         "precision": "fp32", "gradient_checkpointing": True, "summary": summary, "runs": runs,
     }  # fmt: skip
-    path = write_results("decoder", False, report)
+    path = write_results("decoder", args.quick, report)
     print(json.dumps(summary, indent=2))
     print(f"wrote {path}")
 

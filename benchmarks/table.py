@@ -103,6 +103,38 @@ def throughput_rows(data: dict) -> list[list[str]]:
     return rows
 
 
+def decoder_rows(data: dict) -> list[list[str]]:
+    """The decoder recipe against TRL's RewardTrainer (benchmarks/decoder.py): one summary row."""
+    best = data["summary"]["unirank padding-free + prefix sharing"]
+    trl = data["summary"]["trl"]
+    speed, memory = best["speed_vs_trl"], best["memory_vs_trl"]
+    return [[
+        f"decoder RM training tokens/s, LoRA r = 16 + checkpointing, {data['model']}{on_machine(data)}",
+        f"{best['tokens_per_s_median']:.0f} (peak {best['peak_rss_mb_median'] / 1024:.1f} GB)",
+        f"TRL RewardTrainer + peft {trl['tokens_per_s_median']:.0f} (peak {trl['peak_rss_mb_median'] / 1024:.1f} GB)",
+        "**{:.2f}×** [{:.2f}, {:.2f}] at {:.2f}× the memory".format(speed["median"], *speed["interval"], memory["median"]),
+        "`python benchmarks/decoder.py`",
+    ]]  # fmt: skip
+
+
+def decoder_table(data: dict) -> list[str]:
+    """Every contender of benchmarks/decoder.py: tokens/s and peak memory, each against TRL's run of
+    the same round (median [95 % bootstrap interval over rounds])."""
+    lines = [
+        "| contender | tokens/s | × TRL | tokens encoded | peak memory | × TRL |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, row in data["summary"].items():
+        speed, memory = row.get("speed_vs_trl"), row.get("memory_vs_trl")
+        ratio = (lambda r: "{:.2f} [{:.2f}, {:.2f}]".format(r["median"], *r["interval"]) if r else "1")  # noqa: E731
+        encoded = f"{row['encoded_tokens']:,}" if row["encoded_tokens"] else f"({row['tokens']:,} + padding)"
+        lines.append(
+            f"| {name} | {row['tokens_per_s_median']:.1f} | {ratio(speed)} | {encoded} | "
+            f"{row['peak_rss_mb_median']:,.0f} MB | {ratio(memory)} |"
+        )
+    return lines
+
+
 def interval(row: dict, metric: str) -> str:
     low, high = row.get("intervals", {}).get(metric, [float("nan")] * 2)
     return f"[{low:.3f}, {high:.3f}]"
@@ -432,6 +464,7 @@ def main() -> None:
         ("reranker-len256", reranker_rows),  # the recipe's length (seed 0; the seed table has the mean)
         ("reward", reward_rows),
         ("process", process_rows),
+        ("decoder", decoder_rows),
     ):
         data = load(name)
         if data is not None:
@@ -462,6 +495,9 @@ def main() -> None:
     seeds = reward_seeds()
     if seeds:
         print("\n" + "\n".join(seeds))
+    decoder = load("decoder")
+    if decoder:
+        print("\n" + "\n".join(decoder_table(decoder)))
 
 
 if __name__ == "__main__":

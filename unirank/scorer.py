@@ -336,9 +336,9 @@ class Scorer(nn.Module):
         decoder's `score` layer, so position 0 of an encoder (or the last token of a decoder)
         gives exactly forward()'s logit. A packed chunk (rows all 0) is read at its row's columns."""
         model = self.model
+        # a packed sequence's tokens are those its last token attends to (what its pooled state averages)
+        self._packed_members = inputs["attention_mask"][0, 0, inputs["read_cols"]] if is_packed(inputs) else None
         if is_packed(inputs):
-            # a sequence's tokens are those its last token attends to (what its pooled state averages)
-            self._packed_members = inputs["attention_mask"][0, 0, inputs["read_cols"]]
             inputs = attention_inputs(inputs, model.config._attn_implementation, next(model.parameters()).dtype)
         with self._reading(inputs, rows, cols):
             hidden = model.base_model(**inputs).last_hidden_state[rows, cols]

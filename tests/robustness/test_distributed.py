@@ -87,6 +87,7 @@ def test_fsdp2_trains_a_lora_decoder_as_ddp_does_and_exports_once(repo, random_d
         "ddp": fit_on_two_processes(repo, tmp_path / "ddp", "ddp", *options),
     }
     assert outputs["fsdp"].count("exported the model") == 1
-    pairs = [("what is the capital of France?", "Paris"), ("hi", "hello there"), ("hi", "the lazy dog")]
-    fsdp, ddp = (np.array([p for _, p in load_scorer(tmp_path / s / "model").predict(pairs)]) for s in ("fsdp", "ddp"))
-    np.testing.assert_allclose(fsdp, ddp, atol=1e-4)
+    contexts, candidates = ["what is the capital of France?", "hi", "hi"], ["Paris", "hello there", "the lazy dog"]
+    fsdp, ddp = (load_scorer(tmp_path / s / "model").score_texts(contexts, candidates) for s in ("fsdp", "ddp"))
+    np.testing.assert_allclose(fsdp, ddp, rtol=1e-4, atol=1e-3)  # logits (several units apart)
+    assert np.ptp(ddp) > 0.1
