@@ -108,11 +108,12 @@ def decoder_rows(data: dict) -> list[list[str]]:
     best = data["summary"]["unirank padding-free + prefix sharing"]
     trl = data["summary"]["trl"]
     speed, memory = best["speed_vs_trl"], best["memory_vs_trl"]
+    ratio = "**{:.2f}×** [{:.2f}, {:.2f}]".format(speed["median"], *speed["interval"])
     return [[
         f"decoder RM training tokens/s, LoRA r = 16 + checkpointing, {data['model']}{on_machine(data)}",
         f"{best['tokens_per_s_median']:.0f} (peak {best['peak_rss_mb_median'] / 1024:.1f} GB)",
         f"TRL RewardTrainer + peft {trl['tokens_per_s_median']:.0f} (peak {trl['peak_rss_mb_median'] / 1024:.1f} GB)",
-        "**{:.2f}×** [{:.2f}, {:.2f}] at {:.2f}× the memory".format(speed["median"], *speed["interval"], memory["median"]),
+        f"{ratio} at {memory['median']:.2f}× the memory",
         "`python benchmarks/decoder.py`",
     ]]  # fmt: skip
 
@@ -126,7 +127,7 @@ def decoder_table(data: dict) -> list[str]:
     ]
     for name, row in data["summary"].items():
         speed, memory = row.get("speed_vs_trl"), row.get("memory_vs_trl")
-        ratio = (lambda r: "{:.2f} [{:.2f}, {:.2f}]".format(r["median"], *r["interval"]) if r else "1")  # noqa: E731
+        ratio = lambda r: "{:.2f} [{:.2f}, {:.2f}]".format(r["median"], *r["interval"]) if r else "1"  # noqa: E731
         encoded = f"{row['encoded_tokens']:,}" if row["encoded_tokens"] else f"({row['tokens']:,} + padding)"
         lines.append(
             f"| {name} | {row['tokens_per_s_median']:.1f} | {ratio(speed)} | {encoded} | "
