@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from unirank.data.datamodule import BucketBatchSampler
@@ -70,24 +71,47 @@ def fit_on_two_processes(repo, out, strategy: str, *options: str) -> str:
     return output
 
 
-def test_fsdp2_trains_a_lora_decoder_as_ddp_does_and_exports_once(repo, random_decoder, tmp_path):
+FSDP_OPTIONS = ("--trainer.strategy.data_parallel_size=2", "--trainer.strategy.tensor_parallel_size=1",
+                "--trainer.strategy.save_distributed_checkpoint=false")  # fmt: skip
+CONTEXTS, CANDIDATES = ["what is the capital of France?", "hi", "hi"], ["Paris", "hello there", "the lazy dog"]
+
+
+def lora_decoder(random_decoder) -> tuple[str, ...]:
+    return ("--model.model", random_decoder("qwen2"), "--model.lora", '{"r": 4}',
+            "--model.packing", '{"padding_free": true, "share_prefix": true}')  # fmt: skip
+
+
+def test_fsdp2_trains_a_lora_decoder_through_every_stage_and_exports_once(repo, random_decoder, tmp_path):
     """FSDP2 (ModelParallelStrategy, gloo, 2 CPU processes) shards every layer's weights; the
-    Thurstone fit, the final calibration, the head posterior and the export run sharded; the
-    exported model scores as DDP's does."""
+    Thurstone fit, the final calibration, the head posterior and the export run sharded. The export
+    is the gathered weights with the final calibration folded in: it scores as the last checkpoint
+    (the full weights at the end of training) does through σ(a·r + b)."""
+    import json
+
     import numpy as np
 
     from unirank.scoring import load_scorer
 
-    options = ("--model.model", random_decoder("qwen2"), "--model.lora", '{"r": 4}',
-               "--model.packing", '{"padding_free": true, "share_prefix": true}')  # fmt: skip
-    sharded = ("--trainer.strategy.data_parallel_size=2", "--trainer.strategy.tensor_parallel_size=1",
-               "--trainer.strategy.save_distributed_checkpoint=false")  # fmt: skip
-    outputs = {
-        "fsdp": fit_on_two_processes(repo, tmp_path / "fsdp", "ModelParallelStrategy", *options, *sharded),
-        "ddp": fit_on_two_processes(repo, tmp_path / "ddp", "ddp", *options),
-    }
-    assert outputs["fsdp"].count("exported the model") == 1
-    contexts, candidates = ["what is the capital of France?", "hi", "hi"], ["Paris", "hello there", "the lazy dog"]
-    fsdp, ddp = (load_scorer(tmp_path / s / "model").score_texts(contexts, candidates) for s in ("fsdp", "ddp"))
-    np.testing.assert_allclose(fsdp, ddp, rtol=1e-4, atol=1e-3)  # logits (several units apart)
+    output = fit_on_two_processes(repo, tmp_path, "ModelParallelStrategy", *lora_decoder(random_decoder), *FSDP_OPTIONS)
+    assert output.count("exported the model") == 1
+    info = json.loads((tmp_path / "model" / "unirank.json").read_text())
+    fit = info["calibration"]["final_fit"]
+    assert info["uncertainty"] is not None and info["novelty"]["references"] > 0
+    exported = load_scorer(tmp_path / "model").score_texts(CONTEXTS, CANDIDATES)
+    trained = load_scorer(next(tmp_path.rglob("last.ckpt"))).score_texts(CONTEXTS, CANDIDATES)
+    np.testing.assert_allclose(exported, fit["a"] * trained + fit["b"], rtol=1e-4, atol=1e-3)
+    assert np.ptp(exported) > 0.1  # logits units apart: agreement is not saturation
+
+
+@pytest.mark.slow
+def test_fsdp2_trains_as_ddp_does(repo, random_decoder, tmp_path):
+    """The same LoRA decoder fit under FSDP2 and under DDP: the exports score alike."""
+    import numpy as np
+
+    from unirank.scoring import load_scorer
+
+    fit_on_two_processes(repo, tmp_path / "fsdp", "ModelParallelStrategy", *lora_decoder(random_decoder), *FSDP_OPTIONS)
+    fit_on_two_processes(repo, tmp_path / "ddp", "ddp", *lora_decoder(random_decoder))
+    fsdp, ddp = (load_scorer(tmp_path / s / "model").score_texts(CONTEXTS, CANDIDATES) for s in ("fsdp", "ddp"))
+    np.testing.assert_allclose(fsdp, ddp, rtol=1e-4, atol=1e-3)
     assert np.ptp(ddp) > 0.1
