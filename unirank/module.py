@@ -104,7 +104,9 @@ class UnirankModule(L.LightningModule):
         self.ranking_weight, self.dropout, self.trust_remote_code = ranking_weight, dropout, trust_remote_code
         self.packing, self.lora, self.gradient_checkpointing, self.head = packing, lora, gradient_checkpointing, head
         if lora is not None and lora.save_adapter and head == "yes-no":
-            raise ValueError("lora.save_adapter writes a scalar-head adapter; the yes/no export is the causal LM itself")
+            raise ValueError(
+                "lora.save_adapter writes a scalar-head adapter; the yes/no export is the causal LM itself"
+            )
         backbone, self.tokenizer = load_backbone(model, trust_remote_code=trust_remote_code, seed=seed, head=head)
         if gradient_checkpointing:
             enable_checkpointing(backbone)
