@@ -90,41 +90,48 @@ def recalibrate_scores(evidence: Evidence, reading: str, with_bias: bool, folds:
     }  # fmt: skip
 
 
-def write_recalibrated(source: Path, out: Path, record: dict, trust_remote_code: bool = False) -> Path:
+def check_output(source: Path, out: Path) -> None:
+    """Before any work: the recalibrated model goes to a new folder, never over `source` or over
+    anything unirank did not write (`OutputError` naming the path)."""
+    from unirank.atomic import OutputError, check_output_folder
+
+    if Path(out).resolve() == Path(source).resolve():
+        raise OutputError(f"{out}: the recalibrated model is a new export; give another folder than the model's")
+    check_output_folder(out, "unirank.json", "unirank export", overwrite=False)
+
+
+def write_recalibrated(scorer, source: Path, out: Path, record: dict, trust_remote_code: bool = False) -> Path:
     """A new export in `out` (never over `source`): `source`'s files with σ(a·r + b) folded into the
-    head (a yes/no export: into the LM head's "yes" row), the head posterior's covariance scaled by
-    a² (r' = a·r + b), and the recalibration recorded in unirank.json."""
+    head (of `scorer`, the model loaded from `source`; a yes/no export: into the LM head's "yes"
+    row), the head posterior's covariance scaled by a² (r' = a·r + b), and the recalibration
+    recorded in unirank.json."""
     import shutil
 
     import torch
 
-    from unirank.atomic import atomic_path, check_output_folder
-    from unirank.scoring import load
+    from unirank.atomic import atomic_path
     from unirank.uncertainty import load_posterior, save_posterior
 
     source, out = Path(source), Path(out)
-    if out.resolve() == source.resolve():
-        raise ValueError(f"{out}: the recalibrated model is a new export; give another folder than the model's")
-    check_output_folder(out, "unirank.json", "unirank export", overwrite=False)
+    check_output(source, out)
     info = json.loads((source / "unirank.json").read_text())
     a, b = record["a"], record["b"]
     with atomic_path(out, directory=True) as tmp:
         shutil.copytree(source, tmp, dirs_exist_ok=True)
-        if info.get("head") == "yes-no":
-            from transformers import AutoModelForCausalLM, AutoTokenizer
+        if info.get("head") == "yes-no":  # the causal LM with every row of its LM head
+            from transformers import AutoModelForCausalLM
 
             from unirank.yes_no import answer_token_ids
 
             causal = AutoModelForCausalLM.from_pretrained(
                 source, use_safetensors=True, trust_remote_code=trust_remote_code
             )
-            yes, no = answer_token_ids(AutoTokenizer.from_pretrained(source), ("yes", "no"))
+            yes, no = answer_token_ids(scorer.tokenizer, ("yes", "no"))
             with torch.no_grad():
                 rows = causal.get_output_embeddings().weight
                 rows[yes] = rows[no] + a * (rows[yes] - rows[no])  # logit(yes) − logit(no) scaled by a (b = 0)
             causal.save_pretrained(tmp, safe_serialization=True)
         else:
-            scorer = load(source, trust_remote_code=trust_remote_code)
             scorer.fold_affine(a, b)
             scorer.model.save_pretrained(tmp, safe_serialization=True)
         posterior = load_posterior(source, info.get("uncertainty"))

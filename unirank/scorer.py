@@ -13,7 +13,7 @@ In both, a BERT-family encoder's last layer runs only at the tokens the head rea
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -143,7 +143,7 @@ class Scorer(nn.Module):
         self, model: nn.Module, tokenizer=None, adapter=None, chunk_size: int = 32, packing: Packing = Packing()
     ):
         super().__init__()
-        self.model, self.tokenizer, self.adapter, self.chunk_size = model, tokenizer, adapter, chunk_size
+        self.model, self.tokenizer, self.adapter = model, tokenizer, adapter
         self.reads_last_token = reads_last_token(model)
         if packing.padding_free and not self.reads_last_token:
             raise ValueError(
@@ -160,6 +160,15 @@ class Scorer(nn.Module):
         self.read_out = supports_read_out(model)
         """Whether the final layer runs only where the head reads (`unirank.read_out`): on for
         BERT-family encoders, off while `capturing_states` reads every token's final state."""
+
+    @property
+    def chunk_size(self) -> int:
+        """Sequences per forward pass when scoring lists in padded chunks (the layout's)."""
+        return self.layout.chunk_size
+
+    @chunk_size.setter
+    def chunk_size(self, size: int) -> None:
+        self.layout = replace(self.layout, chunk_size=size)
 
     @property
     def device(self) -> torch.device:

@@ -14,7 +14,15 @@ from __future__ import annotations
 
 import json
 
-from unirank.adapters.base import PAIR_HEADER, Adapter, Encoded, clip_text, decoder_sequence, is_encoder_tokenizer
+from unirank.adapters.base import (
+    PAIR_HEADER,
+    Adapter,
+    Encoded,
+    clip_text,
+    decoder_sequence,
+    is_encoder_tokenizer,
+    last_tokens,
+)
 
 
 def parse_messages(context: str) -> list[dict]:
@@ -64,9 +72,7 @@ class ChatAdapter(Adapter):
         response_lengths = [
             len(ids) for ids in tokenizer(candidates, add_special_tokens=False, verbose=False)["input_ids"]
         ]
-        prompts = [
-            _keep_prompt_tail(tokenizer, p, self.max_length - specials - n) for p, n in zip(prompts, response_lengths)
-        ]
+        prompts = [last_tokens(tokenizer, p, self.max_length - specials - n) for p, n in zip(prompts, response_lengths)]
         batch = tokenizer(prompts, candidates, truncation="only_second", max_length=self.max_length)
         types = batch.get("token_type_ids") if self.segment_ids else None
         return [Encoded(ids, types[i] if types is not None else None) for i, ids in enumerate(batch["input_ids"])]
@@ -108,14 +114,3 @@ class ChatAdapter(Adapter):
             "input": "chat template + response" if self.use_chat_template else "(render_prompt(messages), response)",
             "prompt_format": "'Role: content' lines when the tokenizer has no chat template",
         }
-
-
-def _keep_prompt_tail(tokenizer, prompt: str, budget: int) -> str:
-    """The longest suffix of `prompt` that fits in `budget` tokens, cut at a token boundary."""
-    encoding = tokenizer(prompt, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
-    excess = len(encoding["input_ids"]) - max(budget, 0)
-    if excess <= 0:
-        return prompt
-    if excess >= len(encoding["input_ids"]):
-        return ""
-    return prompt[encoding["offset_mapping"][excess][0] :]

@@ -222,15 +222,13 @@ def recalibrate(
         seed: how groups are dealt into folds
         trust_remote_code: let a model whose backbone has its own code run it
     """
-    from unirank.atomic import OutputError, check_output_folder
+    from unirank.atomic import OutputError
     from unirank.data.tables import TableError
-    from unirank.recalibration import Evidence, recalibrate_scores, write_recalibrated
+    from unirank.recalibration import Evidence, check_output, recalibrate_scores, write_recalibrated
     from unirank.scoring import load_scorer
 
     try:
-        if Path(out).resolve() == Path(model).resolve():
-            raise OutputError(f"{out}: the recalibrated model is a new export; give another folder than --model")
-        check_output_folder(out, "unirank.json", "unirank export", overwrite=False)
+        check_output(model, out)
         if not (Path(model) / "unirank.json").exists():
             raise OutputError(f"{model}: not a unirank export folder (no unirank.json)")
     except OutputError as error:
@@ -254,7 +252,7 @@ def recalibrate(
     except ValueError as error:
         raise SystemExit(f"unirank recalibrate: {error}") from None
     record["fitted_on"] = f"{labels}: {record['n']} {record['evidence']} in {record['groups']} groups"
-    write_recalibrated(Path(model), Path(out), record, trust_remote_code)
+    write_recalibrated(predictor.scorer, Path(model), Path(out), record, trust_remote_code)
     before, after = record["before"], record["after"]
     print(f"recalibrated σ({record['a']:.4f}·r + {record['b']:.4f}) on {record['fitted_on']} ({source})")
     for name, row in (("before", before), ("after", after)):
