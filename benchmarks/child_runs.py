@@ -110,7 +110,7 @@ def mine_st(beir: str, k: int, negatives: int) -> dict:
     from sentence_transformers.util import mine_hard_negatives
 
     from unirank.data.readers import read_beir
-    from unirank.models import resolve_model_path
+    from unirank.model.backbone import resolve_model_path
 
     start = time.perf_counter()
     data = read_beir(beir, "train")
@@ -247,7 +247,7 @@ def data_path(path: str, mapped: bool, cache: str, batches: int) -> dict:
     from unirank.adapters import RetrievalAdapter
     from unirank.data.datamodule import UnirankDataModule
     from unirank.data.sources import TablesDir
-    from unirank.models import resolve_model_path
+    from unirank.model.backbone import resolve_model_path
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_model_path("minilm"))
     start = time.perf_counter()

@@ -2,7 +2,7 @@
 LoRA, the same gradient checkpointing, the same pairs, each run in a fresh process, interleaved rounds.
 
 Model: random weights of a real decoder shape (speed and memory do not depend on the values),
-built in-process (`unirank.random_decoders`): on this CPU Qwen2.5-0.5B's width, heads, MLP and
+built in-process (`unirank.model.random_decoders`): on this CPU Qwen2.5-0.5B's width, heads, MLP and
 151,936-row embedding with 4 of its 24 layers (`--shape qwen2.5-0.5b --layers 4`; on a GPU the full
 shapes). Tokenizer: a byte-level BPE trained on the HH-RLHF test file's text (asked for 32,000
 tokens, it learns 23,922: token counts close to a real BPE's on English). Pairs: the first
@@ -51,7 +51,7 @@ CONTENDERS = {
 
 def prepare(pairs: int, shape: str, layers: int) -> tuple[Path, Path]:
     """The pairs file (the first `pairs` HH-RLHF test rows) and the random model folder, built once."""
-    from unirank.random_decoders import SHAPES, build_decoder
+    from unirank.model.random_decoders import SHAPES, build_decoder
 
     folder = CACHE / f"{shape}-{layers}-layers"
     data = CACHE / f"hh-{pairs}.jsonl"
@@ -218,7 +218,7 @@ def main() -> None:
     report = {
         "machine": machine(),
         "command": "python benchmarks/decoder.py " + " ".join(sys.argv[1:]),
-        "model": f"random {args.shape} shape with {args.layers} layers, vocab 151,936 (unirank.random_decoders)",
+        "model": f"random {args.shape} shape with {args.layers} layers, vocab 151,936 (unirank.model.random_decoders)",
         "pairs": args.pairs, "pairs_per_step": PAIRS_PER_STEP, "max_length": MAX_LENGTH, "lora": LORA,
         "precision": "fp32", "gradient_checkpointing": True, "summary": summary, "runs": runs,
     }  # fmt: skip

@@ -6,7 +6,7 @@ response), with a 95 % bootstrap interval that resamples prompts within each set
 Signals: the head posterior's logit standard error (what `unirank score` reports); low |logit|;
 on the head's input features and on the backbone's final hidden states mean-pooled over the input:
 the Mahalanobis distance to the training sample (covariance shrunk 10 % towards its mean variance)
-and the cosine distance to the nearest training response (on the pooled states: `unirank.novelty`,
+and the cosine distance to the nearest training response (on the pooled states: `unirank.model.novelty`,
 what `unirank score` reports as novelty). Also where `unirank score`'s novelty percentile puts each
 set: its median and the share above 0.95 (about 5 % for inputs drawn like the training data). And
 both test sets' decided pairs pooled as one mixed deployment: accuracy over all of them, on the
@@ -38,8 +38,8 @@ from unirank.data.sources import Preferences  # noqa: E402
 from unirank.evaluation.bootstrap import grouped_interval  # noqa: E402
 from unirank.evaluation.calibration import pairwise_probability  # noqa: E402
 from unirank.evaluation.shift import UNFAMILIAR_ABOVE, novelty_percentiles  # noqa: E402
-from unirank.novelty import fit_reference  # noqa: E402
-from unirank.scoring import load_scorer  # noqa: E402
+from unirank.model import Model  # noqa: E402
+from unirank.model.novelty import fit_reference  # noqa: E402
 
 
 def responses(path: str, fmt: str, split: str, fractions: tuple[float, float], limit: int | None):
@@ -142,7 +142,7 @@ def main() -> None:
     parser.add_argument("--name", default="pandalm-model")
     args = parser.parse_args()
     torch.manual_seed(0)
-    predictor = load_scorer(args.model)
+    predictor = Model.from_pretrained(args.model)
     fractions = (args.validation_fraction, args.test_fraction)
     sets = {
         "train": responses(args.data, args.format, "train", fractions, args.items),

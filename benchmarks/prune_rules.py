@@ -104,10 +104,10 @@ def main() -> None:
     parser.add_argument("--keep-confidence", type=float, default=0.9)
     args = parser.parse_args()
     from unirank.data.sources import StepSolutions
+    from unirank.model import Model
     from unirank.pruning import prefix_probabilities
-    from unirank.scoring import load_scorer
 
-    scorer = load_scorer(args.model).scorer
+    scorer = Model.from_pretrained(args.model).scorer
     tables = StepSolutions(str(Path(args.steps).resolve()), 0.1, 0.2).load()
     parts = {}
     for split in ("validation", "test"):

@@ -1,4 +1,4 @@
-"""What running the last layer only at the read tokens saves (`unirank.read_out`), in one process:
+"""What running the last layer only at the read tokens saves (`unirank.model.read_out`), in one process:
 the same MiniLM scorer on the same batch (32 (query, passage) pairs that fill 128 or 256 tokens) with
 `Scorer.read_out` on and off, interleaved in rounds, for scoring (forward, eval mode, no grad) and
 training (forward + backward, train mode, dropout off), fp32. Reports the median time per batch
@@ -43,7 +43,7 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
-    from unirank.scorer import Scorer, load_backbone
+    from unirank.model import Scorer, load_backbone
 
     torch.manual_seed(0)
     model, tokenizer = load_backbone("minilm")

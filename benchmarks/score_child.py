@@ -20,11 +20,10 @@ from unirank.adapters import ChatAdapter, RetrievalAdapter
 from unirank.data.sources import Preferences
 from unirank.data.tables import read_tables
 from unirank.evaluation.report import evaluate_preferences, evaluate_retrieval, list_qrels, write_report
-from unirank.scorer import Scorer, load_backbone
-from unirank.scoring import Predictor, load_scorer
+from unirank.model import Model, Scorer, load_backbone
 
 
-class WithoutSegments(Predictor):
+class WithoutSegments(Model):
     """Scores with token_type_ids left out."""
 
     def score_texts(self, contexts, candidates):
@@ -48,11 +47,11 @@ def main() -> None:
     parser.add_argument("--precision", choices=["bf16", "fp32"], default="bf16")
     args = parser.parse_args()
     if args.kind == "unirank":
-        predictor = load_scorer(args.model, bf16=args.precision == "bf16")
+        predictor = Model.from_pretrained(args.model, bf16=args.precision == "bf16")
     else:
         adapter = RetrievalAdapter(max_length=args.max_length) if args.retrieval else ChatAdapter(args.max_length)
         model, tokenizer = load_backbone(args.model)
-        kind = WithoutSegments if args.kind == "plain-no-segments" else Predictor
+        kind = WithoutSegments if args.kind == "plain-no-segments" else Model
         predictor = kind(Scorer(model, tokenizer, adapter).eval(), bf16=args.precision == "bf16")
     predictor.scorer.to(args.device)
     if args.retrieval:

@@ -1,5 +1,5 @@
 """Scoring speed on the same (query, document) pairs and the same exported model, one tool per
-fresh process: unirank (`load_scorer(folder).score_texts`, the forward pass `unirank score` /
+fresh process: unirank (`Model.from_pretrained(folder).score_texts`, the forward pass `unirank score` /
 `evaluate` run for a model without a novelty reference; one with a reference reads every token's
 final state, so there the last layer runs in full) or sentence-transformers' `CrossEncoder.predict`
 (batch 32), 128 tokens.
@@ -50,9 +50,9 @@ def main() -> None:
     queries, docs = pairs(args.scifact, args.pairs)
     bf16 = args.precision == "bf16"
     if args.tool == "unirank":
-        from unirank.scoring import load_scorer
+        from unirank.model import Model
 
-        predictor = load_scorer(args.model, bf16=bf16)
+        predictor = Model.from_pretrained(args.model, bf16=bf16)
         predictor.scorer.chunk_size = BATCH
 
         def score(q, d):

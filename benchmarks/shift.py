@@ -87,11 +87,11 @@ def main() -> None:
     from unirank.data.readers import read_beir
     from unirank.evaluation.report import evaluate_retrieval, read_items
     from unirank.mining.pipeline import MiningConfig, mine_beir
-    from unirank.scoring import load_scorer
+    from unirank.model import Model
 
     out = Path(args.out)
     seconds = train(out, args.train_batches)
-    predictor = load_scorer(out / "model")
+    predictor = Model.from_pretrained(out / "model")
     start = time.perf_counter()
     config = replace(MiningConfig(k=args.depth, cache_dir=str(ROOT / ".unirank-cache")), keep_ranking=True)
     ranked, _ = mine_beir(SHARED / "cisi", "test", config)

@@ -40,7 +40,7 @@ def main() -> None:
     from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss, LambdaLoss
 
     from unirank.data.tables import read_tables
-    from unirank.models import resolve_model_path
+    from unirank.model.backbone import resolve_model_path
 
     tables = read_tables(args.mined).split("train")
     queries = dict(tables.groups.select("group_id", "context").iter_rows())

@@ -1,6 +1,6 @@
-"""The README's summary table, built from the JSON files in benchmarks/results/ (nothing is
-measured here): one row per comparison, unirank against what people use instead, with the command
-that produced each figure.
+"""docs/results.md and the README's summary table, built from the JSON files in benchmarks/results/
+(nothing is measured here): one row per comparison, unirank against what people use instead, with
+the command that produced each figure; then every detailed table.
 
     python benchmarks/table.py
 """
@@ -455,7 +455,29 @@ def reliability_figure(names: list[str], reports: Path, out: Path) -> None:
     reliability_plot_from_tables(tables, out, "SciFact test, first stage's top 100: σ(score) vs relevance")
 
 
-def main() -> None:
+def shift_table(data: dict) -> list[str]:
+    """A SciFact reranker moved to CISI (benchmarks/shift.py): ranking and ECE as trained, and the
+    held-out ECE after `unirank recalibrate` on n labels (median [2.5–97.5 %] over random splits)."""
+    lines = ["| on CISI | NDCG@10 [95 % CI] | ECE [95 % CI] |", "|---|---|---|"]
+    for name, row in data["systems"].items():
+        ece = "" if row["ece"] is None else "{:.3f} [{:.3f}, {:.3f}]".format(row["ece"], *row["ece_interval"])
+        lines.append(
+            "| {} | {:.3f} [{:.3f}, {:.3f}] | {} |".format(name, row["ndcg@10"], *row["ndcg@10_interval"], ece)
+        )
+    lines += [
+        "",
+        f"| held-out ECE after recalibration ({data['repeats']} splits) | median | 2.5–97.5 % |",
+        "|---|---|---|",
+    ]
+    for name, row in data["recalibration_ece_on_held_out_queries"].items():
+        lines.append(
+            "| {} | {:.3f} | [{:.3f}, {:.3f}] |".format(name.replace("_", " "), row["median"], *row["range_95"])
+        )
+    return lines
+
+
+def summary_table() -> list[str]:
+    """The README's headline table: one row per comparison, unirank against what people use instead."""
     rows = []
     for name, build in (
         ("fitting", fitting_rows),
@@ -470,35 +492,114 @@ def main() -> None:
         data = load(name)
         if data is not None:
             rows += build(data)
-    print("| what | unirank | the usual tool | | command |")
-    print("|---|---|---|---|---|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    lines = ["| what | unirank | the usual tool | | command |", "|---|---|---|---|---|"]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def sections() -> list[tuple[str, str, list[str]]]:
+    """(heading, what it shows and the command, table lines) for every detailed table there is data for."""
+    found = []
+
+    def add(heading: str, note: str, lines: list[str]) -> None:
+        if lines:
+            found.append((heading, note, lines))
+
     reranker, reward = load("reranker"), load("reward")
     if reranker:
-        print("\n" + "\n".join(reranker_ablation(reranker)))
-        names = ["CrossEncoderTrainer + LambdaLoss", "unirank BT only", "unirank full (before)", "unirank full"]
-        reliability_figure(names, RESULTS / "reranker-scifact", RESULTS / "reranker-scifact" / "reliability.png")
-    screen = load("reranker-depth30")  # benchmarks/reranker.py --depth 30: a screen at reduced cost
+        add(
+            "SciFact reranker: every contender (128 tokens)",
+            "`python benchmarks/reranker.py`: top 100 of the "
+            "first stage reranked, 300 test queries; differences paired per query.",
+            reranker_ablation(reranker),
+        )
+    screen = load("reranker-depth30")
     if screen:
-        print("\n" + "\n".join(reranker_ablation(screen)))
+        add(
+            "SciFact reranker: screen at depth 30",
+            "`python benchmarks/reranker.py --depth 30`: a screen at reduced cost, not a result on its own.",
+            reranker_ablation(screen),
+        )
     for depth in ("", "-depth30"):
         stems = [f"reranker{depth}", *(f"reranker{depth}-len{n}" for n in numbered_results(f"reranker{depth}-len"))]
-        for lines in (*(reranker_seeds(stem) for stem in stems), reranker_lengths(depth)):
-            if lines:
-                print("\n" + "\n".join(lines))
+        for stem in stems:
+            add(
+                f"SciFact reranker over training seeds ({stem})",
+                "`python benchmarks/reranker.py --seed N`: each query averaged over the seeds both systems ran.",
+                reranker_seeds(stem),
+            )
+        add(
+            "SciFact reranker by input length" + (" (screen at depth 30)" if depth else ""),
+            "Each system against itself at 128 tokens, paired per query.",
+            reranker_lengths(depth),
+        )
     if reward:
-        print("\n" + "\n".join(reward_ablation(reward)))
-        print("\n" + "\n".join(reward_selective(reward)))
+        add(
+            "Reward models: every contender",
+            "`python benchmarks/reward.py`: pairwise accuracy and pairwise ECE on the test prompts.",
+            reward_ablation(reward),
+        )
+        add(
+            "Reward models: selective prediction",
+            "Accuracy of p > 0.5 when abstaining on the least certain pairs.",
+            reward_selective(reward),
+        )
     memory = load("train_memory")
     if memory:
-        print("\n" + "\n".join(memory_table(memory)))
-    seeds = reward_seeds()
-    if seeds:
-        print("\n" + "\n".join(seeds))
+        add("Where pair-only training's memory goes", "`python benchmarks/train_memory.py`.", memory_table(memory))
+    add("Reward models over training seeds", "`python benchmarks/reward.py --seed N`.", reward_seeds())
     decoder = load("decoder")
     if decoder:
-        print("\n" + "\n".join(decoder_table(decoder)))
+        add(
+            "Decoder reward models against TRL's RewardTrainer",
+            "`python benchmarks/decoder.py`: LoRA r = 16 on "
+            "every linear layer, gradient checkpointing, fp32, the same HH-RLHF pairs; ratios per round against "
+            f"TRL's run of the same round, median [95 % interval over rounds]; {decoder['model']}.",
+            decoder_table(decoder),
+        )
+    shift = load("shift")
+    if shift:
+        add(
+            "A SciFact reranker moved to CISI",
+            f"`{shift['command']}`: {shift['model']}; CISI's "
+            f"{shift['cisi']['queries']} judged queries, top {shift['cisi']['depth']}, "
+            f"{shift['cisi']['relevant_share']:.0%} relevant.",
+            shift_table(shift),
+        )
+    return found
+
+
+def results_document() -> str:
+    """docs/results.md: the summary table and every detailed table, each with the command behind it."""
+    parts = [
+        "# Results",
+        "",
+        "Generated by `python benchmarks/table.py` from `benchmarks/results/*.json` (do not edit by hand). "
+        "Every figure comes with its sample size and a 95 % bootstrap interval; a difference inside its interval "
+        "is not a result. Timings name the machine that gave them.",
+        "",
+        "## Summary",
+        "",
+        *summary_table(),
+    ]
+    for heading, note, lines in sections():
+        parts += ["", f"## {heading}", "", note, "", *lines]
+    return "\n".join(parts) + "\n"
+
+
+DOCUMENT = ROOT / "docs" / "results.md"
+
+
+def main() -> None:
+    """Write docs/results.md and the SciFact reliability figure; print the summary table (the README's)."""
+    from unirank.atomic import atomic_path
+
+    with atomic_path(DOCUMENT) as tmp:
+        tmp.write_text(results_document())
+    if load("reranker"):
+        names = ["CrossEncoderTrainer + LambdaLoss", "unirank BT only", "unirank full (before)", "unirank full"]
+        reliability_figure(names, RESULTS / "reranker-scifact", RESULTS / "reranker-scifact" / "reliability.png")
+    print("\n".join(summary_table()))
+    print(f"wrote {DOCUMENT.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

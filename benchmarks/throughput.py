@@ -125,8 +125,8 @@ def scoring(model: Path, n_pairs: int, scifact: str, rounds: int, precisions: li
 def scoring_model() -> Path:
     """An export of all-MiniLM-L6-v2 with a new head: speed does not depend on the training."""
     from unirank.adapters import RetrievalAdapter
-    from unirank.export import export_model
     from unirank.module import UnirankModule
+    from unirank.training.export import export_model
 
     folder = ROOT / "runs" / "throughput-model"
     if not (folder / "unirank.json").exists():

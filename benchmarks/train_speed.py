@@ -89,7 +89,7 @@ def trl_steps(data: str, steps: int, bf16: bool) -> tuple[list, list]:
 
     from benchmarks.trl_train import chosen_rejected_ids
     from unirank.data.sources import Preferences
-    from unirank.models import resolve_model_path
+    from unirank.model.backbone import resolve_model_path
 
     tables = Preferences(data, "hh-rlhf", 0.1, 0.3).load().split("train")
     path = resolve_model_path("minilm")

@@ -58,7 +58,7 @@ def main() -> None:
     from trl import RewardConfig, RewardTrainer
 
     from unirank.data.sources import Preferences
-    from unirank.models import resolve_model_path
+    from unirank.model.backbone import resolve_model_path
 
     source = Preferences(args.preferences, args.format, args.validation_fraction, args.test_fraction)
     tables = source.load().split("train")

@@ -62,7 +62,7 @@ def tiny_decoder(tmp_path_factory):
 def random_decoder(tmp_path_factory):
     """random_decoder(layout) → a local folder holding a tiny random decoder of that transformers
     layout (llama, qwen2, gemma, ...) and a BPE with a chat template trained here; built once."""
-    from unirank.random_decoders import build_decoder
+    from unirank.model.random_decoders import build_decoder
 
     built = {}
 

@@ -10,8 +10,8 @@ import torch
 
 from unirank.adapters import ChatAdapter, ProcessAdapter, RetrievalAdapter
 from unirank.adapters.base import Batch
+from unirank.model.packing import Layout
 from unirank.module import LoRA, Packing, UnirankModule
-from unirank.packing import Layout
 
 LAYOUTS = ["llama", "qwen2", "gemma"]
 PROMPTS = [json.dumps([{"role": "user", "content": "what is the capital of France?"}])] * 3 + ["hello there"] * 2
@@ -122,7 +122,7 @@ def lora_fit(random_decoder, tmp_path_factory):
 
 
 def test_lora_training_lowers_the_pairwise_loss(lora_fit):
-    from unirank.export import load_checkpoint
+    from unirank.training.export import load_checkpoint
 
     saved = torch.load(lora_fit / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     # the checkpoint holds the trained weights only: adapters and head, not the frozen backbone
@@ -137,12 +137,12 @@ def test_merged_export_is_a_plain_model_with_unirank_s_probability(lora_fit):
     from peft import PeftModel
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from unirank.scoring import load_scorer
+    from unirank.model import Model
 
     folder = lora_fit / "model"
     info = json.loads((folder / "unirank.json").read_text())
     assert info["lora"]["merged"] and info["lora"]["r"] == 8
-    ours = load_scorer(folder).score_texts(PROMPTS, RESPONSES)  # logits: σ of them is the probability
+    ours = Model.from_pretrained(folder).score_texts(PROMPTS, RESPONSES)  # logits: σ of them is the probability
     tokenizer = AutoTokenizer.from_pretrained(folder)
     messages = [json.loads(c) if c.startswith("[") else [{"role": "user", "content": c}] for c in PROMPTS]
     texts = [
@@ -176,8 +176,8 @@ def test_merged_export_is_a_plain_model_with_unirank_s_probability(lora_fit):
 def test_cross_encoder_loads_a_decoder_export_and_returns_unirank_s_probability(random_decoder, domain, tmp_path):
     from sentence_transformers import CrossEncoder
 
-    from unirank.export import export_model
-    from unirank.scoring import load_scorer
+    from unirank.model import Model
+    from unirank.training.export import export_model
 
     adapter = ChatAdapter(max_length=96) if domain == "chat" else RetrievalAdapter(max_length=96)
     module = perturbed_module(random_decoder("llama"), adapter)
@@ -187,7 +187,7 @@ def test_cross_encoder_loads_a_decoder_export_and_returns_unirank_s_probability(
         ("what is the capital of France?", "a dog"),
         ("hi", "hello"),
     ]
-    ours = [p for _, p in load_scorer(tmp_path / "model").predict(pairs)]
+    ours = Model.from_pretrained(tmp_path / "model").predict(pairs)
     theirs = CrossEncoder(str(tmp_path / "model")).predict(pairs)
     np.testing.assert_allclose(theirs, ours, atol=1e-5)
     assert max(ours) - min(ours) > 1e-3  # the pairs read differently: a wrong rendering would show
@@ -198,8 +198,8 @@ def test_yes_no_head_starts_at_the_lm_s_answer_and_exports_for_cross_encoder(ran
     from sentence_transformers import CrossEncoder
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from unirank.export import export_model
-    from unirank.scoring import load_scorer
+    from unirank.model import Model
+    from unirank.training.export import export_model
 
     folder = random_decoder(layout, causal_lm=True)
     pairs = [("capital of France", "Paris is the capital of France."), ("capital of France", "a dog"), ("hi", "hello")]
@@ -215,7 +215,7 @@ def test_yes_no_head_starts_at_the_lm_s_answer_and_exports_for_cross_encoder(ran
     module = perturbed_module(folder, RetrievalAdapter(max_length=96), head="yes-no")
     module.scorer.fold_affine(3.0, 0.0)  # a final calibration, folded into the "yes" row on export
     export_model(module, tmp_path / "model")
-    ours = [p for _, p in load_scorer(tmp_path / "model").predict(pairs)]
+    ours = Model.from_pretrained(tmp_path / "model").predict(pairs)
     assert json.loads((tmp_path / "model" / "unirank.json").read_text())["head"] == "yes-no"
     theirs = CrossEncoder(str(tmp_path / "model")).predict(pairs)
     np.testing.assert_allclose(theirs, ours, atol=1e-5)

@@ -13,8 +13,8 @@ from unirank.cli import main
 from unirank.data.datamodule import UnirankDataModule
 from unirank.data.sources import TablesDir
 from unirank.data.tables import Tables
-from unirank.export import export_checkpoint, load_checkpoint
 from unirank.module import Schedule, UnirankModule
+from unirank.training.export import export_checkpoint, load_checkpoint
 
 PAIRS = [
     ("why is the sky blue", "Air scatters blue light more than red."),
@@ -121,7 +121,7 @@ def test_fit_fails_before_training_on_bad_input(repo, tmp_path):
 def test_folded_calibration_is_what_cross_encoder_predict_returns(checkpoint, tmp_path):
     from sentence_transformers import CrossEncoder
 
-    from unirank.export import export_model
+    from unirank.training.export import export_model
 
     path, _ = checkpoint
     module = load_checkpoint(path)
@@ -138,7 +138,7 @@ def test_folded_calibration_is_what_cross_encoder_predict_returns(checkpoint, tm
 
 
 def test_score_fuses_with_the_first_stage_when_the_model_records_a_weight(checkpoint, tmp_path):
-    from unirank.export import export_model
+    from unirank.training.export import export_model
 
     path, _ = checkpoint
     module = load_checkpoint(path)

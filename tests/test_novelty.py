@@ -5,8 +5,8 @@ import numpy as np
 import torch
 
 from unirank.adapters import ChatAdapter
+from unirank.model.novelty import fit_reference
 from unirank.module import UnirankModule
-from unirank.novelty import fit_reference
 
 
 def test_novelty_is_the_cosine_distance_to_the_nearest_reference_and_its_training_percentile():

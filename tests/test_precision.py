@@ -7,7 +7,7 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from unirank import precision
+from unirank.model import precision
 
 
 @pytest.fixture(autouse=True)

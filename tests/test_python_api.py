@@ -16,4 +16,5 @@ def test_the_readme_python_example_runs(tmp_path, monkeypatch, capsys):
     exec(compile(code, "README.md", "exec"), {})
     assert (tmp_path / "runs/python-api/model/unirank.json").exists()
     printed = capsys.readouterr().out
-    assert "[(" in printed  # predict's (logit, probability) pairs
+    assert re.search(r"\[0\.\d+\]", printed)  # predict's probability
+    assert "'corpus_id': 1" in printed  # rank's rows

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from unirank.read_out import read_slots, reading_positions, supports_read_out
-from unirank.scorer import Scorer, load_backbone
+from unirank.model import Scorer, load_backbone
+from unirank.model.read_out import read_slots, reading_positions, supports_read_out
 
 
 def _batch(tokenizer):
@@ -107,7 +107,7 @@ def test_encoders_the_read_out_does_not_cover_keep_their_own_forward(change):
 def test_other_bert_family_encoders_read_out_the_same_logits(family):
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
-    from unirank.scorer import TINY_CONFIG
+    from unirank.model.backbone import TINY_CONFIG
 
     _, tokenizer = load_backbone("tiny")
     config = AutoConfig.for_model(family, vocab_size=tokenizer.vocab_size, num_labels=1, **TINY_CONFIG)

@@ -51,8 +51,8 @@ def export(tmp_path_factory):
     import torch
 
     from unirank.adapters import RetrievalAdapter
-    from unirank.export import export_model
     from unirank.module import UnirankModule
+    from unirank.training.export import export_model
 
     module = UnirankModule(model="minilm", adapter=RetrievalAdapter(max_length=64))
     with torch.no_grad():
@@ -68,12 +68,12 @@ def digest(folder) -> str:
 
 def test_recalibrate_command_writes_a_new_export_with_the_refitted_probability(export, tmp_path):
     from unirank.cli import main
-    from unirank.scoring import load_scorer
+    from unirank.model import Model
 
     words = "the quick brown fox jumps over a lazy dog while reward models score responses to prompts".split()
     rng = np.random.default_rng(0)
     pairs = [(f"query {q}", " ".join(rng.choice(words, 8))) for q in range(40) for _ in range(8)]
-    old = load_scorer(export)
+    old = Model.from_pretrained(export)
     logits = old.score_texts(*map(list, zip(*pairs)))
     labels = (rng.random(len(logits)) < special.expit(0.3 * logits - 1.0)).astype(int)
     rows = tmp_path / "labels.jsonl"
@@ -85,7 +85,7 @@ def test_recalibrate_command_writes_a_new_export_with_the_refitted_probability(e
     info = json.loads((tmp_path / "new" / "unirank.json").read_text())
     fit = info["calibration"]["recalibration"]
     assert abs(fit["a"] - 0.3) < 0.15 and abs(fit["b"] + 1.0) < 0.5 and fit["after"]["ece"] < fit["before"]["ece"]
-    new = load_scorer(tmp_path / "new")
+    new = Model.from_pretrained(tmp_path / "new")
     np.testing.assert_allclose(new.score_texts(*map(list, zip(*pairs))), fit["a"] * logits + fit["b"], atol=1e-4)
     with pytest.raises(SystemExit, match="new export"):
         main(["recalibrate", "--model", str(export), "--labels", str(rows), "--out", str(export)])

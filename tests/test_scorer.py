@@ -5,8 +5,8 @@ import json
 import numpy as np
 
 from unirank.adapters import ChatAdapter, RetrievalAdapter
+from unirank.model import load_backbone
 from unirank.module import UnirankModule
-from unirank.scorer import load_backbone
 
 
 def test_decoder_gets_a_pad_token_and_scores_do_not_depend_on_padding(tiny_decoder):

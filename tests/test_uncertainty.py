@@ -1,5 +1,5 @@
 """Uncertainty per score: the head posterior and the novelty reference are fitted when training ends,
-travel with checkpoints and exports, and `Predictor` / `unirank score` report a standard error, a
+travel with checkpoints and exports, and `Model` / `unirank score` report a standard error, a
 conservative probability and how novel each input is."""
 
 import json
@@ -12,17 +12,12 @@ from unirank.adapters import ChatAdapter
 from unirank.cli import main
 from unirank.data.datamodule import UnirankDataModule
 from unirank.data.sources import Preferences
-from unirank.export import export_model
+from unirank.model import Model
+from unirank.model.novelty import NOVELTY_FILE
+from unirank.model.posterior import POSTERIOR_FILE, posterior_from_state, posterior_state
 from unirank.module import Calibration, Schedule, UnirankModule
-from unirank.novelty import NOVELTY_FILE
-from unirank.scoring import load_scorer
-from unirank.uncertainty import (
-    POSTERIOR_FILE,
-    posterior_from_state,
-    posterior_state,
-    restore_uncertainty,
-    uncertainty_state,
-)
+from unirank.training.export import export_model
+from unirank.training.uncertainty import restore_uncertainty, uncertainty_state
 
 from .conftest import REPO
 
@@ -59,9 +54,9 @@ def test_posterior_survives_checkpoint_state_and_export(trained, tmp_path):
     assert (tmp_path / "model" / POSTERIOR_FILE).exists()
     info = json.loads((tmp_path / "model/unirank.json").read_text())
     assert info["uncertainty"]["file"] == POSTERIOR_FILE
-    predictor = load_scorer(tmp_path / "model")
+    predictor = Model.from_pretrained(tmp_path / "model")
     np.testing.assert_allclose(predictor.posterior.covariance, module.scorer.head_posterior.covariance)
-    rows = predictor.predict_with_uncertainty(PAIRS)
+    rows = predictor.score(PAIRS)
     logits = module.scorer.score_texts([c for c, _ in PAIRS], [t for _, t in PAIRS])
     for row, r in zip(rows, logits):
         assert row["score"] == pytest.approx(r, abs=1e-5)
@@ -102,7 +97,7 @@ def test_no_posterior_when_not_asked(tmp_path):
     assert module.scorer.head_posterior is None
     export_model(module, tmp_path / "model")
     assert not (tmp_path / "model" / POSTERIOR_FILE).exists()
-    assert load_scorer(tmp_path / "model").predict_with_uncertainty(PAIRS)[0].keys() == {"score", "probability"}
+    assert Model.from_pretrained(tmp_path / "model").score(PAIRS)[0].keys() == {"score", "probability"}
 
 
 def test_evaluate_reports_selective_prediction_by_the_posterior(trained, tmp_path):
@@ -111,7 +106,7 @@ def test_evaluate_reports_selective_prediction_by_the_posterior(trained, tmp_pat
     module, data = trained
     export_model(module, tmp_path / "model")
     tables = Preferences(str(REPO / "data/demo-preferences.jsonl")).load()
-    report = evaluate_preferences({"m": load_scorer(tmp_path / "model")}, tables)
+    report = evaluate_preferences({"m": Model.from_pretrained(tmp_path / "model")}, tables)
     entry = report["systems"]["m"]
     sel = entry["selective_uncertainty"]
     assert sel["n"] == entry["selective"]["n"] and sel["margin_std_error_median"] > 0
@@ -125,7 +120,7 @@ def test_evaluate_reports_how_unfamiliar_the_inputs_are_and_the_accuracy_on_and_
 
     module, data = trained
     export_model(module, tmp_path / "model")
-    predictor = load_scorer(tmp_path / "model")
+    predictor = Model.from_pretrained(tmp_path / "model")
     train = data.tables.split("train")
     seen = evaluate_preferences({"m": predictor}, train)["systems"]["m"]["shift"]
     assert seen["inputs"] == train.items.height and seen["unfamiliar_share"] == 0.0  # its own references
@@ -150,8 +145,8 @@ def test_select_keeps_candidates_above_the_threshold_and_names_the_best(trained,
     ]
     rows = tmp_path / "prompts.jsonl"
     rows.write_text("".join(json.dumps(p) + "\n" for p in prompts))
-    predictor = load_scorer(tmp_path / "model")
-    probabilities = [r["probability"] for r in predictor.predict_with_uncertainty(
+    predictor = Model.from_pretrained(tmp_path / "model")
+    probabilities = [r["probability"] for r in predictor.score(
         [("How do I boil an egg?", c) for c in prompts[0]["candidates"]])]  # fmt: skip
     low, high = sorted(probabilities)[:2]
     threshold = (low + high) / 2  # between two candidates: another batch's rounding cannot move one across it
@@ -193,10 +188,10 @@ def test_the_reference_is_fitted_with_the_posterior_and_travels_with_checkpoints
     export_model(module, tmp_path / "model")
     assert (tmp_path / "model" / NOVELTY_FILE).exists()
     assert json.loads((tmp_path / "model/unirank.json").read_text())["novelty"]["references"] == len(reference.states)
-    loaded = load_scorer(tmp_path / "model")
+    loaded = Model.from_pretrained(tmp_path / "model")
     np.testing.assert_allclose(loaded.scorer.novelty.states, reference.states)
     train = data.tables.split("train")
     seen = list(zip(train.item_contexts()[:3], train.items["text"].to_list()[:3]))
-    rows = loaded.predict_with_uncertainty(seen + [("Qu'est-ce que la photosynthèse ?", "ζ ∂ ∫ 42 ⊕ ☃ ☃ ☃")])
+    rows = loaded.score(seen + [("Qu'est-ce que la photosynthèse ?", "ζ ∂ ∫ 42 ⊕ ☃ ☃ ☃")])
     assert all(r["novelty"] == pytest.approx(0.0, abs=1e-5) for r in rows[:3])  # training inputs are references
     assert rows[3]["novelty"] > max(r["novelty"] for r in rows[:3]) and rows[3]["novelty_percentile"] > 0

@@ -4,7 +4,8 @@ import unirank
 data = unirank.UnirankDataModule(unirank.Preferences("prefs.jsonl", validation_fraction=0.2))
 module = unirank.UnirankModule(adapter=unirank.ChatAdapter(max_length=256), schedule=unirank.Schedule(2, 1))
 unirank.fit(module, data)
-predictor = unirank.Predictor(module.scorer)
+unirank.export_model(module, "model")
+model = unirank.Model.from_pretrained("model")
 """
 
 from __future__ import annotations

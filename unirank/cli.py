@@ -113,7 +113,7 @@ def _run_command(words: list[str]) -> None:
     """Parse a data / evaluation / decision command line and run the command's function."""
     from unirank.atomic import OutputError
     from unirank.data.tables import TableError
-    from unirank.scorer import ModelFolderError, RemoteCodeError
+    from unirank.model.backbone import ModelFolderError, RemoteCodeError
 
     commands = _commands()
     parser = _parser(commands)
@@ -144,9 +144,9 @@ def _lightning(argv: list[str] | None) -> None:
     from unirank.atomic import OutputError
     from unirank.data.datamodule import UnirankDataModule
     from unirank.data.tables import TableError
-    from unirank.export import ExportModel
+    from unirank.model.backbone import ModelFolderError
     from unirank.module import UnirankModule
-    from unirank.scorer import ModelFolderError
+    from unirank.training.export import ExportModel
 
     class UnirankCLI(LightningCLI):
         def _parse_ckpt_path(self) -> None:
@@ -176,8 +176,8 @@ def _lightning(argv: list[str] | None) -> None:
 
         def before_instantiate_classes(self) -> None:
             """A run that names no trainer.precision trains in bf16 where the hardware has it, else in
-            fp32 (`unirank.precision.training_precision`); a precision given anywhere is kept."""
-            from unirank.precision import training_precision
+            fp32 (`unirank.model.precision.training_precision`); a precision given anywhere is kept."""
+            from unirank.model.precision import training_precision
 
             settings = self.config[self.config.subcommand] if self.config.get("subcommand") else self.config
             trainer = settings.get("trainer")
@@ -186,7 +186,7 @@ def _lightning(argv: list[str] | None) -> None:
 
         def before_fit(self) -> None:
             """bf16 training where the hardware has no bf16 still runs, with a warning that says so."""
-            from unirank.precision import warn_if_emulated_bf16
+            from unirank.model.precision import warn_if_emulated_bf16
 
             if str(self.trainer.precision).startswith("bf16"):
                 device = self.trainer.strategy.root_device.type

@@ -28,16 +28,17 @@ import torch
 from unirank.adapters import Adapter, RetrievalAdapter
 from unirank.adapters.base import Batch
 from unirank.data.tables import TableError
-from unirank.lora import LoRA, add_adapters
 from unirank.losses import anchor_loss, comparison_loss, listwise_distillation_loss, pointwise_loss, target_weight
-from unirank.packing import Packing
-from unirank.scorer import BatchScores, Scorer, load_backbone
+from unirank.model.backbone import load_backbone
+from unirank.model.lora import LoRA, add_adapters
+from unirank.model.packing import Packing
+from unirank.model.scorer import BatchScores, Scorer
 from unirank.training.callbacks import AttachEncoder, FinalFits, PointwiseTargets, TrainingProgress
 from unirank.training.optimisation import adamw_with_warmup
 from unirank.training.settings import Calibration, Schedule, pairwise_reading
 from unirank.training.sharding import check_strategy, has_sharded_weights, is_sharded, shard_model
+from unirank.training.uncertainty import restore_uncertainty, uncertainty_state
 from unirank.training.validation import ValidationMetrics
-from unirank.uncertainty import restore_uncertainty, uncertainty_state
 
 __all__ = ["Calibration", "LoRA", "Packing", "Schedule", "UnirankModule"]
 
@@ -63,13 +64,13 @@ class UnirankModule(L.LightningModule):
             BERT; 0: none, TRL's default, which also lets attention run in its fused kernel).
         seed: seeds the head's initialisation and the dropout of each batch.
         trust_remote_code: allow a backbone's own code to run (off unless asked).
-        packing: a decoder's batches without padding, and its prompts shared (`unirank.packing`).
-        lora: train LoRA adapters on the frozen backbone and the head in full (`unirank.lora`); the
+        packing: a decoder's batches without padding, and its prompts shared (`unirank.model.packing`).
+        lora: train LoRA adapters on the frozen backbone and the head in full (`unirank.model.lora`); the
             export merges them. None: every weight trains.
         gradient_checkpointing: keep only each layer's input in the forward pass and recompute the
             rest in the backward pass (the same gradients, much less activation memory, ~30 % more time).
         head: "scalar" (a linear head on the last state) or "yes-no" (a decoder's LM read as
-            logit("yes") − logit("no") at the last token, exported as a causal LM: `unirank.yes_no`).
+            logit("yes") − logit("no") at the last token, exported as a causal LM: `unirank.model.yes_no`).
     """
 
     def __init__(

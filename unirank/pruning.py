@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from unirank.uncertainty import Z_ONE_SIDED_95
+from unirank.model.posterior import Z_ONE_SIDED_95
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ def prune_steps(
     """Consume `steps` one at a time (a list, or a generator producing them), scoring the prefix
     after each; stop at the first step whose probability is below `threshold`.
 
-    scorer: a `Scorer` with a ProcessAdapter (e.g. `load_scorer(path).scorer`). total_steps:
+    scorer: a `Scorer` with a ProcessAdapter (e.g. `Model.from_pretrained(path).scorer`). total_steps:
     the chain's full length, when `steps` is a generator that would have produced more."""
     _check_process(scorer)
     if total_steps is None and isinstance(steps, (list, tuple)):

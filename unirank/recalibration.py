@@ -11,7 +11,6 @@ so every probability scored is out of sample; the interval resamples whole group
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,45 +99,16 @@ def check_output(source: Path, out: Path) -> None:
     check_output_folder(out, "unirank.json", "unirank export", overwrite=False)
 
 
-def write_recalibrated(scorer, source: Path, out: Path, record: dict, trust_remote_code: bool = False) -> Path:
-    """A new export in `out` (never over `source`): `source`'s files with σ(a·r + b) folded into the
-    head (of `scorer`, the model loaded from `source`; a yes/no export: into the LM head's "yes"
-    row), the head posterior's covariance scaled by a² (r' = a·r + b), and the recalibration
-    recorded in unirank.json."""
-    import shutil
-
-    import torch
-
-    from unirank.atomic import atomic_path
-    from unirank.uncertainty import load_posterior, save_posterior
-
-    source, out = Path(source), Path(out)
-    check_output(source, out)
-    info = json.loads((source / "unirank.json").read_text())
+def write_recalibrated(model, out: Path, record: dict) -> Path:
+    """A new export in `out` (never over the folder `model` was loaded from): σ(a·r + b) folded
+    into the head (a yes/no export: into the LM head's "yes" row, b = 0), the head posterior's
+    covariance scaled by a² (r' = a·r + b), and the recalibration recorded in unirank.json."""
     a, b = record["a"], record["b"]
-    with atomic_path(out, directory=True) as tmp:
-        shutil.copytree(source, tmp, dirs_exist_ok=True)
-        if info.get("head") == "yes-no":  # the causal LM with every row of its LM head
-            from transformers import AutoModelForCausalLM
-
-            from unirank.yes_no import answer_token_ids
-
-            causal = AutoModelForCausalLM.from_pretrained(
-                source, use_safetensors=True, trust_remote_code=trust_remote_code
-            )
-            yes, no = answer_token_ids(scorer.tokenizer, ("yes", "no"))
-            with torch.no_grad():
-                rows = causal.get_output_embeddings().weight
-                rows[yes] = rows[no] + a * (rows[yes] - rows[no])  # logit(yes) − logit(no) scaled by a (b = 0)
-            causal.save_pretrained(tmp, safe_serialization=True)
-        else:
-            scorer.fold_affine(a, b)
-            scorer.model.save_pretrained(tmp, safe_serialization=True)
-        posterior = load_posterior(source, info.get("uncertainty"))
-        if posterior is not None:
-            posterior.covariance = posterior.covariance * a**2
-            save_posterior(posterior, tmp)
-        info["calibration"]["recalibration"] = {"from": str(source), **record}
-        info["calibration"]["probability"] += f"; recalibrated: sigmoid({a:.4g}·r + {b:.4g}) on {record['fitted_on']}"
-        (tmp / "unirank.json").write_text(json.dumps(info, indent=2) + "\n")
-    return out
+    model.scorer.fold_affine(a, b)
+    if model.posterior is not None:
+        model.posterior.covariance = model.posterior.covariance * a**2
+    calibration = dict(model.info["calibration"])
+    calibration["recalibration"] = {"from": str(model.source), **record}
+    calibration["probability"] += f"; recalibrated: sigmoid({a:.4g}·r + {b:.4g}) on {record['fitted_on']}"
+    model.info = {**model.info, "calibration": calibration}
+    return model.save_pretrained(out)

@@ -12,8 +12,8 @@ from unirank.adapters.base import Batch, pad_chunks
 from unirank.adapters.process import aggregate_steps
 from unirank.data.datamodule import UnirankDataModule
 from unirank.data.sources import StepSolutions
+from unirank.model import load_backbone
 from unirank.module import Schedule, UnirankModule
-from unirank.scorer import load_backbone
 
 STEPS = ["Let x be the number of apples.", "Then 3x + 2 = 11, so 3x = 9.", "Hence x = 3.", "The answer is 3."]
 
@@ -117,10 +117,10 @@ def test_a_tiny_process_fit_trains_both_stages(shared_data, tmp_path):
         assert np.all(q[scored] < p[scored])
     # the novelty reference is fitted too, and evaluation reads it: its own training solutions are familiar
     from unirank.evaluation.process import evaluate_process
-    from unirank.scoring import Predictor
+    from unirank.model import Model
 
     train = data.tables.split("train")
-    shift = evaluate_process({"m": Predictor(module.scorer)}, train)["systems"]["m"]["shift"]
+    shift = evaluate_process({"m": Model(module.scorer)}, train)["systems"]["m"]["shift"]
     assert shift["inputs"] == train.items.height and shift["unfamiliar_share"] == 0.0
 
 
@@ -142,7 +142,7 @@ def test_process_metrics_on_hand_made_steps():
 
 def test_evaluate_command_for_process(shared_data, tmp_path):
     from unirank.cli import main
-    from unirank.export import export_model
+    from unirank.training.export import export_model
 
     lines = (shared_data / "prmbench/target_data.jsonl").read_text().splitlines()[:30]
     (tmp_path / "prm.jsonl").write_text("\n".join(lines) + "\n")
@@ -226,7 +226,7 @@ def test_the_chosen_threshold_keeps_its_promise_over_resampled_problems():
 
 def test_prune_command_chooses_its_threshold_on_validation(shared_data, tmp_path):
     from unirank.cli import main
-    from unirank.export import export_model
+    from unirank.training.export import export_model
 
     lines = (shared_data / "prmbench/target_data.jsonl").read_text().splitlines()[:40]
     (tmp_path / "prm.jsonl").write_text("\n".join(lines) + "\n")

@@ -1,7 +1,7 @@
 """The chat adapter's segment ids: prompt 0 / response 1 by default, all 0 on request."""
 
 from unirank.adapters import ChatAdapter
-from unirank.scorer import load_backbone
+from unirank.model import load_backbone
 
 
 def test_segment_ids_can_be_left_out():

@@ -13,7 +13,7 @@ from unirank.data.tables import TableError, read_tables
 from unirank.data.texts import MappedTexts, map_items
 from unirank.mining.pipeline import MiningConfig
 from unirank.mining.source import MinedBeir
-from unirank.scorer import load_backbone
+from unirank.model import load_backbone
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +101,7 @@ def test_memory_mapped_items_without_text_fail_naming_the_file(tmp_path):
 
 
 def test_solutions_without_labelled_steps_are_scored_one_row_each(shared_data, tmp_path, tokenizer):
-    from unirank.scorer import Scorer, load_backbone
+    from unirank.model import Scorer, load_backbone
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

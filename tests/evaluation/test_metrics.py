@@ -15,8 +15,8 @@ from unirank.evaluation import (
     retrieval_metrics,
     threshold_report,
 )
-from unirank.export import export_model
 from unirank.module import UnirankModule
+from unirank.training.export import export_model
 
 QRELS = {"q1": {"d1": 2, "d2": 1, "d9": 1}, "q2": {"d4": 1}, "q3": {"d7": 3, "d8": 0}}
 RUN = {
@@ -137,7 +137,7 @@ def test_threshold_precision_interval_resamples_whole_groups():
 
 @pytest.mark.parametrize("domain", ["retrieval", "chat"])
 def test_evaluate_command_writes_a_report_with_a_comparison(repo, tmp_path, domain):
-    from unirank.novelty import fit_reference
+    from unirank.model.novelty import fit_reference
 
     adapter = RetrievalAdapter(max_length=64) if domain == "retrieval" else ChatAdapter(max_length=64)
     first = UnirankModule(model="tiny", adapter=adapter, seed=0)

@@ -122,8 +122,8 @@ CLI_CASE_IDS = ["mine-k0", "mine-out", "calibrate-out", "evaluate-split", "prune
 
 @pytest.mark.parametrize("index", range(len(CLI_CASE_IDS)), ids=CLI_CASE_IDS)
 def test_bad_command_lines_name_the_problem(repo, tmp_path, index):
-    from unirank.export import export_model
     from unirank.module import UnirankModule
+    from unirank.training.export import export_model
 
     (tmp_path / "file").write_text("x")
     (tmp_path / "empty.jsonl").write_text("")
@@ -139,7 +139,7 @@ def test_bad_command_lines_name_the_problem(repo, tmp_path, index):
 
 @pytest.mark.parametrize("adapter", [RetrievalAdapter(max_length=16), ChatAdapter(max_length=16)])
 def test_a_huge_text_is_cut_before_tokenising_to_the_same_tokens(adapter):
-    from unirank.scorer import load_backbone
+    from unirank.model import load_backbone
 
     _, tokenizer = load_backbone("tiny")
     head = "the cell divides and the membrane holds " * 20

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from unirank.data.datamodule import BucketBatchSampler
-from unirank.export import load_checkpoint
+from unirank.training.export import load_checkpoint
 
 
 def test_sampler_shards_batches_by_rank_with_equal_counts():
@@ -90,15 +90,15 @@ def test_fsdp2_trains_a_lora_decoder_through_every_stage_and_exports_once(repo, 
 
     import numpy as np
 
-    from unirank.scoring import load_scorer
+    from unirank.model import Model
 
     output = fit_on_two_processes(repo, tmp_path, "ModelParallelStrategy", *lora_decoder(random_decoder), *FSDP_OPTIONS)
     assert output.count("exported the model") == 1
     info = json.loads((tmp_path / "model" / "unirank.json").read_text())
     fit = info["calibration"]["final_fit"]
     assert info["uncertainty"] is not None and info["novelty"]["references"] > 0
-    exported = load_scorer(tmp_path / "model").score_texts(CONTEXTS, CANDIDATES)
-    trained = load_scorer(next(tmp_path.rglob("last.ckpt"))).score_texts(CONTEXTS, CANDIDATES)
+    exported = Model.from_pretrained(tmp_path / "model").score_texts(CONTEXTS, CANDIDATES)
+    trained = Model.from_pretrained(next(tmp_path.rglob("last.ckpt"))).score_texts(CONTEXTS, CANDIDATES)
     np.testing.assert_allclose(exported, fit["a"] * trained + fit["b"], rtol=1e-4, atol=1e-3)
     assert np.ptp(exported) > 0.1  # logits units apart: agreement is not saturation
 
@@ -108,10 +108,12 @@ def test_fsdp2_trains_as_ddp_does(repo, random_decoder, tmp_path):
     """The same LoRA decoder fit under FSDP2 and under DDP: the exports score alike."""
     import numpy as np
 
-    from unirank.scoring import load_scorer
+    from unirank.model import Model
 
     fit_on_two_processes(repo, tmp_path / "fsdp", "ModelParallelStrategy", *lora_decoder(random_decoder), *FSDP_OPTIONS)
     fit_on_two_processes(repo, tmp_path / "ddp", "ddp", *lora_decoder(random_decoder))
-    fsdp, ddp = (load_scorer(tmp_path / s / "model").score_texts(CONTEXTS, CANDIDATES) for s in ("fsdp", "ddp"))
+    fsdp, ddp = (
+        Model.from_pretrained(tmp_path / s / "model").score_texts(CONTEXTS, CANDIDATES) for s in ("fsdp", "ddp")
+    )
     np.testing.assert_allclose(fsdp, ddp, rtol=1e-4, atol=1e-3)
     assert np.ptp(ddp) > 0.1

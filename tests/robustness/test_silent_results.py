@@ -111,14 +111,14 @@ def test_outputs_are_written_with_the_users_umask(tmp_path):
 
 def test_a_model_folder_without_its_tokenizer_is_an_error(tmp_path):
     from unirank.adapters import ChatAdapter
-    from unirank.export import export_model
-    from unirank.scoring import load_scorer
+    from unirank.model import Model
+    from unirank.training.export import export_model
 
     export_model(UnirankModule(model="tiny", adapter=ChatAdapter(max_length=32)), tmp_path / "model")
     for name in ("tokenizer.json", "vocab.txt"):
         (tmp_path / "model" / name).unlink(missing_ok=True)
     with pytest.raises(ValueError, match=r"model: not a complete model folder: missing tokenizer files"):
-        load_scorer(tmp_path / "model")
+        Model.from_pretrained(tmp_path / "model")
 
 
 def test_a_beir_text_that_is_null_is_an_error_not_the_string_none(tmp_path):

@@ -16,7 +16,7 @@ class Encoded:
     Process inputs also carry step_ends (the position of each kept step's last token, where its
     score is read) and cut_steps (indices of the steps truncation left out). prefix_length: how many
     leading tokens are the context alone (the rendered prompt, query or problem), which inputs of
-    one context share token for token (`unirank.packing` encodes them once; 0: none)."""
+    one context share token for token (`unirank.model.packing` encodes them once; 0: none)."""
 
     input_ids: list[int]
     token_type_ids: list[int] | None = None
@@ -30,7 +30,7 @@ class Batch:
     """What a step scores and what its losses read.
 
     chunks / order: the encoded inputs as padded, length-sorted chunks (`pad_chunks`) or packed
-    rows (`unirank.packing.pack_chunks`). The scored
+    rows (`unirank.model.packing.pack_chunks`). The scored
     items ("units") are the inputs themselves, or, with `sources`, unit i is read from input
     sources[i]: its own score where positions[i] = −1, else the score at its step positions[i] (a
     process step is an item of its own; `unirank.data.steps`). The rest in unit order: item_index
@@ -60,7 +60,7 @@ class Batch:
     @classmethod
     def of(cls, encoded: list[Encoded], layout) -> Batch:
         """Encoded inputs as a batch to score (no comparisons, no labels), laid out by a
-        `unirank.packing.Layout`."""
+        `unirank.model.packing.Layout`."""
         return cls(*layout.chunks(encoded))
 
 

@@ -137,13 +137,13 @@ def _write_labelled(folder: Path, label, source: str, out: Path) -> None:
 def _teacher(model: str, trust_remote_code: bool = False):
     """Logits of a unirank model (export folder or checkpoint) or of a sentence-transformers CrossEncoder."""
     from unirank.mining.judges import cross_encoder_logits
-    from unirank.models import resolve_model_path
+    from unirank.model.backbone import resolve_model_path
 
     path = Path(model)
     if path.suffix == ".ckpt" or (path / "unirank.json").exists():
-        from unirank.scoring import load_scorer
+        from unirank.model import Model
 
-        return load_scorer(path, trust_remote_code=trust_remote_code).scorer.score_texts
+        return Model.from_pretrained(path, trust_remote_code=trust_remote_code).scorer.score_texts
     from sentence_transformers import CrossEncoder
 
     return cross_encoder_logits(CrossEncoder(resolve_model_path(model), trust_remote_code=trust_remote_code))

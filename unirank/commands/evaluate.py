@@ -62,7 +62,7 @@ def evaluate(
     from unirank.data.tables import TableError
     from unirank.evaluation.process import evaluate_process
     from unirank.evaluation.report import evaluate_preferences, evaluate_retrieval, list_qrels, write_report
-    from unirank.scoring import load_scorer
+    from unirank.model import Model
 
     given = [source for source in (beir, preferences, steps, tables) if source is not None]
     if len(given) != 1:
@@ -74,9 +74,9 @@ def evaluate(
     if len(set(names)) < len(names):
         raise SystemExit(f"unirank evaluate: both models are named {names[0]!r}; name them with --name, --compare_name")
     bf16 = scoring_precision(precision, model) == "bf16"
-    predictors = {names[0]: load_scorer(model, bf16, trust_remote_code)}
+    predictors = {names[0]: Model.from_pretrained(model, bf16, trust_remote_code)}
     if compare:
-        predictors[names[1]] = load_scorer(compare, bf16, trust_remote_code)
+        predictors[names[1]] = Model.from_pretrained(compare, bf16, trust_remote_code)
     fractions = {
         key: value
         for key, value in (("validation_fraction", validation_fraction), ("test_fraction", test_fraction))
@@ -134,7 +134,7 @@ def scoring_precision(asked: str | None, model: str | Path) -> str:
     trained = json.loads(info.read_text()).get("trained_precision") if info.is_file() else None
     if not str(trained or "").startswith("bf16"):
         return "fp32"
-    from unirank.precision import default_device, native_bf16
+    from unirank.model.precision import default_device, native_bf16
 
     device = default_device()
     if native_bf16(device):

@@ -19,7 +19,7 @@ def export(checkpoint: Path, out_dir: Path, overwrite: bool = False, trust_remot
         trust_remote_code: let a backbone with its own code run it (the checkpoint was trained with it)
     """
     from unirank.atomic import OutputError
-    from unirank.export import export_checkpoint
+    from unirank.training.export import export_checkpoint
 
     try:
         print(f"exported to {export_checkpoint(checkpoint, out_dir, overwrite, trust_remote_code)}")
@@ -39,9 +39,9 @@ def score(model: str, input: Path, out: Path, trust_remote_code: bool = False) -
     """
     from unirank.atomic import atomic_path
     from unirank.data.readers import iter_jsonl
-    from unirank.scoring import load_scorer
+    from unirank.model import Model
 
-    scorer = load_scorer(model, trust_remote_code=trust_remote_code)
+    scorer = Model.from_pretrained(model, trust_remote_code=trust_remote_code)
     rows = []
     for line, record in iter_jsonl(input):
         if not isinstance(record.get("context"), (str, list)) or not isinstance(record.get("candidate"), str):
@@ -49,7 +49,7 @@ def score(model: str, input: Path, out: Path, trust_remote_code: bool = False) -
         rows.append(record)
     if not rows:
         raise SystemExit(f"unirank score: {input}: no rows to score")
-    scored = scorer.predict_with_uncertainty([(r["context"], r["candidate"]) for r in rows])
+    scored = scorer.score([(r["context"], r["candidate"]) for r in rows])
     fused = [None] * len(rows)
     if scorer.fusion_weight is not None and any("first_stage_score" in r for r in rows):
         bad = next((i for i, r in enumerate(rows) if not isinstance(r.get("first_stage_score"), (int, float))), None)
@@ -86,7 +86,7 @@ def select(
     """
     from unirank.atomic import atomic_path, check_output_file
     from unirank.data.readers import iter_jsonl
-    from unirank.scoring import load_scorer
+    from unirank.model import Model
     from unirank.selection import select_candidates, selection_summary
 
     if threshold is not None and not 0.0 < threshold < 1.0:
@@ -104,11 +104,11 @@ def select(
         rows.append(record)
     if not rows:
         raise SystemExit(f"unirank select: {input}: no rows")
-    scorer = load_scorer(model, precision == "bf16", trust_remote_code)
+    scorer = Model.from_pretrained(model, precision == "bf16", trust_remote_code)
     if conservative and scorer.posterior is None:
         raise SystemExit(f"unirank select: --conservative needs a head posterior, and {model} has none")
     flat = [(r["context"], c) for r in rows for c in r["candidates"]]
-    scored, start, selections = scorer.predict_with_uncertainty(flat), 0, []
+    scored, start, selections = scorer.score(flat), 0, []
     for record in rows:
         own = scored[start : start + len(record["candidates"])]
         start += len(own)
@@ -154,8 +154,8 @@ def prune(
     from unirank.atomic import atomic_path, check_output_file
     from unirank.commands.evaluate import choose_split
     from unirank.data.sources import StepSolutions
+    from unirank.model import Model
     from unirank.pruning import choose_threshold, prefix_probabilities, prune_at, pruning_report
-    from unirank.scoring import load_scorer
 
     if threshold is not None and not 0.0 < threshold < 1.0:
         raise SystemExit(f"unirank prune: --threshold {threshold} must be a probability in (0, 1)")
@@ -164,7 +164,7 @@ def prune(
     if not 0.0 <= keep_confidence < 1.0:
         raise SystemExit(f"unirank prune: --keep_confidence {keep_confidence} must be in [0, 1)")
     check_output_file(out)  # before minutes of scoring, not after
-    scorer = load_scorer(model, trust_remote_code=trust_remote_code).scorer
+    scorer = Model.from_pretrained(model, trust_remote_code=trust_remote_code).scorer
     if scorer.adapter.domain != "process":
         raise SystemExit(f"unirank prune: {model} is a {scorer.adapter.domain} model, not a process model")
     if conservative and scorer.head_posterior is None:
@@ -224,8 +224,8 @@ def recalibrate(
     """
     from unirank.atomic import OutputError
     from unirank.data.tables import TableError
+    from unirank.model import Model
     from unirank.recalibration import Evidence, check_output, recalibrate_scores, write_recalibrated
-    from unirank.scoring import load_scorer
 
     try:
         check_output(model, out)
@@ -242,7 +242,7 @@ def recalibrate(
         evidence, source = _recalibration_evidence(labels)
     except (TableError, ValueError) as error:
         raise SystemExit(f"unirank recalibrate: {error}") from None
-    predictor = load_scorer(model, trust_remote_code=trust_remote_code)
+    predictor = Model.from_pretrained(model, trust_remote_code=trust_remote_code)
     contexts, texts, groups = evidence.pop("contexts"), evidence.pop("texts"), evidence.pop("groups")
     scores = predictor.score_texts(contexts, texts)
     fit = Evidence(scores=scores, groups=np.asarray(groups), **evidence)
@@ -252,7 +252,7 @@ def recalibrate(
     except ValueError as error:
         raise SystemExit(f"unirank recalibrate: {error}") from None
     record["fitted_on"] = f"{labels}: {record['n']} {record['evidence']} in {record['groups']} groups"
-    write_recalibrated(predictor.scorer, Path(model), Path(out), record, trust_remote_code)
+    write_recalibrated(predictor, Path(out), record)
     before, after = record["before"], record["after"]
     print(f"recalibrated σ({record['a']:.4f}·r + {record['b']:.4f}) on {record['fitted_on']} ({source})")
     for name, row in (("before", before), ("after", after)):

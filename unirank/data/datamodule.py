@@ -31,7 +31,7 @@ from unirank.data.sources import DataSource
 from unirank.data.steps import PARENT, POSITION, with_step_items
 from unirank.data.tables import TableError, Tables
 from unirank.data.texts import SOURCE_ROW, TEXT_COLUMNS, FrameTexts, MappedTexts
-from unirank.packing import Layout
+from unirank.model.packing import Layout
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """How unlike the training data the evaluated inputs are, read with the model's novelty reference
-(`unirank.novelty`), and how the model fares on the unfamiliar ones.
+(`unirank.model.novelty`), and how the model fares on the unfamiliar ones.
 
 An input is unfamiliar when its novelty percentile is above 0.95: farther from the training inputs
 of other contexts than 95 % of the training inputs are. On data drawn like the training data about

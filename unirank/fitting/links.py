@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy import special
 
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 
@@ -97,3 +98,8 @@ class LogitLink:
 
 THURSTONE = ProbitLink()
 BRADLEY_TERRY = LogitLink()
+
+
+def probability(logits):
+    """σ(r) = 1 / (1 + e^(−r)): the probability a calibrated logit reads as (array or scalar, float64)."""
+    return special.expit(np.asarray(logits, dtype=np.float64))

@@ -7,7 +7,7 @@ Fitted by maximum likelihood on the validation split at the depth the model is s
         bradley-terry:  P(a ≻ b) = σ(a (r_a − r_b))
         thurstone:      P(a ≻ b) = Φ(Φ⁻¹(σ(a r_a)) − Φ⁻¹(σ(a r_b)))
 Because a·r + b is still one linear head, the map is folded into the head's weight and bias and
-every export stays a plain model (see `unirank.scorer.fold_affine`).
+every export stays a plain model (see `unirank.model.scorer.fold_affine`).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from unirank.atomic import atomic_path
-from unirank.models import resolve_model_path
+from unirank.model.backbone import resolve_model_path
 
 
 @dataclass
@@ -83,7 +83,7 @@ class Encoder:
         prompt_name = role if role in (getattr(self.model, "prompts", None) or {}) else None
         device_type = "cuda" if str(self.model.device).startswith("cuda") else "cpu"
         if self.precision == "bf16":
-            from unirank.precision import warn_if_emulated_bf16
+            from unirank.model.precision import warn_if_emulated_bf16
 
             warn_if_emulated_bf16(device_type, "--precision fp32")
         with torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):

@@ -21,7 +21,7 @@ from unirank.mining.encode import Encoder
 from unirank.mining.filters import select_negatives
 from unirank.mining.pairs import label_pairs
 from unirank.mining.search import IndexKind, build_index, search
-from unirank.precision import encoding_precision
+from unirank.model.precision import encoding_precision
 
 
 @dataclass
@@ -33,7 +33,7 @@ class MiningConfig:
         encoder: sentence-transformers model name or path (the bi-encoder; "minilm" is the bundled all-MiniLM-L6-v2)
         precision: encoding precision; bf16 autocast is ~2x faster where the hardware has bf16
             (embeddings within cosine 0.99998 of fp32) and ~3x slower where it is emulated; "auto":
-            bf16 where it is native, else fp32 (`unirank.precision.encoding_precision`)
+            bf16 where it is native, else fp32 (`unirank.model.precision.encoding_precision`)
         k: hits searched per query
         negatives: hard negatives kept per query (at most k)
         relative_margin: drop hits scoring at least this times the lowest positive's score (TopK-PercPos)

@@ -10,7 +10,7 @@ from pathlib import Path
 from unirank.data.sources import DataSource
 from unirank.data.tables import TableError, Tables, read_tables
 from unirank.mining.pipeline import MiningConfig, mine_beir, split_qrels, write_mined
-from unirank.precision import encoding_precision
+from unirank.model.precision import encoding_precision
 
 
 class MinedBeir(DataSource):

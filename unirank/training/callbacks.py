@@ -10,7 +10,7 @@ from unirank.progress import ProgressLines
 from unirank.training import targets
 from unirank.training.final_calibration import calibrate_on
 from unirank.training.sharding import is_sharded
-from unirank.uncertainty import fit_uncertainty
+from unirank.training.uncertainty import fit_uncertainty
 
 
 class TrainingProgress(L.Callback):

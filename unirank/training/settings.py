@@ -68,7 +68,7 @@ class Calibration:
     model learns what fusing would add (retrieval lists with first-stage scores only); final:
     "platt" fits σ(a·r + b) on the validation split after training and folds it into the head (see
     unirank.fitting.platt), "none" leaves the logits as trained; uncertainty: "laplace" then fits
-    the head's posterior on up to `uncertainty_items` training items (see unirank.uncertainty), so
+    the head's posterior on up to `uncertainty_items` training items (see unirank.training.uncertainty), so
     scores come with a standard error.
     """
 

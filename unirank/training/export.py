@@ -1,10 +1,6 @@
-"""Export a trained scorer as a folder that loads in transformers and sentence-transformers.
-
-The folder holds the model (safetensors), its tokenizer (model_max_length = the adapter's
-max_length), a config whose `sentence_transformers.activation_fn` is Sigmoid, so
-`CrossEncoder(folder).predict(pairs)` returns σ(r), the calibrated probability, and `unirank.json`
-describing the domain, input format, schedule and calibration; with a head posterior, its
-covariance in `head_posterior.safetensors` (read by unirank only: the model itself stays plain).
+"""Checkpoint → export: the model folder (`unirank.model.folder`) written from a trained module,
+with what training recorded about it in unirank.json; LoRA adapters merged first (and saved
+alone where asked), a sharded model gathered on rank 0.
 """
 
 from __future__ import annotations
@@ -16,104 +12,69 @@ import lightning as L
 import torch
 
 import unirank
-from unirank import adapters
-from unirank.atomic import FolderLock, atomic_path, check_output_folder
-from unirank.lora import LoRA, has_adapters, merge_adapters, save_adapter
+from unirank.atomic import FolderLock, check_output_folder
+from unirank.model.backbone import RemoteCodeError
+from unirank.model.folder import INFO_FILE, adapter_from_spec
+from unirank.model.lora import LoRA, adapter_writer, has_adapters, merge_adapters
+from unirank.model.model import Model
+from unirank.model.packing import Packing
 from unirank.module import Calibration, Schedule, UnirankModule
-from unirank.novelty import NOVELTY_FILE, save_reference
-from unirank.packing import Packing
-from unirank.scorer import RemoteCodeError
 from unirank.training.sharding import full_state_dict, is_sharded
-from unirank.uncertainty import POSTERIOR_FILE, save_posterior
-from unirank.yes_no import answer_token_ids, export_causal_lm
 
-SIGMOID = "torch.nn.modules.activation.Sigmoid"
+
+def record(module: UnirankModule, validation: dict | None = None, precision: str | None = None) -> dict:
+    """unirank.json's record of a trained module: domain, input format, schedule, calibration,
+    base model, head, LoRA; validation: metrics measured on the validation split; precision: the
+    trainer's (e.g. "bf16-mixed"), which `unirank evaluate` and `score` default to."""
+    config = module.config()
+    stage = "pointwise" if module.targets is not None else "pairwise"
+    final = module.scorer.final_calibration
+    return {
+        "unirank_version": unirank.__version__,
+        "domain": module.adapter.domain,
+        "input": module.adapter.describe(),
+        "schedule": config["schedule"],
+        "calibration": {
+            **config["calibration"],
+            "trained_through": stage,
+            "pairwise_reading": module.pairwise_reading if stage == "pointwise" else "bradley-terry",
+            "probability": "sigmoid(logit)"
+            + (": calibrated against the Thurstone targets" if stage == "pointwise" else ": stage 1")
+            + ("; final calibration folded into the head" if final else ""),
+            "final_fit": final,
+        },
+        "base_model": config["model"],
+        "head": module.head,
+        "lora": None if config["lora"] is None else {**config["lora"], "merged": True,
+                                                      "adapter": "adapter" if module.lora.save_adapter else None},
+        "adapter": config["adapter"],
+        "trust_remote_code": module.trust_remote_code,
+        "validation": validation or {},
+        "trained_precision": precision,
+    }  # fmt: skip
 
 
 def export_model(
     module: UnirankModule,
     out_dir: str | Path,
-    stage: str | None = None,
     validation: dict | None = None,
     overwrite: bool = True,
     precision: str | None = None,
 ) -> Path:
-    """Write the export folder atomically (a killed export leaves the old folder or none).
-
-    A non-empty folder that is not a unirank export is refused, never replaced; an existing export
-    is replaced only with overwrite=True. validation: metrics measured on the validation split,
-    recorded in unirank.json; precision: the trainer's (e.g. "bf16-mixed"), which `unirank evaluate`
-    and `score` default to."""
+    """Write the module's export folder atomically (`Model.save_pretrained`): LoRA adapters are
+    merged into the module's model in place first (with `lora.save_adapter`, also written alone
+    in `adapter/`)."""
     out_dir = Path(out_dir)
-    check_output_folder(out_dir, "unirank.json", "unirank export", overwrite)
-    config = module.config()
-    stage = stage or ("pointwise" if module.targets is not None else "pairwise")
-    with atomic_path(out_dir, directory=True) as tmp:
-        model = module.scorer.model
-        if has_adapters(model):  # merged in place: the module's model is a plain one from here on
-            if module.lora.save_adapter:
-                save_adapter(model, module.lora, module.lora_targets, config["model"], tmp / "adapter")
-            merge_adapters(model)
-        if module.head == "yes-no":
-            yes, no = answer_token_ids(module.tokenizer, ("yes", "no"))
-            export_causal_lm(model, config["model"], yes, no, tmp, module.trust_remote_code)
-        else:
-            model.config.sentence_transformers = {"activation_fn": SIGMOID}
-            model.save_pretrained(tmp, safe_serialization=True)
-        module.tokenizer.model_max_length = module.adapter.max_length
-        template = module.adapter.pair_template(module.tokenizer)
-        saved_template = module.tokenizer.chat_template
-        if template is not None:  # CrossEncoder renders its (query, document) pairs as the adapter does
-            module.tokenizer.chat_template = template
-        try:
-            module.tokenizer.save_pretrained(tmp)
-        finally:
-            module.tokenizer.chat_template = saved_template
-        info = {
-            "unirank_version": unirank.__version__,
-            "domain": module.adapter.domain,
-            "input": module.adapter.describe(),
-            "schedule": config["schedule"],
-            "calibration": {
-                **config["calibration"],
-                "trained_through": stage,
-                "pairwise_reading": module.pairwise_reading if stage == "pointwise" else "bradley-terry",
-                "probability": "sigmoid(logit)"
-                + (": calibrated against the Thurstone targets" if stage == "pointwise" else ": stage 1")
-                + ("; final calibration folded into the head" if module.scorer.final_calibration else ""),
-                "final_fit": module.scorer.final_calibration,
-            },
-            "base_model": config["model"],
-            "head": module.head,
-            "lora": None if config["lora"] is None else {**config["lora"], "merged": True,
-                                                          "adapter": "adapter" if module.lora.save_adapter else None},
-            "adapter": config["adapter"],
-            "validation": validation or {},
-            "trained_precision": precision,
-            "uncertainty": None if module.scorer.head_posterior is None else {
-                **module.scorer.head_posterior.info, "file": POSTERIOR_FILE
-            },
-            "novelty": None if module.scorer.novelty is None else {
-                "method": "cosine distance of the backbone's mean-pooled final state to the nearest reference",
-                "percentile": "among the references' distances to the nearest reference of another context",
-                "references": len(module.scorer.novelty.states), "file": NOVELTY_FILE,
-            },
-        }  # fmt: skip
-        if module.scorer.head_posterior is not None:
-            save_posterior(module.scorer.head_posterior, tmp)
-        if module.scorer.novelty is not None:
-            save_reference(module.scorer.novelty, tmp)
-        (tmp / "unirank.json").write_text(json.dumps(info, indent=2) + "\n")
-    return out_dir
-
-
-def adapter_from_spec(spec: dict, source: str | Path) -> adapters.Adapter:
-    """Rebuild an adapter from {"class", "init_args"} (as `UnirankModule.config()` records it);
-    only the adapters of `unirank.adapters` are accepted."""
-    adapter_class = getattr(adapters, spec["class"], None)
-    if not (isinstance(adapter_class, type) and issubclass(adapter_class, adapters.Adapter)):
-        raise ValueError(f"{source}: unknown adapter {spec['class']!r}")
-    return adapter_class(**spec["init_args"])
+    check_output_folder(out_dir, INFO_FILE, "unirank export", overwrite)
+    model = module.scorer.model
+    info = record(module, validation, precision)
+    extra = None
+    if has_adapters(model):  # merged in place: the module's model is a plain one from here on
+        if module.lora.save_adapter:
+            write_adapter = adapter_writer(model, module.lora, module.lora_targets, info["base_model"])
+            extra = lambda folder: write_adapter(folder / "adapter")  # noqa: E731
+        merge_adapters(model)
+    return Model(module.scorer, info=info, source=info["base_model"]).save_pretrained(out_dir, overwrite, extra)
 
 
 def load_checkpoint(path: str | Path, trust_remote_code: bool = False) -> UnirankModule:

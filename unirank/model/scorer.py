@@ -1,20 +1,16 @@
-"""A scorer: a transformer backbone with a scalar head, r = f(context, candidate), read as a logit.
+"""The scorer: a transformer with a scalar head, r = f(context, candidate), read as a logit.
 
-Built on transformers' AutoModelForSequenceClassification with num_labels=1, so an exported
-scorer loads in transformers and sentence-transformers unchanged. Encoders read the first token
-(BERT's pooler); decoders read the last non-pad token, as transformers does once a pad token is set.
-Weights load as safetensors only; remote code runs only when `trust_remote_code=True` is asked.
-A `Scorer` does all inference (texts, encoded inputs, data set rows, step positions, with the
-final layer's inputs when the head posterior needs them); training wraps one in `UnirankModule`.
-In both, a BERT-family encoder's last layer runs only at the tokens the head reads
-(`unirank.read_out`): the same logits and gradients, most of one layer's work saved.
+A `Scorer` runs every forward pass: texts, encoded inputs, data set rows and step positions, with
+the final layer's inputs (what the head posterior reads) or pooled states (what novelty reads) when
+asked. Training wraps one in `UnirankModule`; users get one inside `unirank.model.Model`. Encoders
+read the first token (a BERT-family encoder runs its last layer only there, `read_out`); decoders
+read the last real token.
 """
 
 from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,94 +18,15 @@ from torch import nn
 
 from unirank.adapters.base import Batch
 from unirank.adapters.process import aggregate_steps
-from unirank.models import resolve_model_path
-from unirank.packing import Layout, Packing, attention_inputs, is_packed, sequences_in
-from unirank.precision import warn_if_emulated_bf16
+from unirank.model.head import ScalarHead
+from unirank.model.packing import Layout, Packing, attention_inputs, is_packed, sequences_in
+from unirank.model.precision import warn_if_emulated_bf16
+from unirank.model.read_out import reading_positions, supports_read_out
+from unirank.model.step_index import first_steps, unit_features, unit_steps
 from unirank.progress import ProgressLines
-from unirank.read_out import reading_positions, supports_read_out
 
 PROGRESS_FROM = 5000
 """Scoring this many sequences or more at once prints a line every 10 % where output goes to a log."""
-
-TINY_CONFIG = dict(
-    hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, max_position_embeddings=512
-)
-
-
-class ModelFolderError(ValueError):
-    """A local model folder that cannot be loaded as it is (the message names what is missing)."""
-
-
-class RemoteCodeError(ValueError):
-    """A model whose backbone runs its own code, loaded without trust_remote_code=True."""
-
-
-TOKENIZER_FILES = (
-    "tokenizer.json",
-    "vocab.txt",
-    "vocab.json",
-    "spiece.model",
-    "tokenizer.model",
-    "sentencepiece.bpe.model",
-)
-
-
-def check_model_folder(path: Path) -> None:
-    """A local folder must hold a config, safetensors weights and a tokenizer: transformers would
-    otherwise fall back to defaults (a placeholder vocabulary) and score silently wrong."""
-    missing = []
-    if not (path / "config.json").exists():
-        missing.append("config.json")
-    if not any(path.glob("*.safetensors")) and not (path / "model.safetensors.index.json").exists():
-        missing.append("*.safetensors weights")
-    if not any((path / name).exists() for name in TOKENIZER_FILES):
-        missing.append(f"tokenizer files (one of {', '.join(TOKENIZER_FILES)})")
-    if missing:
-        raise ModelFolderError(f"{path}: not a complete model folder: missing {'; '.join(missing)}")
-
-
-def load_backbone(name_or_path: str, trust_remote_code: bool = False, seed: int = 0, head: str = "scalar"):
-    """(model, tokenizer) for a name, a local path, `minilm` (packaged all-MiniLM-L6-v2) or `tiny`
-    (a 2-layer, 32-wide BERT built in-process with MiniLM's tokenizer, for tests and debugging).
-    head: "scalar" (a new linear head, or the one a sequence-classification checkpoint has) or
-    "yes-no" (a causal LM read as logit("yes") − logit("no"), `unirank.yes_no`)."""
-    from transformers import (
-        AutoModelForSequenceClassification,
-        AutoTokenizer,
-        BertConfig,
-        BertForSequenceClassification,
-    )
-
-    if name_or_path == "tiny":
-        tokenizer = AutoTokenizer.from_pretrained(resolve_model_path("minilm"))
-        config = BertConfig(vocab_size=tokenizer.vocab_size, num_labels=1, **TINY_CONFIG)
-        with torch.random.fork_rng():
-            torch.manual_seed(seed)
-            model = BertForSequenceClassification(config)
-        return model, tokenizer
-    path = resolve_model_path(name_or_path)
-    if Path(path).is_dir():
-        check_model_folder(Path(path))
-    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-    if head == "yes-no":
-        from transformers import AutoModelForCausalLM
-
-        from unirank.yes_no import answer_token_ids, scorer_from_causal_lm
-
-        causal = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True, trust_remote_code=trust_remote_code)
-        model = scorer_from_causal_lm(causal, *answer_token_ids(tokenizer, ("yes", "no")))
-    elif head != "scalar":
-        raise ValueError(f"head must be 'scalar' or 'yes-no', got {head!r}")
-    else:
-        with torch.random.fork_rng():
-            torch.manual_seed(seed)  # the new head's initialisation
-            model = AutoModelForSequenceClassification.from_pretrained(
-                path, num_labels=1, use_safetensors=True, trust_remote_code=trust_remote_code
-            )
-    if tokenizer.pad_token is None:  # decoders: pad with EOS; the head reads the last non-pad token
-        tokenizer.pad_token = tokenizer.eos_token
-    model.config.pad_token_id = tokenizer.pad_token_id
-    return model, tokenizer
 
 
 @dataclass(frozen=True)
@@ -123,7 +40,7 @@ class BatchScores:
     step_index: torch.Tensor | None = None
 
 
-class Scorer(nn.Module):
+class Scorer(ScalarHead, nn.Module):
     """Inference: r = model(input_ids, ...).logits[:, 0] over inputs the adapter formats.
 
     Holds the backbone with its scalar head, the tokenizer, the domain adapter, and what training
@@ -132,7 +49,7 @@ class Scorer(nn.Module):
     `novelty.NoveltyReference` of training inputs' backbone states, or None) and `pairwise_reading`
     (how two of its logits read as P(a ≻ b): "thurstone" after the pointwise stage on Thurstone
     targets, else "bradley-terry"). chunk_size: sequences per forward pass when scoring lists;
-    packing: a decoder's padding-free rows and shared prompts (`unirank.packing`).
+    packing: a decoder's padding-free rows and shared prompts (`unirank.model.packing`).
 
     Decoders (a `score` head on a causal backbone) are read at each input's last token (each
     step's last token for process inputs): the backbone runs, its final states are gathered there
@@ -158,7 +75,7 @@ class Scorer(nn.Module):
         self.pairwise_reading = "bradley-terry"
         self.sequences_encoded = 0
         self.read_out = supports_read_out(model)
-        """Whether the final layer runs only where the head reads (`unirank.read_out`): on for
+        """Whether the final layer runs only where the head reads (`unirank.model.read_out`): on for
         BERT-family encoders, off while `capturing_states` reads every token's final state."""
 
     @property
@@ -229,11 +146,11 @@ class Scorer(nn.Module):
             return BatchScores(items=scores if batch.sources is None else scores[batch.sources.to(device)])
         steps = torch.cat(step_outputs)
         owner = order[torch.cat(step_rows)]  # sorted row → batch position of the step's solution
-        first = _first_steps(owner, len(order))
+        first = first_steps(owner, len(order))
         step_index = torch.arange(len(owner), device=device) - first[owner]
         items = aggregate_steps(steps, owner, len(order), self.adapter.aggregation)
         if batch.sources is not None:  # units: a solution's own score, or one of its steps'
-            at_step = steps[_unit_steps(first, len(owner), batch)]
+            at_step = steps[unit_steps(first, len(owner), batch)]
             items = torch.where(batch.positions.to(device) >= 0, at_step, items[batch.sources.to(device)])
         return BatchScores(items=items, steps=steps, step_owner=owner, step_index=step_index)
 
@@ -268,7 +185,7 @@ class Scorer(nn.Module):
         if out.steps is None:
             return self._in_batch_order(captured, batch)
         inputs = torch.cat(captured)  # one feature per step, in out.steps' order
-        return inputs if batch.sources is None else _unit_features(inputs, out, batch)
+        return inputs if batch.sources is None else unit_features(inputs, out.step_owner, batch)
 
     @staticmethod
     def _in_batch_order(captured: list | None, batch: Batch) -> torch.Tensor | None:
@@ -358,54 +275,6 @@ class Scorer(nn.Module):
             return model.score(hidden)[:, 0]
         raise TypeError(f"{type(model).__name__}: no known scalar head to apply at step positions")
 
-    def set_dropout(self, p: float) -> None:
-        """Every dropout layer (attention's included: transformers' attention reads its module's p)
-        drops with probability p while training. The model's config is left as it is, so an export
-        fine-tunes elsewhere with the backbone's own dropout."""
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"dropout={p} must be in [0, 1)")
-        for module in self.model.modules():
-            if isinstance(module, nn.Dropout):
-                module.p = p
-
-    def final_layer(self) -> nn.Linear:
-        """The linear layer that outputs the logit: BERT-style `classifier` or a decoder's `score`."""
-        layer = getattr(self.model, "classifier", None) or getattr(self.model, "score", None)
-        if isinstance(layer, nn.Linear):
-            return layer
-        layer = getattr(layer, "out_proj", None)  # RoBERTa-style classification head
-        if isinstance(layer, nn.Linear):
-            return layer
-        raise TypeError(f"{type(self.model).__name__}: no linear output layer to fold a calibration into")
-
-    @torch.no_grad()
-    def fold_affine(self, a: float, b: float) -> None:
-        """Make the model output a·r + b instead of r by scaling the output layer's weight and bias
-        (r = w·h + c → (a·w)·h + (a·c + b)): still one plain linear head. A layer without a bias
-        takes b = 0 only."""
-        layer = self.final_layer()
-        if layer.bias is None and b != 0:
-            raise ValueError(f"{type(self.model).__name__}: the output layer has no bias, so b must be 0")
-        for module in (self.model.score if self.reads_last_token else None, layer):
-            if hasattr(module, "reshard"):  # sharded (FSDP2): change the shards, not a gathered copy
-                module.reshard()
-        layer.weight.mul_(a)
-        if layer.bias is not None:
-            layer.bias.mul_(a).add_(b)
-
-    @contextlib.contextmanager
-    def capturing_head_inputs(self):
-        """Collect the final linear layer's input x of every forward pass (float32, detached) in
-        the yielded list, one tensor per call: the features a head posterior reads."""
-        captured: list[torch.Tensor] = []
-        handle = self.final_layer().register_forward_hook(
-            lambda layer, inputs, output: captured.append(inputs[0].detach().float())
-        )
-        try:
-            yield captured
-        finally:
-            handle.remove()
-
     @contextlib.contextmanager
     def capturing_states(self):
         """Collect the backbone's final hidden states mean-pooled over each input's tokens (float32,
@@ -434,59 +303,8 @@ class Scorer(nn.Module):
             handle.remove()
             self.read_out = read_out
 
-    def head_vector(self) -> torch.Tensor:
-        """θ = [weight, bias] of the output layer (bias 0 where it has none), float64."""
-        layer = self.final_layer()
-        weight = _whole(layer.weight.detach())
-        bias = _whole(layer.bias.detach()).reshape(1) if layer.bias is not None else torch.zeros(1)
-        return torch.cat([weight.reshape(-1), bias]).double().cpu()
-
-    def has_output_bias(self) -> bool:
-        return self.final_layer().bias is not None
-
-    def head_parameters(self) -> list[nn.Parameter]:
-        """The parameters of the new scalar head (and BERT's pooler, which feeds only the head)."""
-        return [p for n, p in self.model.named_parameters() if _is_head(n) and p.requires_grad]
-
-    def backbone_parameters(self) -> list[nn.Parameter]:
-        """The backbone's trainable parameters (its LoRA adapters alone where it has them)."""
-        return [p for n, p in self.model.named_parameters() if not _is_head(n) and p.requires_grad]
-
-
-def _whole(tensor: torch.Tensor) -> torch.Tensor:
-    """A weight sharded across processes (a DTensor) gathered whole; a plain tensor as it is."""
-    return tensor.full_tensor() if hasattr(tensor, "full_tensor") else tensor
-
 
 def reads_last_token(model: nn.Module) -> bool:
     """Whether the model is a decoder read at its last token: a `score` head on a causal backbone
     (transformers' *ForSequenceClassification of Llama, Qwen, Gemma, Mistral, GPT-2, GPT-NeoX...)."""
     return hasattr(model, "score") and not hasattr(model, "classifier")
-
-
-def _is_head(name: str) -> bool:
-    return (
-        name.startswith(("classifier.", "score.", "pooler.", "bert.pooler.", "roberta.pooler.")) or ".pooler." in name
-    )
-
-
-def _first_steps(owner: torch.Tensor, n_inputs: int) -> torch.Tensor:
-    """Per input, the index of its first step in the flat step scores (an input's steps are contiguous)."""
-    first = torch.zeros(n_inputs, dtype=torch.long, device=owner.device)
-    return first.scatter_reduce(0, owner, torch.arange(len(owner), device=owner.device), "amin", include_self=False)
-
-
-def _unit_steps(first: torch.Tensor, n_steps: int, batch: Batch) -> torch.Tensor:
-    """Per unit of a batch with `sources`, the index of its step in the flat step scores (any step
-    of its input for a unit read as a whole solution, positions = −1); first: `_first_steps`."""
-    sources, positions = batch.sources.to(first.device), batch.positions.to(first.device)
-    return (first[sources] + positions.clamp(min=0)).clamp(max=n_steps - 1)
-
-
-def _unit_features(step_inputs: torch.Tensor, out: BatchScores, batch: Batch) -> torch.Tensor:
-    """The final layer's input of every unit of a batch with `sources`: a step's own; NaN for a
-    solution, whose score aggregates its steps' (no single input of the final layer gives it)."""
-    first = _first_steps(out.step_owner.to(step_inputs.device), len(batch.order))
-    inputs = step_inputs[_unit_steps(first, len(step_inputs), batch)]
-    whole = (batch.positions.to(inputs.device) < 0)[:, None]
-    return torch.where(whole, torch.full_like(inputs, float("nan")), inputs)

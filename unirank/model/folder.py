@@ -1,0 +1,99 @@
+"""A model folder: the weights (safetensors), the tokenizer, `unirank.json` and the side files.
+
+The folder loads in transformers and sentence-transformers unchanged: its config's
+`sentence_transformers.activation_fn` is Sigmoid (a yes/no head: the causal LM with sentence-
+transformers' `LogitScore` module), so `CrossEncoder(folder).predict(pairs)` returns σ(r), the
+calibrated probability. `unirank.json` records the domain, the adapter (the input format), the
+schedule and the calibration; the head posterior and the novelty reference are side files that
+only unirank reads. This module is the only one that reads or writes any of them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from unirank import adapters
+from unirank.adapters.base import PAIR_HEADER
+from unirank.model.novelty import NOVELTY_FILE, load_reference, save_reference
+from unirank.model.posterior import POSTERIOR_FILE, load_posterior, save_posterior
+
+INFO_FILE = "unirank.json"
+SIGMOID = "torch.nn.modules.activation.Sigmoid"
+
+
+def read_info(folder: Path) -> dict:
+    """The folder's unirank.json (`ValueError` naming the folder where it has none)."""
+    if not (folder / INFO_FILE).exists():
+        raise ValueError(f"{folder}: not a unirank export (no {INFO_FILE})")
+    return json.loads((folder / INFO_FILE).read_text())
+
+
+def adapter_from_spec(spec: dict, source: str | Path) -> adapters.Adapter:
+    """Rebuild an adapter from {"class", "init_args"} (as `UnirankModule.config()` records it);
+    only the adapters of `unirank.adapters` are accepted."""
+    adapter_class = getattr(adapters, spec["class"], None)
+    if not (isinstance(adapter_class, type) and issubclass(adapter_class, adapters.Adapter)):
+        raise ValueError(f"{source}: unknown adapter {spec['class']!r}")
+    return adapter_class(**spec["init_args"])
+
+
+def load_folder(folder: Path, trust_remote_code: bool = False):
+    """(`Scorer` in eval mode with its calibration record, head posterior and novelty reference, info)."""
+    from unirank.model.backbone import load_backbone
+    from unirank.model.scorer import Scorer
+
+    info = read_info(folder)
+    model, tokenizer = load_backbone(str(folder), trust_remote_code=trust_remote_code, head=info.get("head", "scalar"))
+    scorer = Scorer(model, tokenizer, adapter_from_spec(info["adapter"], folder))
+    scorer.final_calibration = info["calibration"].get("final_fit")
+    scorer.pairwise_reading = info["calibration"].get("pairwise_reading", "bradley-terry")
+    scorer.head_posterior = load_posterior(folder, info.get("uncertainty"))
+    scorer.novelty = load_reference(folder) if info.get("novelty") else None
+    return scorer.eval(), info
+
+
+def write_folder(scorer, info: dict, folder: Path, base: str, trust_remote_code: bool = False) -> None:
+    """Write `scorer` and `info` into the (new, empty) `folder`. base: where a yes/no head's causal
+    LM takes its other LM-head rows from (the base model, or the folder the model was loaded from)."""
+    from unirank.model.yes_no import answer_token_ids, export_causal_lm
+
+    model, tokenizer = scorer.model, scorer.tokenizer
+    if info.get("head") == "yes-no":
+        yes, no = answer_token_ids(tokenizer, ("yes", "no"))
+        export_causal_lm(model, base, yes, no, folder, trust_remote_code)
+    else:
+        model.config.sentence_transformers = {"activation_fn": SIGMOID}
+        model.save_pretrained(folder, safe_serialization=True)
+    _save_tokenizer(scorer, folder)
+    info = {**info, "calibration": {**info["calibration"], "final_fit": scorer.final_calibration}}
+    if info.get("lora"):  # the adapter alone travels only where this write includes it
+        info["lora"] = {**info["lora"], "adapter": "adapter" if (folder / "adapter").is_dir() else None}
+    info["uncertainty"] = (
+        None if scorer.head_posterior is None else {**scorer.head_posterior.info, "file": POSTERIOR_FILE}
+    )
+    info["novelty"] = None if scorer.novelty is None else {
+        "method": "cosine distance of the backbone's mean-pooled final state to the nearest reference",
+        "percentile": "among the references' distances to the nearest reference of another context",
+        "references": len(scorer.novelty.states), "file": NOVELTY_FILE,
+    }  # fmt: skip
+    if scorer.head_posterior is not None:
+        save_posterior(scorer.head_posterior, folder)
+    if scorer.novelty is not None:
+        save_reference(scorer.novelty, folder)
+    (folder / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+
+
+def _save_tokenizer(scorer, folder: Path) -> None:
+    """The tokenizer with model_max_length = the adapter's, and (decoders with a chat template) a
+    template that renders CrossEncoder's (query, document) pairs as the adapter does."""
+    tokenizer, adapter = scorer.tokenizer, scorer.adapter
+    saved_template, saved_length = tokenizer.chat_template, tokenizer.model_max_length
+    if not (saved_template or "").startswith(PAIR_HEADER):  # a loaded export already has it
+        template = adapter.pair_template(tokenizer)
+        tokenizer.chat_template = template if template is not None else saved_template
+    tokenizer.model_max_length = adapter.max_length
+    try:
+        tokenizer.save_pretrained(folder)
+    finally:
+        tokenizer.chat_template, tokenizer.model_max_length = saved_template, saved_length

@@ -1,0 +1,170 @@
+"""`Model`: a trained reranker or reward model, as users load, query and save it.
+
+    from unirank.model import Model
+    model = Model.from_pretrained("runs/reranker/model")
+    model.predict([("what causes tides?", "The Moon's gravity ...")])   # calibrated probabilities
+    model.rank("what causes tides?", documents)                        # best first
+
+Every text is formatted by the model's own adapter (so a reward model's chat rendering and
+truncation match training). The probability is σ(r) of the calibrated logit r. Loading an export
+imports no Lightning, no training and no evaluation code; a .ckpt checkpoint loads through
+`unirank.training.export`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from unirank.fitting.links import probability
+from unirank.model.posterior import item_uncertainty
+
+Pair = tuple[str | list, str]
+
+
+class Model:
+    """A `Scorer` with what training recorded about it (`info`, the unirank.json record).
+
+    bf16: score under bfloat16 autocast (faster where the hardware has bf16; logits within ~1e-2 of
+    fp32). `pairwise_link`: how two of its logits read as P(a ≻ b) ("thurstone" for a model trained
+    through the pointwise stage on Thurstone targets, else "bradley-terry"). `fusion_weight`: γ of
+    the ranking r + γ·first-stage score, fitted on validation lists (None where not fitted).
+    """
+
+    def __init__(self, scorer, bf16: bool = False, info: dict | None = None, source: str | Path | None = None):
+        self.scorer, self.bf16, self.info = scorer, bf16, info or {}
+        self.source = source
+        """Where the weights were loaded from: a yes/no head's other LM-head rows are read there on save."""
+        fusion = (scorer.final_calibration or {}).get("fusion") or {}
+        self.fusion_weight: float | None = fusion.get("first_stage_weight")
+        self.pairwise_link = scorer.pairwise_reading
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, bf16: bool = False, trust_remote_code: bool = False) -> Model:
+        """An export folder (with unirank.json) or a .ckpt checkpoint; a backbone with its own code
+        loads only with trust_remote_code=True."""
+        from unirank.model.folder import load_folder
+
+        path = Path(path)
+        if path.is_dir():
+            scorer, info = load_folder(path, trust_remote_code)
+            return cls(scorer, bf16, info, source=path)
+        from unirank.training.export import load_checkpoint, record
+
+        module = load_checkpoint(path, trust_remote_code)
+        if module.targets is None:  # stopped before the pointwise stage: read as it was trained
+            module.scorer.pairwise_reading = "bradley-terry"
+        return cls(module.scorer, bf16, record(module), source=module.model_name)
+
+    def save_pretrained(
+        self, path: str | Path, overwrite: bool = False, extra: Callable[[Path], None] | None = None
+    ) -> Path:
+        """Write the model folder atomically (a killed write leaves the old folder or none): a
+        folder that is not a unirank export is refused, never replaced; an existing export is
+        replaced only with overwrite=True; never the folder the model was loaded from. extra:
+        writes more files into the folder before it lands (training's LoRA adapter)."""
+        from unirank.atomic import OutputError, atomic_path, check_output_folder
+        from unirank.model.folder import INFO_FILE, write_folder
+
+        path = Path(path)
+        if self.source is not None and Path(self.source).is_dir() and path.resolve() == Path(self.source).resolve():
+            raise OutputError(f"{path}: the model was loaded from this folder; save it to another one")
+        check_output_folder(path, INFO_FILE, "unirank export", overwrite)
+        base = str(self.source or self.info.get("base_model"))
+        with atomic_path(path, directory=True) as tmp:
+            if extra is not None:
+                extra(tmp)
+            write_folder(self.scorer, self.info, tmp, base, bool(self.info.get("trust_remote_code")))
+        return path
+
+    @property
+    def domain(self) -> str:
+        return self.scorer.adapter.domain
+
+    @property
+    def posterior(self):
+        """The head posterior (`unirank.fitting.laplace.HeadPosterior`), or None where the model has none."""
+        return self.scorer.head_posterior
+
+    @property
+    def novelty(self):
+        """The novelty reference (`unirank.model.novelty.NoveltyReference`), or None where the model has none."""
+        return self.scorer.novelty
+
+    def predict(self, pairs: list[Pair]) -> np.ndarray:
+        """P(relevant | context, candidate) of each pair, calibrated (a chat context may be a list of messages)."""
+        return probability(self.score_texts(*_columns(pairs)))
+
+    def score_texts(self, contexts: list[str], candidates: list[str]) -> np.ndarray:
+        """The calibrated logit r of each (context, candidate)."""
+        return self.scorer.score_texts(contexts, candidates, self.bf16)
+
+    def score_texts_with_features(self, contexts: list[str], candidates: list[str], states: bool = False) -> tuple:
+        """(logits, the final layer's input of each pair): what the head posterior reads; states:
+        also each input's pooled final state, what novelty reads (the same forward pass)."""
+        encoded = self.scorer.encode(contexts, candidates)
+        if not encoded:
+            return (np.zeros(0), np.zeros((0, 0))) + ((np.zeros((0, 0)),) if states else ())
+        return self.scorer.score_encoded_with_features(encoded, self.bf16, states=states)
+
+    def score(self, pairs: list[Pair]) -> list[dict]:
+        """Per pair: `score` (r) and `probability`; where the model has a head posterior, the
+        logit's and the probability's standard errors and `probability_lower` (the one-sided 95 %
+        lower bound); where it has a novelty reference, `novelty` and `novelty_percentile` (how
+        unlike its training inputs the input is), all from one forward pass."""
+        if not pairs:
+            return []
+        reference = self.scorer.novelty
+        if self.posterior is None and reference is None:
+            logits = self.score_texts(*_columns(pairs))
+            return [{"score": float(r), "probability": float(p)} for r, p in zip(logits, probability(logits))]
+        logits, features, states = self.score_texts_with_features(*_columns(pairs), states=True)
+        extra = {} if self.posterior is None else item_uncertainty(self.posterior, logits, features)
+        if reference is not None:
+            novelty = reference.novelty(states)
+            extra |= {"novelty": novelty, "novelty_percentile": reference.percentile(novelty)}
+        extra = {"score": logits, "probability": probability(logits), **extra}
+        return [{k: float(v[i]) for k, v in extra.items()} for i in range(len(logits))]
+
+    def rank(
+        self, query: str, documents: list[str], first_stage_scores: list[float] | None = None, top_k: int | None = None
+    ) -> list[dict]:
+        """The documents best first: {"corpus_id", "score", "probability"} each (and "fused_score"
+        where first-stage scores are given and the model has a fusion weight, which then orders them)."""
+        logits = self.score_texts([query] * len(documents), list(documents))
+        rows = [{"corpus_id": i, "score": float(r), "probability": float(p)}
+                for i, (r, p) in enumerate(zip(logits, probability(logits)))]  # fmt: skip
+        key = "score"
+        if first_stage_scores is not None and self.fusion_weight is not None:
+            for row, fused in zip(rows, self.fuse(logits, first_stage_scores)):
+                row["fused_score"] = float(fused)
+            key = "fused_score"
+        return sorted(rows, key=lambda row: -row[key])[:top_k]
+
+    def score_steps(self, problems: list[str], solutions: list[list[str]]) -> list[dict]:
+        """A process model's reading of each solution (a list of steps): its `probability` (the
+        adapter's aggregate of its steps') and each step's `step_probabilities`."""
+        if self.domain != "process":
+            raise ValueError(f"score_steps needs a process model; this one scores {self.domain!r}")
+        encoded = self.scorer.encode(list(problems), [""] * len(problems), steps=[list(s) for s in solutions])
+        totals, steps = self.scorer.score_encoded_steps(encoded, self.bf16)
+        return [{"score": float(r), "probability": float(probability(r)), "step_probabilities": probability(s).tolist()}
+                for r, s in zip(totals, steps)]  # fmt: skip
+
+    def fuse(self, logits, first_stage_scores) -> np.ndarray:
+        """The ranking score r + γ·s fused with the first stage's scores s (γ recorded in
+        unirank.json). Only the order within a query means something; the probability stays σ(r)."""
+        if self.fusion_weight is None:
+            raise ValueError(
+                "this model records no first-stage fusion weight (retrieval models trained on mined lists do)"
+            )
+        return np.asarray(logits, dtype=np.float64) + self.fusion_weight * np.asarray(first_stage_scores, np.float64)
+
+
+def _columns(pairs: list[Pair]) -> tuple[list[str], list[str]]:
+    """(contexts, candidates); a context given as chat messages is kept as its JSON text."""
+    contexts = [c if isinstance(c, str) else json.dumps(c, ensure_ascii=False) for c, _ in pairs]
+    return contexts, [t for _, t in pairs]
