@@ -27,7 +27,7 @@ def group_step(method: str, scifact: str, steps: int) -> dict:
 
     from unirank.adapters import RetrievalAdapter
     from unirank.adapters.base import Batch, pad_chunks
-    from unirank.data.readers import read_beir
+    from unirank.domains.retrieval.readers import read_beir
     from unirank.fitting import sample_cycle_pairs
     from unirank.losses import bradley_terry_loss
     from unirank.module import UnirankModule
@@ -109,7 +109,7 @@ def mine_st(beir: str, k: int, negatives: int) -> dict:
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.util import mine_hard_negatives
 
-    from unirank.data.readers import read_beir
+    from unirank.domains.retrieval.readers import read_beir
     from unirank.model.backbone import resolve_model_path
 
     start = time.perf_counter()

@@ -79,7 +79,7 @@ def unirank_run(data: Path, folder: Path, packing: dict) -> dict:
 
     from unirank.adapters import ChatAdapter
     from unirank.data.datamodule import UnirankDataModule
-    from unirank.data.sources import Preferences
+    from unirank.domains.chat.source import Preferences
     from unirank.module import Calibration, LoRA, Packing, Schedule, UnirankModule
 
     class EpochClock(L.Callback):
@@ -120,7 +120,7 @@ def trl_run(data: Path, folder: Path) -> dict:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainerCallback
     from trl import RewardConfig, RewardTrainer
 
-    from unirank.data.sources import Preferences
+    from unirank.domains.chat.source import Preferences
 
     tokenizer = AutoTokenizer.from_pretrained(folder)
     tokenizer.pad_token = tokenizer.eos_token

@@ -81,7 +81,7 @@ def versus_sentence_transformers(beir: str, k: int, negatives: int) -> dict:
 def index_scaling(beir: str, sizes: list[int]) -> list[dict]:
     import numpy as np
 
-    from unirank.data.readers import read_beir
+    from unirank.domains.retrieval.readers import read_beir
     from unirank.mining.encode import Encoder
 
     data = read_beir(beir, "train")

@@ -34,7 +34,7 @@ from scipy.stats import rankdata
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import write_results  # noqa: E402
-from unirank.data.sources import Preferences  # noqa: E402
+from unirank.domains.chat.source import Preferences  # noqa: E402
 from unirank.evaluation.bootstrap import grouped_interval  # noqa: E402
 from unirank.evaluation.calibration import pairwise_probability  # noqa: E402
 from unirank.evaluation.shift import UNFAMILIAR_ABOVE, novelty_percentiles  # noqa: E402

@@ -84,7 +84,7 @@ def choose(rule, part: dict, keep: float, confidence: float, resamples: int = 10
     that stops the most wrong validation chains, the largest on ties (for `first P < t`: what
     `unirank prune` chooses, on a grid twice as fine; the other rules' parameters need not act in
     the same direction)."""
-    from unirank.pruning import problem_draws
+    from unirank.domains.process.pruning import problem_draws
 
     draws = problem_draws(part["groups"], resamples)
     best, most = float(GRID[0]), -1.0
@@ -103,9 +103,9 @@ def main() -> None:
     parser.add_argument("--keep", type=float, default=0.95)
     parser.add_argument("--keep-confidence", type=float, default=0.9)
     args = parser.parse_args()
-    from unirank.data.sources import StepSolutions
+    from unirank.domains.process.pruning import prefix_probabilities
+    from unirank.domains.process.source import StepSolutions
     from unirank.model import Model
-    from unirank.pruning import prefix_probabilities
 
     scorer = Model.from_pretrained(args.model).scorer
     tables = StepSolutions(str(Path(args.steps).resolve()), 0.1, 0.2).load()

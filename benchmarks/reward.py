@@ -133,7 +133,7 @@ def sequence_epochs(train, items_per_group: int | None = None) -> int:
 
 def contender_epochs(spec: dict, train) -> int:
     """unirank's epochs for a contender at TRL's sequence budget (see sequence_epochs)."""
-    from unirank.data.sources import comparisons_as_groups
+    from unirank.domains.chat.source import comparisons_as_groups
 
     if spec.get("pair_groups"):
         return sequence_epochs(comparisons_as_groups(train))
@@ -206,7 +206,7 @@ def main() -> None:
         "--precision", choices=["bf16", "fp32"], default="bf16", help="fp32 where bf16 is emulated (results: …-fp32)"
     )
     args = parser.parse_args()
-    from unirank.data.sources import Preferences
+    from unirank.domains.chat.source import Preferences
 
     names = [args.only] if args.only else (["pandalm"] if args.quick else list(DATASETS))
     jobs, layout = [], {}

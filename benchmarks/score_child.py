@@ -16,10 +16,13 @@ import dataclasses
 import json
 import sys
 
+from unirank import domains
 from unirank.adapters import ChatAdapter, RetrievalAdapter
-from unirank.data.sources import Preferences
 from unirank.data.tables import read_tables
-from unirank.evaluation.report import evaluate_preferences, evaluate_retrieval, list_qrels, write_report
+from unirank.domains.chat.evaluation import evaluate_preferences
+from unirank.domains.chat.source import Preferences
+from unirank.domains.retrieval.evaluation import evaluate_retrieval, list_qrels
+from unirank.evaluation.report import write_report
 from unirank.model import Model, Scorer, load_backbone
 
 
@@ -60,7 +63,8 @@ def main() -> None:
     else:
         data = Preferences(args.preferences, args.format, args.validation_fraction, args.test_fraction)
         report = evaluate_preferences({args.name: predictor}, data.load().split("test"))
-    print(write_report(report, args.out), file=sys.stderr)
+    domain = domains.get("retrieval" if args.retrieval else "chat")
+    print(write_report(report, args.out, domain), file=sys.stderr)
     json.dumps(report)  # the report must be plain JSON
 
 

@@ -28,7 +28,7 @@ MAX_LENGTH, BATCH = 128, 32
 
 
 def pairs(scifact: str, n: int) -> tuple[list[str], list[str]]:
-    from unirank.data.readers import read_beir
+    from unirank.domains.retrieval.readers import read_beir
 
     beir = read_beir(scifact, "test")
     rng = np.random.default_rng(0)

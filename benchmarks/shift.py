@@ -84,8 +84,9 @@ def main() -> None:
         args.train_batches, args.depth, args.repeats, args.out = 2, 10, 3, str(ROOT / "runs" / "shift-quick")
     from dataclasses import replace
 
-    from unirank.data.readers import read_beir
-    from unirank.evaluation.report import evaluate_retrieval, read_items
+    from unirank.domains.retrieval.evaluation import evaluate_retrieval
+    from unirank.domains.retrieval.readers import read_beir
+    from unirank.evaluation.reading import read_items
     from unirank.mining.pipeline import MiningConfig, mine_beir
     from unirank.model import Model
 

@@ -445,7 +445,7 @@ def process_rows(data: dict) -> list[list[str]]:
 
 def reliability_figure(names: list[str], reports: Path, out: Path) -> None:
     """One reliability diagram of several contenders, from their reports' reliability tables."""
-    from unirank.evaluation.report import reliability_plot_from_tables
+    from unirank.evaluation.plots import reliability_plot_from_tables
 
     tables = {}
     for name in names:

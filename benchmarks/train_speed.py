@@ -32,7 +32,7 @@ def unirank_steps(data: str, steps: int, dropout: float | None, bf16: bool) -> t
 
     from unirank.adapters import ChatAdapter
     from unirank.data.datamodule import UnirankDataModule
-    from unirank.data.sources import Preferences
+    from unirank.domains.chat.source import Preferences
     from unirank.module import Calibration, Schedule, UnirankModule
 
     class Phases(L.Callback):
@@ -88,7 +88,7 @@ def trl_steps(data: str, steps: int, bf16: bool) -> tuple[list, list]:
     from trl import RewardConfig, RewardTrainer
 
     from benchmarks.trl_train import chosen_rejected_ids
-    from unirank.data.sources import Preferences
+    from unirank.domains.chat.source import Preferences
     from unirank.model.backbone import resolve_model_path
 
     tables = Preferences(data, "hh-rlhf", 0.1, 0.3).load().split("train")

@@ -57,7 +57,7 @@ def main() -> None:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from trl import RewardConfig, RewardTrainer
 
-    from unirank.data.sources import Preferences
+    from unirank.domains.chat.source import Preferences
     from unirank.model.backbone import resolve_model_path
 
     source = Preferences(args.preferences, args.format, args.validation_fraction, args.test_fraction)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 
 import pytest
 import yaml
@@ -64,6 +65,32 @@ def test_a_yaml_file_sets_a_commands_options_and_the_command_line_overrides_it(c
 
 def test_a_bad_option_value_is_refused_by_name():
     with pytest.raises(SystemExit):
-        main(["calibrate", "--comparisons", "c", "--out", "o", "--link", "probit"])
+        main(["targets", "--comparisons", "c", "--out", "o", "--link", "probit"])
     with pytest.raises(SystemExit, match="unirank mine: mining: k=0 must be at least 1"):
         main(["mine", "--beir", "b", "--out", "o", "--mining.k", "0"])
+
+
+def test_the_old_spellings_run_with_a_warning_for_one_release(capsys):
+    with pytest.warns(FutureWarning, match="--mining.k"):
+        config = _printed_config(capsys, ["mine", "--beir", "b", "--out", "o", "--k", "7"])
+    assert config["mining"]["k"] == 7
+    with pytest.warns(FutureWarning, match="unirank calibrate is now unirank targets"):
+        config = _printed_config(capsys, ["calibrate", "--comparisons", "c", "--out", "o"])
+    assert config["comparisons"] == "c"
+
+
+def test_a_recipe_naming_a_moved_class_still_resolves_with_a_warning(capsys):
+    import unirank.data.sources
+    import unirank.mining.source
+    from unirank.domains.chat.source import Preferences
+    from unirank.domains.retrieval.source import MinedBeir
+
+    with pytest.warns(FutureWarning, match="unirank.domains.chat.source"):
+        assert unirank.data.sources.Preferences is Preferences
+    with pytest.warns(FutureWarning, match="unirank.domains.retrieval.source"):
+        assert unirank.mining.source.MinedBeir is MinedBeir
+    old = {"class_path": "unirank.data.sources.Preferences", "init_args": {"path": "data/demo-preferences.jsonl"}}
+    with pytest.warns(FutureWarning):
+        main(["fit", "--config", "lightning_configs/debug.yaml", "--data.source", json.dumps(old),
+              "--trainer.fast_dev_run=true", "--trainer.logger=false"])  # fmt: skip
+    assert "every stage ran on one batch" in capsys.readouterr().out

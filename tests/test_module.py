@@ -8,7 +8,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from unirank.adapters import ChatAdapter
 from unirank.data.datamodule import UnirankDataModule
-from unirank.data.sources import Preferences
+from unirank.domains.chat.source import Preferences
 from unirank.fitting import anchor_comparisons, fit_targets
 from unirank.losses import comparison_loss
 from unirank.module import Calibration, Schedule, UnirankModule
@@ -134,8 +134,8 @@ def test_distill_stage_pulls_the_scores_towards_the_first_stage(repo, tmp_path):
     from scipy.stats import spearmanr
 
     from unirank.adapters import RetrievalAdapter
+    from unirank.domains.retrieval.source import MinedBeir
     from unirank.mining.pipeline import MiningConfig
-    from unirank.mining.source import MinedBeir
 
     module = UnirankModule(model="tiny", adapter=RetrievalAdapter(max_length=96), schedule=Schedule(0, 0, 3),
                            lr=2e-3, head_lr=2e-3, warmup_ratio=0.0)  # fmt: skip
@@ -159,9 +159,9 @@ def test_distill_stage_pulls_the_scores_towards_the_first_stage(repo, tmp_path):
 
 def test_distill_weight_adds_the_teacher_term_to_the_later_stages(repo, tmp_path):
     from unirank.adapters import RetrievalAdapter
+    from unirank.domains.retrieval.source import MinedBeir
     from unirank.losses import anchor_loss, listwise_distillation_loss
     from unirank.mining.pipeline import MiningConfig
-    from unirank.mining.source import MinedBeir
 
     module = UnirankModule(model="tiny", adapter=RetrievalAdapter(max_length=96), distill_temperature=0.1)
     mining = MiningConfig(k=10, negatives=5, validation_fraction=0.0, cache_dir=str(tmp_path / "cache"))
@@ -232,8 +232,8 @@ def test_fused_prior_carries_the_first_stage_order_into_the_targets(repo, tmp_pa
     from scipy.stats import spearmanr
 
     from unirank.adapters import RetrievalAdapter
+    from unirank.domains.retrieval.source import MinedBeir
     from unirank.mining.pipeline import MiningConfig
-    from unirank.mining.source import MinedBeir
     from unirank.training.targets import stage1_prior
 
     module = UnirankModule(model="tiny", adapter=RetrievalAdapter(max_length=96), seed=0)

@@ -8,10 +8,11 @@ import lightning as L
 import numpy as np
 import pytest
 
+from unirank import domains
 from unirank.adapters import ChatAdapter
 from unirank.cli import main
 from unirank.data.datamodule import UnirankDataModule
-from unirank.data.sources import Preferences
+from unirank.domains.chat.source import Preferences
 from unirank.model import Model
 from unirank.model.novelty import NOVELTY_FILE
 from unirank.model.posterior import POSTERIOR_FILE, posterior_from_state, posterior_state
@@ -101,7 +102,8 @@ def test_no_posterior_when_not_asked(tmp_path):
 
 
 def test_evaluate_reports_selective_prediction_by_the_posterior(trained, tmp_path):
-    from unirank.evaluation.report import evaluate_preferences, summarise
+    from unirank.domains.chat.evaluation import evaluate_preferences
+    from unirank.evaluation.report import summarise
 
     module, data = trained
     export_model(module, tmp_path / "model")
@@ -112,11 +114,12 @@ def test_evaluate_reports_selective_prediction_by_the_posterior(trained, tmp_pat
     assert sel["n"] == entry["selective"]["n"] and sel["margin_std_error_median"] > 0
     low, high = sel["aurc_minus_plain_interval"]
     assert low <= sel["aurc_minus_plain"] <= high or np.isclose(low, high)
-    assert "by the head posterior" in summarise(report)
+    assert "by the head posterior" in summarise(report, domains.get("chat").summary_lines(report))
 
 
 def test_evaluate_reports_how_unfamiliar_the_inputs_are_and_the_accuracy_on_and_off_them(trained, tmp_path):
-    from unirank.evaluation.report import evaluate_preferences, summarise
+    from unirank.domains.chat.evaluation import evaluate_preferences
+    from unirank.evaluation.report import summarise
 
     module, data = trained
     export_model(module, tmp_path / "model")
@@ -133,7 +136,7 @@ def test_evaluate_reports_how_unfamiliar_the_inputs_are_and_the_accuracy_on_and_
     assert shift["median_percentile"] > seen["median_percentile"]
     pairs = shift["pairs"]
     assert pairs["unfamiliar"]["n"] + pairs["familiar"]["n"] == report["systems"]["m"]["n"]
-    assert "of the training inputs" in summarise(report)
+    assert "of the training inputs" in summarise(report, domains.get("chat").summary_lines(report))
 
 
 def test_select_keeps_candidates_above_the_threshold_and_names_the_best(trained, tmp_path):

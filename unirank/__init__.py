@@ -10,10 +10,10 @@ from importlib import import_module
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "Preferences": "unirank.data.sources",
-    "StepSolutions": "unirank.data.sources",
+    "Preferences": "unirank.domains.chat.source",
+    "StepSolutions": "unirank.domains.process.source",
     "TablesDir": "unirank.data.sources",
-    "MinedBeir": "unirank.mining.source",
+    "MinedBeir": "unirank.domains.retrieval.source",
     "MiningConfig": "unirank.mining.pipeline",
     "UnirankDataModule": "unirank.data.datamodule",
     "read_tables": "unirank.data.tables",
@@ -28,8 +28,9 @@ _EXPORTS = {
     "fit": "unirank.api",
     "Model": "unirank.model",
     "Scorer": "unirank.model",
-    "evaluate_preferences": "unirank.evaluation.report",
-    "evaluate_retrieval": "unirank.evaluation.report",
+    "evaluate_preferences": "unirank.domains.chat.evaluation",
+    "evaluate_retrieval": "unirank.domains.retrieval.evaluation",
+    "Domain": "unirank.domains",
     "export_model": "unirank.training.export",
 }
 _RENAMED = {"Predictor": "Model", "load_scorer": "Model.from_pretrained"}

@@ -3,7 +3,7 @@
 unirank fit|validate|test|predict --config lightning_configs/<recipe>.yaml   (LightningCLI)
 unirank mine      --beir DIR --split train --out OUT_DIR [--mining.k 100 ...]
 unirank judge     requests|import|teacher --tables MINED_DIR ...
-unirank calibrate --comparisons comparisons.parquet --out targets.parquet
+unirank targets   --comparisons comparisons.parquet --out targets.parquet   (the Thurstone fit alone)
 unirank evaluate  --model DIR_OR_CKPT (--beir DIR | --preferences FILE | --steps FILE | --tables DIR) --out DIR
 unirank export    CKPT OUT_DIR
 unirank recalibrate --model DIR --labels FILE_OR_TABLES --out NEW_DIR   (a new domain's labels)
@@ -30,7 +30,7 @@ def _commands() -> dict:
     return {
         "mine": data.mine,
         "judge": judge,
-        "calibrate": data.calibrate,
+        "targets": data.targets,
         "evaluate": evaluate.evaluate,
         "export": inference.export,
         "recalibrate": inference.recalibrate,
@@ -109,6 +109,32 @@ def _underscored(words: list[str]) -> list[str]:
     return spelt
 
 
+RENAMED_COMMANDS = {"calibrate": "targets"}
+"""0.1's command names that still run, with a warning, for one release (0.2 → 0.3)."""
+
+
+def _old_spellings(words: list[str]) -> list[str]:
+    """0.1's spellings in 0.2's: a renamed command, and `unirank mine --k 50` for `--mining.k 50`
+    (each field of `MiningConfig` given at the top level), each with a warning."""
+    import dataclasses
+    import warnings
+
+    if words and words[0] in RENAMED_COMMANDS:
+        old, words = words[0], [RENAMED_COMMANDS[words[0]], *words[1:]]
+        warnings.warn(f"unirank {old} is now unirank {words[0]}; the old name goes in 0.3", FutureWarning, stacklevel=3)
+    if words and words[0] == "mine":
+        from unirank.mining.pipeline import MiningConfig
+
+        fields = {field.name for field in dataclasses.fields(MiningConfig)}
+        for index, word in enumerate(words):
+            option, equals, value = word.partition("=")
+            if option.startswith("--") and option[2:] in fields:
+                words[index] = f"--mining.{option[2:]}{equals}{value}"
+                warnings.warn(f"unirank mine {option} is now --mining.{option[2:]}; the old spelling goes in 0.3",
+                              FutureWarning, stacklevel=3)  # fmt: skip
+    return words
+
+
 def _run_command(words: list[str]) -> None:
     """Parse a data / evaluation / decision command line and run the command's function."""
     from unirank.atomic import OutputError
@@ -117,7 +143,7 @@ def _run_command(words: list[str]) -> None:
 
     commands = _commands()
     parser = _parser(commands)
-    config = parser.parse_args(_underscored(words))
+    config = parser.parse_args(_old_spellings(_underscored(words)))
     path = [config.command] + ([config[config.command].action] if isinstance(commands[config.command], dict) else [])
     label = "unirank " + " ".join(path)
     try:

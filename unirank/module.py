@@ -138,7 +138,11 @@ class UnirankModule(L.LightningModule):
             "gradient_checkpointing",
             "head",
         )
-        adapter = {"class": type(self.adapter).__name__, "init_args": self.adapter.init_args}
+        adapter = {
+            "class": type(self.adapter).__name__,
+            "domain": self.adapter.domain,
+            "init_args": self.adapter.init_args,
+        }
         settings = {"schedule": asdict(self.schedule), "calibration": asdict(self.calibration)}
         settings |= {"packing": asdict(self.packing), "lora": None if self.lora is None else asdict(self.lora)}
         return {"model": self.model_name, "adapter": adapter, **settings, **{k: getattr(self, k) for k in plain}}

@@ -9,9 +9,9 @@ import torch
 
 from unirank.adapters import ProcessAdapter
 from unirank.adapters.base import Batch, pad_chunks
-from unirank.adapters.process import aggregate_steps
 from unirank.data.datamodule import UnirankDataModule
-from unirank.data.sources import StepSolutions
+from unirank.domains.process.adapter import aggregate_steps
+from unirank.domains.process.source import StepSolutions
 from unirank.model import load_backbone
 from unirank.module import Schedule, UnirankModule
 
@@ -98,10 +98,14 @@ def test_a_tiny_process_fit_trains_both_stages(shared_data, tmp_path):
     wrong = step_targets.filter(step_targets["target"] < 0.5).height
     assert 0 < wrong < step_targets.height  # wrong steps lose to the anchor, correct ones beat it
     assert json.dumps(module.config()["adapter"]) == json.dumps(
-        {"class": "ProcessAdapter", "init_args": {"max_length": 192, "problem_max_length": 48, "aggregation": "min"}}
+        {
+            "class": "ProcessAdapter",
+            "domain": "process",
+            "init_args": {"max_length": 192, "problem_max_length": 48, "aggregation": "min"},
+        }
     )
     # the head posterior is fitted on the labelled steps; the conservative bound never exceeds σ(r)
-    from unirank.pruning import prefix_probabilities
+    from unirank.domains.process.pruning import prefix_probabilities
 
     steps = data.datasets["train"].parent >= 0
     fitted_on = f"of {int(steps.sum())} labels"  # the steps' labels; no solution's (its score is an aggregate)
@@ -116,7 +120,7 @@ def test_a_tiny_process_fit_trains_both_stages(shared_data, tmp_path):
         scored = ~np.isnan(p)
         assert np.all(q[scored] < p[scored])
     # the novelty reference is fitted too, and evaluation reads it: its own training solutions are familiar
-    from unirank.evaluation.process import evaluate_process
+    from unirank.domains.process.evaluation import evaluate_process
     from unirank.model import Model
 
     train = data.tables.split("train")
@@ -125,7 +129,7 @@ def test_a_tiny_process_fit_trains_both_stages(shared_data, tmp_path):
 
 
 def test_process_metrics_on_hand_made_steps():
-    from unirank.evaluation.process import step_metrics
+    from unirank.domains.process.evaluation import step_metrics
 
     probs = [np.array([0.9, 0.8, 0.3, 0.2]), np.array([0.9, 0.6]), np.array([0.4, 0.9])]
     labels = [[1.0, 1.0, 0.0, 1.0], [1.0, 1.0], [1.0, 0.0]]
@@ -169,7 +173,7 @@ def test_evaluate_command_for_process(shared_data, tmp_path):
 
 
 def test_pruning_stops_at_the_first_low_probability_step():
-    from unirank.pruning import prune_steps
+    from unirank.domains.process.pruning import prune_steps
 
     module = UnirankModule(model="tiny", adapter=ProcessAdapter(max_length=256))
     with torch.no_grad():
@@ -185,7 +189,7 @@ def test_pruning_stops_at_the_first_low_probability_step():
 
 
 def test_batched_prefix_scores_are_the_scores_a_streaming_chain_sees():
-    from unirank.pruning import prefix_probabilities, prune_steps
+    from unirank.domains.process.pruning import prefix_probabilities, prune_steps
 
     module = UnirankModule(model="tiny", adapter=ProcessAdapter(max_length=256))
     module.scorer.eval()
@@ -195,7 +199,7 @@ def test_batched_prefix_scores_are_the_scores_a_streaming_chain_sees():
 
 
 def test_pruning_report_and_the_threshold_chosen_to_keep_correct_chains():
-    from unirank.pruning import choose_threshold, prune_at, pruning_report
+    from unirank.domains.process.pruning import choose_threshold, prune_at, pruning_report
 
     probabilities = [np.array([0.9, 0.8, 0.7]), np.array([0.9, 0.2, 0.6]), np.array([0.95, 0.85, 0.3])]
     labels = [[1.0, 1.0, 1.0], [1.0, 0.0, 0.0], [1.0, 1.0, 0.0]]
@@ -211,7 +215,7 @@ def test_pruning_report_and_the_threshold_chosen_to_keep_correct_chains():
 
 
 def test_the_chosen_threshold_keeps_its_promise_over_resampled_problems():
-    from unirank.pruning import choose_threshold
+    from unirank.domains.process.pruning import choose_threshold
 
     # ten correct 3-step solutions, one problem each; one starts with a doubtful step (0.5)
     probabilities = [np.array([0.5, 0.9, 0.9])] + [np.array([0.9, 0.9, 0.9])] * 9

@@ -7,12 +7,12 @@ import torch
 
 from unirank.adapters import ProcessAdapter, RetrievalAdapter
 from unirank.data.datamodule import UnirankDataModule
-from unirank.data.readers import read_prmbench
 from unirank.data.sources import TablesDir
 from unirank.data.tables import TableError, read_tables
 from unirank.data.texts import MappedTexts, map_items
+from unirank.domains.process.readers import read_prmbench
+from unirank.domains.retrieval.source import MinedBeir
 from unirank.mining.pipeline import MiningConfig
-from unirank.mining.source import MinedBeir
 from unirank.model import load_backbone
 
 

@@ -6,9 +6,10 @@ import json
 import polars as pl
 import pytest
 
-from unirank.adapters.chat import parse_messages
-from unirank.data.readers import read_beir, read_hh_rlhf, read_pandalm, read_preferences
 from unirank.data.tables import TableError, Tables, validate
+from unirank.domains.chat.adapter import parse_messages
+from unirank.domains.chat.readers import read_hh_rlhf, read_pandalm, read_preferences
+from unirank.domains.retrieval.readers import read_beir
 
 
 def test_demo_preferences(repo):
@@ -81,7 +82,7 @@ def test_optional_columns_get_their_defaults():
 def test_majority_labels_keep_the_decided_comparisons_as_hard_labels(tmp_path):
     import json
 
-    from unirank.data.sources import Preferences
+    from unirank.domains.chat.source import Preferences
 
     rows = [
         {"instruction": "i", "response1": "a", "response2": "b", "annotator1": 1, "annotator2": 1, "annotator3": 2},
@@ -98,7 +99,7 @@ def test_majority_labels_keep_the_decided_comparisons_as_hard_labels(tmp_path):
 def test_one_group_per_comparison_copies_both_responses_and_keeps_the_prompt_split(tmp_path):
     import json
 
-    from unirank.data.sources import Preferences
+    from unirank.domains.chat.source import Preferences
 
     rows = [
         {"instruction": f"i{k}", "response1": "a", "response2": r, "annotator1": 1, "annotator2": 1, "annotator3": 2}

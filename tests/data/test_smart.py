@@ -3,8 +3,8 @@ read through the same `read_beir` every retrieval command uses; bad files named 
 
 import pytest
 
-from unirank.data.readers import read_beir
 from unirank.data.tables import TableError
+from unirank.domains.retrieval.readers import read_beir
 
 DOCUMENTS = """.I 1
 .T

@@ -61,8 +61,8 @@ def test_paired_difference_pools_ratios_and_covers_zero_without_a_difference():
 
 
 def test_reports_keep_per_prompt_counts_that_reproduce_the_accuracy_and_pair_up(tmp_path):
-    from unirank.data.readers import read_preferences
-    from unirank.evaluation.report import evaluate_preferences
+    from unirank.domains.chat.evaluation import evaluate_preferences
+    from unirank.domains.chat.readers import read_preferences
 
     path = tmp_path / "p.jsonl"
     rows = [f'{{"prompt": "p{i % 5}", "chosen": "good {i}", "rejected": "bad {i}"}}' for i in range(20)]

@@ -69,17 +69,17 @@ def test_bad_tables_fail_clearly():
         fit_targets(comparisons().with_columns(pl.Series("item_b", ["d2", "d3", "d3", "y", "y"])))
 
 
-def test_calibrate_command_writes_targets(tmp_path, capsys):
+def test_targets_command_writes_targets(tmp_path, capsys):
     comparisons().write_parquet(tmp_path / "comparisons.parquet")
-    main(["calibrate", "--comparisons", str(tmp_path / "comparisons.parquet"), "--out", str(tmp_path / "t.parquet")])
+    main(["targets", "--comparisons", str(tmp_path / "comparisons.parquet"), "--out", str(tmp_path / "t.parquet")])
     targets = pl.read_parquet(tmp_path / "t.parquet")
     assert targets.height == 6 and '"converged": true' in capsys.readouterr().out
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
-def test_calibrate_command_names_the_file_on_bad_input(tmp_path):
+def test_targets_command_names_the_file_on_bad_input(tmp_path):
     bad = tmp_path / "bad.parquet"
     comparisons().with_columns(pl.lit(-1.0).alias("weight")).write_parquet(bad)
     with pytest.raises(SystemExit, match=r"bad.parquet: comparison row 0: weight=-1.0"):
-        main(["calibrate", "--comparisons", str(bad), "--out", str(tmp_path / "t.parquet")])
+        main(["targets", "--comparisons", str(bad), "--out", str(tmp_path / "t.parquet")])
     assert not (tmp_path / "t.parquet").exists()

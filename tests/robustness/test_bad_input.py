@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from unirank.atomic import atomic_path, write_parquet
-from unirank.data.readers import read_preferences
 from unirank.data.tables import TableError, Tables, read_tables
+from unirank.domains.chat.readers import read_preferences
 from unirank.fitting import fit_targets
 
 GOOD = {"prompt": "What is 2+2?", "chosen": "4", "rejected": "5"}
@@ -161,7 +161,7 @@ def test_a_killed_write_leaves_the_old_file(tmp_path):
 def test_nan_loss_stops_training_naming_the_batch(repo, tmp_path):
     from unirank.adapters import ChatAdapter
     from unirank.data.datamodule import UnirankDataModule
-    from unirank.data.sources import Preferences
+    from unirank.domains.chat.source import Preferences
     from unirank.module import Schedule, UnirankModule
 
     module = UnirankModule(model="tiny", adapter=ChatAdapter(max_length=48), schedule=Schedule(1, 0))

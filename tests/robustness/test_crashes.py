@@ -9,8 +9,9 @@ import pytest
 
 from unirank.adapters import ChatAdapter, RetrievalAdapter
 from unirank.cli import main
-from unirank.data.readers import read_beir, read_preferences
 from unirank.data.tables import TableError, Tables, validate
+from unirank.domains.chat.readers import read_preferences
+from unirank.domains.retrieval.readers import read_beir
 from unirank.fitting import ANCHOR_ITEM
 
 GOOD = {"prompt": "What is 2+2?", "chosen": "4", "rejected": "5"}
@@ -90,8 +91,8 @@ def cli_cases(repo):
             r"cannot create its parent folder",
         ),  # fmt: skip
         (
-            "calibrate --out a folder",
-            ["calibrate", "--comparisons", "{tmp}/c.parquet", "--out", "{tmp}"],
+            "targets --out a folder",
+            ["targets", "--comparisons", "{tmp}/c.parquet", "--out", "{tmp}"],
             r"is a folder; give a file path",
         ),  # fmt: skip
         (
@@ -117,7 +118,7 @@ def cli_cases(repo):
     ]
 
 
-CLI_CASE_IDS = ["mine-k0", "mine-out", "calibrate-out", "evaluate-split", "prune-out", "prune-threshold", "score-empty"]
+CLI_CASE_IDS = ["mine-k0", "mine-out", "targets-out", "evaluate-split", "prune-out", "prune-threshold", "score-empty"]
 
 
 @pytest.mark.parametrize("index", range(len(CLI_CASE_IDS)), ids=CLI_CASE_IDS)

@@ -15,9 +15,9 @@ import torch
 
 from unirank.atomic import FolderLock, OutputError
 from unirank.cli import main
+from unirank.domains.retrieval.source import MinedBeir
 from unirank.mining import pipeline
 from unirank.mining.pipeline import MiningConfig
-from unirank.mining.source import MinedBeir
 
 
 def debug_fit(repo, tmp_path, *extra):

@@ -10,8 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from unirank.data.readers import read_beir, read_hh_rlhf, read_pandalm, read_preferences, read_prmbench
 from unirank.data.tables import TableError, read_tables
+from unirank.domains.chat.readers import read_hh_rlhf, read_pandalm, read_preferences
+from unirank.domains.process.readers import read_prmbench
+from unirank.domains.retrieval.readers import read_beir
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 JSON = st.recursive(

@@ -8,11 +8,12 @@ import numpy as np
 import polars as pl
 import pytest
 
+from unirank import domains
 from unirank.atomic import atomic_path, write_parquet
 from unirank.cli import main
 from unirank.data.datamodule import UnirankDataModule
 from unirank.data.tables import TableError, Tables, validate
-from unirank.evaluation.report import evaluate_retrieval
+from unirank.domains.retrieval.evaluation import evaluate_retrieval
 from unirank.evaluation.retrieval import retrieval_metrics
 from unirank.module import Schedule, UnirankModule
 
@@ -72,9 +73,7 @@ def test_a_fit_that_did_not_converge_writes_nothing(tmp_path, monkeypatch):
 
     monkeypatch.setattr(unirank.fitting, "fit_targets", not_converged)
     with pytest.raises(SystemExit, match=r"did not converge .* nothing was written"):
-        main(
-            ["calibrate", "--comparisons", str(tmp_path / "comparisons.parquet"), "--out", str(tmp_path / "t.parquet")]
-        )
+        main(["targets", "--comparisons", str(tmp_path / "comparisons.parquet"), "--out", str(tmp_path / "t.parquet")])
     assert not (tmp_path / "t.parquet").exists()
 
 
@@ -122,7 +121,7 @@ def test_a_model_folder_without_its_tokenizer_is_an_error(tmp_path):
 
 
 def test_a_beir_text_that_is_null_is_an_error_not_the_string_none(tmp_path):
-    from unirank.data.readers import read_beir
+    from unirank.domains.retrieval.readers import read_beir
 
     (tmp_path / "qrels").mkdir()
     (tmp_path / "corpus.jsonl").write_text('{"_id": "d1", "text": null}\n')
@@ -133,7 +132,7 @@ def test_a_beir_text_that_is_null_is_an_error_not_the_string_none(tmp_path):
 
 
 def test_a_category_is_counted_per_row_not_per_prompt(tmp_path):
-    from unirank.data.readers import read_preferences
+    from unirank.domains.chat.readers import read_preferences
 
     path = tmp_path / "p.jsonl"
     row = '{"prompt": "same", "chosen": "a", "rejected": "%s", "category": "%s"}\n'
@@ -157,12 +156,14 @@ def test_evaluate_reports_the_thresholds_a_user_names():
     from unirank.evaluation.report import summarise
 
     report["systems"]["m"].pop("_curve")
-    assert "σ > 0.90:      1 predicted, precision 1.000" in summarise(report)
+    assert "σ > 0.90:      1 predicted, precision 1.000" in summarise(
+        report, domains.get("retrieval").summary_lines(report)
+    )
 
 
 def test_a_relevant_document_the_first_stage_missed_still_counts(tmp_path):
-    from unirank.data.readers import write_qrels
-    from unirank.evaluation.report import list_qrels
+    from unirank.domains.retrieval.evaluation import list_qrels
+    from unirank.domains.retrieval.readers import write_qrels
 
     class Ranked:
         def score_texts(self, contexts, candidates):

@@ -16,7 +16,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from unirank.adapters import ChatAdapter
 from unirank.data.datamodule import UnirankDataModule
-from unirank.data.sources import Preferences
+from unirank.domains.chat.source import Preferences
 from unirank.module import LoRA, Packing, Schedule, UnirankModule
 
 

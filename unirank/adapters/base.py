@@ -72,6 +72,8 @@ class Adapter(ABC):
     domain: str
     max_length: int
     init_args: dict
+    reads_steps: bool = False
+    """Whether a model scores each step of a solution (`encode`'s `steps`): pruning and step scoring need it."""
 
     @abstractmethod
     def encode(

@@ -35,7 +35,7 @@ def mine(beir: Path, out: Path, split: str = "train", mining: MiningConfig = Min
     print(json.dumps(summary, indent=2))
 
 
-def calibrate(
+def targets(
     comparisons: Path,
     out: Path,
     items: Path | None = None,
@@ -57,10 +57,10 @@ def calibrate(
     try:
         targets, fit = fit_targets(table, items=_read_table(items) if items else None, link=link, l2=l2)
     except ValueError as error:
-        raise SystemExit(f"unirank calibrate: {comparisons}: {error}") from None
+        raise SystemExit(f"unirank targets: {comparisons}: {error}") from None
     if not fit.converged:
         raise SystemExit(
-            f"unirank calibrate: {comparisons}: the fit did not converge in {fit.iterations} Newton steps; "
+            f"unirank targets: {comparisons}: the fit did not converge in {fit.iterations} Newton steps; "
             f"nothing was written to {out} (raise --l2, or check the comparisons)"
         )
     write_parquet(targets, out)
@@ -143,7 +143,7 @@ def _teacher(model: str, trust_remote_code: bool = False):
     if path.suffix == ".ckpt" or (path / "unirank.json").exists():
         from unirank.model import Model
 
-        return Model.from_pretrained(path, trust_remote_code=trust_remote_code).scorer.score_texts
+        return Model.from_pretrained(path, trust_remote_code=trust_remote_code).score_texts
     from sentence_transformers import CrossEncoder
 
     return cross_encoder_logits(CrossEncoder(resolve_model_path(model), trust_remote_code=trust_remote_code))

@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
+from unirank.data.sources import DataSource
 from unirank.mining.pipeline import MiningConfig
 
 DEFAULT_THRESHOLDS = [0.3, 0.5, 0.7, 0.9]
@@ -15,6 +16,7 @@ DEFAULT_THRESHOLDS = [0.3, 0.5, 0.7, 0.9]
 def evaluate(
     model: str,
     out: Path,
+    source: DataSource | None = None,
     beir: Path | None = None,
     preferences: Path | None = None,
     steps: Path | None = None,
@@ -32,12 +34,13 @@ def evaluate(
     precision: Literal["fp32", "bf16"] | None = None,
     trust_remote_code: bool = False,
 ) -> None:
-    """Rank quality and calibration of one model, or of two side by side; exactly one of --beir,
-    --preferences, --steps, --tables names the data.
+    """Rank quality and calibration of one model, or of two side by side, measured as the model's
+    domain measures it; exactly one of --source, --beir, --preferences, --steps, --tables names the data.
 
     Args:
         model: an exported folder or a checkpoint
-        out: report folder (metrics.json, report.md, reliability.png)
+        out: report folder (metrics.json, summary.txt, reliability.png)
+        source: any data source, as a recipe's data.source (class_path and init_args)
         beir: retrieval: a BEIR folder; the first stage's top k are reranked
         preferences: preferences: a JSONL/JSON file (see --format)
         steps: process: PRMBench-shaped step-wise solutions (JSONL)
@@ -57,57 +60,56 @@ def evaluate(
             runs it natively, else fp32)
         trust_remote_code: let a model whose backbone has its own code run it
     """
-    from unirank.data.readers import read_beir
-    from unirank.data.sources import Preferences, StepSolutions, TablesDir
+    from unirank import domains
     from unirank.data.tables import TableError
-    from unirank.evaluation.process import evaluate_process
-    from unirank.evaluation.report import evaluate_preferences, evaluate_retrieval, list_qrels, write_report
+    from unirank.evaluation.report import write_report
     from unirank.model import Model
 
-    given = [source for source in (beir, preferences, steps, tables) if source is not None]
+    given = [s for s in (source, beir, preferences, steps, tables) if s is not None]
     if len(given) != 1:
-        raise SystemExit("unirank evaluate: name the data by one of --beir, --preferences, --steps, --tables")
-    source = given[0]
+        raise SystemExit("unirank evaluate: name the data by one of --source, --beir, --preferences, --steps, --tables")
     names = [name or Path(model).name] + ([compare_name or Path(compare).name] if compare else [])
     if len(set(names)) < len(names):  # two folders with one last component: name them by their paths
         names = [name or str(model), compare_name or str(compare)]
     if len(set(names)) < len(names):
         raise SystemExit(f"unirank evaluate: both models are named {names[0]!r}; name them with --name, --compare_name")
     bf16 = scoring_precision(precision, model) == "bf16"
-    predictors = {names[0]: Model.from_pretrained(model, bf16, trust_remote_code)}
+    models = {names[0]: Model.from_pretrained(model, bf16, trust_remote_code)}
     if compare:
-        predictors[names[1]] = Model.from_pretrained(compare, bf16, trust_remote_code)
-    fractions = {
-        key: value
-        for key, value in (("validation_fraction", validation_fraction), ("test_fraction", test_fraction))
-        if value is not None
-    }
-    cuts = tuple(thresholds)
+        models[names[1]] = Model.from_pretrained(compare, bf16, trust_remote_code)
     try:
+        domain = domains.get(models[names[0]].domain)
+        folder = tables or (getattr(source, "path", None) if isinstance(getattr(source, "path", None), str) else None)
+        options = domains.EvaluationOptions(thresholds=tuple(thresholds), folder=Path(folder) if folder else None)
         if beir:
+            from unirank.domains.retrieval.readers import read_beir
             from unirank.mining.pipeline import mine_beir
 
-            ranked, _ = mine_beir(beir, split, replace(first_stage, keep_ranking=True))
-            report = evaluate_retrieval(predictors, ranked, read_beir(beir, split).qrels, thresholds=cuts)
+            part, _ = mine_beir(beir, split, replace(first_stage, keep_ranking=True))
+            options = replace(options, qrels=read_beir(beir, split).qrels)
         else:
-            if steps:
-                loaded, domain = StepSolutions(str(steps), **fractions).load(), "process"
-            elif preferences:
-                reader = Preferences(str(preferences), format=format, skip_invalid=skip_invalid, **fractions)
-                loaded, domain = reader.load(), "preferences"
-            else:
-                loaded, domain = TablesDir(str(tables)).load(), next(iter(predictors.values())).scorer.adapter.domain
-            part = choose_split(loaded, split, "evaluate", source)
-            if domain == "process":
-                report = evaluate_process(predictors, part)
-            elif domain == "retrieval":
-                report = evaluate_retrieval(predictors, part, list_qrels(part, tables), thresholds=cuts)
-            else:
-                report = evaluate_preferences(predictors, part, thresholds=cuts)
+            fractions = {"validation_fraction": validation_fraction, "test_fraction": test_fraction}
+            reader = source or _flag_source(preferences, steps, tables, format, skip_invalid, fractions)
+            part = choose_split(reader.load(), split, "evaluate", given[0])
+        report = domain.evaluate(models, part, options)
     except (TableError, ValueError) as error:
         raise SystemExit(f"unirank evaluate: {error}") from None
-    print(write_report(report, out))
+    print(write_report(report, out, domain))
     print(f"report: {out}/metrics.json, {out}/reliability.png")
+
+
+def _flag_source(preferences, steps, tables, format: str, skip_invalid: bool, fractions: dict) -> DataSource:
+    """The data source a shorthand flag names (the fractions given, else the reader's own)."""
+    from unirank.data.sources import TablesDir
+    from unirank.domains.chat.source import Preferences
+    from unirank.domains.process.source import StepSolutions
+
+    fractions = {key: value for key, value in fractions.items() if value is not None}
+    if steps:
+        return StepSolutions(str(steps), **fractions)
+    if preferences:
+        return Preferences(str(preferences), format=format, skip_invalid=skip_invalid, **fractions)
+    return TablesDir(str(tables))
 
 
 def choose_split(tables, split: str, command: str, source: Path):

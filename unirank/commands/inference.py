@@ -153,9 +153,9 @@ def prune(
     """
     from unirank.atomic import atomic_path, check_output_file
     from unirank.commands.evaluate import choose_split
-    from unirank.data.sources import StepSolutions
+    from unirank.domains.process.pruning import choose_threshold, prefix_probabilities, prune_at, pruning_report
+    from unirank.domains.process.source import StepSolutions
     from unirank.model import Model
-    from unirank.pruning import choose_threshold, prefix_probabilities, prune_at, pruning_report
 
     if threshold is not None and not 0.0 < threshold < 1.0:
         raise SystemExit(f"unirank prune: --threshold {threshold} must be a probability in (0, 1)")
@@ -165,7 +165,7 @@ def prune(
         raise SystemExit(f"unirank prune: --keep_confidence {keep_confidence} must be in [0, 1)")
     check_output_file(out)  # before minutes of scoring, not after
     scorer = Model.from_pretrained(model, trust_remote_code=trust_remote_code).scorer
-    if scorer.adapter.domain != "process":
+    if not scorer.adapter.reads_steps:
         raise SystemExit(f"unirank prune: {model} is a {scorer.adapter.domain} model, not a process model")
     if conservative and scorer.head_posterior is None:
         raise SystemExit(f"unirank prune: --conservative needs a head posterior, and {model} has none")
@@ -233,20 +233,19 @@ def recalibrate(
             raise OutputError(f"{model}: not a unirank export folder (no unirank.json)")
     except OutputError as error:
         raise SystemExit(f"unirank recalibrate: {error}") from None
-    info = json.loads((Path(model) / "unirank.json").read_text())
-    if info.get("domain") == "process":
-        raise SystemExit(
-            "unirank recalibrate: this command needs a reranker or reward model (a process model's steps: not yet)"
-        )
     try:
         evidence, source = _recalibration_evidence(labels)
     except (TableError, ValueError) as error:
         raise SystemExit(f"unirank recalibrate: {error}") from None
     predictor = Model.from_pretrained(model, trust_remote_code=trust_remote_code)
+    if predictor.scorer.adapter.reads_steps:
+        raise SystemExit(
+            "unirank recalibrate: this command needs a reranker or reward model (a process model's steps: not yet)"
+        )
     contexts, texts, groups = evidence.pop("contexts"), evidence.pop("texts"), evidence.pop("groups")
     scores = predictor.score_texts(contexts, texts)
     fit = Evidence(scores=scores, groups=np.asarray(groups), **evidence)
-    with_bias = predictor.scorer.has_output_bias() and info.get("head") != "yes-no"
+    with_bias = predictor.scorer.has_output_bias() and predictor.info.get("head") != "yes-no"
     try:
         record = recalibrate_scores(fit, predictor.pairwise_link, with_bias, folds, seed)
     except ValueError as error:
@@ -264,8 +263,9 @@ def recalibrate(
 def _recalibration_evidence(path: Path) -> tuple[dict, str]:
     """Items to score and what they are fitted on, from a labels file or a tables folder."""
     from unirank.data.readers import iter_jsonl
-    from unirank.data.sources import Preferences, TablesDir
+    from unirank.data.sources import TablesDir
     from unirank.data.tables import TableError
+    from unirank.domains.chat.source import Preferences
 
     path = Path(path)
     if path.is_dir():

@@ -374,7 +374,7 @@ class UnirankDataModule(L.LightningDataModule):
     def _warn_long_texts(self) -> None:
         """Once both the texts (setup) and the adapter (attach) are known: how many texts the
         adapter will cut before tokenising."""
-        if self.adapter is None or self._texts is None or self.adapter.domain == "process":
+        if self.adapter is None or self._texts is None or self.adapter.reads_steps:
             return
         limit = self.adapter.max_length * CHARS_PER_TOKEN
         over = int((self._texts.byte_lengths("text") > limit).sum())

@@ -1,13 +1,11 @@
-"""Where a data module's tables come from: chosen in YAML with class_path / init_args."""
+"""Where a data module's tables come from: chosen in YAML with class_path / init_args. Each
+domain's own sources live with it (`unirank.domains.<domain>.source`); `TablesDir` reads the
+canonical tables of any domain."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Literal
 
-import polars as pl
-
-from unirank.data.readers import read_hh_rlhf, read_pandalm, read_preferences, read_prmbench
 from unirank.data.tables import Tables, read_tables
 
 
@@ -31,84 +29,20 @@ class TablesDir(DataSource):
         return read_tables(self.path, memory_map=self.memory_map, cache_dir=self.cache_dir)
 
 
-class Preferences(DataSource):
-    """Preference data: `format` trl (prompt/chosen/rejected JSONL), hh-rlhf (dialogue pairs, .jsonl[.gz])
-    or pandalm (multi-annotator JSON); groups split by a stable hash of the prompt. skip_invalid
-    (trl): skip bad rows, counting and naming them in a warning, instead of stopping. labels:
-    "fraction" keeps each comparison's observed preference p (several annotators: their fraction,
-    ties 0.5); "majority" keeps only decided comparisons, with p = 1 for the majority's side and
-    weight 1 (what a pairwise trainer such as TRL's sees). groups: "prompt" (one group per prompt, a
-    response encoded once per step however many comparisons it is in) or "comparison" (each
-    comparison its own group with its own copy of both responses, as a pairwise trainer encodes
-    them; the split stays by prompt)."""
-
-    def __init__(
-        self,
-        path: str,
-        format: str = "trl",
-        validation_fraction: float = 0.1,
-        test_fraction: float = 0.0,
-        skip_invalid: bool = False,
-        labels: Literal["fraction", "majority"] = "fraction",
-        groups: Literal["prompt", "comparison"] = "prompt",
-    ):
-        readers = {"trl": read_preferences, "hh-rlhf": read_hh_rlhf, "pandalm": read_pandalm}
-        if groups not in ("prompt", "comparison"):
-            raise ValueError(f"groups must be 'prompt' or 'comparison', got {groups!r}")
-        self.groups = groups
-        if format not in readers:
-            raise ValueError(f"format must be one of {sorted(readers)}, got {format!r}")
-        self.path, self.format = path, format
-        if skip_invalid and format != "trl":
-            raise ValueError("skip_invalid is supported for format 'trl'")
-        self.validation_fraction, self.test_fraction = validation_fraction, test_fraction
-        self.skip_invalid, self.labels = skip_invalid, labels
-        self._read = readers[format]
-
-    def load(self) -> Tables:
-        extra = {"skip_invalid": True} if self.skip_invalid else {}
-        tables = self._read(self.path, self.validation_fraction, self.test_fraction, **extra)
-        if self.labels == "majority":
-            decided = tables.comparisons.filter(pl.col("p") != 0.5).with_columns(
-                (pl.col("p") > 0.5).cast(pl.Float64).alias("p"), pl.lit(1.0).alias("weight")
-            )
-            tables = Tables(tables.groups, tables.items, decided, tables.texts)
-        return comparisons_as_groups(tables) if self.groups == "comparison" else tables
+_MOVED = {
+    "Preferences": "unirank.domains.chat.source",
+    "comparisons_as_groups": "unirank.domains.chat.source",
+    "StepSolutions": "unirank.domains.process.source",
+}
 
 
-def comparisons_as_groups(tables: Tables) -> Tables:
-    """Each comparison becomes a group `<group_id>#<n>` holding its own copy of its two items (with
-    the prompt's context, split and other group columns): a pairwise trainer's view of the data."""
-    comps = tables.comparisons.with_row_index("_n").with_columns(
-        pl.concat_str([pl.col("group_id"), pl.lit("#"), pl.col("_n").cast(pl.Utf8)]).alias("_pair")
-    )
-    groups = comps.select("group_id", "_pair").join(tables.groups, on="group_id", maintain_order="left")
-    sides = [
-        comps.select("group_id", "_pair", pl.col(side).alias("item_id")).join(
-            tables.items, on=["group_id", "item_id"], maintain_order="left"
-        )
-        for side in ("item_a", "item_b")
-    ]
-    items = pl.concat(sides).sort("_pair", maintain_order=True)
+def __getattr__(name: str):
+    """Names that moved to their domain in 0.2: they still resolve (a recipe's old class_path
+    included), with a warning, for one release."""
+    if name in _MOVED:
+        import warnings
+        from importlib import import_module
 
-    def regroup(frame: pl.DataFrame) -> pl.DataFrame:
-        return frame.drop("group_id").rename({"_pair": "group_id"})
-
-    columns = [c for c in tables.comparisons.columns]
-    return Tables(
-        regroup(groups).select(tables.groups.columns),
-        regroup(items).select(tables.items.columns),
-        regroup(comps.drop("_n")).select(columns),
-        tables.texts,
-    )
-
-
-class StepSolutions(DataSource):
-    """Step-wise solutions in the PRMBench / PRM800K shape (see `read_prmbench`); groups split by a
-    stable hash of the problem."""
-
-    def __init__(self, path: str, validation_fraction: float = 0.1, test_fraction: float = 0.2):
-        self.path, self.validation_fraction, self.test_fraction = path, validation_fraction, test_fraction
-
-    def load(self) -> Tables:
-        return read_prmbench(self.path, self.validation_fraction, self.test_fraction)
+        warnings.warn(f"unirank.data.sources.{name} moved to {_MOVED[name]}.{name}", FutureWarning, stacklevel=2)
+        return getattr(import_module(_MOVED[name]), name)
+    raise AttributeError(f"module 'unirank.data.sources' has no attribute {name!r}")

@@ -15,8 +15,9 @@ import numpy as np
 import polars as pl
 
 from unirank.atomic import atomic_path, check_output_folder
-from unirank.data.readers import assign_split, read_beir, read_qrels, write_qrels
+from unirank.data.readers import assign_split
 from unirank.data.tables import Tables, tables_from_rows
+from unirank.domains.retrieval.readers import read_beir, read_qrels, write_qrels
 from unirank.mining.encode import Encoder
 from unirank.mining.filters import select_negatives
 from unirank.mining.pairs import label_pairs

@@ -29,12 +29,18 @@ def read_info(folder: Path) -> dict:
     return json.loads((folder / INFO_FILE).read_text())
 
 
-def adapter_from_spec(spec: dict, source: str | Path) -> adapters.Adapter:
-    """Rebuild an adapter from {"class", "init_args"} (as `UnirankModule.config()` records it);
-    only the adapters of `unirank.adapters` are accepted."""
+def adapter_from_spec(spec: dict, source: str | Path, domain: str | None = None) -> adapters.Adapter:
+    """Rebuild an adapter from {"class", "domain", "init_args"} (as `UnirankModule.config()` records
+    it): one of `unirank.adapters`, or the adapter of a registered domain (`unirank.domains`); the
+    class is never imported from a path the file names."""
+    from unirank import domains
+
     adapter_class = getattr(adapters, spec["class"], None)
     if not (isinstance(adapter_class, type) and issubclass(adapter_class, adapters.Adapter)):
-        raise ValueError(f"{source}: unknown adapter {spec['class']!r}")
+        try:
+            adapter_class = domains.adapter_class(spec["class"], spec.get("domain") or domain or "")
+        except ValueError as error:
+            raise ValueError(f"{source}: unknown adapter {spec['class']!r}: {error}") from None
     return adapter_class(**spec["init_args"])
 
 
@@ -45,7 +51,7 @@ def load_folder(folder: Path, trust_remote_code: bool = False):
 
     info = read_info(folder)
     model, tokenizer = load_backbone(str(folder), trust_remote_code=trust_remote_code, head=info.get("head", "scalar"))
-    scorer = Scorer(model, tokenizer, adapter_from_spec(info["adapter"], folder))
+    scorer = Scorer(model, tokenizer, adapter_from_spec(info["adapter"], folder, info.get("domain")))
     scorer.final_calibration = info["calibration"].get("final_fit")
     scorer.pairwise_reading = info["calibration"].get("pairwise_reading", "bradley-terry")
     scorer.head_posterior = load_posterior(folder, info.get("uncertainty"))

@@ -147,8 +147,8 @@ class Model:
     def score_steps(self, problems: list[str], solutions: list[list[str]]) -> list[dict]:
         """A process model's reading of each solution (a list of steps): its `probability` (the
         adapter's aggregate of its steps') and each step's `step_probabilities`."""
-        if self.domain != "process":
-            raise ValueError(f"score_steps needs a process model; this one scores {self.domain!r}")
+        if not self.scorer.adapter.reads_steps:
+            raise ValueError(f"score_steps needs a process model; this one is a {self.domain} model")
         encoded = self.scorer.encode(list(problems), [""] * len(problems), steps=[list(s) for s in solutions])
         totals, steps = self.scorer.score_encoded_steps(encoded, self.bf16)
         return [{"score": float(r), "probability": float(probability(r)), "step_probabilities": probability(s).tolist()}

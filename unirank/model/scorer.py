@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from unirank.adapters.base import Batch
-from unirank.adapters.process import aggregate_steps
+from unirank.domains.process.adapter import aggregate_steps
 from unirank.model.head import ScalarHead
 from unirank.model.packing import Layout, Packing, attention_inputs, is_packed, sequences_in
 from unirank.model.precision import warn_if_emulated_bf16

@@ -56,6 +56,7 @@ class ProcessAdapter(Adapter):
     """
 
     domain = "process"
+    reads_steps = True
 
     def __init__(self, max_length: int = 512, problem_max_length: int = 128, aggregation: Aggregation = "min"):
         if aggregation not in ("min", "product", "last", "mean"):

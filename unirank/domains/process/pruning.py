@@ -32,7 +32,7 @@ class PruneResult:
 
 
 def _check_process(scorer) -> None:
-    if scorer.adapter.domain != "process":
+    if not scorer.adapter.reads_steps:
         raise ValueError(f"pruning needs a process reward model, got a {scorer.adapter.domain} model")
 
 

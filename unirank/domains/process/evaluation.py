@@ -10,6 +10,7 @@ from unirank.data.tables import Tables
 from unirank.evaluation.bootstrap import calibrated_ece_reference, ece_fast, grouped_interval
 from unirank.evaluation.calibration import calibration_metrics
 from unirank.evaluation.pairwise import pairwise_accuracy
+from unirank.evaluation.report import interval_text
 from unirank.evaluation.selective import selective_report
 from unirank.evaluation.shift import novelty_percentiles, shift_report
 
@@ -117,3 +118,19 @@ def evaluate_process(predictors: dict, tables: Tables) -> dict:
             entry["shift"] = shift_report(novelty_percentiles(reference, states[0]))
         report["systems"][name] = entry
     return report
+
+
+def summary_lines(report: dict) -> list[str]:
+    """One line per system: wrong-step F1, first-error accuracy, solution pairs, step ECE and Brier."""
+    head = f"{'system':24s} {'step F1':>8s} {'1st err':>8s} {'lowest':>8s} {'pairs':>8s} "
+    head += f"{'step ECE [95% CI]':>25s} {'step Brier':>10s}"
+    lines = [head]
+    for name, e in report["systems"].items():
+        lines.append(
+            f"{name:24s} {e['wrong_step_f1']:8.4f} {e['first_error_accuracy']:8.4f} "
+            f"{e['first_error_location_accuracy']:8.4f} "
+            f"{e['solution_pair_accuracy']:8.4f} {e['step_ece']:.4f} {interval_text(e, 'step_ece'):>18s} "
+            f"{e['step_brier']:10.4f}"
+        )
+        lines.append(f"({e['steps']} steps of {e.get('n_problems', '?')} problems)")
+    return lines
