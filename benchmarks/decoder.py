@@ -168,7 +168,7 @@ def child(args: argparse.Namespace) -> None:
 def median_ratio(values: list[float]) -> dict:
     import numpy as np
 
-    from unirank.evaluation.bootstrap import bootstrap_interval
+    from unirank.metrics.bootstrap import bootstrap_interval
 
     values = np.asarray(values, dtype=np.float64)
     low, high = bootstrap_interval(lambda rounds: float(np.median(values[rounds])), len(values))

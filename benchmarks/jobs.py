@@ -103,7 +103,7 @@ def final_calibration(model: Path) -> dict | None:
 def paired_versus(per_group: dict[str, dict], reference: str, metric: str) -> dict[str, dict]:
     """{system: paired_difference(system − reference)} on `metric` for every system whose report
     holds per-group values (queries, prompts) of it, the reference left out."""
-    from unirank.evaluation.bootstrap import paired_difference
+    from unirank.metrics.bootstrap import paired_difference
 
     if metric not in per_group.get(reference, {}):
         return {}

@@ -35,9 +35,9 @@ from scipy.stats import rankdata
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import write_results  # noqa: E402
 from unirank.domains.chat.source import Preferences  # noqa: E402
-from unirank.evaluation.bootstrap import grouped_interval  # noqa: E402
-from unirank.evaluation.calibration import pairwise_probability  # noqa: E402
-from unirank.evaluation.shift import UNFAMILIAR_ABOVE, novelty_percentiles  # noqa: E402
+from unirank.metrics.bootstrap import grouped_interval  # noqa: E402
+from unirank.metrics.calibration import pairwise_probability  # noqa: E402
+from unirank.metrics.shift import UNFAMILIAR_ABOVE, novelty_percentiles  # noqa: E402
 from unirank.model import Model  # noqa: E402
 from unirank.model.novelty import fit_reference  # noqa: E402
 

@@ -47,8 +47,8 @@ def recalibration_curve(scores, relevant, groups, repeats: int, seed: int = 0) -
     """ECE on held-out queries after a refit on n labels of the other queries, per n (see module doc)."""
     from scipy import special
 
-    from unirank.evaluation.bootstrap import ece_fast
     from unirank.fitting.platt import fit_platt
+    from unirank.metrics.calibration import calibration_error
 
     rng = np.random.default_rng(seed)
     queries = np.unique(groups)
@@ -57,13 +57,13 @@ def recalibration_curve(scores, relevant, groups, repeats: int, seed: int = 0) -
     for _ in range(repeats):
         half = rng.permutation(queries)[: len(queries) // 2]
         pool, held = np.flatnonzero(np.isin(groups, half)), np.flatnonzero(~np.isin(groups, half))
-        as_trained.append(ece_fast(special.expit(scores[held]), relevant[held]))
+        as_trained.append(calibration_error(special.expit(scores[held]), relevant[held]))
         for n in LABELS:
             chosen = rng.choice(pool, size=min(n, len(pool)), replace=False)
             label = np.full(len(scores), np.nan)
             label[chosen] = relevant[chosen]
             fit = fit_platt(scores, label=label)
-            curve[n].append(ece_fast(special.expit(fit.a * scores[held] + fit.b), relevant[held]))
+            curve[n].append(calibration_error(special.expit(fit.a * scores[held] + fit.b), relevant[held]))
 
     def summary(values: list[float]) -> dict:
         low, high = np.percentile(values, [2.5, 97.5])

@@ -295,7 +295,7 @@ def reranker_seeds(stem: str = "reranker") -> list[str]:
     seeds a system ran; beside it, the system minus unirank full over the seeds both ran, each
     query's NDCG@10 averaged over those seeds first, paired over the test queries (the interval sees
     the queries; the average damps the training run's spread)."""
-    from unirank.evaluation.bootstrap import paired_difference
+    from unirank.metrics.bootstrap import paired_difference
 
     runs = {0: load(stem), **numbered_results(f"{stem}-seed-")}
     runs = {seed: run for seed, run in runs.items() if run}
@@ -330,7 +330,7 @@ def reranker_lengths(depth: str = "") -> list[str]:
     """Each system trained and scored on inputs of another length (reranker{depth}-lenL.json)
     against the same system and seed at 128 tokens (reranker{depth}.json): NDCG@10, the difference
     paired over the test queries, ECE and training time (a longer input costs about its length)."""
-    from unirank.evaluation.bootstrap import paired_difference
+    from unirank.metrics.bootstrap import paired_difference
 
     base = load(f"reranker{depth}")
     lines = []

@@ -32,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import RESULTS, ROOT, machine, run_measurement, run_module, write_results  # noqa: E402
-from unirank.evaluation.bootstrap import bootstrap_interval  # noqa: E402
+from unirank.metrics.bootstrap import bootstrap_interval  # noqa: E402
 
 
 def run(method: str, scifact: str, steps: int) -> dict:

@@ -15,7 +15,7 @@ from unirank.commands.inference import score
 from unirank.data.datamodule import UnirankDataModule
 from unirank.data.sources import DataSource
 from unirank.data.tables import tables_from_rows
-from unirank.evaluation.calibration import calibration_metrics
+from unirank.metrics.calibration import calibration_metrics
 from unirank.model import Model
 from unirank.module import Schedule, UnirankModule
 from unirank.training.export import export_model

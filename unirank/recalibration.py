@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 from scipy import special
 
-from unirank.evaluation.bootstrap import ece_fast, grouped_interval
-from unirank.evaluation.calibration import both_orders
 from unirank.fitting.platt import AffineCalibration, fit_platt, pairwise_reading
+from unirank.metrics.bootstrap import grouped_interval
+from unirank.metrics.calibration import both_orders, calibration_error
 
 
 @dataclass(frozen=True)
@@ -80,8 +80,8 @@ def recalibrate_scores(evidence: Evidence, reading: str, with_bias: bool, folds:
 
     def measure(logits: np.ndarray) -> dict:
         prob, observed, owner = evidence.readings(logits, reading)
-        interval, n_groups = grouped_interval(lambda rows: ece_fast(prob[rows], observed[rows]), owner)
-        return {"ece": round(ece_fast(prob, observed), 5), "ece_interval": interval, "n": len(prob)}
+        interval, n_groups = grouped_interval(lambda rows: calibration_error(prob[rows], observed[rows]), owner)
+        return {"ece": round(calibration_error(prob, observed), 5), "ece_interval": interval, "n": len(prob)}
 
     return {
         "a": final.a, "b": final.b, "evidence": final.evidence, "n": final.n, "groups": len(groups),

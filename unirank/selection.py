@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from unirank.evaluation.calibration import pairwise_probability
+from unirank.metrics.calibration import pairwise_probability
 
 
 def select_candidates(scored: list[dict], threshold: float | None, pairwise_link: str, conservative: bool) -> dict:

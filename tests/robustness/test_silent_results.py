@@ -14,7 +14,7 @@ from unirank.cli import main
 from unirank.data.datamodule import UnirankDataModule
 from unirank.data.tables import TableError, Tables, validate
 from unirank.domains.retrieval.evaluation import evaluate_retrieval
-from unirank.evaluation.retrieval import retrieval_metrics
+from unirank.metrics.retrieval import retrieval_metrics
 from unirank.module import Schedule, UnirankModule
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from unirank.atomic import atomic_path
-from unirank.evaluation.calibration import calibration_metrics, reliability_table
+from unirank.metrics.calibration import calibration_metrics, reliability_table
 
 
 def reliability_plot(

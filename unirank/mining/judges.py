@@ -21,6 +21,7 @@ import polars as pl
 from unirank.atomic import atomic_path
 from unirank.data.readers import iter_jsonl
 from unirank.data.tables import TableError, Tables
+from unirank.fitting.links import probability
 
 Scores = Callable[[list[str], list[str]], np.ndarray]
 """(contexts, candidates) → one logit per pair."""
@@ -31,7 +32,7 @@ def teacher_comparisons(tables: Tables, scores: Scores, source: str = "teacher")
     comparisons, which a teacher cannot judge, are left out)."""
     logits = np.asarray(scores(tables.item_contexts(), tables.items["text"].to_list()), dtype=np.float64)
     comps = tables.indexed_comparisons()
-    p = 1.0 / (1.0 + np.exp(-(logits[comps["_a"].to_numpy()] - logits[comps["_b"].to_numpy()])))
+    p = probability(logits[comps["_a"].to_numpy()] - logits[comps["_b"].to_numpy()])
     return comps.select("group_id", "item_a", "item_b", pl.Series("p", p), "weight", pl.lit(source).alias("source"))
 
 

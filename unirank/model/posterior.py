@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from unirank.fitting.laplace import HeadPosterior
+from unirank.fitting.links import probability
 
 POSTERIOR_FILE = "head_posterior.safetensors"
 Z_ONE_SIDED_95 = 1.6449
@@ -53,9 +54,9 @@ def item_uncertainty(posterior: HeadPosterior, logits: np.ndarray, features: np.
     """Per item: the logit's standard error, the probability's (delta method: σ'(r)·se) and a
     conservative probability σ(r − 1.645·se), the one-sided 95 % lower bound."""
     se = np.sqrt(posterior.item_variance(features))
-    prob = 1 / (1 + np.exp(-logits))
+    prob = probability(logits)
     return {
         "logit_std_error": se,
         "probability_std_error": prob * (1 - prob) * se,
-        "probability_lower": 1 / (1 + np.exp(-(logits - Z_ONE_SIDED_95 * se))),
+        "probability_lower": probability(logits - Z_ONE_SIDED_95 * se),
     }

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from unirank.evaluation.bootstrap import ece_fast, grouped_interval
-from unirank.evaluation.calibration import both_orders, calibration_metrics
+from unirank.fitting.links import probability
 from unirank.fitting.platt import fit_platt, pairwise_reading
+from unirank.metrics.bootstrap import grouped_interval
+from unirank.metrics.calibration import both_orders, calibration_error, calibration_metrics
 
 
 def calibrate_on(scorer, dataset, reading: str) -> dict | None:
@@ -41,14 +42,16 @@ def calibrate_on(scorer, dataset, reading: str) -> dict | None:
         """ECE and Brier on the split; the ECE with a 95 % bootstrap interval over its groups."""
         if fit.evidence == "labels":
             known = ~np.isnan(label)
-            prob, truth = 1 / (1 + np.exp(-r[known])), label[known]
+            prob, truth = probability(r[known]), label[known]
             owner = groups[known]
         else:
             prob, truth = both_orders(pairwise_reading(r[comp_a], r[comp_b], reading), p)
             owner = np.concatenate([groups[comp_a], groups[comp_a]])
         m = calibration_metrics(prob, truth)
         row = {"ece": round(m["ece"], 5), "brier": round(m["brier"], 5), "n": m["n"]}
-        row["ece_interval"], row["groups"] = grouped_interval(lambda rows: ece_fast(prob[rows], truth[rows]), owner)
+        row["ece_interval"], row["groups"] = grouped_interval(
+            lambda rows: calibration_error(prob[rows], truth[rows]), owner
+        )
         return row
 
     scorer.fold_affine(fit.a, fit.b)
@@ -62,7 +65,7 @@ def calibrate_on(scorer, dataset, reading: str) -> dict | None:
         "after": measure(calibrated),
     }
     if fit.evidence == "labels" and not np.isnan(dataset.teacher).any():
-        from unirank.evaluation.fusion import fit_fusion_weight
+        from unirank.metrics.fusion import fit_fusion_weight
 
         record["fusion"] = fit_fusion_weight(calibrated, dataset.teacher, np.nan_to_num(dataset.label), groups)
     print(

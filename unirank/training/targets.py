@@ -52,7 +52,7 @@ def stage1_prior(scorer, train, held_out, calibration, anchored: bool) -> pl.Dat
     on the held-out comparisons and labels (`fit_score_map`), so μ sits on the anchor's scale.
     Otherwise μ = α·(r − mean of r in the group), α fitted on the held-out comparisons.
     With `calibration.prior_fusion`, r is the fused score r₁ + γ·s (s the first stage's score, γ
-    maximising the held-out lists' NDCG@10: `unirank.evaluation.fusion`)."""
+    maximising the held-out lists' NDCG@10: `unirank.metrics.fusion`)."""
     items = train.tables.items.select("group_id", "item_id").with_row_index("_row")
     if calibration.prior_groups == "sparse":
         sizes = items.filter(pl.Series(train.parent < 0)).group_by("group_id").len()
@@ -77,7 +77,7 @@ def stage1_prior(scorer, train, held_out, calibration, anchored: bool) -> pl.Dat
 def fusion_weight(scores: np.ndarray, held_out, train) -> float:
     """γ of r + γ·s maximising the held-out lists' NDCG@10 (0: fusing does not help there).
     Needs a first-stage score on every item of both splits and labelled held-out lists."""
-    from unirank.evaluation.fusion import fit_fusion_weight
+    from unirank.metrics.fusion import fit_fusion_weight
 
     for name, split in (("training", train), ("validation", held_out)):
         if split.n_items == 0 or np.isnan(split.teacher).any():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 
 from unirank.adapters.base import Batch
+from unirank.metrics.calibration import calibration_error
 
 
 class ValidationMetrics:
@@ -33,10 +34,8 @@ class ValidationMetrics:
     def compute(self) -> dict[str, torch.Tensor]:
         if not self.probs:
             return {}
-        from torchmetrics.functional.classification import binary_calibration_error
-
         probs, labels = torch.cat(self.probs), torch.cat(self.labels)
         metrics = {"val/brier": torch.mean((probs - labels) ** 2)}
         if torch.all((labels == 0) | (labels == 1)):
-            metrics["val/ece"] = binary_calibration_error(probs, labels.long(), n_bins=15)
+            metrics["val/ece"] = torch.tensor(calibration_error(probs.numpy(), labels.numpy()))
         return metrics

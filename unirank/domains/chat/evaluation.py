@@ -6,14 +6,14 @@ from __future__ import annotations
 import numpy as np
 
 from unirank.data.tables import Tables
-from unirank.evaluation.bootstrap import calibrated_ece_reference, ece_fast, grouped_interval
-from unirank.evaluation.calibration import both_orders, calibration_metrics, pairwise_probability
-from unirank.evaluation.pairwise import pairwise_accuracy
 from unirank.evaluation.reading import read_items
 from unirank.evaluation.report import interval_text, threshold_line
-from unirank.evaluation.selective import selective_report, uncertainty_selective
-from unirank.evaluation.shift import UNFAMILIAR_ABOVE, accuracy_by_familiarity, novelty_percentiles, shift_report
-from unirank.evaluation.thresholds import threshold_report
+from unirank.metrics.bootstrap import calibrated_ece_reference, grouped_interval
+from unirank.metrics.calibration import both_orders, calibration_error, calibration_metrics, pairwise_probability
+from unirank.metrics.pairwise import pairwise_accuracy
+from unirank.metrics.selective import selective_report, uncertainty_selective
+from unirank.metrics.shift import UNFAMILIAR_ABOVE, accuracy_by_familiarity, novelty_percentiles, shift_report
+from unirank.metrics.thresholds import threshold_report
 
 
 def evaluate_preferences(predictors: dict, tables: Tables, thresholds: tuple[float, ...] = (0.5, 0.7, 0.9)) -> dict:
@@ -56,7 +56,9 @@ def evaluate_preferences(predictors: dict, tables: Tables, thresholds: tuple[flo
         entry["per_group"] = {"accuracy": {str(g): [float(s), int(c)] for g, s, c in zip(ids, sums, counts)}}
         entry["intervals"] = {
             "accuracy": grouped_interval(lambda rows: float(correct[rows].mean()), prompts[decided])[0],
-            "pairwise_ece": grouped_interval(lambda rows: ece_fast(*both_orders(prob[rows], p[rows])), prompts)[0],
+            "pairwise_ece": grouped_interval(
+                lambda rows: calibration_error(*both_orders(prob[rows], p[rows])), prompts
+            )[0],
         }
         entry["pairwise_link"] = predictor.pairwise_link
         entry["selective"] = selective_report(prob[decided], p[decided])

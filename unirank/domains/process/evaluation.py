@@ -7,12 +7,13 @@ import numpy as np
 import polars as pl
 
 from unirank.data.tables import Tables
-from unirank.evaluation.bootstrap import calibrated_ece_reference, ece_fast, grouped_interval
-from unirank.evaluation.calibration import calibration_metrics
-from unirank.evaluation.pairwise import pairwise_accuracy
 from unirank.evaluation.report import interval_text
-from unirank.evaluation.selective import selective_report
-from unirank.evaluation.shift import novelty_percentiles, shift_report
+from unirank.fitting.links import probability
+from unirank.metrics.bootstrap import calibrated_ece_reference, grouped_interval
+from unirank.metrics.calibration import calibration_error, calibration_metrics
+from unirank.metrics.pairwise import pairwise_accuracy
+from unirank.metrics.selective import selective_report
+from unirank.metrics.shift import novelty_percentiles, shift_report
 
 
 def score_solutions(predictor, tables: Tables, states: bool = False) -> tuple:
@@ -78,7 +79,7 @@ def step_metrics(
     }
     if groups is not None:
         problem = np.asarray(groups)[np.asarray(step_owner, dtype=np.int64)]
-        ece, n = grouped_interval(lambda rows: ece_fast(probs[rows], labels[rows]), problem)
+        ece, n = grouped_interval(lambda rows: calibration_error(probs[rows], labels[rows]), problem)
         brier, _ = grouped_interval(lambda rows: float(np.mean((probs[rows] - labels[rows]) ** 2)), problem)
         error_problem = np.asarray(groups)[np.asarray(error_owner, dtype=np.int64)]
         first = grouped_interval(lambda rows: float(first_hits[rows].mean()), error_problem)[0]
@@ -104,7 +105,7 @@ def evaluate_process(predictors: dict, tables: Tables) -> dict:
         reference = getattr(predictor, "novelty", None)
         solution_scores, steps, *states = score_solutions(predictor, tables, states=reference is not None)
         entry = step_metrics(
-            [1 / (1 + np.exp(-s)) for s in steps],
+            [probability(s) for s in steps],
             tables.items["step_labels"].to_list(),
             groups=tables.items["group_id"].to_numpy(),
         )

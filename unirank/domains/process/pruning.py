@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from unirank.fitting.links import probability
 from unirank.model.posterior import Z_ONE_SIDED_95
 
 
@@ -55,9 +56,9 @@ def prune_steps(
         _, [step_logits] = scorer.score_encoded_steps(encoded)
         if len(step_logits) < len(seen):
             raise ValueError(f"step {len(seen)} no longer fits in max_length={scorer.adapter.max_length}")
-        probability = float(1 / (1 + np.exp(-step_logits[-1])))
-        probabilities.append(probability)
-        if probability < threshold:
+        step_probability = float(probability(step_logits[-1]))
+        probabilities.append(step_probability)
+        if step_probability < threshold:
             not_generated = None if total_steps is None else total_steps - len(seen)
             return PruneResult(seen[:-1], len(seen) - 1, probabilities, not_generated)
     return PruneResult(seen, None, probabilities, 0 if total_steps is not None else None)
@@ -88,7 +89,7 @@ def prefix_probabilities(
             r = logits[-1]
             if conservative:
                 r -= Z_ONE_SIDED_95 * np.sqrt(scorer.head_posterior.item_variance(features[0][k][-1:])[0])
-            out[solution][position[solution]] = 1 / (1 + np.exp(-r))
+            out[solution][position[solution]] = probability(r)
         position[solution] += 1
     return out
 

@@ -11,14 +11,15 @@ import numpy as np
 
 from unirank.data.tables import Tables
 from unirank.domains.retrieval.readers import read_qrels
-from unirank.evaluation.bootstrap import calibrated_ece_reference, ece_fast, grouped_interval, mean_interval
-from unirank.evaluation.calibration import calibration_metrics
 from unirank.evaluation.reading import read_items
 from unirank.evaluation.report import interval_text, threshold_line
-from unirank.evaluation.retrieval import retrieval_metrics
-from unirank.evaluation.selective import selective_report
-from unirank.evaluation.shift import novelty_percentiles, shift_report
-from unirank.evaluation.thresholds import threshold_report
+from unirank.fitting.links import probability
+from unirank.metrics.bootstrap import calibrated_ece_reference, grouped_interval, mean_interval
+from unirank.metrics.calibration import calibration_error, calibration_metrics
+from unirank.metrics.retrieval import retrieval_metrics
+from unirank.metrics.selective import selective_report
+from unirank.metrics.shift import novelty_percentiles, shift_report
+from unirank.metrics.thresholds import threshold_report
 
 
 def list_qrels(tables: Tables, folder: str | Path) -> dict[str, dict[str, int]]:
@@ -76,11 +77,13 @@ def evaluate_retrieval(
         entry["intervals"] = {m: mean_interval(np.array(list(v.values()))) for m, v in per_query.items()}
         entry["per_group"] = per_query  # {metric: {query: value}}: paired comparisons between systems
         if name in predictors:
-            prob = 1 / (1 + np.exp(-scores))
+            prob = probability(scores)
             label = relevant.astype(float)
             entry["calibration"] = calibration_metrics(prob, label)
             entry["calibration"]["calibrated_reference"] = calibrated_ece_reference(prob, entry["calibration"]["ece"])
-            entry["intervals"]["ece"], _ = grouped_interval(lambda rows: ece_fast(prob[rows], label[rows]), group)
+            entry["intervals"]["ece"], _ = grouped_interval(
+                lambda rows: calibration_error(prob[rows], label[rows]), group
+            )
             entry["thresholds"] = threshold_report(prob, label, group, thresholds=thresholds)
             entry["selective"] = selective_report(prob, label)
             entry["_curve"] = (prob, label)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from unirank.evaluation.bootstrap import bootstrap_interval
+from unirank.metrics.bootstrap import bootstrap_interval
 
 
 def threshold_report(prob, label, group, thresholds=(0.3, 0.5, 0.7, 0.9)) -> list[dict]:

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from unirank.evaluation.selective import selective_report
+from unirank.metrics.selective import selective_report
 
 
 def test_calibrated_probabilities_gain_accuracy_by_abstaining():

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from unirank.evaluation.bootstrap import grouped_interval
+from unirank.metrics.bootstrap import grouped_interval
 
 UNFAMILIAR_ABOVE = 0.95
 

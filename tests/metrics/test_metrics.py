@@ -7,7 +7,7 @@ import pytest
 
 from unirank.adapters import ChatAdapter, RetrievalAdapter
 from unirank.cli import main
-from unirank.evaluation import (
+from unirank.metrics import (
     calibration_metrics,
     pairwise_accuracy,
     pairwise_calibration,

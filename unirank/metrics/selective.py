@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from unirank.evaluation.bootstrap import grouped_interval
+from unirank.metrics.bootstrap import grouped_interval
 
 
 def selective_report(prob, label, coverages=(1.0, 0.9, 0.8, 0.5)) -> dict:

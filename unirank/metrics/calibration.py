@@ -1,8 +1,9 @@
 """Calibration: do predicted probabilities match observed frequencies?
 
-ECE uses 15 equal-width bins: Σ_b (n_b / N) · |mean prob_b − mean label_b|. For 0/1 labels it is
-torchmetrics' binary_calibration_error (L1), which computes it; soft labels (a fraction of
-annotators) use the same formula directly. Brier = mean (p − y)²; NLL = −mean[y log p + (1−y) log(1−p)].
+ECE uses 15 equal-width bins: Σ_b (n_b / N) · |mean prob_b − mean label_b| (for 0/1 labels,
+torchmetrics' L1 binary_calibration_error; soft labels, a fraction of annotators, use the same
+formula). `calibration_error` is the one implementation every figure uses. Brier = mean (p − y)²;
+NLL = −mean[y log p + (1−y) log(1−p)].
 """
 
 from __future__ import annotations
@@ -24,6 +25,14 @@ def _as_probabilities(prob, label) -> tuple[np.ndarray, np.ndarray]:
         if bad.size:
             raise ValueError(f"{name} at position {bad[0]} is {values[bad[0]]}, not in [0, 1]")
     return p, y
+
+
+def calibration_error(prob, label, n_bins: int = 15) -> float:
+    """Expected calibration error over n_bins equal-width bins of the probabilities (0 for no rows)."""
+    prob, label = np.asarray(prob, dtype=np.float64), np.asarray(label, dtype=np.float64)
+    index = np.minimum((prob * n_bins).astype(int), n_bins - 1)
+    gap = np.abs(np.bincount(index, prob, n_bins) - np.bincount(index, label, n_bins))
+    return float(gap.sum() / max(len(prob), 1))
 
 
 def reliability_table(prob, label, n_bins: int = 15) -> list[dict]:
@@ -51,22 +60,14 @@ def calibration_metrics(prob, label, n_bins: int = 15) -> dict:
     p, y = _as_probabilities(prob, label)
     if p.size == 0:
         raise ValueError("no probabilities to evaluate")
-    table = reliability_table(p, y, n_bins)
-    if np.all((y == 0) | (y == 1)):
-        import torch
-        from torchmetrics.functional.classification import binary_calibration_error
-
-        ece = float(binary_calibration_error(torch.tensor(p), torch.tensor(y).long(), n_bins=n_bins))
-    else:
-        ece = sum(r["count"] / p.size * abs(r["mean_prob"] - r["mean_label"]) for r in table if r["count"])
     clipped = np.clip(p, EPS, 1 - EPS)
     nll = -np.mean(y * np.log(clipped) + (1 - y) * np.log(1 - clipped))
     return {
-        "ece": float(ece),
+        "ece": calibration_error(p, y, n_bins),
         "brier": float(np.mean((p - y) ** 2)),
         "nll": float(nll),
         "n": int(p.size),
-        "reliability": table,
+        "reliability": reliability_table(p, y, n_bins),
     }
 
 

@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from unirank.metrics.calibration import calibration_error
+
 
 def bootstrap_interval(
     statistic: Callable[[np.ndarray], float], n_groups: int, resamples: int = 1000, level: float = 0.95, seed: int = 0
@@ -43,14 +45,6 @@ def grouped_interval(statistic: Callable[[np.ndarray], float], group: np.ndarray
         return statistic(np.concatenate([members[g] for g in idx]))
 
     return bootstrap_interval(resampled, len(members), **kwargs), len(members)
-
-
-def ece_fast(prob: np.ndarray, label: np.ndarray, n_bins: int = 15) -> float:
-    """Expected calibration error, 15 equal-width bins (the same definition as calibration_metrics)."""
-    index = np.minimum((prob * n_bins).astype(int), n_bins - 1)
-    counts = np.bincount(index, minlength=n_bins)
-    gap = np.abs(np.bincount(index, prob, n_bins) - np.bincount(index, label, n_bins))
-    return float(gap.sum() / max(counts.sum(), 1))
 
 
 def paired_difference(per_group_a: dict, per_group_b: dict, **kwargs) -> dict:
@@ -104,7 +98,11 @@ def calibrated_ece_reference(
     draws = []
     for _ in range(resamples):
         label = rng.binomial(trials, prob) / trials
-        draws.append(ece_fast(np.r_[prob, 1 - prob], np.r_[label, 1 - label]) if pairwise else ece_fast(prob, label))
+        draws.append(
+            calibration_error(np.r_[prob, 1 - prob], np.r_[label, 1 - label])
+            if pairwise
+            else calibration_error(prob, label)
+        )
     draws = np.asarray(draws)
     return {
         "mean": float(draws.mean()),

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from unirank.evaluation.fusion import fit_fusion_weight, ndcg_at_k
+from unirank.metrics.fusion import fit_fusion_weight, ndcg_at_k
 
 
 def lists(seed=0, queries=40, depth=30):

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from unirank.evaluation.bootstrap import ece_fast, grouped_interval, mean_interval, paired_difference
-from unirank.evaluation.calibration import calibration_metrics
+from unirank.metrics.bootstrap import grouped_interval, mean_interval, paired_difference
+from unirank.metrics.calibration import calibration_error, calibration_metrics
 
 
 def test_mean_interval_covers_a_known_mean_about_95_percent_of_the_time():
@@ -28,11 +28,18 @@ def test_grouped_interval_resamples_whole_groups():
     assert (high - low) > 3 * (naive_high - naive_low)  # rows of a group are not independent samples
 
 
-def test_fast_ece_equals_the_reported_ece():
+def test_the_one_ece_is_torchmetrics_binary_calibration_error_and_handles_soft_labels():
+    import torch
+    from torchmetrics.functional.classification import binary_calibration_error
+
     rng = np.random.default_rng(2)
     prob = rng.random(3000)
     label = (rng.random(3000) < prob**1.5).astype(float)
-    assert abs(ece_fast(prob, label) - calibration_metrics(prob, label)["ece"]) < 1e-6
+    reference = float(binary_calibration_error(torch.tensor(prob), torch.tensor(label).long(), n_bins=15))
+    assert calibration_error(prob, label) == pytest.approx(reference, abs=1e-6)
+    assert calibration_metrics(prob, label)["ece"] == calibration_error(prob, label)
+    # soft labels: Σ_b n_b/N |mean p_b − mean y_b|, by hand for two bins
+    assert calibration_error([0.1, 0.1, 0.9], [0.3, 0.5, 0.6]) == pytest.approx((2 * 0.3 + 0.3) / 3)
 
 
 def test_paired_difference_sees_a_small_consistent_gain_that_unpaired_intervals_miss():
@@ -91,17 +98,18 @@ def test_reports_keep_per_prompt_counts_that_reproduce_the_accuracy_and_pair_up(
 
 
 def test_a_calibrated_models_ece_on_a_small_sample_is_read_against_what_calibration_itself_gives():
-    from unirank.evaluation.bootstrap import calibrated_ece_reference, ece_fast
+    from unirank.metrics.bootstrap import calibrated_ece_reference
+    from unirank.metrics.calibration import calibration_error
 
     rng = np.random.default_rng(3)
     prob = rng.uniform(0.2, 0.8, 200)
     label = (rng.uniform(0, 1, 200) < prob).astype(float)  # calibrated by construction
-    observed = ece_fast(prob, label)
+    observed = calibration_error(prob, label)
     reference = calibrated_ece_reference(prob, observed)
     low, high = reference["interval"]
     assert 0.02 < reference["mean"] < 0.12 and low <= observed <= high and reference["p_value"] > 0.05
     overconfident = np.clip(prob + np.sign(prob - 0.5) * 0.15, 0, 1)  # same labels, pushed away from 0.5
-    worse = calibrated_ece_reference(overconfident, ece_fast(overconfident, label))
+    worse = calibrated_ece_reference(overconfident, calibration_error(overconfident, label))
     assert worse["p_value"] < 0.05
     more = calibrated_ece_reference(prob, observed, trials=3)  # three judgments per label: less noise
     assert more["mean"] < reference["mean"]

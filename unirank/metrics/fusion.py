@@ -11,20 +11,22 @@ GRID = np.concatenate([[0.0], np.logspace(-1, 3, 41)])
 
 
 def ndcg_at_k(scores: np.ndarray, gains: np.ndarray, group: np.ndarray, k: int = 10) -> np.ndarray:
-    """NDCG@k of every group (graded gains, log2 discount, ties broken by row order); groups
-    without a positive gain are left out. Returns one value per kept group."""
-    values = []
-    for g in np.unique(group):
-        rows = np.flatnonzero(group == g)
-        gain = gains[rows]
-        if not (gain > 0).any():
-            continue
-        order = np.argsort(-scores[rows], kind="stable")[:k]
-        discount = 1 / np.log2(np.arange(2, k + 2))
-        dcg = float((gain[order] * discount[: len(order)]).sum())
-        ideal = np.sort(gain)[::-1][:k]
-        values.append(dcg / float((ideal * discount[: len(ideal)]).sum()))
-    return np.array(values)
+    """NDCG@k of every group with a positive gain (graded gains), by trec_eval's code
+    (`unirank.metrics.retrieval.retrieval_metrics`, ir-measures); one value per kept group, in
+    the order of the groups' first rows."""
+    from unirank.metrics.retrieval import retrieval_metrics
+
+    keys = [str(g) for g in group]
+    run: dict[str, dict[str, float]] = {}
+    qrels: dict[str, dict[str, int]] = {}
+    for row, (key, score, gain) in enumerate(zip(keys, scores, gains)):
+        run.setdefault(key, {})[str(row)] = float(score)
+        qrels.setdefault(key, {})[str(row)] = int(round(gain))
+    kept = {key: docs for key, docs in run.items() if any(g > 0 for g in qrels[key].values())}
+    if not kept:
+        return np.zeros(0)
+    per_query = retrieval_metrics(kept, qrels, k=k, per_query=True, depth=k)["per_query"][f"ndcg@{k}"]
+    return np.array([per_query[key] for key in kept])
 
 
 def fit_fusion_weight(scores, first_stage, gains, group, k: int = 10) -> dict:
