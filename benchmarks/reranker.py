@@ -19,10 +19,8 @@ Contenders (unirank: `lightning_configs/reranker.yaml` with the overrides listed
 - unirank full: top-k, 2 BT epochs, the Thurstone fit with stage-1 priors for every group, 1
   pointwise epoch with λ = 1 Bradley-Terry term, the final calibration σ(a·r + b) fitted on the
   validation lists and folded into the head; and each ingredient taken away in turn;
-- full + fused prior: the stage-1 prior read from r + γ·first-stage score (γ fitted on the
-  validation lists), so stage 2's targets distil the fused ranking into the one model;
-- full + teacher KL: μ = 0.5 · KL(softmax(first-stage / 0.05) ‖ softmax(r)) within each sampled
-  list added to both stages' losses, so the model keeps the first stage's view where labels are silent.
+(The fused prior and the teacher KL, screened at depth 30 in 0.1 and within noise, left the
+package in 0.2; their rows stay in results/reranker-depth30.json as measured.)
 Reported: NDCG@10, MRR@10, recall@100 with 95 % bootstrap intervals over queries; ECE (with its
 interval) and Brier of σ(score) against relevance over the reranked lists; precision of σ > t and
 its spread across queries; the fused ranking r + γ·first-stage score (γ fitted on validation) for
@@ -99,8 +97,6 @@ CONTENDERS: dict[str, dict] = {
     "full − ranking term in stage 2": {**FULL, "overrides": {"model.ranking_weight": "0"}},
     "full − final calibration": {**FULL, "overrides": {"model.calibration.final": "none"}},
     "unirank BT only + final calibration": {"data": "hard", "epochs": (0, 0), "overrides": {}},
-    "full + fused prior": {**FULL, "overrides": {"model.calibration.prior_fusion": "true"}},
-    "full + teacher KL": {**FULL, "overrides": {"model.distill_weight": "0.5"}},
 }
 """epochs: (pairwise, pointwise) relative to --epochs: (0, 0) is all pairwise, (-1, 1) one pointwise."""
 

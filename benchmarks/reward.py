@@ -88,9 +88,15 @@ CONTENDERS: dict[str, dict] = {
     },
     "unirank BT only, majority labels (TRL's data)": {
         "epochs": (0, 0),
-        "overrides": {"model.calibration.final": "none", "data.source.init_args.labels": "majority"},
+        "overrides": {
+            "model.calibration.final": "none",
+            "data.source.class_path": "benchmarks.sources.MajorityPreferences",
+        },
     },
-    "unirank full, majority labels (TRL's data)": {**FULL, "overrides": {"data.source.init_args.labels": "majority"}},
+    "unirank full, majority labels (TRL's data)": {
+        **FULL,
+        "overrides": {"data.source.class_path": "benchmarks.sources.MajorityPreferences"},
+    },
     "unirank BT only, no dropout (TRL's default)": {
         "epochs": (0, 0),
         "overrides": {"model.calibration.final": "none", "model.dropout": "0.0"},

@@ -24,7 +24,7 @@ from pathlib import Path
 
 def _commands() -> dict:
     """Command name → its function (or, for judge, action → function)."""
-    from unirank.commands import data, evaluate, inference
+    from unirank.commands import data, evaluate, inference, recalibrate
 
     judge = {"requests": data.judge_requests, "import": data.judge_import, "teacher": data.judge_teacher}
     return {
@@ -33,7 +33,7 @@ def _commands() -> dict:
         "targets": data.targets,
         "evaluate": evaluate.evaluate,
         "export": inference.export,
-        "recalibrate": inference.recalibrate,
+        "recalibrate": recalibrate.recalibrate,
         "score": inference.score,
         "select": inference.select,
         "prune": inference.prune,
@@ -221,9 +221,9 @@ def _lightning(argv: list[str] | None) -> None:
         def add_arguments_to_parser(self, parser) -> None:
             parser.add_lightning_class_args(ExportModel, "export")
             parser.link_arguments(
-                ("model.schedule.distill_epochs", "model.schedule.pairwise_epochs", "model.schedule.pointwise_epochs"),
+                ("model.schedule.pairwise_epochs", "model.schedule.pointwise_epochs"),
                 "trainer.max_epochs",
-                compute_fn=lambda distill, pairwise, pointwise: distill + pairwise + pointwise,
+                compute_fn=lambda pairwise, pointwise: pairwise + pointwise,
             )
 
     try:

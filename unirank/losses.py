@@ -26,19 +26,6 @@ def target_weight(std_err: torch.Tensor) -> torch.Tensor:
     return 1.0 / (1.0 + std_err**2)
 
 
-def listwise_distillation_loss(
-    scores: torch.Tensor, teacher: torch.Tensor, group_sizes: list[int], temperature: float
-) -> torch.Tensor:
-    """Mean over groups of KL(softmax(teacher / τ) ‖ softmax(r)) within each group (items of a group
-    are contiguous, `group_sizes` long): the student ranks the group as the teacher does."""
-    losses = []
-    for r, t in zip(torch.split(scores, group_sizes), torch.split(teacher.to(scores.dtype), group_sizes)):
-        if len(r) > 1:
-            target = F.softmax(t / temperature, dim=0)
-            losses.append(F.kl_div(F.log_softmax(r, dim=0), target, reduction="sum"))
-    return torch.stack(losses).mean() if losses else scores.sum() * 0.0
-
-
 def comparison_loss(scores: torch.Tensor, batch) -> torch.Tensor:
     """Bradley-Terry over a `Batch`'s comparisons (0 where it has none)."""
     if len(batch.comp_a) == 0:

@@ -1,9 +1,7 @@
 """The one LightningModule: Bradley-Terry pairwise training, a Thurstone fit, pointwise training,
 then the final calibration.
 
-Optional distill epochs first match each group's scores to the first stage's (listwise KL: a warm
-start); μ·that KL can also stay in the later stages (`distill_weight`). Pairwise epochs train
-w·BCEWithLogits(r_a − r_b, p) on the comparisons, and an item whose label is its only evidence
+Pairwise epochs train w·BCEWithLogits(r_a − r_b, p) on the comparisons, and an item whose label is its only evidence
 (a process step, a pointwise-labelled item) against the anchor at r ≡ 0.
 At the first pointwise epoch the training split is fitted once (`unirank.training.targets`); the
 remaining epochs train w·BCE(σ(r), Φ(latent)) + λ·BT, w = 1/(1 + se²). When training ends, σ(a·r + b)
@@ -21,14 +19,12 @@ from dataclasses import asdict
 from typing import Literal
 
 import lightning as L
-import numpy as np
 import polars as pl
 import torch
 
 from unirank.adapters import Adapter, RetrievalAdapter
 from unirank.adapters.base import Batch
-from unirank.data.tables import TableError
-from unirank.losses import anchor_loss, comparison_loss, listwise_distillation_loss, pointwise_loss, target_weight
+from unirank.losses import anchor_loss, comparison_loss, pointwise_loss, target_weight
 from unirank.model.backbone import load_backbone
 from unirank.model.lora import LoRA, add_adapters
 from unirank.model.packing import Packing
@@ -54,10 +50,6 @@ class UnirankModule(L.LightningModule):
         lr: learning rate of the backbone; head_lr: of the new scalar head.
         weight_decay: AdamW weight decay; warmup_ratio: share of steps with linear warm-up (then linear decay).
         chunk_size: sequences per forward pass when scoring outside training batches.
-        distill_temperature: τ of the teacher distribution softmax(first-stage score / τ).
-        distill_weight: μ of the listwise KL to the first stage kept in the pairwise and pointwise
-            stages: loss += μ·KL(softmax(first-stage / τ) ‖ softmax(r)) within each group, so where
-            labels are silent the model keeps the first stage's view (0: off; lists with first-stage scores).
         ranking_weight: λ of the ranking term kept in the pointwise stage: loss = pointwise + λ·BT on
             the same batch's comparisons, so calibrating cannot unlearn the order (0: pointwise alone).
         dropout: every dropout layer's probability while training (None: the backbone's own, 0.1 for
@@ -84,8 +76,6 @@ class UnirankModule(L.LightningModule):
         weight_decay: float = 0.01,
         warmup_ratio: float = 0.1,
         chunk_size: int = 32,
-        distill_temperature: float = 0.05,
-        distill_weight: float = 0.0,
         ranking_weight: float = 1.0,
         dropout: float | None = None,
         seed: int = 0,
@@ -100,8 +90,7 @@ class UnirankModule(L.LightningModule):
         self.adapter = adapter or RetrievalAdapter()
         self.schedule, self.calibration = schedule, calibration
         self.lr, self.head_lr, self.weight_decay, self.warmup_ratio = lr, head_lr, weight_decay, warmup_ratio
-        self.chunk_size, self.seed, self.distill_temperature = chunk_size, seed, distill_temperature
-        self.distill_weight = distill_weight
+        self.chunk_size, self.seed = chunk_size, seed
         self.ranking_weight, self.dropout, self.trust_remote_code = ranking_weight, dropout, trust_remote_code
         self.packing, self.lora, self.gradient_checkpointing, self.head = packing, lora, gradient_checkpointing, head
         if lora is not None and lora.save_adapter and head == "yes-no":
@@ -129,8 +118,6 @@ class UnirankModule(L.LightningModule):
         """Plain data that rebuilds this module (no pickled objects, so checkpoints load weights-only)."""
         plain = (
             "chunk_size",
-            "distill_temperature",
-            "distill_weight",
             "ranking_weight",
             "dropout",
             "seed",
@@ -179,22 +166,6 @@ class UnirankModule(L.LightningModule):
     def on_fit_start(self) -> None:
         if not self.trainer.fast_dev_run:  # fast_dev_run: one batch, every stage's loss on it
             self.schedule.check_epochs(self.trainer.max_epochs)
-        if self.schedule.distill_epochs or self.distill_weight:
-            self.check_first_stage_scores()
-
-    def check_first_stage_scores(self) -> None:
-        """Before the first step: the teacher term needs a first-stage score on every training item;
-        the first item without one is named with its source."""
-        datamodule = self.trainer.datamodule
-        train = getattr(datamodule, "datasets", {}).get("train")
-        missing = np.flatnonzero(np.isnan(train.teacher)) if train is not None else []
-        if len(missing):
-            row = int(missing[0])
-            raise TableError(
-                f"{datamodule.source_name()}: item {train.item_id[row]!r} of group {train.item_group[row]!r} has no "
-                f"first_stage_score ({len(missing)} training items lack one); distill_epochs > 0 or "
-                "distill_weight > 0 needs one on every item (mined candidates have it)"
-            )
 
     # ---- training -----------------------------------------------------------------------------
     def stages_now(self) -> list[str]:
@@ -224,32 +195,16 @@ class UnirankModule(L.LightningModule):
         return total
 
     def stage_loss(self, stage: str, out: BatchScores, batch: Batch) -> torch.Tensor:
-        """The loss of one batch in a stage: distill (listwise KL to the first stage), pairwise
-        (Bradley-Terry on the comparisons + each label that is its item's only evidence against the
-        anchor) or pointwise (BCE against the targets + λ·Bradley-Terry on the same comparisons);
-        the last two + μ·the distill loss when `distill_weight` μ > 0."""
+        """The loss of one batch in a stage: pairwise (Bradley-Terry on the comparisons + each
+        label that is its item's only evidence against the anchor) or pointwise (BCE against the
+        targets + λ·Bradley-Terry on the same comparisons)."""
         scores = out.items
-        if stage == "distill":
-            return self.teacher_loss(scores, batch)
         if stage == "pairwise":
-            loss = comparison_loss(scores, batch) + anchor_loss(scores, batch, self.calibration.label_weight)
-        else:
-            pairs = [self._target_lookup[(g, i)] for g, i in zip(batch.group_id, batch.item_id)]
-            target, std_err = torch.tensor(pairs, dtype=torch.float32, device=self.device).unbind(1)
-            loss = pointwise_loss(scores, target, target_weight(std_err))
-            if self.ranking_weight:
-                loss = loss + self.ranking_weight * comparison_loss(scores, batch)
-        return loss + self.distill_weight * self.teacher_loss(scores, batch) if self.distill_weight else loss
-
-    def teacher_loss(self, scores: torch.Tensor, batch: Batch) -> torch.Tensor:
-        """KL(softmax(first-stage / τ) ‖ softmax(r)) within each group, averaged over groups."""
-        if batch.teacher is None or torch.isnan(batch.teacher).any():
-            raise ValueError(
-                "distill_epochs > 0 or distill_weight > 0 needs first_stage_score on every item "
-                "(mined candidates have it)"
-            )
-        teacher = batch.teacher.to(self.device)
-        return listwise_distillation_loss(scores, teacher, batch.group_sizes, self.distill_temperature)
+            return comparison_loss(scores, batch) + anchor_loss(scores, batch, self.calibration.label_weight)
+        pairs = [self._target_lookup[(g, i)] for g, i in zip(batch.group_id, batch.item_id)]
+        target, std_err = torch.tensor(pairs, dtype=torch.float32, device=self.device).unbind(1)
+        loss = pointwise_loss(scores, target, target_weight(std_err))
+        return loss + self.ranking_weight * comparison_loss(scores, batch) if self.ranking_weight else loss
 
     # ---- the targets of stage 2 (fitted by unirank.training.callbacks.PointwiseTargets) ------------
     def set_targets(self, targets: pl.DataFrame) -> None:

@@ -82,6 +82,7 @@ def test_optional_columns_get_their_defaults():
 def test_majority_labels_keep_the_decided_comparisons_as_hard_labels(tmp_path):
     import json
 
+    from benchmarks.sources import MajorityPreferences
     from unirank.domains.chat.source import Preferences
 
     rows = [
@@ -91,7 +92,7 @@ def test_majority_labels_keep_the_decided_comparisons_as_hard_labels(tmp_path):
     ]
     (tmp_path / "p.json").write_text(json.dumps(rows))
     fraction = Preferences(str(tmp_path / "p.json"), "pandalm", 0.0).load().comparisons
-    majority = Preferences(str(tmp_path / "p.json"), "pandalm", 0.0, labels="majority").load().comparisons
+    majority = MajorityPreferences(str(tmp_path / "p.json"), "pandalm", 0.0).load().comparisons
     assert sorted(fraction["p"].round(4).to_list()) == [0.1667, 0.5, 0.6667]
     assert sorted(majority["p"].to_list()) == [0.0, 1.0] and majority["weight"].to_list() == [1.0, 1.0]
 

@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from unirank.data.datamodule import BucketBatchSampler
+from unirank.data.batching import BucketBatchSampler
 from unirank.training.export import load_checkpoint
 
 
@@ -26,6 +26,7 @@ def test_sampler_shards_batches_by_rank_with_equal_counts():
     assert sorted(shards[0] + shards[1]) == sorted(everything)
 
 
+@pytest.mark.slow  # 25 s; the default run's FSDP2 test trains and exports on two processes too
 def test_ddp_debug_recipe_on_two_processes(repo, tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
     command = [

@@ -95,3 +95,9 @@ def _is_head(name: str) -> bool:
     return (
         name.startswith(("classifier.", "score.", "pooler.", "bert.pooler.", "roberta.pooler.")) or ".pooler." in name
     )
+
+
+def reads_last_token(model: nn.Module) -> bool:
+    """Whether the model is a decoder read at its last token: a `score` head on a causal backbone
+    (transformers' *ForSequenceClassification of Llama, Qwen, Gemma, Mistral, GPT-2, GPT-NeoX...)."""
+    return hasattr(model, "score") and not hasattr(model, "classifier")

@@ -18,15 +18,14 @@ from torch import nn
 
 from unirank.adapters.base import Batch
 from unirank.domains.process.adapter import aggregate_steps
-from unirank.model.head import ScalarHead
+from unirank.model.head import ScalarHead, reads_last_token
 from unirank.model.packing import Layout, Packing, attention_inputs, is_packed, sequences_in
 from unirank.model.precision import warn_if_emulated_bf16
 from unirank.model.read_out import reading_positions, supports_read_out
 from unirank.model.step_index import first_steps, unit_features, unit_steps
 from unirank.progress import ProgressLines
 
-PROGRESS_FROM = 5000
-"""Scoring this many sequences or more at once prints a line every 10 % where output goes to a log."""
+PROGRESS_FROM = 5000  # scoring this many sequences or more at once prints a line every 10 % to a log
 
 
 @dataclass(frozen=True)
@@ -49,11 +48,8 @@ class Scorer(ScalarHead, nn.Module):
     `novelty.NoveltyReference` of training inputs' backbone states, or None) and `pairwise_reading`
     (how two of its logits read as P(a ≻ b): "thurstone" after the pointwise stage on Thurstone
     targets, else "bradley-terry"). chunk_size: sequences per forward pass when scoring lists;
-    packing: a decoder's padding-free rows and shared prompts (`unirank.model.packing`).
-
-    Decoders (a `score` head on a causal backbone) are read at each input's last token (each
-    step's last token for process inputs): the backbone runs, its final states are gathered there
-    and the head is applied to those states only.
+    packing: a decoder's padding-free rows and shared prompts (`unirank.model.packing`). Decoders
+    are read at each input's (or step's) last token: the head runs on those final states only.
     """
 
     def __init__(
@@ -302,9 +298,3 @@ class Scorer(ScalarHead, nn.Module):
         finally:
             handle.remove()
             self.read_out = read_out
-
-
-def reads_last_token(model: nn.Module) -> bool:
-    """Whether the model is a decoder read at its last token: a `score` head on a causal backbone
-    (transformers' *ForSequenceClassification of Llama, Qwen, Gemma, Mistral, GPT-2, GPT-NeoX...)."""
-    return hasattr(model, "score") and not hasattr(model, "classifier")

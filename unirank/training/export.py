@@ -90,14 +90,17 @@ def load_checkpoint(path: str | Path, trust_remote_code: bool = False) -> Uniran
             f"{path}: its backbone {config['model']!r} runs its own code (trained with trust_remote_code=True); "
             "load it with trust_remote_code=True (--trust-remote-code) only if you trust that code"
         )
+    removed = {("schedule", "distill_epochs"): 0, ("calibration", "prior_fusion"): False, ("", "distill_weight"): 0.0}
+    for (block, key), off in removed.items():  # settings of 0.1 whose experiments left the package in 0.2
+        value = (config.get(block) or {}).pop(key, off) if block else config.get(key, off)
+        if value != off:
+            raise ValueError(f"{path}: trained with {'.'.join(filter(None, (block, key)))}={value}, removed in 0.2")
     module = UnirankModule(
         model=config["model"],
         adapter=adapter_from_spec(config["adapter"], path),
         schedule=Schedule(**config["schedule"]),
         calibration=Calibration(**config["calibration"]),
         chunk_size=config["chunk_size"],
-        distill_temperature=config["distill_temperature"],
-        distill_weight=config.get("distill_weight", 0.0),
         ranking_weight=config.get("ranking_weight", 0.0),
         dropout=config.get("dropout"),
         seed=config["seed"],

@@ -9,15 +9,13 @@ from typing import Literal
 
 @dataclass(frozen=True)
 class Schedule:
-    """Epochs of each stage, in order: distill (optional warm start from the first stage's scores),
-    pairwise, pointwise; a run lasts their sum."""
+    """Epochs of each stage, in order: pairwise, pointwise; a run lasts their sum."""
 
     pairwise_epochs: int = 1
     pointwise_epochs: int = 1
-    distill_epochs: int = 0
 
     def __post_init__(self) -> None:
-        counts = {"distill": self.distill_epochs, "pairwise": self.pairwise_epochs, "pointwise": self.pointwise_epochs}
+        counts = {"pairwise": self.pairwise_epochs, "pointwise": self.pointwise_epochs}
         negative = [f"{name}_epochs={count}" for name, count in counts.items() if count < 0]
         if negative:
             raise ValueError(f"schedule: {', '.join(negative)}: epochs cannot be negative")
@@ -26,30 +24,24 @@ class Schedule:
 
     @property
     def total_epochs(self) -> int:
-        return self.distill_epochs + self.pairwise_epochs + self.pointwise_epochs
+        return self.pairwise_epochs + self.pointwise_epochs
 
     def stage_at(self, epoch: int) -> str:
         """The stage an epoch (0-based) trains in."""
-        if epoch < self.distill_epochs:
-            return "distill"
-        return "pairwise" if epoch < self.distill_epochs + self.pairwise_epochs else "pointwise"
+        return "pairwise" if epoch < self.pairwise_epochs else "pointwise"
 
     def check_epochs(self, max_epochs: int | None) -> None:
         """A trainer must run exactly the schedule's epochs."""
         if max_epochs != self.total_epochs:
             raise ValueError(
-                f"trainer.max_epochs={max_epochs} but the schedule has {self.distill_epochs} distill + "
+                f"trainer.max_epochs={max_epochs} but the schedule has "
                 f"{self.pairwise_epochs} pairwise + {self.pointwise_epochs} pointwise epochs"
             )
 
     @property
     def stages(self) -> list[str]:
         """The stages that have epochs, in order."""
-        counts = (
-            ("distill", self.distill_epochs),
-            ("pairwise", self.pairwise_epochs),
-            ("pointwise", self.pointwise_epochs),
-        )
+        counts = (("pairwise", self.pairwise_epochs), ("pointwise", self.pointwise_epochs))
         return [name for name, count in counts if count]
 
 
@@ -62,10 +54,7 @@ class Calibration:
     stage1_prior: stage-1 scores, mapped onto the latent scale on the validation split, are the
     prior means; prior_groups: for groups of at most `sparse_group_size` items ("sparse": a chat
     prompt with one pair) or for every group ("all": targets follow the stage-1 order where labels
-    and comparisons are silent); prior_fusion: the prior is read from the stage-1 score fused with
-    the first stage's, r + γ·s (γ fitted on the validation lists' NDCG@10, as for the fused
-    ranking), so the targets carry the first stage's order where labels are silent and the one
-    model learns what fusing would add (retrieval lists with first-stage scores only); final:
+    and comparisons are silent); final:
     "platt" fits σ(a·r + b) on the validation split after training and folds it into the head (see
     unirank.fitting.platt), "none" leaves the logits as trained; uncertainty: "laplace" then fits
     the head's posterior on up to `uncertainty_items` training items (see unirank.training.uncertainty), so
@@ -78,7 +67,6 @@ class Calibration:
     stage1_prior: bool = True
     sparse_group_size: int = 2
     prior_groups: Literal["sparse", "all"] = "sparse"
-    prior_fusion: bool = False
     final: Literal["none", "platt"] = "platt"
     uncertainty: Literal["none", "laplace"] = "laplace"
     uncertainty_items: int = 2048

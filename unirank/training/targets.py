@@ -50,9 +50,7 @@ def stage1_prior(scorer, train, held_out, calibration, anchored: bool) -> pl.Dat
 
     With anchors (absolute labels) and labels in the held-out split: μ = α·r + β, (α, β) fitted
     on the held-out comparisons and labels (`fit_score_map`), so μ sits on the anchor's scale.
-    Otherwise μ = α·(r − mean of r in the group), α fitted on the held-out comparisons.
-    With `calibration.prior_fusion`, r is the fused score r₁ + γ·s (s the first stage's score, γ
-    maximising the held-out lists' NDCG@10: `unirank.metrics.fusion`)."""
+    Otherwise μ = α·(r − mean of r in the group), α fitted on the held-out comparisons."""
     items = train.tables.items.select("group_id", "item_id").with_row_index("_row")
     if calibration.prior_groups == "sparse":
         sizes = items.filter(pl.Series(train.parent < 0)).group_by("group_id").len()
@@ -61,38 +59,13 @@ def stage1_prior(scorer, train, held_out, calibration, anchored: bool) -> pl.Dat
     if items.height == 0:
         return None
     held_out_scores = scorer.score_rows(held_out, np.arange(held_out.n_items))
-    gamma = fusion_weight(held_out_scores, held_out, train) if calibration.prior_fusion else 0.0
-    if gamma:  # (fusion_weight checked every item has a first-stage score)
-        held_out_scores = held_out_scores + gamma * held_out.teacher
     alpha, beta, centred = score_map(held_out_scores, held_out, calibration, anchored)
     rows = items["_row"].to_numpy()
-    scores = scorer.score_rows(train, rows) + (gamma * train.teacher[rows] if gamma else 0.0)
+    scores = scorer.score_rows(train, rows)
     r = pl.col("r") - pl.col("r").mean().over("group_id") if centred else pl.col("r")
-    fused = f"(r + {gamma:.3f}·first stage)" if calibration.prior_fusion else "r"
-    print(f"stage-1 prior for {items.height} items: latent ≈ {alpha:.3f}·{fused}{'' if centred else f' + {beta:.3f}'}")
+    print(f"stage-1 prior for {items.height} items: latent ≈ {alpha:.3f}·r{'' if centred else f' + {beta:.3f}'}")
     scored = items.with_columns(pl.Series("r", scores)).filter(pl.col("r").is_not_nan())  # NaN: a step cut
     return scored.select("group_id", "item_id", (alpha * r + beta).alias("prior_mean"))
-
-
-def fusion_weight(scores: np.ndarray, held_out, train) -> float:
-    """γ of r + γ·s maximising the held-out lists' NDCG@10 (0: fusing does not help there).
-    Needs a first-stage score on every item of both splits and labelled held-out lists."""
-    from unirank.metrics.fusion import fit_fusion_weight
-
-    for name, split in (("training", train), ("validation", held_out)):
-        if split.n_items == 0 or np.isnan(split.teacher).any():
-            raise ValueError(
-                f"calibration.prior_fusion needs a first_stage_score on every {name} item "
-                "(mined retrieval lists have one)"
-            )
-    if np.isnan(held_out.label).all():
-        raise ValueError("calibration.prior_fusion needs labelled validation lists to fit the fusion weight on")
-    fit = fit_fusion_weight(scores, held_out.teacher, np.nan_to_num(held_out.label), held_out.item_group_index)
-    print(
-        f"prior fusion: γ = {fit['first_stage_weight']:.3f} on {fit['queries']} validation lists "
-        f"(NDCG@10 {fit['ndcg@10']['reranker']:.3f} → {fit['ndcg@10']['fused']:.3f})"
-    )
-    return fit["first_stage_weight"]
 
 
 def score_map(scores: np.ndarray, dataset, calibration, anchored: bool) -> tuple[float, float, bool]:

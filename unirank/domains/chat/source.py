@@ -14,11 +14,10 @@ from unirank.domains.chat.readers import read_hh_rlhf, read_pandalm, read_prefer
 class Preferences(DataSource):
     """Preference data: `format` trl (prompt/chosen/rejected JSONL), hh-rlhf (dialogue pairs, .jsonl[.gz])
     or pandalm (multi-annotator JSON); groups split by a stable hash of the prompt. skip_invalid
-    (trl): skip bad rows, counting and naming them in a warning, instead of stopping. labels:
-    "fraction" keeps each comparison's observed preference p (several annotators: their fraction,
-    ties 0.5); "majority" keeps only decided comparisons, with p = 1 for the majority's side and
-    weight 1 (what a pairwise trainer such as TRL's sees). groups: "prompt" (one group per prompt, a
-    response encoded once per step however many comparisons it is in) or "comparison" (each
+    (trl): skip bad rows, counting and naming them in a warning, instead of stopping. Each
+    comparison keeps its observed preference p (several annotators: their fraction, ties 0.5).
+    groups: "prompt" (one group per prompt, a response encoded once per step however many
+    comparisons it is in) or "comparison" (each
     comparison its own group with its own copy of both responses, as a pairwise trainer encodes
     them; the split stays by prompt)."""
 
@@ -29,7 +28,6 @@ class Preferences(DataSource):
         validation_fraction: float = 0.1,
         test_fraction: float = 0.0,
         skip_invalid: bool = False,
-        labels: Literal["fraction", "majority"] = "fraction",
         groups: Literal["prompt", "comparison"] = "prompt",
     ):
         readers = {"trl": read_preferences, "hh-rlhf": read_hh_rlhf, "pandalm": read_pandalm}
@@ -42,18 +40,17 @@ class Preferences(DataSource):
         if skip_invalid and format != "trl":
             raise ValueError("skip_invalid is supported for format 'trl'")
         self.validation_fraction, self.test_fraction = validation_fraction, test_fraction
-        self.skip_invalid, self.labels = skip_invalid, labels
+        self.skip_invalid = skip_invalid
         self._read = readers[format]
 
     def load(self) -> Tables:
-        extra = {"skip_invalid": True} if self.skip_invalid else {}
-        tables = self._read(self.path, self.validation_fraction, self.test_fraction, **extra)
-        if self.labels == "majority":
-            decided = tables.comparisons.filter(pl.col("p") != 0.5).with_columns(
-                (pl.col("p") > 0.5).cast(pl.Float64).alias("p"), pl.lit(1.0).alias("weight")
-            )
-            tables = Tables(tables.groups, tables.items, decided, tables.texts)
+        tables = self.read()
         return comparisons_as_groups(tables) if self.groups == "comparison" else tables
+
+    def read(self) -> Tables:
+        """The file's tables, one group per prompt."""
+        extra = {"skip_invalid": True} if self.skip_invalid else {}
+        return self._read(self.path, self.validation_fraction, self.test_fraction, **extra)
 
 
 def comparisons_as_groups(tables: Tables) -> Tables:

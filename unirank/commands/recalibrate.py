@@ -1,0 +1,122 @@
+"""`unirank recalibrate`: a model moved to another domain, its calibration refitted on that domain's labels."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def recalibrate(
+    model: Path, labels: Path, out: Path, folds: int = 5, seed: int = 0, trust_remote_code: bool = False
+) -> None:
+    """Refit the model's σ(a·r + b) on a new domain's labels, write it as a new export, and report
+    the ECE before and after on labels the fit did not see (k-fold over groups, 95 % intervals).
+
+    Args:
+        model: an exported folder (it is not changed)
+        labels: JSONL of {"context", "candidate", "label"} rows (label 0/1, or "p" in [0, 1]; an
+            optional "group", else the context groups the rows); TRL preference JSONL ({"prompt",
+            "chosen", "rejected"}: a temperature is fitted); or a folder of unirank tables (`unirank
+            mine` output: the first stage's labelled candidates, the lists a reranker scores)
+        out: a new folder for the recalibrated export
+        folds: folds of the cross-validation over groups that measures the held-out ECE
+        seed: how groups are dealt into folds
+        trust_remote_code: let a model whose backbone has its own code run it
+    """
+    from unirank.atomic import OutputError
+    from unirank.data.tables import TableError
+    from unirank.model import Model
+    from unirank.recalibration import Evidence, check_output, recalibrate_scores, write_recalibrated
+
+    try:
+        check_output(model, out)
+        if not (Path(model) / "unirank.json").exists():
+            raise OutputError(f"{model}: not a unirank export folder (no unirank.json)")
+    except OutputError as error:
+        raise SystemExit(f"unirank recalibrate: {error}") from None
+    try:
+        evidence, source = _recalibration_evidence(labels)
+    except (TableError, ValueError) as error:
+        raise SystemExit(f"unirank recalibrate: {error}") from None
+    predictor = Model.from_pretrained(model, trust_remote_code=trust_remote_code)
+    if predictor.scorer.adapter.reads_steps:
+        raise SystemExit(
+            "unirank recalibrate: this command needs a reranker or reward model (a process model's steps: not yet)"
+        )
+    contexts, texts, groups = evidence.pop("contexts"), evidence.pop("texts"), evidence.pop("groups")
+    scores = predictor.score_texts(contexts, texts)
+    fit = Evidence(scores=scores, groups=np.asarray(groups), **evidence)
+    with_bias = predictor.scorer.has_output_bias() and predictor.info.get("head") != "yes-no"
+    try:
+        record = recalibrate_scores(fit, predictor.pairwise_link, with_bias, folds, seed)
+    except ValueError as error:
+        raise SystemExit(f"unirank recalibrate: {error}") from None
+    record["fitted_on"] = f"{labels}: {record['n']} {record['evidence']} in {record['groups']} groups"
+    write_recalibrated(predictor, Path(out), record)
+    before, after = record["before"], record["after"]
+    print(f"recalibrated σ({record['a']:.4f}·r + {record['b']:.4f}) on {record['fitted_on']} ({source})")
+    for name, row in (("before", before), ("after", after)):
+        low, high = row["ece_interval"]
+        print(f"  held-out ECE {name:6s} {row['ece']:.4f} [{low:.4f}, {high:.4f}] over {row['n']}")
+    print(f"wrote the recalibrated model to {out}  ({model} unchanged)")
+
+
+def _recalibration_evidence(path: Path) -> tuple[dict, str]:
+    """Items to score and what they are fitted on, from a labels file or a tables folder."""
+    from unirank.data.readers import iter_jsonl
+    from unirank.data.sources import TablesDir
+    from unirank.data.tables import TableError
+    from unirank.domains.chat.source import Preferences
+
+    path = Path(path)
+    if path.is_dir():
+        tables, source = TablesDir(str(path)).load(), "tables"
+    else:
+        first = next(iter_jsonl(path), (0, {}))[1]
+        if {"prompt", "chosen", "rejected"} <= set(first):
+            tables, source = Preferences(str(path), "trl", validation_fraction=0.0).load(), "preference pairs"
+        else:
+            return _labelled_rows(path), "labelled rows"
+    items = tables.items
+    label = items["label"].cast(float).fill_null(float("nan")).to_numpy()
+    comparisons = tables.indexed_comparisons()
+    if np.isnan(label).all() and not comparisons.height:
+        raise TableError(f"{path}: no labelled items and no comparisons to recalibrate on")
+    evidence = {
+        "contexts": tables.item_contexts(),
+        "texts": items["text"].to_list(),
+        "groups": items["group_id"].to_list(),
+    }
+    if not np.isnan(label).all():
+        return evidence | {"label": label}, source
+    return evidence | {
+        "comp_a": comparisons["_a"].to_numpy(), "comp_b": comparisons["_b"].to_numpy(),
+        "p": comparisons["p"].to_numpy(), "weight": comparisons["weight"].to_numpy(),
+    }, source  # fmt: skip
+
+
+def _labelled_rows(path: Path) -> dict:
+    """{context, candidate, label | p[, group]} rows; a bad row is named by its line."""
+    import math
+
+    from unirank.data.readers import iter_jsonl
+    from unirank.data.tables import TableError
+
+    contexts, texts, labels, groups = [], [], [], []
+    for line, record in iter_jsonl(path):
+        context, candidate = record.get("context"), record.get("candidate")
+        value = record.get("label", record.get("p"))
+        if not isinstance(context, (str, list)) or not isinstance(candidate, str):
+            raise TableError(f"{path}, line {line}: needs 'context' and 'candidate' strings")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 <= value <= 1) or math.isnan(value):
+            raise TableError(f"{path}, line {line}: 'label' (or 'p') must be a number in [0, 1], got {value!r}")
+        context = context if isinstance(context, str) else json.dumps(context, ensure_ascii=False)
+        contexts.append(context)
+        texts.append(candidate)
+        labels.append(float(value))
+        groups.append(str(record.get("group", context)))
+    if not labels:
+        raise TableError(f"{path}: no labelled rows")
+    return {"contexts": contexts, "texts": texts, "groups": groups, "label": np.asarray(labels)}
