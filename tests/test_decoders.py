@@ -220,3 +220,40 @@ def test_yes_no_head_starts_at_the_lm_s_answer_and_exports_for_cross_encoder(ran
     theirs = CrossEncoder(str(tmp_path / "model")).predict(pairs)
     np.testing.assert_allclose(theirs, ours, atol=1e-5)
     assert max(ours) - min(ours) > 1e-3
+
+
+def test_qlora_trains_on_a_4bit_base_and_exports_the_plain_model_it_computes(tmp_path):
+    """QLoRA on the CPU: the frozen base in 4-bit NF4 (bitsandbytes), adapters and head in fp32; the
+    export dequantises the base to the weights it trained against and merges the adapters, so the
+    plain export computes the trained (and calibrated) logits. bitsandbytes' CPU blocks need
+    layers at least 64 wide, hence a 128-wide random Qwen2."""
+    import lightning as L
+
+    from unirank.adapters import ChatAdapter
+    from unirank.data.datamodule import UnirankDataModule
+    from unirank.domains.chat.source import Preferences
+    from unirank.model import Model
+    from unirank.model.lora import LoRA
+    from unirank.model.random_decoders import build_decoder
+    from unirank.module import Schedule, UnirankModule
+    from unirank.training.export import export_model
+
+    from .conftest import REPO
+
+    demo = str(REPO / "data/demo-preferences.jsonl")
+    shape = dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
+                 num_key_value_heads=2)  # fmt: skip
+    build_decoder(tmp_path / "base", "qwen2", shape, texts=open(demo, encoding="utf-8").readlines())
+    module = UnirankModule(model=str(tmp_path / "base"), adapter=ChatAdapter(max_length=64), schedule=Schedule(1, 1),
+                           lora=LoRA(r=4, quantize="4bit"), lr=1e-3, head_lr=1e-3)  # fmt: skip
+    up = module.scorer.model.model.layers[0].mlp.up_proj
+    assert type(up.base_layer).__name__ == "Linear4bit" and type(module.scorer.model.score).__name__ == "Linear"
+    data = UnirankDataModule(Preferences(demo, validation_fraction=0.2), batch_groups=8)
+    L.Trainer(max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+              enable_model_summary=False).fit(module, datamodule=data)  # fmt: skip
+    trained = module.scorer.score_texts(PROMPTS, RESPONSES)
+    folder = export_model(module, tmp_path / "model")
+    config = json.loads((folder / "config.json").read_text())
+    assert "quantization_config" not in config
+    assert json.loads((folder / "unirank.json").read_text())["lora"]["quantize"] == "4bit"
+    np.testing.assert_allclose(Model.from_pretrained(folder).score_texts(PROMPTS, RESPONSES), trained, atol=1e-4)

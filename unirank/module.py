@@ -93,11 +93,14 @@ class UnirankModule(L.LightningModule):
         self.chunk_size, self.seed = chunk_size, seed
         self.ranking_weight, self.dropout, self.trust_remote_code = ranking_weight, dropout, trust_remote_code
         self.packing, self.lora, self.gradient_checkpointing, self.head = packing, lora, gradient_checkpointing, head
+        self.quantize = "none" if lora is None else lora.quantize
         if lora is not None and lora.save_adapter and head == "yes-no":
             raise ValueError(
                 "lora.save_adapter writes a scalar-head adapter; the yes/no export is the causal LM itself"
             )
-        backbone, self.tokenizer = load_backbone(model, trust_remote_code=trust_remote_code, seed=seed, head=head)
+        backbone, self.tokenizer = load_backbone(
+            model, trust_remote_code=trust_remote_code, seed=seed, head=head, quantize=self.quantize
+        )
         if gradient_checkpointing:
             enable_checkpointing(backbone)
         with torch.random.fork_rng():
@@ -144,6 +147,8 @@ class UnirankModule(L.LightningModule):
 
     def setup(self, stage: str) -> None:
         check_strategy(self.trainer)
+        if self.quantize != "none" and is_sharded(self.trainer):
+            raise ValueError("lora.quantize=4bit (QLoRA) is not sharded: run it one model per process (DDP)")
 
     def configure_model(self) -> None:
         """Under ModelParallelStrategy: shard the decoder layer by layer over the data-parallel

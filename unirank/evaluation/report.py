@@ -97,6 +97,13 @@ def _uncertainty_line(name: str, entry: dict) -> str:
     )
 
 
+def threshold_lines(report: dict, groups: str, reading: str) -> list[str]:
+    """Every system's threshold rows (`threshold_line`), in system order."""
+    return [
+        threshold_line(n, row, groups, reading) for n, e in report["systems"].items() for row in e.get("thresholds", [])
+    ]
+
+
 def threshold_line(name: str, row: dict, groups: str, reading: str) -> str:
     """Precision and recall of "probability > t", and the spread of precision across groups."""
     precision = "-" if row["precision"] is None else f"{row['precision']:.3f}"

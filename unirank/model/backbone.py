@@ -56,11 +56,14 @@ def check_model_folder(path: Path) -> None:
         raise ModelFolderError(f"{path}: not a complete model folder: missing {'; '.join(missing)}")
 
 
-def load_backbone(name_or_path: str, trust_remote_code: bool = False, seed: int = 0, head: str = "scalar"):
+def load_backbone(
+    name_or_path: str, trust_remote_code: bool = False, seed: int = 0, head: str = "scalar", quantize: str = "none"
+):
     """(model, tokenizer) for a name, a local path, `minilm` (packaged all-MiniLM-L6-v2) or `tiny`
     (a 2-layer, 32-wide BERT built in-process with MiniLM's tokenizer, for tests and debugging).
     head: "scalar" (a new linear head, or the one a sequence-classification checkpoint has) or
-    "yes-no" (a causal LM read as logit("yes") − logit("no"), `unirank.model.yes_no`)."""
+    "yes-no" (a causal LM read as logit("yes") − logit("no"), `unirank.model.yes_no`); quantize:
+    "4bit" loads the backbone's linear layers in 4-bit NF4 (QLoRA's base, `unirank.model.quantized`)."""
     from transformers import (
         AutoModelForSequenceClassification,
         AutoTokenizer,
@@ -79,21 +82,30 @@ def load_backbone(name_or_path: str, trust_remote_code: bool = False, seed: int 
     if Path(path).is_dir():
         check_model_folder(Path(path))
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    options = {"use_safetensors": True, "trust_remote_code": trust_remote_code}
+    if quantize == "4bit":
+        from unirank.model.quantized import device_map, quantization_config
+
+        options |= {"quantization_config": quantization_config(), "device_map": device_map()}
+    elif quantize != "none":
+        raise ValueError(f"quantize must be 'none' or '4bit', got {quantize!r}")
     if head == "yes-no":
         from transformers import AutoModelForCausalLM
 
         from unirank.model.yes_no import answer_token_ids, scorer_from_causal_lm
 
-        causal = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True, trust_remote_code=trust_remote_code)
+        causal = AutoModelForCausalLM.from_pretrained(path, **options)
         model = scorer_from_causal_lm(causal, *answer_token_ids(tokenizer, ("yes", "no")))
     elif head != "scalar":
         raise ValueError(f"head must be 'scalar' or 'yes-no', got {head!r}")
     else:
         with torch.random.fork_rng():
             torch.manual_seed(seed)  # the new head's initialisation
-            model = AutoModelForSequenceClassification.from_pretrained(
-                path, num_labels=1, use_safetensors=True, trust_remote_code=trust_remote_code
-            )
+            model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, **options)
+    if quantize == "4bit":
+        from unirank.model.quantized import keep_trainable_layout
+
+        keep_trainable_layout(model)
     if tokenizer.pad_token is None:  # decoders: pad with EOS; the head reads the last non-pad token
         tokenizer.pad_token = tokenizer.eos_token
     model.config.pad_token_id = tokenizer.pad_token_id

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from torch import nn
 
@@ -25,15 +26,19 @@ class LoRA:
     r: rank of each update; alpha: its scale (ΔW = alpha / r · B·A); dropout: on the adapters'
     input while training; target_modules: "all-linear" (every linear layer of the backbone) or
     the names of the layers to adapt (e.g. [q_proj, v_proj]); save_adapter: the export also holds
-    the adapter alone in `adapter/` (peft's format)."""
+    the adapter alone in `adapter/` (peft's format); quantize: "4bit" loads the frozen base in
+    4-bit NF4 through bitsandbytes (QLoRA, `unirank.model.quantized`; the CPU or a GPU)."""
 
     r: int = 16
     alpha: int = 32
     dropout: float = 0.05
     target_modules: str | list[str] = "all-linear"
     save_adapter: bool = False
+    quantize: Literal["none", "4bit"] = "none"
 
     def __post_init__(self) -> None:
+        if self.quantize not in ("none", "4bit"):
+            raise ValueError(f"lora.quantize must be 'none' or '4bit', got {self.quantize!r}")
         if self.r < 1 or self.alpha <= 0 or not 0.0 <= self.dropout < 1.0:
             raise ValueError(
                 f"lora: r={self.r} must be ≥ 1, alpha={self.alpha} > 0 and dropout={self.dropout} in [0, 1)"
@@ -73,14 +78,25 @@ def has_adapters(model: nn.Module) -> bool:
 
 
 def merge_adapters(model: nn.Module) -> None:
-    """Fold every adapter into its layer (W ← W + alpha / r · B·A) and put the plain layer back."""
+    """Fold every adapter into its layer (W ← W + alpha / r · B·A) and put the plain layer back; a
+    4-bit base layer (QLoRA) becomes the float32 nn.Linear of its dequantised weight plus the update,
+    and the rest of a 4-bit base is dequantised too (`unirank.model.quantized`)."""
     from peft.tuners.tuners_utils import BaseTunerLayer
+
+    from unirank.model.quantized import dequantize_model, dequantized_weight, is_4bit, plain_linear
 
     adapted = [(name, m) for name, m in model.named_modules() if isinstance(m, BaseTunerLayer)]
     for name, module in adapted:
-        module.merge()
+        base = module.get_base_layer()
+        if is_4bit(base):
+            delta = module.get_delta_weight(module.active_adapters[0]).float()
+            base = plain_linear(dequantized_weight(base) + delta, base.bias)
+        else:
+            module.merge()
         parent_name, _, child = name.rpartition(".")
-        setattr(model.get_submodule(parent_name) if parent_name else model, child, module.get_base_layer())
+        setattr(model.get_submodule(parent_name) if parent_name else model, child, base)
+    if getattr(model, "is_loaded_in_4bit", False):
+        dequantize_model(model)
     for parameter in model.parameters():
         parameter.requires_grad = True
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from unirank.data.tables import Tables
 from unirank.evaluation.reading import read_items
-from unirank.evaluation.report import interval_text, threshold_line
+from unirank.evaluation.report import interval_text, threshold_lines
 from unirank.metrics.bootstrap import calibrated_ece_reference, grouped_interval
 from unirank.metrics.calibration import both_orders, calibration_error, calibration_metrics, pairwise_probability
 from unirank.metrics.pairwise import pairwise_accuracy
@@ -92,6 +92,4 @@ def summary_lines(report: dict) -> list[str]:
             f"{cal['ece']:.4f} {interval_text(e, 'pairwise_ece'):>18s} {cal['brier']:10.4f}"
         )
     lines.append(f"(ties excluded from accuracy: {report['ties_excluded']}; intervals resample prompts)")
-    for name, e in report["systems"].items():
-        lines += [threshold_line(name, row, "categories", "P(a ≻ b)") for row in e.get("thresholds", [])]
-    return lines
+    return lines + threshold_lines(report, "categories", "P(a ≻ b)")

@@ -12,7 +12,7 @@ import numpy as np
 from unirank.data.tables import Tables
 from unirank.domains.retrieval.readers import read_qrels
 from unirank.evaluation.reading import read_items
-from unirank.evaluation.report import interval_text, threshold_line
+from unirank.evaluation.report import interval_text, threshold_lines
 from unirank.fitting.links import probability
 from unirank.metrics.bootstrap import calibrated_ece_reference, grouped_interval, mean_interval
 from unirank.metrics.calibration import calibration_error, calibration_metrics
@@ -109,6 +109,4 @@ def summary_lines(report: dict) -> list[str]:
             f"{ece:>24s} {brier:>7s}"
         )
     lines.append(f"({report['queries']} queries, {report['candidates']} candidates)")
-    for name, e in report["systems"].items():
-        lines += [threshold_line(name, row, "queries", "σ") for row in e.get("thresholds", [])]
-    return lines
+    return lines + threshold_lines(report, "queries", "σ")
