@@ -3,7 +3,7 @@ then the final calibration.
 
 Pairwise epochs train w·BCEWithLogits(r_a − r_b, p) on the comparisons, and an item whose label is its only evidence
 (a process step, a pointwise-labelled item) against the anchor at r ≡ 0.
-At the first pointwise epoch the training split is fitted once (`unirank.training.targets`); the
+At the first pointwise epoch the training split is fitted once (`unirank.training.pointwise_targets`); the
 remaining epochs train w·BCE(σ(r), Φ(latent)) + λ·BT, w = 1/(1 + se²). When training ends, σ(a·r + b)
 is fitted on the validation split and folded into the head, and the head posterior is fitted;
 callbacks the module declares hand those fits their data (`unirank.training.callbacks`). Every

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 from scipy import special
 
-from unirank.fitting.platt import AffineCalibration, fit_platt, pairwise_reading
+from unirank.fitting.links import pairwise_reading
+from unirank.fitting.platt import AffineCalibration, fit_platt
 from unirank.metrics.bootstrap import grouped_interval
 from unirank.metrics.calibration import both_orders, calibration_error
 

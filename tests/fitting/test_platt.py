@@ -5,7 +5,8 @@ import pytest
 from scipy import special
 
 from unirank.fitting import fit_score_map
-from unirank.fitting.platt import fit_platt, pairwise_reading
+from unirank.fitting.links import pairwise_reading
+from unirank.fitting.platt import fit_platt
 
 
 def test_platt_recovers_a_and_b_from_labels():

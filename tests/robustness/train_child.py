@@ -57,7 +57,7 @@ def main() -> None:
     elif args.kill_at == "stage2":
         callbacks.append(KillAt(epoch=3, batch=1))
     elif args.kill_at == "fit":
-        from unirank.training import targets
+        from unirank.training import pointwise_targets as targets
 
         fit = targets.fit_stage_targets
 

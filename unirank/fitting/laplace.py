@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import special
 
-LOGISTIC_SCALE = 8 / np.pi
+from unirank.fitting.links import get_link
 
 
 def augmented(features: np.ndarray) -> np.ndarray:
@@ -30,43 +30,25 @@ def augmented(features: np.ndarray) -> np.ndarray:
     return np.hstack([features, np.ones((features.shape[0], 1))])
 
 
-def latent_jacobian(r: np.ndarray) -> np.ndarray:
-    """∂Φ⁻¹(σ(r))/∂r = σ'(r) / φ(Φ⁻¹(σ(r))): how the thurstone reading's latent moves with the logit."""
-    s = np.clip(special.expit(r), 1e-12, 1 - 1e-12)
-    z = special.ndtri(s)
-    return s * (1 - s) / np.maximum(np.exp(-0.5 * z**2) / np.sqrt(2 * np.pi), 1e-300)
-
-
 def pair_margin(r_a, r_b, xa, xb, reading: str) -> tuple[np.ndarray, np.ndarray]:
-    """(u, g): the margin a pair reading puts through its link, and its gradient w.r.t. θ (rows)."""
-    r_a, r_b = np.asarray(r_a, np.float64), np.asarray(r_b, np.float64)
-    if reading == "bradley-terry":
-        return r_a - r_b, xa - xb
-    if reading != "thurstone":
-        raise ValueError(f"unknown pairwise reading {reading!r}")
-    latent = lambda r: special.ndtri(np.clip(special.expit(r), 1e-12, 1 - 1e-12))  # noqa: E731
-    u = latent(r_a) - latent(r_b)
-    return u, latent_jacobian(r_a)[:, None] * xa - latent_jacobian(r_b)[:, None] * xb
-
-
-def link(u: np.ndarray, reading: str) -> np.ndarray:
-    return special.expit(u) if reading == "bradley-terry" else special.ndtr(u)
+    """(u, g): the margin a pair reading puts through its link, u = latent(r_a) − latent(r_b), and
+    its gradient w.r.t. θ (rows), g = latent'(r_a)·x̃_a − latent'(r_b)·x̃_b."""
+    link = get_link(reading)
+    u = link.latent(r_a) - link.latent(r_b)
+    return u, link.latent_slope(r_a)[:, None] * xa - link.latent_slope(r_b)[:, None] * xb
 
 
 def fisher_weight(u: np.ndarray, reading: str) -> np.ndarray:
     """F'(u)² / (F(u)(1 − F(u))): the Fisher information of one Bernoulli observation through F."""
-    if reading == "bradley-terry":
-        s = special.expit(u)
-        return s * (1 - s)
-    f = np.clip(special.ndtr(u), 1e-12, 1 - 1e-12)
-    density = np.exp(-0.5 * u**2) / np.sqrt(2 * np.pi)
-    return density**2 / (f * (1 - f))
+    link = get_link(reading)
+    f = np.clip(link.cdf(u), 1e-12, 1 - 1e-12)
+    return link.density(u) ** 2 / (f * (1 - f))
 
 
 def moderated(u: np.ndarray, variance: np.ndarray, reading: str) -> np.ndarray:
-    """The posterior predictive F(u / √(1 + v/c)) (c = 8/π for σ, 1 for Φ)."""
-    scale = LOGISTIC_SCALE if reading == "bradley-terry" else 1.0
-    return link(np.asarray(u) / np.sqrt(1 + np.asarray(variance) / scale), reading)
+    """The posterior predictive F(u / √(1 + v/c)) (c = 8/π for σ, 1 for Φ: the link's `moderation_scale`)."""
+    link = get_link(reading)
+    return link.cdf(np.asarray(u) / np.sqrt(1 + np.asarray(variance) / link.moderation_scale))
 
 
 @dataclass

@@ -18,6 +18,8 @@ from typing import Literal
 import numpy as np
 from scipy import optimize, special
 
+from unirank.fitting.links import pairwise_reading
+
 EPS = 1e-7
 
 
@@ -72,14 +74,3 @@ def fit_platt(
     bounds = [(1e-3, 100.0), (-50.0, 50.0) if with_bias else (0.0, 0.0)]
     result = optimize.minimize(nll, np.array([1.0, 0.0]), method="L-BFGS-B", bounds=bounds)
     return AffineCalibration(a=float(result.x[0]), b=float(result.x[1]), evidence=evidence, n=n)
-
-
-def pairwise_reading(score_a, score_b, reading: str) -> np.ndarray:
-    """P(a ≻ b) from two logits: σ(r_a − r_b) (bradley-terry) or Φ(Φ⁻¹σ(r_a) − Φ⁻¹σ(r_b)) (thurstone)."""
-    a, b = np.asarray(score_a, dtype=np.float64), np.asarray(score_b, dtype=np.float64)
-    if reading == "bradley-terry":
-        return special.expit(a - b)
-    if reading == "thurstone":
-        latent = lambda r: special.ndtri(np.clip(special.expit(r), EPS, 1 - EPS))  # noqa: E731
-        return special.ndtr(latent(a) - latent(b))
-    raise ValueError(f"reading must be bradley-terry or thurstone, got {reading!r}")

@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
-from unirank.fitting.links import BRADLEY_TERRY, THURSTONE
+from unirank.fitting.links import BRADLEY_TERRY, THURSTONE, get_link
 from unirank.fitting.solver import FitResult, fit_bradley_terry, fit_thurstone
 
 ANCHOR_ITEM = "__anchor__"
@@ -161,9 +161,9 @@ def fit_score_scale(
     """α ≥ 0 maximising Σ w [p log F(α·Δr) + (1 − p) log F(−α·Δr)]: the factor that puts a model's
     score differences Δr = r_a − r_b on the fitted latent scale (used to turn stage-1 scores into
     prior means for sparse groups). Returns 0 when the scores carry no signal."""
-    from scipy import optimize, special
+    from scipy import optimize
 
-    log_cdf = special.log_ndtr if link == "thurstone" else special.log_expit
+    log_cdf = get_link(link).log_cdf
     w = np.ones_like(p) if weight is None else weight
 
     def neg_log_likelihood(alpha: float) -> float:
@@ -190,9 +190,9 @@ def fit_score_map(
         Σ w [p log F(α(r_a − r_b)) + (1 − p) log F(−α(r_a − r_b))]           (comparisons)
       + Σ v [y log F(α r + β) + (1 − y) log F(−(α r + β))]                  (labels vs the anchor)
     with F = Φ (Thurstone) or σ. Labels are needed for β; without them β = 0."""
-    from scipy import optimize, special
+    from scipy import optimize
 
-    log_cdf = special.log_ndtr if link == "thurstone" else special.log_expit
+    log_cdf = get_link(link).log_cdf
     if len(label_score) == 0:
         return fit_score_scale(score_a - score_b, p, weight, link), 0.0
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from unirank.fitting.platt import pairwise_reading
+from unirank.fitting.links import pairwise_reading
 
 EPS = 1e-7
 

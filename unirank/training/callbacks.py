@@ -7,8 +7,8 @@ from __future__ import annotations
 import lightning as L
 
 from unirank.progress import ProgressLines
-from unirank.training import targets
 from unirank.training.final_calibration import calibrate_on
+from unirank.training.pointwise_targets import fit_stage_targets
 from unirank.training.sharding import is_sharded
 from unirank.training.uncertainty import fit_uncertainty
 
@@ -54,7 +54,7 @@ class PointwiseTargets(L.Callback):
         use_prior = module.calibration.stage1_prior and module.schedule.pairwise_epochs > 0
         fitted = None
         if trainer.is_global_zero or is_sharded(trainer):
-            fitted = targets.fit_stage_targets(
+            fitted = fit_stage_targets(
                 module.scorer, datasets["train"], datasets.get("validation"), module.calibration, use_prior
             )
         if trainer.world_size > 1:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from unirank.fitting.links import probability
-from unirank.fitting.platt import fit_platt, pairwise_reading
+from unirank.fitting.links import pairwise_reading, probability
+from unirank.fitting.platt import fit_platt
 from unirank.metrics.bootstrap import grouped_interval
 from unirank.metrics.calibration import both_orders, calibration_error, calibration_metrics
 
