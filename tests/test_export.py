@@ -151,6 +151,12 @@ def test_score_fuses_with_the_first_stage_when_the_model_records_a_weight(checkp
     scored = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
     for row in scored:
         assert row["fused_score"] == pytest.approx(row["score"] + 2.5 * row["first_stage_score"])
+        assert row["ranking_score"] == row["fused_score"]  # validation chose γ > 0: rank by the fused score
+    module.scorer.final_calibration = {"a": 1.0, "b": 0.0, "fusion": {"first_stage_weight": 0.0}}
+    export_model(module, tmp_path / "model-gamma0")
+    main(["score", "--model", str(tmp_path / "model-gamma0"), "--input", str(rows), "--out", str(tmp_path / "t.jsonl")])
+    for row in map(json.loads, (tmp_path / "t.jsonl").read_text().splitlines()):
+        assert row["ranking_score"] == row["score"]
 
 
 def test_a_checkpoint_keeps_trust_remote_code_but_never_turns_it_on_alone(checkpoint, tmp_path):

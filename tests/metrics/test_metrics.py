@@ -144,6 +144,7 @@ def test_evaluate_command_writes_a_report_with_a_comparison(repo, tmp_path, doma
     contexts = ["what do cells need", "how far is the moon", "why is the sky blue"]
     encoded = first.scorer.encode(contexts, ["energy and water", "about 384,000 km", "Rayleigh scattering"])
     first.scorer.novelty = fit_reference(first.scorer.score_encoded_with_features(encoded, states=True)[2], contexts)
+    first.scorer.final_calibration = {"a": 1.0, "b": 0.0, "fusion": {"first_stage_weight": 0.5}}  # γ > 0
     export_model(first, tmp_path / "a")  # with a novelty reference, so evaluate reads the shift
     export_model(UnirankModule(model="tiny", adapter=adapter, seed=1), tmp_path / "b")
     data = (
@@ -178,5 +179,7 @@ def test_evaluate_command_writes_a_report_with_a_comparison(repo, tmp_path, doma
     assert (tmp_path / "report/reliability.png").read_bytes()[:4] == b"\x89PNG"
     if domain == "retrieval":
         assert "first stage" in metrics["systems"] and "calibration" in metrics["systems"]["a"]
+        assert metrics["headline"] == {"a": "a + first stage", "b": "b"}  # fused where validation chose γ > 0
+        assert "a: ranked by 'a + first stage'" in (tmp_path / "report/summary.txt").read_text()
     else:
         assert metrics["systems"]["a"]["n"] == 36 and (tmp_path / "report/per_category.csv").exists()

@@ -26,8 +26,9 @@ def export(checkpoint: Path, out_dir: Path, overwrite: bool = False, trust_remot
 
 
 def score(model: str, input: Path, out: Path, trust_remote_code: bool = False) -> None:
-    """Score a JSONL of {context, candidate} rows: probability, standard error, lower bound (and the
-    fused score where a row gives its first_stage_score and the model has a fusion weight).
+    """Score a JSONL of {context, candidate} rows: probability, standard error, lower bound, and
+    `ranking_score`, what to rank by: the fused score r + γ·first-stage score where the rows give
+    their first_stage_score and validation chose γ > 0 (also written as `fused_score`), else r.
 
     Args:
         model: an exported folder or a checkpoint
@@ -39,7 +40,7 @@ def score(model: str, input: Path, out: Path, trust_remote_code: bool = False) -
     from unirank.data.readers import iter_jsonl
     from unirank.model import Model
 
-    scorer = Model.from_pretrained(model, trust_remote_code=trust_remote_code)
+    loaded = Model.from_pretrained(model, trust_remote_code=trust_remote_code)
     rows = []
     for line, record in iter_jsonl(input):
         if not isinstance(record.get("context"), (str, list)) or not isinstance(record.get("candidate"), str):
@@ -47,17 +48,20 @@ def score(model: str, input: Path, out: Path, trust_remote_code: bool = False) -
         rows.append(record)
     if not rows:
         raise SystemExit(f"unirank score: {input}: no rows to score")
-    scored = scorer.score([(r["context"], r["candidate"]) for r in rows])
+    scored = loaded.score([(r["context"], r["candidate"]) for r in rows])
     fused = [None] * len(rows)
-    if scorer.fusion_weight is not None and any("first_stage_score" in r for r in rows):
+    if loaded.fusion_weight is not None and any("first_stage_score" in r for r in rows):
         bad = next((i for i, r in enumerate(rows) if not isinstance(r.get("first_stage_score"), (int, float))), None)
         if bad is not None:
             raise SystemExit(f"unirank score: {input}, row {bad + 1}: 'first_stage_score' must be a number in all rows")
-        fused = scorer.fuse([s["score"] for s in scored], [r["first_stage_score"] for r in rows]).tolist()
+        fused = loaded.fuse([s["score"] for s in scored], [r["first_stage_score"] for r in rows]).tolist()
+    by_fused = loaded.fusion_weight is not None and loaded.fusion_weight > 0
     with atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8") as handle:
         for record, scores, rank_score in zip(rows, scored, fused):
             extra = {} if rank_score is None else {"fused_score": rank_score}
-            handle.write(json.dumps({**record, **scores, **extra}, ensure_ascii=False) + "\n")
+            ranking = rank_score if rank_score is not None and by_fused else scores["score"]
+            line = {**record, **scores, **extra, "ranking_score": ranking}
+            handle.write(json.dumps(line, ensure_ascii=False) + "\n")
     print(f"scored {len(rows)} rows → {out}")
 
 

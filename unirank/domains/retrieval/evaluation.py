@@ -61,9 +61,13 @@ def evaluate_retrieval(
     for name, predictor in predictors.items():
         systems[name], _, states[name] = read_items(predictor, tables)
     relevant = np.array([qrels.get(g, {}).get(i, 0) > 0 for g, i in items.select("group_id", "item_id").iter_rows()])
+    report["headline"] = {}  # per model, the ranking it is read by: fused where validation chose γ > 0
     for name, predictor in predictors.items():
+        report["headline"][name] = name
         if getattr(predictor, "fusion_weight", None) is not None and "first_stage_score" in items.columns:
             systems[f"{name} + first stage"] = predictor.fuse(systems[name], items["first_stage_score"].to_numpy())
+            if predictor.fusion_weight > 0:
+                report["headline"][name] = f"{name} + first stage"
     group = items["group_id"].to_numpy()
     depth = int(items.group_by("group_id").len()["len"].max())
     report["depth"] = depth
@@ -109,4 +113,9 @@ def summary_lines(report: dict) -> list[str]:
             f"{ece:>24s} {brier:>7s}"
         )
     lines.append(f"({report['queries']} queries, {report['candidates']} candidates)")
+    for name, ranking in report.get("headline", {}).items():
+        if ranking != name:
+            e = report["systems"][ranking]
+            lines.append(f"{name}: ranked by '{ranking}' (validation chose γ > 0): NDCG@10 {e['ndcg@10']:.4f} "
+                         f"{interval_text(e, 'ndcg@10')}; σ(score) of '{name}' stays the probability")  # fmt: skip
     return lines + threshold_lines(report, "queries", "σ")
