@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 
 
 def resolve_model_path(name_or_path: str) -> str:
@@ -57,13 +58,20 @@ def check_model_folder(path: Path) -> None:
 
 
 def load_backbone(
-    name_or_path: str, trust_remote_code: bool = False, seed: int = 0, head: str = "scalar", quantize: str = "none"
+    name_or_path: str,
+    trust_remote_code: bool = False,
+    seed: int = 0,
+    head: str = "scalar",
+    quantize: str = "none",
+    complete: bool = False,
 ):
     """(model, tokenizer) for a name, a local path, `minilm` (packaged all-MiniLM-L6-v2) or `tiny`
     (a 2-layer, 32-wide BERT built in-process with MiniLM's tokenizer, for tests and debugging).
     head: "scalar" (a new linear head, or the one a sequence-classification checkpoint has) or
     "yes-no" (a causal LM read as logit("yes") − logit("no"), `unirank.model.yes_no`); quantize:
-    "4bit" loads the backbone's linear layers in 4-bit NF4 (QLoRA's base, `unirank.model.quantized`)."""
+    "4bit" loads the backbone's linear layers in 4-bit NF4 (QLoRA's base, `unirank.model.quantized`);
+    complete: every weight, the head's included, must come from the folder (an export: nothing may
+    start at random). A local folder whose weights cannot be loaded is a `ModelFolderError`."""
     from transformers import (
         AutoModelForSequenceClassification,
         AutoTokenizer,
@@ -82,26 +90,37 @@ def load_backbone(
     if Path(path).is_dir():
         check_model_folder(Path(path))
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-    options = {"use_safetensors": True, "trust_remote_code": trust_remote_code}
+    options = {"use_safetensors": True, "trust_remote_code": trust_remote_code, "output_loading_info": True}
     if quantize == "4bit":
         from unirank.model.quantized import device_map, quantization_config
 
         options |= {"quantization_config": quantization_config(), "device_map": device_map()}
     elif quantize != "none":
         raise ValueError(f"quantize must be 'none' or '4bit', got {quantize!r}")
-    if head == "yes-no":
-        from transformers import AutoModelForCausalLM
-
-        from unirank.model.yes_no import answer_token_ids, scorer_from_causal_lm
-
-        causal = AutoModelForCausalLM.from_pretrained(path, **options)
-        model = scorer_from_causal_lm(causal, *answer_token_ids(tokenizer, ("yes", "no")))
-    elif head != "scalar":
+    if head not in ("scalar", "yes-no"):
         raise ValueError(f"head must be 'scalar' or 'yes-no', got {head!r}")
-    else:
-        with torch.random.fork_rng():
-            torch.manual_seed(seed)  # the new head's initialisation
-            model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, **options)
+    try:
+        if head == "yes-no":
+            from transformers import AutoModelForCausalLM
+
+            from unirank.model.yes_no import answer_token_ids, scorer_from_causal_lm
+
+            causal, loading = AutoModelForCausalLM.from_pretrained(path, **options)
+            model = scorer_from_causal_lm(causal, *answer_token_ids(tokenizer, ("yes", "no")))
+        else:
+            with torch.random.fork_rng():
+                torch.manual_seed(seed)  # the new head's initialisation
+                model, loading = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, **options)
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError, SafetensorError) as error:
+        if not Path(path).is_dir():
+            raise
+        raise ModelFolderError(f"{path}: its weights cannot be loaded ({str(error).splitlines()[0]})") from None
+    fresh = [*loading.get("missing_keys", ()), *(key for key, *_ in loading.get("mismatched_keys", ()))]
+    if complete and fresh:
+        raise ModelFolderError(
+            f"{path}: {len(fresh)} weights are not in its weights file and would start at random (e.g. "
+            f"{sorted(fresh)[:3]}): its config.json and its weights do not belong together"
+        )
     if quantize == "4bit":
         from unirank.model.quantized import keep_trainable_layout
 

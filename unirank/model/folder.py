@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from safetensors import SafetensorError
+
 from unirank import adapters
 from unirank.adapters.base import PAIR_HEADER
 from unirank.model.novelty import NOVELTY_FILE, load_reference, save_reference
@@ -23,10 +25,18 @@ SIGMOID = "torch.nn.modules.activation.Sigmoid"
 
 
 def read_info(folder: Path) -> dict:
-    """The folder's unirank.json (`ValueError` naming the folder where it has none)."""
-    if not (folder / INFO_FILE).exists():
-        raise ValueError(f"{folder}: not a unirank export (no {INFO_FILE})")
-    return json.loads((folder / INFO_FILE).read_text())
+    """The folder's unirank.json, checked (`unirank.model.checks`; errors name the file)."""
+    from unirank.model.backbone import ModelFolderError
+    from unirank.model.checks import check_info
+
+    path = folder / INFO_FILE
+    if not path.exists():
+        raise ModelFolderError(f"{folder}: not a unirank export (no {INFO_FILE})")
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ModelFolderError(f"{path}: not valid JSON ({error})") from None
+    return check_info(info, path)
 
 
 def adapter_from_spec(spec: dict, source: str | Path, domain: str | None = None) -> adapters.Adapter:
@@ -40,22 +50,32 @@ def adapter_from_spec(spec: dict, source: str | Path, domain: str | None = None)
         try:
             adapter_class = domains.adapter_class(spec["class"], spec.get("domain") or domain or "")
         except ValueError as error:
-            raise ValueError(f"{source}: unknown adapter {spec['class']!r}: {error}") from None
+            from unirank.model.backbone import ModelFolderError
+
+            raise ModelFolderError(f"{source}: unknown adapter {spec['class']!r}: {error}") from None
     return adapter_class(**spec["init_args"])
 
 
 def load_folder(folder: Path, trust_remote_code: bool = False):
     """(`Scorer` in eval mode with its calibration record, head posterior and novelty reference, info)."""
-    from unirank.model.backbone import load_backbone
+    from unirank.model.backbone import ModelFolderError, load_backbone
+    from unirank.model.checks import check_side_files
     from unirank.model.scorer import Scorer
 
     info = read_info(folder)
-    model, tokenizer = load_backbone(str(folder), trust_remote_code=trust_remote_code, head=info.get("head", "scalar"))
-    scorer = Scorer(model, tokenizer, adapter_from_spec(info["adapter"], folder, info.get("domain")))
+    adapter = adapter_from_spec(info["adapter"], folder, info.get("domain"))
+    model, tokenizer = load_backbone(
+        str(folder), trust_remote_code=trust_remote_code, head=info.get("head", "scalar"), complete=True
+    )
+    scorer = Scorer(model, tokenizer, adapter)
     scorer.final_calibration = info["calibration"].get("final_fit")
     scorer.pairwise_reading = info["calibration"].get("pairwise_reading", "bradley-terry")
-    scorer.head_posterior = load_posterior(folder, info.get("uncertainty"))
-    scorer.novelty = load_reference(folder) if info.get("novelty") else None
+    try:
+        scorer.head_posterior = load_posterior(folder, info.get("uncertainty"))
+        scorer.novelty = load_reference(folder) if info.get("novelty") else None
+    except (OSError, KeyError, ValueError, RuntimeError, SafetensorError) as error:  # a damaged file
+        raise ModelFolderError(f"{folder}: a side file cannot be read ({error})") from None
+    check_side_files(scorer, folder)
     return scorer.eval(), info
 
 

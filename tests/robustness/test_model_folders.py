@@ -1,0 +1,120 @@
+"""A model folder is checked on the way in: an edited or damaged unirank.json, weights file, config
+or side file is refused with the file and the problem named, by the Python API and by every
+command, before anything is scored; nothing is scored with weights initialised at random."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from unirank.adapters import ChatAdapter
+from unirank.cli import main
+from unirank.model import Model, ModelFolderError
+from unirank.module import UnirankModule
+from unirank.training.export import export_model
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory):
+    """A tiny export with a head posterior (33 × 33: the 32-wide head and its bias)."""
+    from unirank.fitting.laplace import HeadPosterior
+
+    module = UnirankModule(model="tiny", adapter=ChatAdapter(max_length=32))
+    info = {"method": "a test's", "prior_precision": 1.0, "effective_parameters": 1.0}
+    module.scorer.head_posterior = HeadPosterior(np.eye(33), 1.0, 1.0, info)
+    return export_model(module, tmp_path_factory.mktemp("good") / "model")
+
+
+def _info(update):
+    def damage(folder):
+        info = json.loads((folder / "unirank.json").read_text())
+        update(info)
+        (folder / "unirank.json").write_text(json.dumps(info))
+
+    return damage
+
+
+def _write(name, data: bytes):
+    return lambda folder: (folder / name).write_bytes(data)
+
+
+def _config(update):
+    def damage(folder):
+        config = json.loads((folder / "config.json").read_text())
+        update(config)
+        (folder / "config.json").write_text(json.dumps(config))
+
+    return damage
+
+
+def _posterior_of_width(width):
+    def damage(folder):
+        from safetensors.torch import save_file
+
+        save_file({"covariance": torch.eye(width, dtype=torch.float64)}, str(folder / "head_posterior.safetensors"))
+
+    return damage
+
+
+CASES = {
+    "garbage json": (_write("unirank.json", b"{not json"), r"unirank\.json: not valid JSON"),
+    "a list": (_write("unirank.json", b"[1, 2]"), r"unirank\.json: must hold a JSON object"),
+    "no adapter": (_info(lambda i: i.pop("adapter")), r"'adapter' must be a dict"),
+    "a string for a": (
+        _info(lambda i: i["calibration"].update(final_fit={"a": "x", "b": 0})),
+        r"final_fit\.a must be a finite number",
+    ),
+    "nan for b": (
+        _info(lambda i: i["calibration"].update(final_fit={"a": 1.0, "b": float("nan")})),
+        r"final_fit\.b must be a finite number",
+    ),
+    "a future version": (_info(lambda i: i.update(unirank_version="9.0.0")), r"written by unirank 9\.0\.0, newer"),
+    "a negative length": (
+        _info(lambda i: i["adapter"]["init_args"].update(max_length=-3)),
+        r"max_length must be a positive integer",
+    ),
+    "an unknown reading": (
+        _info(lambda i: i["calibration"].update(pairwise_reading="probit")),
+        r"pairwise_reading must be",
+    ),
+    "an unknown head": (_info(lambda i: i.update(head="ternary")), r"'head' must be 'scalar' or 'yes-no'"),
+    "an unknown adapter": (
+        _info(lambda i: i["adapter"].update({"class": "Foo", "domain": "nowhere"})),
+        r"unknown adapter 'Foo'.*unknown domain 'nowhere'",
+    ),
+    "empty weights": (_write("model.safetensors", b""), r"its weights cannot be loaded"),
+    "another architecture's config": (
+        _config(lambda c: c.update(model_type="roberta", architectures=["RobertaForSequenceClassification"])),
+        r"would start at random|cannot be loaded",
+    ),
+    "a config of another width": (
+        _config(lambda c: c.update(hidden_size=64)),
+        r"cannot be loaded|would start at random",
+    ),
+    "a posterior of the wrong shape": (
+        _posterior_of_width(5),
+        r"head_posterior\.safetensors: covariance \(5, 5\) does not fit",
+    ),
+    "a damaged side file": (_write("head_posterior.safetensors", b"\x00" * 40), r"a side file cannot be read"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_damaged_model_folder_is_refused_naming_the_file_and_the_problem(export, tmp_path, case, capsys):
+    damage, message = CASES[case]
+    folder = tmp_path / "model"
+    shutil.copytree(export, folder)
+    damage(folder)
+    with pytest.raises(ModelFolderError, match=message):
+        Model.from_pretrained(folder)
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(json.dumps({"context": "q", "candidate": "d"}) + "\n")
+    with pytest.raises(SystemExit, match=rf"unirank score: .*({message})"):
+        main(["score", "--model", str(folder), "--input", str(rows), "--out", str(tmp_path / "out.jsonl")])
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_the_undamaged_folder_loads(export):
+    assert Model.from_pretrained(export).predict([("q", "d")]).shape == (1,)

@@ -1,0 +1,70 @@
+"""What a model folder must be before unirank scores with it: every value of unirank.json in its
+range, weights that load without anything initialised at random, side files that fit the model.
+Each failure is a `ModelFolderError` naming the file and the problem (never a library traceback,
+never a silent score)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from unirank.model.backbone import ModelFolderError
+
+FORMAT_MAJOR = 0
+"""unirank.json's format: folders written by a later major version are refused."""
+
+
+def check_info(info, path: Path) -> dict:
+    """unirank.json's content: a mapping with the keys unirank reads, each of the right type and range."""
+    if not isinstance(info, dict):
+        raise ModelFolderError(f"{path}: must hold a JSON object, got {type(info).__name__}")
+    for key, kind in (("domain", str), ("adapter", dict), ("calibration", dict)):
+        if not isinstance(info.get(key), kind):
+            raise ModelFolderError(f"{path}: '{key}' must be a {kind.__name__}, got {info.get(key)!r}")
+    version = str(info.get("unirank_version", "0"))
+    major = version.split(".")[0]
+    if not major.isdigit() or int(major) > FORMAT_MAJOR:
+        raise ModelFolderError(f"{path}: written by unirank {version}, newer than this one reads; upgrade unirank")
+    adapter = info["adapter"]
+    if not isinstance(adapter.get("class"), str) or not isinstance(adapter.get("init_args"), dict):
+        raise ModelFolderError(f"{path}: 'adapter' needs a 'class' name and an 'init_args' object")
+    length = adapter["init_args"].get("max_length")
+    if length is not None and not (isinstance(length, int) and not isinstance(length, bool) and length > 0):
+        raise ModelFolderError(f"{path}: adapter max_length must be a positive integer, got {length!r}")
+    final = info["calibration"].get("final_fit")
+    if final is not None:
+        for key in ("a", "b"):
+            value = final.get(key) if isinstance(final, dict) else None
+            if not _finite_number(value):
+                raise ModelFolderError(f"{path}: calibration.final_fit.{key} must be a finite number, got {value!r}")
+    reading = info["calibration"].get("pairwise_reading", "bradley-terry")
+    if reading not in ("thurstone", "bradley-terry"):
+        raise ModelFolderError(
+            f"{path}: calibration.pairwise_reading must be thurstone or bradley-terry, got {reading!r}"
+        )
+    if info.get("head", "scalar") not in ("scalar", "yes-no"):
+        raise ModelFolderError(f"{path}: 'head' must be 'scalar' or 'yes-no', got {info.get('head')!r}")
+    return info
+
+
+def check_side_files(scorer, folder: Path) -> None:
+    """The head posterior's covariance is (width + 1)² for the head's input width; the novelty
+    reference's states are as wide as the backbone's hidden state."""
+    width = scorer.final_layer().weight.shape[1]
+    posterior = scorer.head_posterior
+    if posterior is not None and posterior.covariance.shape != (width + 1, width + 1):
+        raise ModelFolderError(
+            f"{folder}/head_posterior.safetensors: covariance {posterior.covariance.shape} does not fit a head "
+            f"of {width} inputs (expected {(width + 1, width + 1)})"
+        )
+    hidden = getattr(scorer.model.config, "hidden_size", None)
+    reference = scorer.novelty
+    if reference is not None and hidden is not None and reference.states.shape[1:] != (hidden,):
+        raise ModelFolderError(
+            f"{folder}/novelty_reference.safetensors: states of width {reference.states.shape[1:]} do not fit "
+            f"a backbone of hidden size {hidden}"
+        )
+
+
+def _finite_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
