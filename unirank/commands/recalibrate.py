@@ -27,8 +27,9 @@ def recalibrate(
     """
     from unirank.atomic import OutputError
     from unirank.data.tables import TableError
+    from unirank.metrics.cross_fit import Evidence, recalibrate_scores
     from unirank.model import Model
-    from unirank.recalibration import Evidence, check_output, recalibrate_scores, write_recalibrated
+    from unirank.recalibration import check_output, write_recalibrated
 
     try:
         check_output(model, out)

@@ -29,6 +29,7 @@ def record(module: UnirankModule, validation: dict | None = None, precision: str
     config = module.config()
     stage = "pointwise" if module.targets is not None else "pairwise"
     final = module.scorer.final_calibration
+    folded = bool(final) and final.get("applied", True)
     return {
         "unirank_version": unirank.__version__,
         "domain": module.adapter.domain,
@@ -40,7 +41,7 @@ def record(module: UnirankModule, validation: dict | None = None, precision: str
             "pairwise_reading": module.pairwise_reading if stage == "pointwise" else "bradley-terry",
             "probability": "sigmoid(logit)"
             + (": calibrated against the Thurstone targets" if stage == "pointwise" else ": stage 1")
-            + ("; final calibration folded into the head" if final else ""),
+            + ("; final calibration folded into the head" if folded else ""),
             "final_fit": final,
         },
         "base_model": config["model"],
@@ -188,8 +189,10 @@ class ExportModel(L.Callback):
         schedule = pl_module.schedule
         stages = [f"{name} {getattr(schedule, f'{name}_epochs')}" for name in schedule.stages]
         final = pl_module.scorer.final_calibration
-        if final:
+        if final and final.get("applied", True):
             stages.append("final calibration")
+        elif final:
+            stages.append(f"final calibration not applied ({final['reason']})")
         print("\nvalidation split, after " + " → ".join(stages))
         for name, value in sorted(metrics.items()):
             if final and name in ("ece", "brier"):
@@ -200,5 +203,9 @@ class ExportModel(L.Callback):
             low, high = after.get("ece_interval", [float("nan")] * 2)
             print(f"  {'ece':22s} {after['ece']:.4f} [{low:.4f}, {high:.4f}] over {after['n']} "
                   f"({after.get('groups', '?')} groups; {before['ece']:.4f} before the final calibration)")  # fmt: skip
+            held_out = final.get("held_out")
+            if held_out:
+                print(f"  {'ece held out':22s} {held_out['after']['ece']:.4f} ({held_out['before']['ece']:.4f} before; "
+                      f"each of {held_out['folds']} folds calibrated by a fit on the others)")  # fmt: skip
             print(f"  {'brier':22s} {after['brier']:.4f} ({before['brier']:.4f} before)")
         print(f"exported the model to {out}  (loads in transformers and sentence-transformers.CrossEncoder)")

@@ -1,4 +1,9 @@
-"""The final calibration: σ(a·r + b) fitted on a held-out split and folded into the scorer's head.
+"""The final calibration: σ(a·r + b) fitted on a held-out split and folded into the scorer's head,
+only where it helps on groups its fit did not see.
+
+Before folding, the fit is cross-fitted over the split's groups (`unirank.metrics.cross_fit`): the
+fit is folded in only if that held-out ECE is no worse than the model's own. A split of fewer than
+two groups cannot be held out, so nothing is folded there; the record says why.
 
 Explicit inputs (a `Scorer`, a `GroupDataset`, the pairwise reading): called when training ends
 (`unirank.training.callbacks.FinalFits`). Math: docs/math.md, "The final calibration".
@@ -12,6 +17,7 @@ from unirank.fitting.links import pairwise_reading, probability
 from unirank.fitting.platt import fit_platt
 from unirank.metrics.bootstrap import grouped_interval
 from unirank.metrics.calibration import both_orders, calibration_error, calibration_metrics
+from unirank.metrics.cross_fit import Evidence, recalibrate_scores
 
 
 def calibrate_on(scorer, dataset, reading: str) -> dict | None:
@@ -54,24 +60,56 @@ def calibrate_on(scorer, dataset, reading: str) -> dict | None:
         )
         return row
 
-    scorer.fold_affine(fit.a, fit.b)
-    calibrated = fit.a * scores + fit.b
+    held_out, reason = held_out_check(scores, label, dataset, fit.evidence, reading, scorer.has_output_bias())
+    applied = reason is None
+    if applied:
+        scorer.fold_affine(fit.a, fit.b)
+    calibrated = fit.a * scores + fit.b if applied else scores
     record = {
         "method": "platt: sigmoid(a * logit + b), folded into the head",
-        "a": fit.a,
-        "b": fit.b,
+        "a": fit.a if applied else 1.0,
+        "b": fit.b if applied else 0.0,
         "fitted_on": f"validation split: {fit.n} {fit.evidence}",
+        "applied": applied,
         "before": measure(scores),
         "after": measure(calibrated),
+        "held_out": held_out,
     }
+    if not applied:
+        record |= {"reason": reason, "fit_not_applied": {"a": fit.a, "b": fit.b}}
     if fit.evidence == "labels" and not np.isnan(dataset.teacher).any():
         from unirank.metrics.fusion import fit_fusion_weight
 
         record["fusion"] = fit_fusion_weight(calibrated, dataset.teacher, np.nan_to_num(dataset.label), groups)
-    print(
-        f"final calibration σ({fit.a:.3f}·r + {fit.b:.3f}) on {fit.n} validation {fit.evidence}: "
-        f"ECE {record['before']['ece']:.4f} → {record['after']['ece']:.4f} "
-        f"(in-sample; {len(dataset)} validation groups)"
-    )
+    if applied:
+        print(
+            f"final calibration σ({fit.a:.3f}·r + {fit.b:.3f}) on {fit.n} validation {fit.evidence}: "
+            f"ECE {record['before']['ece']:.4f} → {record['after']['ece']:.4f} in-sample, "
+            f"{held_out['before']['ece']:.4f} → {held_out['after']['ece']:.4f} held out "
+            f"({held_out['folds']} folds of {len(dataset)} validation groups)"
+        )
+    else:
+        print(f"final calibration not applied: {reason}")
     scorer.final_calibration = record
     return record
+
+
+def held_out_check(
+    scores, label, dataset, evidence: str, reading: str, with_bias: bool
+) -> tuple[dict | None, str | None]:
+    """(the held-out ECE before and after, cross-fitted over the split's groups; why the fit must
+    not be folded in, or None): refused where the held-out ECE rises or the split has fewer than 2 groups."""
+    if evidence == "labels":
+        fit_on = Evidence(scores, dataset.item_group_index, label=label)
+    else:
+        fit_on = Evidence(scores, dataset.item_group_index, comp_a=dataset.comp_a, comp_b=dataset.comp_b,
+                          p=dataset.p, weight=dataset.weight)  # fmt: skip
+    try:
+        check = recalibrate_scores(fit_on, reading, with_bias)
+    except ValueError as error:
+        return None, f"no held-out check possible ({error})"
+    held_out = {key: check[key] for key in ("folds", "before", "after")}
+    before, after = held_out["before"]["ece"], held_out["after"]["ece"]
+    if after > before:
+        return held_out, f"it would raise the held-out ECE from {before:.4f} to {after:.4f} ({check['folds']} folds)"
+    return held_out, None
