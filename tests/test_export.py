@@ -175,3 +175,11 @@ def test_a_checkpoint_keeps_trust_remote_code_but_never_turns_it_on_alone(checkp
         main(["export", str(remote), str(tmp_path / "refused")])
     main(["export", str(remote), str(tmp_path / "model"), "--trust-remote-code"])
     assert (tmp_path / "model" / "unirank.json").exists() and not (tmp_path / "refused").exists()
+
+
+def test_a_checkpoint_without_its_final_calibration_is_scored_with_a_warning_that_says_so(checkpoint):
+    from unirank.model import Model
+
+    path, _ = checkpoint
+    with pytest.warns(UserWarning, match="holds no final calibration.*score the export"):
+        Model.from_pretrained(path)

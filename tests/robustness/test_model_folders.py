@@ -118,3 +118,42 @@ def test_a_damaged_model_folder_is_refused_naming_the_file_and_the_problem(expor
 
 def test_the_undamaged_folder_loads(export):
     assert Model.from_pretrained(export).predict([("q", "d")]).shape == (1,)
+
+
+@pytest.fixture(scope="module")
+def process_export(tmp_path_factory):
+    from unirank.adapters import ProcessAdapter
+
+    folder = tmp_path_factory.mktemp("process") / "model"
+    return export_model(UnirankModule(model="tiny", adapter=ProcessAdapter(max_length=64)), folder)
+
+
+WRONG_MODEL = {
+    "score with a process model": ("process", ["score", "--input", "{pairs}", "--out", "{out}"],
+                                   r"unirank score: .*needs a reranker or reward model; this is a process model"),
+    "select with a process model": ("process", ["select", "--input", "{lists}", "--out", "{out}"],
+                                    r"unirank select: .*needs a reranker or reward model"),
+    "a process model as a teacher": ("process", ["judge", "teacher", "--tables", "{tables}", "--out", "{out}"],
+                                     r"unirank judge teacher: .*a teacher needs a reranker or reward model"),
+    "evaluate --steps with a chat model": ("chat", ["evaluate", "--steps", "{steps}", "--out", "{out}"],
+                                           r"--steps needs a process model; model is a chat model"),
+    "prune with a chat model": ("chat", ["prune", "--steps", "{steps}", "--out", "{out}"],
+                                r"unirank prune: .*not a process model"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(WRONG_MODEL))
+def test_a_command_given_the_wrong_kind_of_model_says_so_in_one_sentence(export, process_export, repo, tmp_path, case):
+    kind, words, message = WRONG_MODEL[case]
+    pairs, lists = tmp_path / "pairs.jsonl", tmp_path / "lists.jsonl"
+    pairs.write_text(json.dumps({"context": "q", "candidate": "d"}) + "\n")
+    lists.write_text(json.dumps({"context": "q", "candidates": ["a", "b"]}) + "\n")
+    from unirank.domains.chat.source import Preferences
+
+    Preferences(str(repo / "data/demo-preferences.jsonl")).load().write(tmp_path / "tables")
+    paths = {"pairs": pairs, "lists": lists, "tables": tmp_path / "tables", "out": tmp_path / "out",
+             "steps": repo / "data/demo-prmbench.jsonl"}  # fmt: skip
+    model = process_export if kind == "process" else export
+    with pytest.raises(SystemExit, match=message):
+        main([*(word.format(**paths) for word in words), "--model", str(model)])
+    assert not (tmp_path / "out").exists()

@@ -143,7 +143,12 @@ def _teacher(model: str, trust_remote_code: bool = False):
     if path.suffix == ".ckpt" or (path / "unirank.json").exists():
         from unirank.model import Model
 
-        return Model.from_pretrained(path, trust_remote_code=trust_remote_code).score_texts
+        teacher = Model.from_pretrained(path, trust_remote_code=trust_remote_code)
+        try:
+            teacher.require("a teacher")
+        except ValueError as error:
+            raise SystemExit(f"unirank judge teacher: {path}: {error}") from None
+        return teacher.score_texts
     from sentence_transformers import CrossEncoder
 
     return cross_encoder_logits(CrossEncoder(resolve_model_path(model), trust_remote_code=trust_remote_code))

@@ -77,6 +77,14 @@ def evaluate(
     models = {names[0]: Model.from_pretrained(model, bf16, trust_remote_code)}
     if compare:
         models[names[1]] = Model.from_pretrained(compare, bf16, trust_remote_code)
+    for name, loaded in models.items():  # a shorthand flag names the kind of model its data is for
+        needs = {"steps": steps, "beir": beir, "preferences": preferences}
+        wanted = {"steps": "process", "beir": "retrieval", "preferences": "chat"}
+        for flag in (f for f, given in needs.items() if given is not None):
+            if loaded.domain != wanted[flag]:
+                raise SystemExit(
+                    f"unirank evaluate: --{flag} needs a {wanted[flag]} model; {name} is a {loaded.domain} model"
+                )
     try:
         domain = domains.get(models[names[0]].domain)
         folder = tables or (getattr(source, "path", None) if isinstance(getattr(source, "path", None), str) else None)

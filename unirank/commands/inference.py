@@ -41,6 +41,7 @@ def score(model: str, input: Path, out: Path, trust_remote_code: bool = False) -
     from unirank.model import Model
 
     loaded = Model.from_pretrained(model, trust_remote_code=trust_remote_code)
+    _require(loaded, "unirank score", model)
     rows = []
     for line, record in iter_jsonl(input):
         if not isinstance(record.get("context"), (str, list)) or not isinstance(record.get("candidate"), str):
@@ -107,6 +108,7 @@ def select(
     if not rows:
         raise SystemExit(f"unirank select: {input}: no rows")
     scorer = Model.from_pretrained(model, precision == "bf16", trust_remote_code)
+    _require(scorer, "unirank select", model)
     if conservative and scorer.posterior is None:
         raise SystemExit(f"unirank select: --conservative needs a head posterior, and {model} has none")
     flat = [(r["context"], c) for r in rows for c in r["candidates"]]
@@ -205,3 +207,11 @@ def prune(
         f"{report['wrong_stopped_before_end']:.1%} of the {report['wrong_solutions']} wrong solutions stopped before "
         f"their end, {report['tokens_saved']:,} tokens ({report['tokens_saved_share']:.1%}) not generated → {out}"
     )
+
+
+def _require(loaded, command: str, path, **kind) -> None:
+    """`Model.require` as a command's one-line error naming the model."""
+    try:
+        loaded.require(command, **kind)
+    except ValueError as error:
+        raise SystemExit(f"{command}: {path}: {str(error).removeprefix(command + ' ')}") from None

@@ -57,6 +57,15 @@ class Model:
         module = load_checkpoint(path, trust_remote_code)
         if module.targets is None:  # stopped before the pointwise stage: read as it was trained
             module.scorer.pairwise_reading = "bradley-terry"
+        if module.calibration.final != "none" and module.scorer.final_calibration is None:
+            import warnings
+
+            warnings.warn(
+                f"{path}: this checkpoint holds no final calibration (it is fitted when training ends, into the "
+                "export): its probabilities are the model's as trained; score the export for calibrated ones",
+                UserWarning,
+                stacklevel=2,
+            )
         return cls(module.scorer, bf16, record(module), source=module.model_name)
 
     def save_pretrained(
@@ -83,6 +92,18 @@ class Model:
     @property
     def domain(self) -> str:
         return self.scorer.adapter.domain
+
+    def require(self, command: str, steps: bool = False, domain: str | None = None) -> None:
+        """Refuse, in one sentence, a model of the wrong kind for `command`: one that scores steps
+        where (context, candidate) pairs are scored (steps=False), one that does not where steps are
+        (steps=True), or another domain than `domain`."""
+        kind = f"a {self.domain} model"
+        if steps and not self.scorer.adapter.reads_steps:
+            raise ValueError(f"{command} needs a process model (one that scores steps); this is {kind}")
+        if not steps and self.scorer.adapter.reads_steps:
+            raise ValueError(f"{command} needs a reranker or reward model; this is a process model (it scores steps)")
+        if domain is not None and self.domain != domain:
+            raise ValueError(f"{command} needs a {domain} model; this is {kind}")
 
     @property
     def posterior(self):
@@ -147,8 +168,7 @@ class Model:
     def score_steps(self, problems: list[str], solutions: list[list[str]]) -> list[dict]:
         """A process model's reading of each solution (a list of steps): its `probability` (the
         adapter's aggregate of its steps') and each step's `step_probabilities`."""
-        if not self.scorer.adapter.reads_steps:
-            raise ValueError(f"score_steps needs a process model; this one is a {self.domain} model")
+        self.require("score_steps", steps=True)
         encoded = self.scorer.encode(list(problems), [""] * len(problems), steps=[list(s) for s in solutions])
         totals, steps = self.scorer.score_encoded_steps(encoded, self.bf16)
         return [{"score": float(r), "probability": float(probability(r)), "step_probabilities": probability(s).tolist()}
