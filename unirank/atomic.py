@@ -22,12 +22,16 @@ class OutputError(ValueError):
 def atomic_path(path: str | os.PathLike, directory: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it replaces `path` in one rename.
 
-    With directory=True the temporary path is an empty folder (for exports of several files).
+    With directory=True the temporary path is an empty folder (for exports of several files); the
+    old folder is moved aside only once the new one is complete, and a run killed between the two
+    renames leaves `.<name>.old`, which the next write puts back first (the target is never lost).
     On an exception the temporary file or folder is removed and `path` is untouched.
     """
     target = Path(path)
     if not directory:
         check_output_file(target)
+    elif not target.exists() and target.with_name(f".{target.name}.old").is_dir():
+        target.with_name(f".{target.name}.old").rename(target)  # a swap killed halfway: the old set back
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -55,14 +59,28 @@ def atomic_path(path: str | os.PathLike, directory: bool = False) -> Iterator[Pa
 
 
 def check_output_file(path: str | os.PathLike) -> None:
-    """Refuse a file output that cannot be written (a folder, or under a file) before any work is
-    done for it; atomic_path checks the same when it writes."""
+    """Refuse a file output that cannot be written (a folder, under a file, under a folder that
+    cannot be written) before any work is done for it, leaving nothing behind: a temporary file is
+    created and removed in its nearest existing folder (permission bits say nothing for root)."""
     target = Path(path)
     if target.is_dir():
         raise OutputError(f"{target}: is a folder; give a file path")
-    blocking = next((parent for parent in target.parents if parent.exists()), None)
-    if blocking is not None and not blocking.is_dir():
-        raise OutputError(f"{target}: cannot create its parent folder: {blocking} is a file")
+    existing = next((parent for parent in target.parents if parent.exists()), Path("."))
+    if not existing.is_dir():
+        raise OutputError(f"{target}: cannot create its parent folder: {existing} is a file")
+    try:
+        check_writable(existing)
+    except OutputError as error:
+        raise OutputError(f"{target}: cannot create its parent folder: {error}") from None
+
+
+def check_writable(folder: Path) -> None:
+    """A temporary file created in `folder` and removed: `OutputError` naming the folder where that fails."""
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".unirank-check-"):
+            pass
+    except OSError as error:
+        raise OutputError(f"{folder}: cannot write there ({error.strerror or error})") from None
 
 
 def _with_umask(path: Path) -> None:
@@ -99,8 +117,7 @@ def check_output_folder(path: str | os.PathLike, marker: str, what: str, overwri
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise OutputError(f"{target}: cannot create its parent folder: {error.strerror or error}") from None
-    if not os.access(target.parent, os.W_OK):
-        raise OutputError(f"{target.parent}: not writable")
+    check_writable(target.parent)
 
 
 class FolderLock:
@@ -115,6 +132,8 @@ class FolderLock:
 
     def acquire(self) -> FolderLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists() and not self.path.is_file():
+            raise OutputError(f"{self.path}: the lock path is not a file (a folder?); remove it to write here")
         for _ in range(2):
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)

@@ -61,10 +61,17 @@ def evaluate(
         trust_remote_code: let a model whose backbone has its own code run it
     """
     from unirank import domains
+    from unirank.atomic import OutputError, check_output_file
     from unirank.data.tables import TableError
     from unirank.evaluation.report import write_report
     from unirank.model import Model
 
+    try:  # the report folder is checked before any model is loaded or scored
+        if Path(out).exists() and not Path(out).is_dir():
+            raise OutputError(f"{out}: is a file, not a folder for the report")
+        check_output_file(Path(out) / "metrics.json")
+    except OutputError as error:
+        raise SystemExit(f"unirank evaluate: {error}") from None
     given = [s for s in (source, beir, preferences, steps, tables) if s is not None]
     if len(given) != 1:
         raise SystemExit("unirank evaluate: name the data by one of --source, --beir, --preferences, --steps, --tables")

@@ -36,10 +36,14 @@ def score(model: str, input: Path, out: Path, trust_remote_code: bool = False) -
         out: JSONL to write: each row with its scores
         trust_remote_code: let a model whose backbone has its own code run it
     """
-    from unirank.atomic import atomic_path
+    from unirank.atomic import OutputError, atomic_path, check_output_file
     from unirank.data.readers import iter_jsonl
     from unirank.model import Model
 
+    try:
+        check_output_file(out)
+    except OutputError as error:
+        raise SystemExit(f"unirank score: {error}") from None
     loaded = Model.from_pretrained(model, trust_remote_code=trust_remote_code)
     _require(loaded, "unirank score", model)
     rows = []
