@@ -79,3 +79,29 @@ def test_the_old_names_warn_and_give_the_model():
         assert unirank.Predictor is Model
     with pytest.warns(FutureWarning):
         assert unirank.load_scorer == Model.from_pretrained
+
+
+def test_every_saved_model_has_a_model_card_the_hub_reads(export, tmp_path):
+    from huggingface_hub import ModelCard
+
+    from unirank.model.card import model_card
+
+    folder = Model.from_pretrained(export).save_pretrained(tmp_path / "saved")
+    card = ModelCard.load(folder / "README.md")
+    assert card.data.library_name == "sentence-transformers" and "reward-model" in card.data.tags
+    assert "base_model" not in card.data.to_dict()  # `tiny` has no Hub name
+    assert 'CrossEncoder("saved")' in card.text and "unirank score --model saved" in card.text
+    calibrated = {
+        "domain": "retrieval", "base_model": "minilm", "validation": {"ece": 0.3},
+        "calibration": {"probability": "sigmoid(logit)", "final_fit": {
+            "applied": True, "fitted_on": "validation split: 80 labels",
+            "before": {"ece": 0.39, "brier": 0.2, "n": 80},
+            "after": {"ece": 0.002, "brier": 0.05, "n": 80, "ece_interval": [0.001, 0.04], "groups": 4},
+            "held_out": {"folds": 4, "before": {"ece": 0.39}, "after": {"ece": 0.02}}}},
+    }  # fmt: skip
+    text = model_card(calibrated, "model")
+    assert 'base_model: "sentence-transformers/all-MiniLM-L6-v2"' in text and 'pipeline_tag: "text-ranking"' in text
+    assert "| after the final calibration (folded into the head) | 0.0020 [0.0010, 0.0400] | 0.0500 |" in text
+    assert "ECE 0.3900 as trained, 0.0200 after" in text
+    not_applied = {**calibrated, "calibration": {"final_fit": {"applied": False, "reason": "it would raise it"}}}
+    assert "The final calibration was not applied: it would raise it." in model_card(not_applied, "model")

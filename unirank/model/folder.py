@@ -17,6 +17,7 @@ from safetensors import SafetensorError
 
 from unirank import adapters
 from unirank.adapters.base import PAIR_HEADER
+from unirank.model.card import model_card
 from unirank.model.novelty import NOVELTY_FILE, load_reference, save_reference
 from unirank.model.posterior import POSTERIOR_FILE, load_posterior, save_posterior
 
@@ -79,9 +80,11 @@ def load_folder(folder: Path, trust_remote_code: bool = False):
     return scorer.eval(), info
 
 
-def write_folder(scorer, info: dict, folder: Path, base: str, trust_remote_code: bool = False) -> None:
-    """Write `scorer` and `info` into the (new, empty) `folder`. base: where a yes/no head's causal
-    LM takes its other LM-head rows from (the base model, or the folder the model was loaded from)."""
+def write_folder(scorer, info: dict, folder: Path, base: str, trust_remote_code: bool = False, name: str = "") -> None:
+    """Write `scorer` and `info` into the (new, empty) `folder`, with its model card (README.md,
+    `unirank.model.card`; name: the folder's final name, for the card's usage lines). base: where a
+    yes/no head's causal LM takes its other LM-head rows from (the base model, or the folder the
+    model was loaded from)."""
     from unirank.model.yes_no import answer_token_ids, export_causal_lm
 
     model, tokenizer = scorer.model, scorer.tokenizer
@@ -108,6 +111,7 @@ def write_folder(scorer, info: dict, folder: Path, base: str, trust_remote_code:
     if scorer.novelty is not None:
         save_reference(scorer.novelty, folder)
     (folder / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+    (folder / "README.md").write_text(model_card(info, name or folder.name), encoding="utf-8")
 
 
 def _save_tokenizer(scorer, folder: Path) -> None:

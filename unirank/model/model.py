@@ -86,7 +86,7 @@ class Model:
         with atomic_path(path, directory=True) as tmp:
             if extra is not None:
                 extra(tmp)
-            write_folder(self.scorer, self.info, tmp, base, bool(self.info.get("trust_remote_code")))
+            write_folder(self.scorer, self.info, tmp, base, bool(self.info.get("trust_remote_code")), path.name)
         return path
 
     @property
