@@ -27,26 +27,27 @@ def export(tmp_path_factory):
     return export_model(module, tmp_path_factory.mktemp("good") / "model")
 
 
-def _info(update):
+def _edit(name, update):
+    """A damage: the folder's JSON file `name` read, changed by `update`, written back."""
+
     def damage(folder):
-        info = json.loads((folder / "unirank.json").read_text())
-        update(info)
-        (folder / "unirank.json").write_text(json.dumps(info))
+        content = json.loads((folder / name).read_text())
+        update(content)
+        (folder / name).write_text(json.dumps(content))
 
     return damage
+
+
+def _info(update):
+    return _edit("unirank.json", update)
+
+
+def _config(update):
+    return _edit("config.json", update)
 
 
 def _write(name, data: bytes):
     return lambda folder: (folder / name).write_bytes(data)
-
-
-def _config(update):
-    def damage(folder):
-        config = json.loads((folder / "config.json").read_text())
-        update(config)
-        (folder / "config.json").write_text(json.dumps(config))
-
-    return damage
 
 
 def _posterior_of_width(width):
