@@ -257,3 +257,16 @@ def test_qlora_trains_on_a_4bit_base_and_exports_the_plain_model_it_computes(tmp
     assert "quantization_config" not in config
     assert json.loads((folder / "unirank.json").read_text())["lora"]["quantize"] == "4bit"
     np.testing.assert_allclose(Model.from_pretrained(folder).score_texts(PROMPTS, RESPONSES), trained, atol=1e-4)
+
+
+def test_a_lora_checkpoint_saved_through_model_is_merged_like_every_export(lora_fit, tmp_path):
+    from unirank.model import Model
+
+    with pytest.warns(UserWarning, match="no final calibration"):
+        loaded = Model.from_pretrained(lora_fit / "checkpoints" / "last.ckpt")
+    before = loaded.score_texts(PROMPTS, RESPONSES)
+    folder = loaded.save_pretrained(tmp_path / "saved")
+    from safetensors.torch import load_file
+
+    assert not any("lora_" in key for key in load_file(str(folder / "model.safetensors")))
+    np.testing.assert_allclose(Model.from_pretrained(folder).score_texts(PROMPTS, RESPONSES), before, atol=1e-4)

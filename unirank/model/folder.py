@@ -85,9 +85,12 @@ def write_folder(scorer, info: dict, folder: Path, base: str, trust_remote_code:
     `unirank.model.card`; name: the folder's final name, for the card's usage lines). base: where a
     yes/no head's causal LM takes its other LM-head rows from (the base model, or the folder the
     model was loaded from)."""
+    from unirank.model.lora import has_adapters, merge_adapters
     from unirank.model.yes_no import answer_token_ids, export_causal_lm
 
     model, tokenizer = scorer.model, scorer.tokenizer
+    if has_adapters(model):  # a LoRA model loaded from a checkpoint: saved merged, as every export is
+        merge_adapters(model)
     if info.get("head") == "yes-no":
         yes, no = answer_token_ids(tokenizer, ("yes", "no"))
         export_causal_lm(model, base, yes, no, folder, trust_remote_code)
