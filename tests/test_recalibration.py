@@ -103,13 +103,6 @@ def test_recalibrate_names_a_bad_row_by_its_line(export, tmp_path):
     assert not (tmp_path / "new").exists()
 
 
-def _split(groups: np.ndarray):
-    """What the held-out check reads of a validation split: each item's group."""
-    from types import SimpleNamespace
-
-    return SimpleNamespace(item_group_index=groups)
-
-
 def test_the_final_calibration_is_folded_in_only_where_it_helps_on_held_out_groups():
     from unirank.training.final_calibration import held_out_check
 
@@ -118,12 +111,12 @@ def test_the_final_calibration_is_folded_in_only_where_it_helps_on_held_out_grou
     truth = rng.normal(0, 1.5, groups.size)
     labels = (rng.random(groups.size) < 1 / (1 + np.exp(-truth))).astype(float)
     overconfident = 3.0 * truth  # a fit of a ≈ 1/3 helps on every held-out group
-    held_out, reason = held_out_check(overconfident, labels, _split(groups), "labels", "bradley-terry", True)
+    held_out, reason = held_out_check(Evidence(overconfident, groups, label=labels), "bradley-terry", True)
     assert reason is None and held_out["after"]["ece"] < held_out["before"]["ece"]
     # two groups that disagree: each fold's fit, made on the other group, is wrong where it is applied
     groups, scores = np.repeat([0, 1], 50), np.full(100, 3.0)
     labels = np.repeat([1.0, 0.0], 50)
-    held_out, reason = held_out_check(scores, labels, _split(groups), "labels", "bradley-terry", True)
+    held_out, reason = held_out_check(Evidence(scores, groups, label=labels), "bradley-terry", True)
     assert reason.startswith("it would raise the held-out ECE") and held_out["after"]["ece"] > held_out["before"]["ece"]
-    _, reason = held_out_check(scores, labels, _split(np.zeros(100, int)), "labels", "bradley-terry", True)
+    _, reason = held_out_check(Evidence(scores, np.zeros(100, int), label=labels), "bradley-terry", True)
     assert reason.startswith("no held-out check possible")

@@ -13,16 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def check_output(source: Path, out: Path) -> None:
-    """Before any work: the recalibrated model goes to a new folder, never over `source` or over
-    anything unirank did not write (`OutputError` naming the path)."""
-    from unirank.atomic import OutputError, check_output_folder
-
-    if Path(out).resolve() == Path(source).resolve():
-        raise OutputError(f"{out}: the recalibrated model is a new export; give another folder than the model's")
-    check_output_folder(out, "unirank.json", "unirank export", overwrite=False)
-
-
 def write_recalibrated(model, out: Path, record: dict) -> Path:
     """A new export in `out` (never over the folder `model` was loaded from): σ(a·r + b) folded
     into the head (a yes/no export: into the LM head's "yes" row, b = 0), the head posterior's

@@ -141,13 +141,11 @@ def _teacher(model: str, trust_remote_code: bool = False):
 
     path = Path(model)
     if path.suffix == ".ckpt" or (path / "unirank.json").exists():
+        from unirank.commands import require_model
         from unirank.model import Model
 
         teacher = Model.from_pretrained(path, trust_remote_code=trust_remote_code)
-        try:
-            teacher.require("a teacher")
-        except ValueError as error:
-            raise SystemExit(f"unirank judge teacher: {path}: {error}") from None
+        require_model(teacher, "unirank judge teacher", path, what="a teacher")
         return teacher.score_texts
     from sentence_transformers import CrossEncoder
 

@@ -66,9 +66,7 @@ def evaluate(
     from unirank.evaluation.report import write_report
     from unirank.model import Model
 
-    try:  # the report folder is checked before any model is loaded or scored
-        if Path(out).exists() and not Path(out).is_dir():
-            raise OutputError(f"{out}: is a file, not a folder for the report")
+    try:  # the report folder is checked before any model is loaded or scored (a file there included)
         check_output_file(Path(out) / "metrics.json")
     except OutputError as error:
         raise SystemExit(f"unirank evaluate: {error}") from None

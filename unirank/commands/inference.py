@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Literal
 
+from unirank.commands import require_model
+
 
 def export(checkpoint: Path, out_dir: Path, overwrite: bool = False, trust_remote_code: bool = False) -> None:
     """Export a checkpoint for transformers / sentence-transformers (σ of the logit is the calibrated probability).
@@ -45,7 +47,7 @@ def score(model: str, input: Path, out: Path, trust_remote_code: bool = False) -
     except OutputError as error:
         raise SystemExit(f"unirank score: {error}") from None
     loaded = Model.from_pretrained(model, trust_remote_code=trust_remote_code)
-    _require(loaded, "unirank score", model)
+    require_model(loaded, "unirank score", model)
     rows = []
     for line, record in iter_jsonl(input):
         if not isinstance(record.get("context"), (str, list)) or not isinstance(record.get("candidate"), str):
@@ -112,7 +114,7 @@ def select(
     if not rows:
         raise SystemExit(f"unirank select: {input}: no rows")
     scorer = Model.from_pretrained(model, precision == "bf16", trust_remote_code)
-    _require(scorer, "unirank select", model)
+    require_model(scorer, "unirank select", model)
     if conservative and scorer.posterior is None:
         raise SystemExit(f"unirank select: --conservative needs a head posterior, and {model} has none")
     flat = [(r["context"], c) for r in rows for c in r["candidates"]]
@@ -211,11 +213,3 @@ def prune(
         f"{report['wrong_stopped_before_end']:.1%} of the {report['wrong_solutions']} wrong solutions stopped before "
         f"their end, {report['tokens_saved']:,} tokens ({report['tokens_saved_share']:.1%}) not generated → {out}"
     )
-
-
-def _require(loaded, command: str, path, **kind) -> None:
-    """`Model.require` as a command's one-line error naming the model."""
-    try:
-        loaded.require(command, **kind)
-    except ValueError as error:
-        raise SystemExit(f"{command}: {path}: {str(error).removeprefix(command + ' ')}") from None

@@ -29,10 +29,11 @@ def recalibrate(
     from unirank.data.tables import TableError
     from unirank.metrics.cross_fit import Evidence, recalibrate_scores
     from unirank.model import Model
-    from unirank.recalibration import check_output, write_recalibrated
+    from unirank.model.folder import check_save_target
+    from unirank.recalibration import write_recalibrated
 
     try:
-        check_output(model, out)
+        check_save_target(Path(out), Path(model), overwrite=False)
         if not (Path(model) / "unirank.json").exists():
             raise OutputError(f"{model}: not a unirank export folder (no unirank.json)")
     except OutputError as error:

@@ -25,6 +25,16 @@ INFO_FILE = "unirank.json"
 SIGMOID = "torch.nn.modules.activation.Sigmoid"
 
 
+def check_save_target(path: Path, source: str | Path | None, overwrite: bool) -> None:
+    """Before a model folder is written to `path`: never the folder the model was loaded from
+    (`source`), never over what unirank did not write, over an earlier export only with overwrite."""
+    from unirank.atomic import OutputError, check_output_folder
+
+    if source is not None and Path(source).is_dir() and Path(path).resolve() == Path(source).resolve():
+        raise OutputError(f"{path}: the model was loaded from this folder; write it as a new export in another folder")
+    check_output_folder(path, INFO_FILE, "unirank export", overwrite)
+
+
 def read_info(folder: Path) -> dict:
     """The folder's unirank.json, checked (`unirank.model.checks`; errors name the file)."""
     from unirank.model.backbone import ModelFolderError

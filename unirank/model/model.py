@@ -75,13 +75,11 @@ class Model:
         folder that is not a unirank export is refused, never replaced; an existing export is
         replaced only with overwrite=True; never the folder the model was loaded from. extra:
         writes more files into the folder before it lands (training's LoRA adapter)."""
-        from unirank.atomic import OutputError, atomic_path, check_output_folder
-        from unirank.model.folder import INFO_FILE, write_folder
+        from unirank.atomic import atomic_path
+        from unirank.model.folder import check_save_target, write_folder
 
         path = Path(path)
-        if self.source is not None and Path(self.source).is_dir() and path.resolve() == Path(self.source).resolve():
-            raise OutputError(f"{path}: the model was loaded from this folder; save it to another one")
-        check_output_folder(path, INFO_FILE, "unirank export", overwrite)
+        check_save_target(path, self.source, overwrite)
         base = str(self.source or self.info.get("base_model"))
         with atomic_path(path, directory=True) as tmp:
             if extra is not None:
@@ -93,17 +91,14 @@ class Model:
     def domain(self) -> str:
         return self.scorer.adapter.domain
 
-    def require(self, command: str, steps: bool = False, domain: str | None = None) -> None:
+    def require(self, command: str, steps: bool = False) -> None:
         """Refuse, in one sentence, a model of the wrong kind for `command`: one that scores steps
-        where (context, candidate) pairs are scored (steps=False), one that does not where steps are
-        (steps=True), or another domain than `domain`."""
-        kind = f"a {self.domain} model"
+        where (context, candidate) pairs are scored (steps=False), or one that does not where steps
+        are (steps=True)."""
         if steps and not self.scorer.adapter.reads_steps:
-            raise ValueError(f"{command} needs a process model (one that scores steps); this is {kind}")
+            raise ValueError(f"{command} needs a process model (one that scores steps); this is a {self.domain} model")
         if not steps and self.scorer.adapter.reads_steps:
             raise ValueError(f"{command} needs a reranker or reward model; this is a process model (it scores steps)")
-        if domain is not None and self.domain != domain:
-            raise ValueError(f"{command} needs a {domain} model; this is {kind}")
 
     @property
     def posterior(self):

@@ -14,8 +14,8 @@ import torch
 import unirank
 from unirank.atomic import FolderLock, check_output_folder
 from unirank.model.backbone import RemoteCodeError
-from unirank.model.folder import INFO_FILE, adapter_from_spec
-from unirank.model.lora import LoRA, adapter_writer, has_adapters, merge_adapters
+from unirank.model.folder import adapter_from_spec
+from unirank.model.lora import LoRA, adapter_writer, has_adapters
 from unirank.model.model import Model
 from unirank.model.packing import Packing
 from unirank.module import Calibration, Schedule, UnirankModule
@@ -62,19 +62,15 @@ def export_model(
     overwrite: bool = True,
     precision: str | None = None,
 ) -> Path:
-    """Write the module's export folder atomically (`Model.save_pretrained`): LoRA adapters are
-    merged into the module's model in place first (with `lora.save_adapter`, also written alone
-    in `adapter/`)."""
-    out_dir = Path(out_dir)
-    check_output_folder(out_dir, INFO_FILE, "unirank export", overwrite)
+    """Write the module's export folder atomically (`Model.save_pretrained`, which merges LoRA
+    adapters into the module's model in place: a plain model from here on); with
+    `lora.save_adapter`, the adapter is also written alone in `adapter/`, taken before the merge."""
     model = module.scorer.model
     info = record(module, validation, precision)
     extra = None
-    if has_adapters(model):  # merged in place: the module's model is a plain one from here on
-        if module.lora.save_adapter:
-            write_adapter = adapter_writer(model, module.lora, module.lora_targets, info["base_model"])
-            extra = lambda folder: write_adapter(folder / "adapter")  # noqa: E731
-        merge_adapters(model)
+    if has_adapters(model) and module.lora.save_adapter:
+        write_adapter = adapter_writer(model, module.lora, module.lora_targets, info["base_model"])
+        extra = lambda folder: write_adapter(folder / "adapter")  # noqa: E731
     return Model(module.scorer, info=info, source=info["base_model"]).save_pretrained(out_dir, overwrite, extra)
 
 

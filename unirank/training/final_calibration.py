@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from unirank.fitting.links import pairwise_reading, probability
-from unirank.fitting.platt import fit_platt
 from unirank.metrics.bootstrap import grouped_interval
-from unirank.metrics.calibration import both_orders, calibration_error, calibration_metrics
+from unirank.metrics.calibration import calibration_error, calibration_metrics
 from unirank.metrics.cross_fit import Evidence, recalibrate_scores
 
 
@@ -34,25 +32,18 @@ def calibrate_on(scorer, dataset, reading: str) -> dict | None:
     # the head's own outputs: a solution's score aggregates its steps', and a step truncation cut has none
     label = np.where(np.isnan(scores) | dataset.aggregated, np.nan, dataset.label)
     scores = np.nan_to_num(scores)
-    comp_a, comp_b, p, weight = dataset.comp_a, dataset.comp_b, dataset.p, dataset.weight
+    evidence = Evidence(scores, groups, label=label, comp_a=dataset.comp_a, comp_b=dataset.comp_b,
+                        p=dataset.p, weight=dataset.weight)  # fmt: skip
+    with_bias = scorer.has_output_bias()
     try:
-        fit = fit_platt(
-            scores, label=label, comp_a=comp_a, comp_b=comp_b, p=p, weight=weight,
-            reading=reading, with_bias=scorer.has_output_bias(),
-        )  # fmt: skip
+        fit = evidence.fit(np.arange(len(scores)), reading, with_bias)
     except ValueError as error:
         print(f"final calibration skipped: {error}")
         return None
 
     def measure(r: np.ndarray) -> dict:
         """ECE and Brier on the split; the ECE with a 95 % bootstrap interval over its groups."""
-        if fit.evidence == "labels":
-            known = ~np.isnan(label)
-            prob, truth = probability(r[known]), label[known]
-            owner = groups[known]
-        else:
-            prob, truth = both_orders(pairwise_reading(r[comp_a], r[comp_b], reading), p)
-            owner = np.concatenate([groups[comp_a], groups[comp_a]])
+        prob, truth, owner = evidence.readings(r, reading)
         m = calibration_metrics(prob, truth)
         row = {"ece": round(m["ece"], 5), "brier": round(m["brier"], 5), "n": m["n"]}
         row["ece_interval"], row["groups"] = grouped_interval(
@@ -60,7 +51,7 @@ def calibrate_on(scorer, dataset, reading: str) -> dict | None:
         )
         return row
 
-    held_out, reason = held_out_check(scores, label, dataset, fit.evidence, reading, scorer.has_output_bias())
+    held_out, reason = held_out_check(evidence, reading, with_bias)
     applied = reason is None
     if applied:
         scorer.fold_affine(fit.a, fit.b)
@@ -94,18 +85,11 @@ def calibrate_on(scorer, dataset, reading: str) -> dict | None:
     return record
 
 
-def held_out_check(
-    scores, label, dataset, evidence: str, reading: str, with_bias: bool
-) -> tuple[dict | None, str | None]:
-    """(the held-out ECE before and after, cross-fitted over the split's groups; why the fit must
-    not be folded in, or None): refused where the held-out ECE rises or the split has fewer than 2 groups."""
-    if evidence == "labels":
-        fit_on = Evidence(scores, dataset.item_group_index, label=label)
-    else:
-        fit_on = Evidence(scores, dataset.item_group_index, comp_a=dataset.comp_a, comp_b=dataset.comp_b,
-                          p=dataset.p, weight=dataset.weight)  # fmt: skip
+def held_out_check(evidence: Evidence, reading: str, with_bias: bool) -> tuple[dict | None, str | None]:
+    """(the held-out ECE before and after, cross-fitted over the evidence's groups; why the fit must
+    not be folded in, or None): refused where the held-out ECE rises or there are fewer than 2 groups."""
     try:
-        check = recalibrate_scores(fit_on, reading, with_bias)
+        check = recalibrate_scores(evidence, reading, with_bias)
     except ValueError as error:
         return None, f"no held-out check possible ({error})"
     held_out = {key: check[key] for key in ("folds", "before", "after")}
