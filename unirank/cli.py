@@ -166,12 +166,14 @@ LIGHTNING_COMMANDS = {"fit", "validate", "test", "predict"}
 def _lightning(argv: list[str] | None) -> None:
     """LightningCLI over UnirankModule and UnirankDataModule; argv None reads the command line."""
     from lightning.pytorch.cli import LightningCLI
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from unirank.atomic import OutputError
     from unirank.data.datamodule import UnirankDataModule
     from unirank.data.tables import TableError
     from unirank.model.backbone import ModelFolderError
     from unirank.module import UnirankModule
+    from unirank.training import interrupt
     from unirank.training.export import ExportModel
 
     class UnirankCLI(LightningCLI):
@@ -236,6 +238,8 @@ def _lightning(argv: list[str] | None) -> None:
                 "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": "runs"}}
             },
         )
+    except SIGTERMException:  # a SystemExit of status 0: the scheduler must not read it as success
+        raise SystemExit(interrupt.EXIT_CODE) from None
     except TableError as error:
         raise SystemExit(f"unirank: bad input, nothing was trained: {error}") from None
     except (OutputError, ModelFolderError) as error:

@@ -30,6 +30,7 @@ from unirank.model.lora import LoRA, add_adapters
 from unirank.model.packing import Packing
 from unirank.model.scorer import BatchScores, Scorer
 from unirank.training.callbacks import AttachEncoder, FinalFits, PointwiseTargets, TrainingProgress
+from unirank.training.interrupt import CheckpointOnSigterm
 from unirank.training.optimisation import adamw_with_warmup
 from unirank.training.settings import Calibration, Schedule, pairwise_reading
 from unirank.training.sharding import check_strategy, has_sharded_weights, is_sharded, shard_model
@@ -180,8 +181,9 @@ class UnirankModule(L.LightningModule):
     def configure_callbacks(self) -> list[L.Callback]:
         """The tokenizer handed to the data module; the Thurstone targets at the first pointwise
         epoch; the final calibration and the head posterior when training ends; progress lines
-        where output goes to a log (unirank.training.callbacks)."""
-        return [AttachEncoder(), PointwiseTargets(), FinalFits(), TrainingProgress()]
+        where output goes to a log (unirank.training.callbacks); a resumable checkpoint on SIGTERM
+        (unirank.training.interrupt)."""
+        return [AttachEncoder(), PointwiseTargets(), FinalFits(), TrainingProgress(), CheckpointOnSigterm()]
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         # dropout masks depend on (seed, epoch, batch) alone, so a resumed run draws the same ones

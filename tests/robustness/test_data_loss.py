@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import lightning as L
 import polars as pl
 import pytest
 import torch
@@ -150,3 +151,21 @@ def test_a_checkpoint_cannot_turn_on_trust_remote_code(repo, tmp_path, trained, 
 def test_a_fit_export_records_the_precision_it_trained_in(trained):
     _, model = trained
     assert json.loads((model / "unirank.json").read_text())["trained_precision"] == "32-true"
+
+
+class SigtermAtSecondBatch(L.Callback):
+    """What Lightning's SIGTERM handler does (it sets the flag the loops read), at the second batch."""
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if batch_idx == 1:
+            trainer._signal_connector.received_sigterm = True
+
+
+def test_fit_stopped_by_sigterm_exits_143_with_a_checkpoint_and_frees_the_export_folder(repo, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        debug_fit(repo, tmp_path, f"--export.dirpath={tmp_path / 'model'}",
+                  "--trainer.callbacks+=tests.robustness.test_data_loss.SigtermAtSecondBatch")  # fmt: skip
+    assert stopped.value.code == 143
+    assert "stopped by SIGTERM in epoch 0 after 2 of its" in capsys.readouterr().err
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    assert not (tmp_path / "model").exists() and not (tmp_path / ".model.lock").exists()

@@ -50,6 +50,24 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(repo, tmp_path, uninte
     assert pl.DataFrame(final["targets"]).equals(pl.DataFrame(uninterrupted["targets"]))
 
 
+def test_sigterm_mid_epoch_saves_where_it_stopped_exits_143_and_resumes_to_the_same_weights(
+    repo, tmp_path, uninterrupted
+):
+    """A scheduler's SIGTERM in the middle of a stage-2 epoch: a checkpoint of that step, a non-zero
+    exit that says so, the export lock freed; the resumed run trains the rest of that epoch (not the
+    whole epoch again) and ends where an uninterrupted run does."""
+    stopped = run(repo, tmp_path, "--term-at-stage2")
+    assert stopped.returncode == 143, stopped.stderr[-2000:]
+    assert "stopped by SIGTERM in epoch 3 after 2 of its 4 batches" in stopped.stderr
+    saved = torch.load(tmp_path / "checkpoints/last.ckpt", weights_only=False)
+    assert saved["epoch"] == 3 and saved["UnirankDataModule"] == {"epoch": 3, "batches_done": 2}
+    resumed = run(repo, tmp_path, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    final = torch.load(tmp_path / "final.pt", weights_only=True)
+    for name, value in uninterrupted["state_dict"].items():
+        torch.testing.assert_close(final["state_dict"][name], value, rtol=1e-5, atol=1e-6, msg=name)
+
+
 def test_a_lora_run_killed_in_stage_2_resumes_to_the_uninterrupted_weights(repo, random_decoder, tmp_path):
     """The checkpoint holds the adapters and the head only; the frozen backbone is reloaded from
     the base model, and the run ends where an uninterrupted one does."""

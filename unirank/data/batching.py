@@ -33,9 +33,15 @@ class BucketBatchSampler(DistributedSampler):
         self.world_size = torch.distributed.get_world_size() if distributed else 1
         self.lengths, self.batch_groups, self.seed, self.shuffle = lengths, batch_groups, seed, shuffle
         self.epoch = 0
+        self._skip: tuple[int, int] | None = None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def resume_at(self, epoch: int, batches_done: int) -> None:
+        """In `epoch` (once), yield only the batches after the first `batches_done`: a run resumed
+        from a mid-epoch checkpoint trains on the rest of that epoch, in the same order."""
+        self._skip = (epoch, batches_done)
 
     def __len__(self) -> int:
         return -(-self._n_batches() // self.world_size)
@@ -60,6 +66,8 @@ class BucketBatchSampler(DistributedSampler):
         if self.world_size > 1:
             padded = batches + batches[: len(self) * self.world_size - len(batches)]
             batches = padded[self.rank :: self.world_size]
+        if self._skip is not None and self._skip[0] == self.epoch:
+            batches, self._skip = batches[self._skip[1] :], None
         for batch in batches:
             yield [(int(g), self.epoch) for g in batch]
 

@@ -49,6 +49,7 @@ class UnirankDataModule(L.LightningDataModule):
         self.adapter: Adapter | None = None
         self.layout: Layout | None = None
         self._texts = None
+        self._resume_at: tuple[int, int] | None = None
 
     def attach(self, tokenizer, adapter: Adapter, layout: Layout | None = None) -> None:
         """Tokenise with the model's tokenizer and adapter, and lay batches out as the model does
@@ -112,10 +113,26 @@ class UnirankDataModule(L.LightningDataModule):
         """The model's adapter and tokenizer: (context, text[, steps]) → token ids."""
         return self.adapter.encode(self.tokenizer, contexts, texts, steps=steps)
 
+    def state_dict(self) -> dict:
+        """Where training is within its epoch (saved in every checkpoint), so a run stopped
+        mid-epoch (SIGTERM) resumes with the batches it had not trained on, in the same order."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return {}
+        done = trainer.fit_loop.epoch_loop.batch_progress.current.completed
+        return {"epoch": trainer.current_epoch, "batches_done": int(done)}
+
+    def load_state_dict(self, state: dict) -> None:
+        if "epoch" in state:
+            self._resume_at = (int(state["epoch"]), int(state["batches_done"]))
+
     def loader(self, dataset: GroupDataset, shuffle: bool) -> DataLoader:
         if self.tokenizer is None:
             raise RuntimeError("UnirankDataModule needs attach(tokenizer, adapter) before its loaders")
         batches = BucketBatchSampler(dataset.lengths, self.batch_groups, self.seed, shuffle=shuffle)
+        if shuffle and self._resume_at is not None:
+            batches.resume_at(*self._resume_at)
+            self._resume_at = None
         return DataLoader(
             dataset,
             sampler=batches,

@@ -161,6 +161,11 @@ class ExportModel(L.Callback):
             self._lock.release()
             self._lock = None
 
+    def on_exception(self, trainer: L.Trainer, pl_module: UnirankModule, exception: BaseException) -> None:
+        """A run that stops on an exception (SIGTERM included) exports nothing and frees the folder:
+        Lightning calls no teardown hook then."""
+        self.teardown(trainer, pl_module, "fit")
+
     def on_fit_end(self, trainer: L.Trainer, pl_module: UnirankModule) -> None:
         if is_sharded(trainer) and not trainer.fast_dev_run:  # every rank gathers the weights; rank 0 writes
             state = full_state_dict(pl_module.scorer.model)
