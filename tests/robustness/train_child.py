@@ -15,7 +15,6 @@ from pathlib import Path
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
-
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from unirank.adapters import ChatAdapter
