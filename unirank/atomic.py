@@ -22,16 +22,18 @@ class OutputError(ValueError):
 def atomic_path(path: str | os.PathLike, directory: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it replaces `path` in one rename.
 
-    With directory=True the temporary path is an empty folder (for exports of several files); the
-    old folder is moved aside only once the new one is complete, and a run killed between the two
-    renames leaves `.<name>.old`, which the next write puts back first (the target is never lost).
+    With directory=True the temporary path is an empty folder (for exports of several files). Once
+    it is complete it takes the old folder's place in one atomic exchange (Linux `renameat2`), so a
+    reader sees the old set or the new one, never a mix and never nothing. Where the system has no
+    exchange, the old folder is renamed aside first: a run killed between the two renames leaves
+    `.<name>.old`, which the next write (or `recover_folder`) puts back first.
     On an exception the temporary file or folder is removed and `path` is untouched.
     """
     target = Path(path)
     if not directory:
         check_output_file(target)
-    elif not target.exists() and target.with_name(f".{target.name}.old").is_dir():
-        target.with_name(f".{target.name}.old").rename(target)  # a swap killed halfway: the old set back
+    else:
+        recover_folder(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -45,17 +47,44 @@ def atomic_path(path: str | os.PathLike, directory: bool = False) -> Iterator[Pa
     try:
         yield tmp
         _with_umask(tmp)
-        if directory and target.exists():
+        if not directory or not target.exists():
+            os.replace(tmp, target)
+        elif not _exchange(tmp, target):  # (after an exchange tmp holds the old set, removed below)
             old = target.with_name(f".{target.name}.old")
             shutil.rmtree(old, ignore_errors=True)
             target.rename(old)
             tmp.rename(target)
             shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
+
+
+def recover_folder(target: Path) -> None:
+    """Put back `.<name>.old`, the old set of a folder swap killed between its two renames (only where
+    the system has no atomic exchange), when the folder itself is missing."""
+    old = target.with_name(f".{target.name}.old")
+    if not target.exists() and old.is_dir():
+        old.rename(target)
+
+
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two existing paths in one atomic step (Linux `renameat2(..., RENAME_EXCHANGE)`); False
+    where the C library, the kernel or the file system has no such call (nothing is changed then)."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_cwd = -100  # AT_FDCWD: paths relative to the working folder, as os.rename takes them
+    done = renameat2(at_cwd, os.fsencode(a), at_cwd, os.fsencode(b), _RENAME_EXCHANGE)
+    return done == 0
 
 
 def check_output_file(path: str | os.PathLike) -> None:
@@ -98,18 +127,19 @@ def write_parquet(frame: pl.DataFrame, path: str | os.PathLike) -> None:
         frame.write_parquet(tmp)
 
 
-def check_output_folder(path: str | os.PathLike, marker: str, what: str, overwrite: bool) -> None:
+def check_output_folder(path: str | os.PathLike, marker: str | tuple[str, ...], what: str, overwrite: bool) -> None:
     """Refuse to replace a folder unirank did not write. A missing or empty folder is fine; a folder
-    holding `marker` (unirank's own output) is replaced only with overwrite=True; any other non-empty
-    folder, or a file, is never replaced."""
+    holding `marker` (unirank's own output; one of them, given several) is replaced only with
+    overwrite=True; any other non-empty folder, or a file, is never replaced."""
     target = Path(path)
+    markers = (marker,) if isinstance(marker, str) else marker
     if target.exists() and not target.is_dir():
         raise OutputError(f"{target}: is a file, not a folder for the {what}")
     if target.exists() and any(target.iterdir()):
-        if not (target / marker).exists():
+        if not any((target / name).exists() for name in markers):
             raise OutputError(
-                f"{target}: holds files that are not a {what} (no {marker}); unirank never replaces such a "
-                "folder: choose a new or empty folder"
+                f"{target}: holds files that are not a {what} (no {' or '.join(markers)}); unirank never "
+                "replaces such a folder: choose a new or empty folder"
             )
         if not overwrite:
             raise OutputError(f"{target}: holds a {what} already; pass --overwrite to replace it")

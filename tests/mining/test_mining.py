@@ -203,3 +203,40 @@ def test_every_mining_setting_is_a_mine_option_and_a_yaml_key(tmp_path, monkeypa
     with pytest.raises(ZeroDivisionError):
         main(["mine", "--config", str(tmp_path / "mine.yaml"), "--beir", "b", "--out", str(tmp_path / "o")])
     assert seen[-1] == MiningConfig(**every)
+
+
+def judged_twice(mined, tmp_path):
+    """Requests for the mined folder, three judges each; imported into tmp_path/judged."""
+    main(["judge", "requests", "--tables", str(tmp_path / "mined"), "--out", str(tmp_path / "requests.jsonl")])
+    requests = [json.loads(line) for line in (tmp_path / "requests.jsonl").read_text().splitlines()]
+    answers = [
+        {"pair_id": r["pair_id"], "item_a": r["item_a"], "item_b": r["item_b"], "preferred": "a"} for r in requests
+    ]
+    (tmp_path / "answers.jsonl").write_text("".join(json.dumps(a) + "\n" for a in answers))
+    import_judgments(tmp_path)
+
+
+def test_a_judge_write_killed_between_tables_leaves_the_old_labelled_folder_whole(mined, tmp_path, monkeypatch):
+    from unirank.data.tables import Tables
+
+    judged_twice(mined, tmp_path)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "judged").iterdir()}
+    assert "judged.json" in before
+
+    def dies_after_items(self, directory):
+        pl.DataFrame({"x": [1]}).write_parquet(f"{directory}/items.parquet")
+        raise KeyboardInterrupt  # killed between two tables
+
+    monkeypatch.setattr(Tables, "write", dies_after_items)
+    with pytest.raises(KeyboardInterrupt):
+        import_judgments(tmp_path)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "judged").iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".judged")] == []
+
+
+def test_judge_never_replaces_a_folder_it_did_not_write(mined, tmp_path):
+    (tmp_path / "judged").mkdir()
+    (tmp_path / "judged" / "notes.txt").write_text("mine")
+    with pytest.raises(SystemExit, match=r"judged: holds files that are not a labelled folder"):
+        judged_twice(mined, tmp_path)
+    assert [p.name for p in (tmp_path / "judged").iterdir()] == ["notes.txt"]

@@ -44,3 +44,28 @@ def test_a_folder_swap_killed_between_its_renames_is_put_back_by_the_next_write(
             raise RuntimeError("the next run fails too")
     assert (target / "groups.parquet").read_text() == "old set"  # put back before anything else
     assert not (tmp_path / ".mined.old").exists()
+
+
+def test_a_folder_swap_is_one_atomic_exchange_where_the_system_has_one(tmp_path, monkeypatch):
+    """No moment without the folder: the new set takes the old one's place in one renameat2 exchange
+    (no rename aside that a kill could interrupt)."""
+    import pathlib
+
+    from unirank import atomic
+
+    probe_a, probe_b = tmp_path / "a", tmp_path / "b"
+    probe_a.mkdir(), probe_b.mkdir()
+    if not atomic._exchange(probe_a, probe_b):
+        pytest.skip("this system has no atomic exchange; the two-rename path is tested above")
+    target = tmp_path / "mined"
+    with atomic_path(target, directory=True) as tmp:
+        (tmp / "groups.parquet").write_text("old set")
+
+    def no_rename(self, other):
+        raise AssertionError(f"renamed {self} aside")
+
+    monkeypatch.setattr(pathlib.Path, "rename", no_rename)
+    with atomic_path(target, directory=True) as tmp:
+        (tmp / "groups.parquet").write_text("new set")
+    assert (target / "groups.parquet").read_text() == "new set"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "mined"]

@@ -121,16 +121,34 @@ def judge_teacher(tables: Path, model: str, out: Path, trust_remote_code: bool =
     _write_labelled(tables, lambda t: teacher_comparisons(t, _teacher(model, trust_remote_code)), model, out)
 
 
+JUDGED = "judged.json"
+"""The file that marks a folder `judge` wrote (with what labelled it); `judge` replaces no other folder
+but a mined one (mining.json)."""
+
+
 def _write_labelled(folder: Path, label, source: str, out: Path) -> None:
-    """Read a mined folder, label its comparisons with `label(tables)`, validate and write them."""
+    """Read a mined folder, label its comparisons with `label(tables)`, validate them, and write the
+    labelled folder as one output (tables, judged.json, and the input's mining.json and qrels.tsv),
+    swapped in whole: a killed run leaves the old folder or the new one, never new tables beside
+    old ones. `out` is checked before any labelling (a teacher's scoring takes a while)."""
+    from unirank.atomic import OutputError, atomic_path, check_output_folder
     from unirank.data.tables import TableError, Tables, read_tables, validate
 
     try:
+        check_output_folder(out, ("mining.json", JUDGED), "labelled folder", overwrite=True)
         tables = read_tables(folder)
         labelled = validate(Tables(tables.groups, tables.items, label(tables)), source)
-    except TableError as error:
+        carried = {
+            name: (folder / name).read_bytes() for name in ("mining.json", "qrels.tsv") if (folder / name).is_file()
+        }
+        with atomic_path(out, directory=True) as tmp:
+            labelled.write(tmp)
+            for name, content in carried.items():
+                (tmp / name).write_bytes(content)
+            summary = {"tables": str(folder), "labelled_by": source, "comparisons": labelled.comparisons.height}
+            (tmp / JUDGED).write_text(json.dumps(summary, indent=2) + "\n")
+    except (TableError, OutputError) as error:
         raise SystemExit(f"unirank judge: {error}") from None
-    labelled.write(out)
     print(f"{labelled.comparisons.height} labelled comparisons → {out}")
 
 

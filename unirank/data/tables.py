@@ -11,7 +11,7 @@ from pathlib import Path
 
 import polars as pl
 
-from unirank.atomic import write_parquet
+from unirank.atomic import recover_folder, write_parquet
 from unirank.data.texts import MappedTexts, map_items
 from unirank.fitting import ANCHOR_ITEM
 
@@ -209,6 +209,7 @@ def read_tables(directory: str | Path, memory_map: bool = False, cache_dir: str 
     memory_map: the items' text is streamed into an Arrow file under cache_dir and memory-mapped
     (see unirank.data.texts.map_items), so item text larger than memory is read per batch."""
     directory = Path(directory)
+    recover_folder(directory)  # a folder swap killed halfway (see unirank.atomic.atomic_path)
     frames, texts = {}, None
     for name in ("groups", "items", "comparisons"):
         path = directory / f"{name}.parquet"
