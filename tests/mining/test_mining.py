@@ -205,8 +205,8 @@ def test_every_mining_setting_is_a_mine_option_and_a_yaml_key(tmp_path, monkeypa
     assert seen[-1] == MiningConfig(**every)
 
 
-def judged_twice(mined, tmp_path):
-    """Requests for the mined folder, three judges each; imported into tmp_path/judged."""
+def judge_all(mined, tmp_path):
+    """Requests for the mined folder, one judge each preferring the first text; imported into tmp_path/judged."""
     main(["judge", "requests", "--tables", str(tmp_path / "mined"), "--out", str(tmp_path / "requests.jsonl")])
     requests = [json.loads(line) for line in (tmp_path / "requests.jsonl").read_text().splitlines()]
     answers = [
@@ -219,7 +219,7 @@ def judged_twice(mined, tmp_path):
 def test_a_judge_write_killed_between_tables_leaves_the_old_labelled_folder_whole(mined, tmp_path, monkeypatch):
     from unirank.data.tables import Tables
 
-    judged_twice(mined, tmp_path)
+    judge_all(mined, tmp_path)
     before = {p.name: p.read_bytes() for p in (tmp_path / "judged").iterdir()}
     assert "judged.json" in before
 
@@ -238,5 +238,5 @@ def test_judge_never_replaces_a_folder_it_did_not_write(mined, tmp_path):
     (tmp_path / "judged").mkdir()
     (tmp_path / "judged" / "notes.txt").write_text("mine")
     with pytest.raises(SystemExit, match=r"judged: holds files that are not a labelled folder"):
-        judged_twice(mined, tmp_path)
+        judge_all(mined, tmp_path)
     assert [p.name for p in (tmp_path / "judged").iterdir()] == ["notes.txt"]
