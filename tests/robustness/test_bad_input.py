@@ -73,7 +73,34 @@ TABLE_CASES = [
     (
         "wrong type",
         lambda: replace(comparisons=base_tables().comparisons.with_columns(pl.lit("high").alias("p"))),
-        r"wrong type",
+        r"p has type String: it must hold numbers",
+    ),
+    (
+        "p as a numeric string",
+        lambda: replace(comparisons=base_tables().comparisons.with_columns(pl.lit("0.8").alias("p"))),
+        r"p has type String: it must hold numbers",
+    ),
+    (
+        "p as a boolean",
+        lambda: replace(comparisons=base_tables().comparisons.with_columns(pl.lit(True).alias("p"))),
+        r"p has type Boolean",
+    ),
+    (
+        "huge weight",
+        lambda: replace(comparisons=base_tables().comparisons.with_columns(pl.lit(1e300).alias("weight"))),
+        r"row 0: weight=1e\+300 is not a finite number in \(0, 1e\+06\]",
+    ),
+    (
+        "infinite first-stage score",
+        lambda: replace(
+            items=base_tables().items.with_columns(pl.Series("first_stage_score", [0.1, float("inf"), 0.2]))
+        ),
+        r"\(items\), row 1: first_stage_score=inf is not finite",
+    ),
+    (
+        "label as a string",
+        lambda: replace(items=base_tables().items.with_columns(pl.lit("1").alias("label"))),
+        r"label has type String",
     ),
     (
         "unknown id",
@@ -123,6 +150,20 @@ def test_bad_tables(tmp_path, case, build, message):
     build().write(tmp_path)
     with pytest.raises(TableError, match=message):
         read_tables(tmp_path)
+
+
+def test_all_ties_whitespace_twins_and_empty_texts_are_warned_with_their_count(tmp_path):
+    tables = replace(
+        items=base_tables().items.with_columns(pl.Series("text", ["same  text", "same text\n", " "])),
+        comparisons=base_tables().comparisons.with_columns(pl.lit(0.5).alias("p")),
+    )
+    tables.write(tmp_path)
+    with pytest.warns(UserWarning) as caught:
+        read_tables(tmp_path)
+    messages = " | ".join(str(w.message) for w in caught)
+    assert "all 1 comparisons are ties" in messages
+    assert "1 comparison(s) between texts that differ in white space only" in messages
+    assert "1 item(s) with an empty text (the first: row 2, 'c')" in messages
 
 
 def test_a_group_with_one_item_is_kept_and_gets_its_prior():

@@ -40,6 +40,7 @@ def score(model: str, input: Path, out: Path, trust_remote_code: bool = False) -
     """
     from unirank.atomic import OutputError, atomic_path, check_output_file
     from unirank.data.readers import iter_jsonl
+    from unirank.data.values import check_scoring_row, warn_blank_candidates
     from unirank.model import Model
 
     try:
@@ -48,19 +49,20 @@ def score(model: str, input: Path, out: Path, trust_remote_code: bool = False) -
         raise SystemExit(f"unirank score: {error}") from None
     loaded = Model.from_pretrained(model, trust_remote_code=trust_remote_code)
     require_model(loaded, "unirank score", model)
-    rows = []
+    rows, lines, blank = [], [], 0
     for line, record in iter_jsonl(input):
-        if not isinstance(record.get("context"), (str, list)) or not isinstance(record.get("candidate"), str):
-            raise SystemExit(f"unirank score: {input}, line {line}: needs 'context' and 'candidate' strings")
+        blank += check_scoring_row(record, f"{input}, line {line}")
         rows.append(record)
+        lines.append(line)
     if not rows:
         raise SystemExit(f"unirank score: {input}: no rows to score")
+    warn_blank_candidates(blank, str(input))
     scored = loaded.score([(r["context"], r["candidate"]) for r in rows])
     fused = [None] * len(rows)
     if loaded.fusion_weight is not None and any("first_stage_score" in r for r in rows):
-        bad = next((i for i, r in enumerate(rows) if not isinstance(r.get("first_stage_score"), (int, float))), None)
+        bad = next((line for line, r in zip(lines, rows) if "first_stage_score" not in r), None)
         if bad is not None:
-            raise SystemExit(f"unirank score: {input}, row {bad + 1}: 'first_stage_score' must be a number in all rows")
+            raise SystemExit(f"unirank score: {input}, line {bad}: no 'first_stage_score' (other rows have one)")
         fused = loaded.fuse([s["score"] for s in scored], [r["first_stage_score"] for r in rows]).tolist()
     by_fused = loaded.fusion_weight is not None and loaded.fusion_weight > 0
     with atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8") as handle:
@@ -95,24 +97,20 @@ def select(
     """
     from unirank.atomic import atomic_path, check_output_file
     from unirank.data.readers import iter_jsonl
+    from unirank.data.values import check_scoring_row, warn_blank_candidates
     from unirank.model import Model
     from unirank.selection import select_candidates, selection_summary
 
     if threshold is not None and not 0.0 < threshold < 1.0:
         raise SystemExit(f"unirank select: --threshold {threshold} must be a probability in (0, 1)")
     check_output_file(out)
-    rows = []
+    rows, blank = [], 0
     for line, record in iter_jsonl(input):
-        candidates = record.get("candidates")
-        if not isinstance(record.get("context"), (str, list)) or not (
-            isinstance(candidates, list) and candidates and all(isinstance(c, str) for c in candidates)
-        ):
-            raise SystemExit(
-                f"unirank select: {input}, line {line}: needs a 'context' and a non-empty 'candidates' list of strings"
-            )
+        blank += check_scoring_row(record, f"{input}, line {line}", candidates=True)
         rows.append(record)
     if not rows:
         raise SystemExit(f"unirank select: {input}: no rows")
+    warn_blank_candidates(blank, str(input))
     scorer = Model.from_pretrained(model, precision == "bf16", trust_remote_code)
     require_model(scorer, "unirank select", model)
     if conservative and scorer.posterior is None:

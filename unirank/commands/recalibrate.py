@@ -101,19 +101,17 @@ def _recalibration_evidence(path: Path) -> tuple[dict, str]:
 
 def _labelled_rows(path: Path) -> dict:
     """{context, candidate, label | p[, group]} rows; a bad row is named by its line."""
-    import math
-
     from unirank.data.readers import iter_jsonl
     from unirank.data.tables import TableError
+    from unirank.data.values import check_number, check_scoring_row, warn_blank_candidates
 
-    contexts, texts, labels, groups = [], [], [], []
+    contexts, texts, labels, groups, blank = [], [], [], [], 0
     for line, record in iter_jsonl(path):
-        context, candidate = record.get("context"), record.get("candidate")
-        value = record.get("label", record.get("p"))
-        if not isinstance(context, (str, list)) or not isinstance(candidate, str):
-            raise TableError(f"{path}, line {line}: needs 'context' and 'candidate' strings")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 <= value <= 1) or math.isnan(value):
-            raise TableError(f"{path}, line {line}: 'label' (or 'p') must be a number in [0, 1], got {value!r}")
+        where = f"{path}, line {line}"
+        blank += check_scoring_row(record, where)
+        context, candidate = record["context"], record["candidate"]
+        field = "label" if "label" in record else "p"
+        value = check_number(record.get(field), where, field, 0.0, 1.0)
         context = context if isinstance(context, str) else json.dumps(context, ensure_ascii=False)
         contexts.append(context)
         texts.append(candidate)
@@ -121,4 +119,5 @@ def _labelled_rows(path: Path) -> dict:
         groups.append(str(record.get("group", context)))
     if not labels:
         raise TableError(f"{path}: no labelled rows")
+    warn_blank_candidates(blank, str(path))
     return {"contexts": contexts, "texts": texts, "groups": groups, "label": np.asarray(labels)}

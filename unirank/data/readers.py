@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from unirank.data.tables import TableError, Tables, tables_from_rows
+from unirank.data.values import check_messages
 
 
 def stable_id(*parts: str) -> str:
@@ -77,26 +78,10 @@ def _parse_line(path: Path, line_no: int, raw: bytes) -> dict | None:
     return record
 
 
-ROLES = ("system", "user", "assistant", "tool")
-"""The chat roles a message may have (those chat templates know)."""
-
-
 def read_messages(value, path: Path, line: int, field: str) -> list[dict]:
-    """A non-empty string or a list of {role, content} messages with known roles, as a list of messages."""
-    if isinstance(value, str):
-        messages = [{"role": "assistant" if field != "prompt" else "user", "content": value}]
-    elif isinstance(value, list) and all(
-        isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in value
-    ):
-        messages = [{"role": m["role"], "content": m["content"]} for m in value]
-    else:
-        raise TableError(f"{path}, line {line}: '{field}' must be a string or a list of {{role, content}} messages")
-    unknown = sorted({m["role"] for m in messages} - set(ROLES))
-    if unknown:
-        raise TableError(f"{path}, line {line}: '{field}' has unknown role(s) {unknown}; roles are {', '.join(ROLES)}")
-    if not messages or not any(m["content"].strip() for m in messages):
-        raise TableError(f"{path}, line {line}: '{field}' is empty")
-    return messages
+    """A non-empty string or a list of {role, content} messages with known roles, as a list of
+    messages (a bare string is a user turn for the prompt, an assistant turn otherwise)."""
+    return check_messages(value, f"{path}, line {line}", field, "user" if field == "prompt" else "assistant")
 
 
 @dataclass

@@ -6,6 +6,7 @@ into a wrong number. The meaning of each column: docs/math.md, "Tables".
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,14 @@ REQUIRED = {
     "comparisons": ("group_id", "item_a", "item_b"),
 }
 
+
+NUMBERS = ("p", "weight", "label", "label_weight", "first_stage_score")
+"""Numeric columns: read only from numeric parquet types (never from strings or booleans)."""
+
+MAX_WEIGHT = 1e6
+"""The largest comparison or label weight accepted: weights are counts of annotators or relative
+importances; beyond this a weight is a unit or typing mistake that would swamp every other row (and
+overflow the loss in low precision)."""
 
 SPLITS = ("train", "validation", "test")
 """The group splits unirank reads; any other value is an input error, never silently dropped."""
@@ -106,6 +115,10 @@ def conform(frame: pl.DataFrame, table: str, source: str, external: tuple[str, .
         nulls = frame[column].is_null()
         if nulls.any():
             _fail(source, int(nulls.arg_true()[0]), f"{column} is missing (null)")
+    for column in NUMBERS:
+        if column in frame.columns and not (frame[column].dtype.is_numeric() or frame[column].dtype == pl.Null):
+            _fail(source, None, f"{column} has type {frame[column].dtype}: it must hold numbers (a string or a "
+                                "boolean is never read as one)")  # fmt: skip
     try:
         frame = frame.with_columns(pl.col(c).cast(t, strict=True) for c, t in schema.items())
     except pl.exceptions.PolarsError as error:
@@ -143,14 +156,7 @@ def validate(tables: Tables, source: str) -> Tables:
     )
     if bad.height:
         _fail(f"{source} (comparisons)", bad["_row"][0], f"p={bad['p'][0]} is not a probability in [0, 1]")
-    bad = comparisons.with_row_index("_row").filter(
-        ~(pl.col("weight") > 0)
-        | pl.col("weight").is_null()
-        | pl.col("weight").is_nan()
-        | pl.col("weight").is_infinite()  # polars orders NaN above every number, so NaN > 0 holds
-    )
-    if bad.height:
-        _fail(f"{source} (comparisons)", bad["_row"][0], f"weight={bad['weight'][0]} is not a finite number > 0")
+    _check_weights(comparisons, "weight", f"{source} (comparisons)")
     bad = groups.with_row_index("_row").filter(~pl.col("split").is_in(list(SPLITS)) | pl.col("split").is_null())
     if bad.height:
         _fail(f"{source} (groups)", bad["_row"][0], f"split={bad['split'][0]!r} is not one of {', '.join(SPLITS)}")
@@ -158,19 +164,64 @@ def validate(tables: Tables, source: str) -> Tables:
     if bad.height:
         _fail(f"{source} (items)", bad["_row"][0], f"label={bad['label'][0]} is outside [0, 1]")
     if "label_weight" in items.columns:
-        weight = pl.col("label_weight").cast(pl.Float64, strict=False)
-        bad = items.with_row_index("_row").filter(
-            ~(weight > 0) | weight.is_null() | weight.is_nan() | weight.is_infinite()
-        )
+        _check_weights(items, "label_weight", f"{source} (items)")
+    if "first_stage_score" in items.columns:
+        score = pl.col("first_stage_score")
+        bad = items.with_row_index("_row").filter(score.is_nan() | score.is_infinite())
         if bad.height:
-            _fail(
-                f"{source} (items)", bad["_row"][0], f"label_weight={bad['label_weight'][0]} is not a finite number > 0"
-            )
+            _fail(f"{source} (items)", bad["_row"][0], f"first_stage_score={bad['first_stage_score'][0]} is not finite")
+
+    _warn_degenerate(comparisons, items, source)
     empty = groups.join(items, on="group_id", how="anti")
     if empty.height:
         row = groups["group_id"].to_list().index(empty["group_id"][0])
         _fail(f"{source} (groups)", row, f"group {empty['group_id'][0]!r} has no items")
     return Tables(groups, items, comparisons, tables.texts)
+
+
+def _check_weights(frame: pl.DataFrame, column: str, source: str) -> None:
+    weight = pl.col(column).cast(pl.Float64)
+    # polars orders NaN above every number, so NaN > 0 holds: NaN is named on its own
+    bad = frame.with_row_index("_row").filter(
+        ~(weight > 0) | weight.is_null() | weight.is_nan() | (weight > MAX_WEIGHT)
+    )
+    if bad.height:
+        _fail(source, bad["_row"][0], f"{column}={bad[column][0]} is not a finite number in (0, {MAX_WEIGHT:g}]")
+
+
+def _warn_degenerate(comparisons: pl.DataFrame, items: pl.DataFrame, source: str) -> None:
+    """Data that is valid but says little, named with its count: empty item texts (kept: an empty
+    response is a response, and PandaLM has 54), comparisons that are all ties, and comparisons
+    between two texts that differ in white space only."""
+    if "text" in items.columns:
+        blank = items.with_row_index("_row").filter(pl.col("text").str.strip_chars() == "")
+        if blank.height:
+            warnings.warn(
+                f"{source}: {blank.height} item(s) with an empty text (the first: row {blank['_row'][0]}, "
+                f"{blank['item_id'][0]!r}); each is scored as an empty response",
+                stacklevel=3,
+            )
+    real = comparisons.filter((pl.col("item_a") != ANCHOR_ITEM) & (pl.col("item_b") != ANCHOR_ITEM))
+    if real.height and (real["p"] == 0.5).all():
+        warnings.warn(
+            f"{source}: all {real.height} comparisons are ties (p = 0.5): they say the items are equal and "
+            "nothing about which is better",
+            stacklevel=3,
+        )
+    if not real.height or "text" not in items.columns:
+        return
+    folded = items.select("group_id", "item_id", pl.col("text").str.replace_all(r"\s+", " ").str.strip_chars())
+    pairs = real.join(folded.rename({"item_id": "item_a", "text": "_a"}), on=["group_id", "item_a"]).join(
+        folded.rename({"item_id": "item_b", "text": "_b"}), on=["group_id", "item_b"]
+    )
+    same = pairs.filter(pl.col("_a") == pl.col("_b"))
+    if same.height:
+        warnings.warn(
+            f"{source}: {same.height} comparison(s) between texts that differ in white space only (the first: "
+            f"{same['item_a'][0]!r} and {same['item_b'][0]!r} in group {same['group_id'][0]!r}): a preference "
+            "between them is noise",
+            stacklevel=3,
+        )
 
 
 def _unique(frame: pl.DataFrame, key: list[str], source: str) -> None:

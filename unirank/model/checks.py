@@ -5,9 +5,9 @@ never a silent score)."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
+from unirank.data.values import is_finite_number
 from unirank.model.backbone import ModelFolderError
 
 FORMAT_MAJOR = 0
@@ -35,8 +35,17 @@ def check_info(info, path: Path) -> dict:
     if final is not None:
         for key in ("a", "b"):
             value = final.get(key) if isinstance(final, dict) else None
-            if not _finite_number(value):
+            if not is_finite_number(value):
                 raise ModelFolderError(f"{path}: calibration.final_fit.{key} must be a finite number, got {value!r}")
+        fusion = final.get("fusion")
+        if fusion is not None:
+            weight = fusion.get("first_stage_weight") if isinstance(fusion, dict) else "not an object"
+            if weight is not None and not (is_finite_number(weight) and weight >= 0):
+                raise ModelFolderError(
+                    f"{path}: calibration.final_fit.fusion.first_stage_weight must be a finite number >= 0, "
+                    f"got {weight!r}"
+                )
+    _check_side_file_info(info, path)
     reading = info["calibration"].get("pairwise_reading", "bradley-terry")
     if reading not in ("thurstone", "bradley-terry"):
         raise ModelFolderError(
@@ -47,11 +56,41 @@ def check_info(info, path: Path) -> dict:
     return info
 
 
+def _check_side_file_info(info: dict, path: Path) -> None:
+    """The records of the side files: `uncertainty` with a positive prior precision and a
+    non-negative effective parameter count; `novelty` an object (or null)."""
+    uncertainty = info.get("uncertainty")
+    if uncertainty:
+        if not isinstance(uncertainty, dict):
+            raise ModelFolderError(f"{path}: 'uncertainty' must be an object, got {uncertainty!r}")
+        precision, effective = uncertainty.get("prior_precision"), uncertainty.get("effective_parameters")
+        if not (is_finite_number(precision) and precision > 0):
+            raise ModelFolderError(
+                f"{path}: uncertainty.prior_precision must be a finite number > 0, got {precision!r}"
+            )
+        if not (is_finite_number(effective) and effective >= 0):
+            raise ModelFolderError(
+                f"{path}: uncertainty.effective_parameters must be a finite number >= 0, got {effective!r}"
+            )
+    novelty = info.get("novelty")
+    if novelty is not None and not isinstance(novelty, dict):
+        raise ModelFolderError(f"{path}: 'novelty' must be an object or null, got {novelty!r}")
+
+
 def check_side_files(scorer, folder: Path) -> None:
-    """The head posterior's covariance is (width + 1)² for the head's input width; the novelty
-    reference's states are as wide as the backbone's hidden state."""
+    """The head posterior's covariance is (width + 1)², finite, with a non-negative diagonal, for
+    the head's input width; the novelty reference's states are finite and as wide as the backbone's
+    hidden state, with one finite own-novelty value per state."""
+    import numpy as np
+
     width = scorer.final_layer().weight.shape[1]
     posterior = scorer.head_posterior
+    if posterior is not None and not (
+        np.isfinite(posterior.covariance).all() and (np.diag(posterior.covariance) >= 0).all()
+    ):
+        raise ModelFolderError(
+            f"{folder}/head_posterior.safetensors: the covariance holds non-finite values or a negative variance"
+        )
     if posterior is not None and posterior.covariance.shape != (width + 1, width + 1):
         raise ModelFolderError(
             f"{folder}/head_posterior.safetensors: covariance {posterior.covariance.shape} does not fit a head "
@@ -64,7 +103,11 @@ def check_side_files(scorer, folder: Path) -> None:
             f"{folder}/novelty_reference.safetensors: states of width {reference.states.shape[1:]} do not fit "
             f"a backbone of hidden size {hidden}"
         )
-
-
-def _finite_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if reference is not None and not (
+        reference.own_novelty.shape == reference.states.shape[:1]
+        and np.isfinite(reference.states).all()
+        and np.isfinite(reference.own_novelty).all()
+    ):
+        raise ModelFolderError(
+            f"{folder}/novelty_reference.safetensors: states and own_novelty must be finite, one value per state"
+        )

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from unirank.data.readers import TableCollector, iter_jsonl, read_messages
 from unirank.data.tables import TableError, Tables
+from unirank.data.values import same_text
 
 
 def _response_text(messages: list[dict]) -> str:
@@ -59,8 +60,8 @@ def _read_preference(collect: TableCollector, path: Path, line: int, record: dic
     if not prompt:
         raise TableError(f"{path}, line {line}: no prompt (no 'prompt' field and no shared leading messages)")
     chosen_text, rejected_text = _response_text(chosen), _response_text(rejected)
-    if chosen_text == rejected_text:
-        raise TableError(f"{path}, line {line}: chosen and rejected are the same response")
+    if same_text(chosen_text, rejected_text):
+        raise TableError(f"{path}, line {line}: chosen and rejected are the same response (up to white space)")
     category = record.get("category")
     group_id = collect.group(prompt, str(category) if category is not None else None)
     collect.compare(
@@ -94,7 +95,7 @@ def read_hh_rlhf(path: str | Path, validation_fraction: float = 0.1, test_fracti
     two responses: it is skipped, with one warning that names its lines."""
     path = Path(path)
     collect = TableCollector(validation_fraction, test_fraction)
-    parted = []
+    parted, same = [], []
     for line, record in iter_jsonl(path):
         try:
             chosen, rejected = parse_hh_dialogue(record["chosen"]), parse_hh_dialogue(record["rejected"])
@@ -110,8 +111,9 @@ def read_hh_rlhf(path: str | Path, validation_fraction: float = 0.1, test_fracti
         if rejected[:-1] != prompt:
             parted.append(line)
             continue
-        if chosen[-1]["content"] == rejected[-1]["content"]:
-            continue  # identical final turns carry no preference
+        if same_text(chosen[-1]["content"], rejected[-1]["content"]):
+            same.append(line)  # the same final turn carries no preference
+            continue
         group_id = collect.group(prompt, None)
         collect.compare(
             group_id,
@@ -123,7 +125,19 @@ def read_hh_rlhf(path: str | Path, validation_fraction: float = 0.1, test_fracti
         )
     if parted:
         warnings.warn(f"{path}: line(s) {parted}: chosen and rejected part before the last turn; skipped", stacklevel=2)
+    _warn_same(path, "line", same)
     return collect.tables(str(path))
+
+
+def _warn_same(path: Path, unit: str, where: list[int]) -> None:
+    """One warning for the pairs skipped because both responses are the same up to white space."""
+    if where:
+        shown = ", ".join(map(str, where[:20])) + (" ..." if len(where) > 20 else "")
+        warnings.warn(
+            f"{path}: {len(where)} pair(s) whose two responses are the same up to white space, skipped "
+            f"({unit}s {shown}): they carry no preference",
+            stacklevel=3,
+        )
 
 
 def read_pandalm(path: str | Path, validation_fraction: float = 0.1, test_fraction: float = 0.0) -> Tables:
@@ -139,6 +153,7 @@ def read_pandalm(path: str | Path, validation_fraction: float = 0.1, test_fracti
     if not isinstance(rows, list):
         raise TableError(f"{path}: expected a JSON list of comparisons")
     collect = TableCollector(validation_fraction, test_fraction)
+    same = []
     for row_no, row in enumerate(rows):
         where = f"{path}, row {row_no}"
         try:
@@ -147,7 +162,7 @@ def read_pandalm(path: str | Path, validation_fraction: float = 0.1, test_fracti
             votes = [row[k] for k in sorted(row) if k.startswith("annotator")]
         except (KeyError, TypeError) as error:
             raise TableError(f"{where}: missing field {error}") from None
-        if not votes or any(v not in (0, 1, 2) for v in votes):
+        if not votes or any(isinstance(v, bool) or v not in (0, 1, 2) for v in votes):
             raise TableError(f"{where}: annotator labels must be 0 (tie), 1 or 2, got {votes}")
         if not isinstance(instruction, str) or not isinstance(extra, str):
             raise TableError(f"{where}: instruction and input must be strings")
@@ -156,10 +171,12 @@ def read_pandalm(path: str | Path, validation_fraction: float = 0.1, test_fracti
             raise TableError(f"{where}: motivation_app must be a string, got {type(category).__name__}")
         prompt = instruction if not extra else f"{instruction}\n\n{extra}"
         group_id = collect.group([{"role": "user", "content": prompt}], category)
-        if r1 == r2:
+        if same_text(r1, r2):
+            same.append(row_no)
             continue
         p = sum({1: 1.0, 2: 0.0, 0: 0.5}[v] for v in votes) / len(votes)
         collect.compare(
             group_id, collect.item(group_id, r1), collect.item(group_id, r2), p, float(len(votes)), "pandalm"
         )
+    _warn_same(path, "row", same)
     return collect.tables(str(path))

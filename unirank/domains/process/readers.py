@@ -33,7 +33,9 @@ def read_prmbench(path: str | Path, validation_fraction: float = 0.1, test_fract
         for name, steps in (("original_process", original), ("modified_process", modified)):
             if not isinstance(steps, list) or not steps or not all(isinstance(s, str) and s.strip() for s in steps):
                 raise TableError(f"{path}, line {line}: {name} must be a non-empty list of non-empty strings")
-        if not isinstance(errors, list) or not all(isinstance(e, int) and e >= 1 for e in errors):
+        if not isinstance(errors, list) or not all(
+            isinstance(e, int) and not isinstance(e, bool) and e >= 1 for e in errors
+        ):
             raise TableError(f"{path}, line {line}: error_steps must be a list of step numbers >= 1, got {errors}")
         past_end = [e for e in errors if e > len(modified)]
         if past_end:  # PRMBench has a few: the step is not in the solution, so it labels nothing

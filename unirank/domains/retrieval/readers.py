@@ -144,11 +144,18 @@ def _read_id_text(path: Path, with_title: bool) -> dict[str, str]:
     for line, record in iter_jsonl(path):
         if "_id" not in record or "text" not in record:
             raise TableError(f"{path}, line {line}: needs '_id' and 'text'")
-        key = str(record["_id"])
+        key, title = record["_id"], record.get("title") if with_title else None
+        if not isinstance(key, (str, int)) or isinstance(key, bool):
+            raise TableError(f"{path}, line {line}: '_id' must be a string or an integer, got {key!r}")
+        key = str(key)
         if not isinstance(record["text"], str):
             raise TableError(f"{path}, line {line}: 'text' must be a string, got {type(record['text']).__name__}")
+        if title is not None and (not isinstance(title, (str, int, float)) or isinstance(title, bool)):
+            raise TableError(f"{path}, line {line}: 'title' must be a string, got {type(title).__name__}")
         if key in texts:
             raise TableError(f"{path}, line {line}: duplicate id {key!r}")
-        title = str(record.get("title") or "").strip() if with_title else ""
-        texts[key] = f"{title}. {record['text']}" if title else str(record["text"])
+        title = str(title if title is not None else "").strip()  # a number as title is read as its text
+        texts[key] = f"{title}. {record['text']}" if title else record["text"]
+        if not texts[key].strip():
+            raise TableError(f"{path}, line {line}: {key!r} has no text and no title")
     return texts
