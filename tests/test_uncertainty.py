@@ -172,7 +172,7 @@ def test_select_refuses_bad_rows_and_a_bad_threshold(trained, tmp_path):
     export_model(module, tmp_path / "model")
     rows = tmp_path / "prompts.jsonl"
     rows.write_text(json.dumps({"context": "Hi", "candidates": []}) + "\n")
-    with pytest.raises(SystemExit, match="line 1: needs a 'context' and a non-empty 'candidates'"):
+    with pytest.raises(SystemExit, match="line 1: 'candidates' must be a non-empty list of strings"):
         main(["select", "--model", str(tmp_path / "model"), "--input", str(rows), "--out", str(tmp_path / "o.jsonl")])
     with pytest.raises(SystemExit, match="must be a probability"):
         main(["select", "--model", str(tmp_path / "model"), "--input", str(rows), "--threshold", "1.5",
@@ -198,3 +198,18 @@ def test_the_reference_is_fitted_with_the_posterior_and_travels_with_checkpoints
     rows = loaded.score(seen + [("Qu'est-ce que la photosynthèse ?", "ζ ∂ ∫ 42 ⊕ ☃ ☃ ☃")])
     assert all(r["novelty"] == pytest.approx(0.0, abs=1e-5) for r in rows[:3])  # training inputs are references
     assert rows[3]["novelty"] > max(r["novelty"] for r in rows[:3]) and rows[3]["novelty_percentile"] > 0
+
+
+def test_the_delta_method_error_is_given_only_where_it_holds():
+    """se ≤ 0.5: σ'(r)·se; beyond it None, and the interval mapped through σ stands in its place."""
+    from unirank.fitting.laplace import HeadPosterior
+    from unirank.model.posterior import item_uncertainty
+
+    posterior = HeadPosterior(np.eye(2), 1.0, 1.0, {})
+    features = np.array([[0.3], [2.0]])  # variance ‖(x, 1)‖²: se 1.044 and 2.236
+    small = HeadPosterior(np.eye(2) * 0.04, 1.0, 1.0, {})  # se 0.2088
+    wide = item_uncertainty(posterior, np.zeros(2), features)
+    assert np.isnan(wide["probability_std_error"]).all()
+    assert wide["probability_low_95"][1] == pytest.approx(1 / (1 + np.exp(1.96 * np.sqrt(5))), rel=1e-4)
+    narrow = item_uncertainty(small, np.zeros(2), features[:1])
+    assert narrow["probability_std_error"][0] == pytest.approx(0.25 * 0.2 * np.sqrt(1.09), rel=1e-6)

@@ -18,6 +18,7 @@ with underscores as in LightningCLI (--validation_fraction); the dashed spelling
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -163,6 +164,21 @@ def _run_command(words: list[str]) -> None:
 LIGHTNING_COMMANDS = {"fit", "validate", "test", "predict"}
 
 
+def _same_adapter(ckpt_path, checkpoint: dict, adapter) -> None:
+    """A run resumes only into a recipe of the adapter (the domain) it was trained with: the weights
+    would load, and the export would be the wrong kind of model without a word."""
+    try:
+        recorded = json.loads(checkpoint["unirank"]["config"])["adapter"]
+    except (KeyError, TypeError, ValueError):
+        raise SystemExit(f"unirank: --ckpt_path {ckpt_path}: not a unirank checkpoint (no 'unirank' entry)") from None
+    wanted = str(getattr(adapter, "class_path", "") or "").rsplit(".", 1)[-1]
+    if wanted and recorded.get("class") != wanted:
+        raise SystemExit(
+            f"unirank: --ckpt_path {ckpt_path}: trained with {recorded.get('class')} (domain "
+            f"{recorded.get('domain')}); this recipe's adapter is {wanted}: resume with the recipe it was trained with"
+        )
+
+
 def _lightning(argv: list[str] | None) -> None:
     """LightningCLI over UnirankModule and UnirankDataModule; argv None reads the command line."""
     from lightning.pytorch.cli import LightningCLI
@@ -193,10 +209,12 @@ def _lightning(argv: list[str] | None) -> None:
             import torch
 
             try:
-                saved = torch.load(ckpt_path, weights_only=True, map_location="cpu").get("hyper_parameters") or {}
+                checkpoint = torch.load(ckpt_path, weights_only=True, map_location="cpu")
             except Exception as error:  # noqa: BLE001 - any unreadable checkpoint is the user's input error
                 raise SystemExit(f"unirank: --ckpt_path {ckpt_path}: not a loadable checkpoint ({error})") from None
+            saved = checkpoint.get("hyper_parameters") or {}
             model = self.config[self.config.subcommand].get("model") or {}
+            _same_adapter(ckpt_path, checkpoint, model.get("adapter"))
             differing = sorted(k for k, v in saved.items() if not k.startswith("_") and str(model.get(k)) != str(v))
             if differing:
                 print(f"unirank: {ckpt_path} records other settings ({', '.join(differing)}); "

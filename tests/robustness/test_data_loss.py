@@ -169,3 +169,10 @@ def test_fit_stopped_by_sigterm_exits_143_with_a_checkpoint_and_frees_the_export
     assert "stopped by SIGTERM in epoch 0 after 2 of its" in capsys.readouterr().err
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
     assert not (tmp_path / "model").exists() and not (tmp_path / ".model.lock").exists()
+
+
+def test_a_checkpoint_resumed_into_another_domains_recipe_is_refused(repo, tmp_path, trained):
+    checkpoint, _ = trained
+    with pytest.raises(SystemExit, match=r"trained with ChatAdapter \(domain chat\); this recipe's adapter is "
+                                         r"ProcessAdapter: resume with the recipe it was trained with"):  # fmt: skip
+        debug_fit(repo, tmp_path, f"--ckpt_path={checkpoint}", "--model.adapter=unirank.adapters.ProcessAdapter")

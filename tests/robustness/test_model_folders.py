@@ -158,3 +158,37 @@ def test_a_command_given_the_wrong_kind_of_model_says_so_in_one_sentence(export,
     with pytest.raises(SystemExit, match=message):
         main([*(word.format(**paths) for word in words), "--model", str(model)])
     assert not (tmp_path / "out").exists()
+
+
+class _Pickled:
+    """A class torch's safe (weights-only) loader refuses to unpickle."""
+
+
+def _checkpoint(kind, path):
+    if kind == "truncated":
+        torch.save({"unirank": {"config": "{}"}, "state_dict": {"w": torch.zeros(100)}}, path)
+        path.write_bytes(path.read_bytes()[:200])
+    elif kind == "not unirank's":
+        torch.save({"state_dict": {"w": torch.zeros(2)}}, path)
+    elif kind == "a pickled object":
+        torch.save({"unirank": _Pickled()}, path)
+    return path
+
+
+CHECKPOINTS = {
+    "missing": r"no such model folder or checkpoint file",
+    "truncated": r"not a loadable checkpoint",
+    "not unirank's": r"not a unirank checkpoint \(no 'unirank' entry\)",
+    "a pickled object": r"not a loadable checkpoint \(UnpicklingError",
+}
+
+
+@pytest.mark.parametrize("kind", list(CHECKPOINTS))
+def test_a_bad_checkpoint_is_refused_by_name(tmp_path, kind):
+    path = _checkpoint(kind, tmp_path / "run.ckpt")
+    with pytest.raises(ModelFolderError, match=rf"run\.ckpt: {CHECKPOINTS[kind]}"):
+        Model.from_pretrained(path)
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(json.dumps({"context": "q", "candidate": "d"}) + "\n")
+    with pytest.raises(SystemExit, match=rf"unirank score: .*run\.ckpt: {CHECKPOINTS[kind]}"):
+        main(["score", "--model", str(path), "--input", str(rows), "--out", str(tmp_path / "out.jsonl")])

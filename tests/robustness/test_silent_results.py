@@ -77,6 +77,45 @@ def test_a_fit_that_did_not_converge_writes_nothing(tmp_path, monkeypatch):
     assert not (tmp_path / "t.parquet").exists()
 
 
+def targets_of(tmp_path, comparisons, *flags):
+    pl.DataFrame(comparisons).write_parquet(tmp_path / "comparisons.parquet")
+    main(["targets", "--comparisons", str(tmp_path / "comparisons.parquet"), "--out", str(tmp_path / "t.parquet"),
+          *flags])  # fmt: skip
+
+
+ONE_WAY = {"group_id": ["g"] * 2, "item_a": ["a", "b"], "item_b": ["b", "c"], "p": [1.0, 1.0]}
+
+
+def test_a_fit_the_data_do_not_determine_is_not_reported_as_converged(tmp_path):
+    """l2 = 1e-6 and comparisons all one way: the Newton gradient vanishes at latents of thousands."""
+    with pytest.raises(SystemExit, match=r"converged, but 3 latent\(s\) have standard errors above 5 .*nothing was"):
+        targets_of(tmp_path, ONE_WAY, "--l2", "1e-6")
+    assert not (tmp_path / "t.parquet").exists()
+    targets_of(tmp_path, ONE_WAY)  # at the default l2 = 1 the same data are fitted
+    assert pl.read_parquet(tmp_path / "t.parquet")["std_err"].max() <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("comparisons", "message"),
+    [
+        ({"group_id": [], "item_a": [], "item_b": [], "p": []}, r"no comparisons, nothing to fit"),
+        ({**ONE_WAY, "p": ["1", "1"]}, r"p has type String: it must hold numbers"),
+        ({**ONE_WAY, "p": [1.0, 2.0]}, r"row 1: p=2.0 is not a probability"),
+    ],
+)
+def test_targets_refuse_what_they_cannot_fit(tmp_path, comparisons, message):
+    schema = {"group_id": pl.String, "item_a": pl.String, "item_b": pl.String}
+    frame = pl.DataFrame(comparisons, schema_overrides=schema)
+    with pytest.raises(SystemExit, match=message):
+        targets_of(tmp_path, frame)
+    assert not (tmp_path / "t.parquet").exists()
+
+
+def test_targets_of_all_ties_are_warned_of(tmp_path):
+    with pytest.warns(UserWarning, match=r"all 2 comparisons are ties"):
+        targets_of(tmp_path, {**ONE_WAY, "p": [0.5, 0.5]})
+
+
 def test_queries_without_a_relevant_document_are_undefined_not_zero():
     run = {"q1": {"a": 1.0, "b": 0.5}, "q2": {"c": 1.0}}
     with pytest.raises(ValueError, match=r"none of the 2 queries has a relevant document"):

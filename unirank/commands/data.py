@@ -51,18 +51,21 @@ def targets(
         link: the link of the pairwise model
         l2: prior precision of the latents
     """
+    from unirank.atomic import check_output_file
+    from unirank.data.tables import validate_comparisons
     from unirank.fitting import fit_targets
 
-    table = _read_table(comparisons)
+    check_output_file(out)
+    table = validate_comparisons(_read_table(comparisons), str(comparisons))
+    if not table.height:
+        raise SystemExit(f"unirank targets: {comparisons}: no comparisons, nothing to fit; nothing was written")
     try:
         targets, fit = fit_targets(table, items=_read_table(items) if items else None, link=link, l2=l2)
     except ValueError as error:
         raise SystemExit(f"unirank targets: {comparisons}: {error}") from None
-    if not fit.converged:
-        raise SystemExit(
-            f"unirank targets: {comparisons}: the fit did not converge in {fit.iterations} Newton steps; "
-            f"nothing was written to {out} (raise --l2, or check the comparisons)"
-        )
+    problem = fit.problem(f"{table.height} comparisons")
+    if problem:
+        raise SystemExit(f"unirank targets: {comparisons}: {problem}; nothing was written to {out} (raise --l2)")
     write_parquet(targets, out)
     summary = {
         "items": targets.height,
@@ -70,6 +73,7 @@ def targets(
         "comparisons": table.height,
         "log_likelihood": fit.log_likelihood,
         "converged": fit.converged,
+        "max_std_err": round(float(fit.std_err.max(initial=0.0)), 4),
         "newton_iterations": fit.iterations,
         "out": str(out),
     }

@@ -47,8 +47,6 @@ def score(model: str, input: Path, out: Path, trust_remote_code: bool = False) -
         check_output_file(out)
     except OutputError as error:
         raise SystemExit(f"unirank score: {error}") from None
-    loaded = Model.from_pretrained(model, trust_remote_code=trust_remote_code)
-    require_model(loaded, "unirank score", model)
     rows, lines, blank = [], [], 0
     for line, record in iter_jsonl(input):
         blank += check_scoring_row(record, f"{input}, line {line}")
@@ -57,6 +55,8 @@ def score(model: str, input: Path, out: Path, trust_remote_code: bool = False) -
     if not rows:
         raise SystemExit(f"unirank score: {input}: no rows to score")
     warn_blank_candidates(blank, str(input))
+    loaded = Model.from_pretrained(model, trust_remote_code=trust_remote_code)
+    require_model(loaded, "unirank score", model)
     scored = loaded.score([(r["context"], r["candidate"]) for r in rows])
     fused = [None] * len(rows)
     if loaded.fusion_weight is not None and any("first_stage_score" in r for r in rows):

@@ -130,7 +130,7 @@ def validate(tables: Tables, source: str) -> Tables:
     """Conform each table and check them against each other; return the conformed tables."""
     groups = conform(tables.groups, "groups", f"{source} (groups)")
     items = conform(tables.items, "items", f"{source} (items)", external=() if tables.texts is None else ("text",))
-    comparisons = conform(tables.comparisons, "comparisons", f"{source} (comparisons)")
+    comparisons = validate_comparisons(tables.comparisons, f"{source} (comparisons)")
     _unique(groups, ["group_id"], f"{source} (groups)")
     reserved = items.with_row_index("_row").filter(pl.col("item_id") == ANCHOR_ITEM)
     if reserved.height:
@@ -148,15 +148,6 @@ def validate(tables: Tables, source: str) -> Tables:
             f"{side} names an unknown item",
             row_column="_row",
         )
-    bad = comparisons.with_row_index("_row").filter(pl.col("item_a") == pl.col("item_b"))
-    if bad.height:
-        _fail(f"{source} (comparisons)", bad["_row"][0], f"item {bad['item_a'][0]!r} is compared with itself")
-    bad = comparisons.with_row_index("_row").filter(
-        ~((pl.col("p") >= 0) & (pl.col("p") <= 1)) | pl.col("p").is_null() | pl.col("p").is_nan()
-    )
-    if bad.height:
-        _fail(f"{source} (comparisons)", bad["_row"][0], f"p={bad['p'][0]} is not a probability in [0, 1]")
-    _check_weights(comparisons, "weight", f"{source} (comparisons)")
     bad = groups.with_row_index("_row").filter(~pl.col("split").is_in(list(SPLITS)) | pl.col("split").is_null())
     if bad.height:
         _fail(f"{source} (groups)", bad["_row"][0], f"split={bad['split'][0]!r} is not one of {', '.join(SPLITS)}")
@@ -179,6 +170,29 @@ def validate(tables: Tables, source: str) -> Tables:
     return Tables(groups, items, comparisons, tables.texts)
 
 
+def validate_comparisons(frame: pl.DataFrame, source: str) -> pl.DataFrame:
+    """The comparisons table on its own, conformed: no item compared with itself, p a probability,
+    weights finite in (0, MAX_WEIGHT]; comparisons that are all ties are warned of."""
+    comparisons = conform(frame, "comparisons", source)
+    bad = comparisons.with_row_index("_row").filter(pl.col("item_a") == pl.col("item_b"))
+    if bad.height:
+        _fail(source, bad["_row"][0], f"item {bad['item_a'][0]!r} is compared with itself")
+    bad = comparisons.with_row_index("_row").filter(
+        ~((pl.col("p") >= 0) & (pl.col("p") <= 1)) | pl.col("p").is_null() | pl.col("p").is_nan()
+    )
+    if bad.height:
+        _fail(source, bad["_row"][0], f"p={bad['p'][0]} is not a probability in [0, 1]")
+    _check_weights(comparisons, "weight", source)
+    real = comparisons.filter((pl.col("item_a") != ANCHOR_ITEM) & (pl.col("item_b") != ANCHOR_ITEM))
+    if real.height and (real["p"] == 0.5).all():
+        warnings.warn(
+            f"{source}: all {real.height} comparisons are ties (p = 0.5): they say the items are equal and "
+            "nothing about which is better",
+            stacklevel=3,
+        )
+    return comparisons
+
+
 def _check_weights(frame: pl.DataFrame, column: str, source: str) -> None:
     weight = pl.col(column).cast(pl.Float64)
     # polars orders NaN above every number, so NaN > 0 holds: NaN is named on its own
@@ -191,8 +205,8 @@ def _check_weights(frame: pl.DataFrame, column: str, source: str) -> None:
 
 def _warn_degenerate(comparisons: pl.DataFrame, items: pl.DataFrame, source: str) -> None:
     """Data that is valid but says little, named with its count: empty item texts (kept: an empty
-    response is a response, and PandaLM has 54), comparisons that are all ties, and comparisons
-    between two texts that differ in white space only."""
+    response is a response, and PandaLM has 54) and comparisons between two texts that differ in
+    white space only."""
     if "text" in items.columns:
         blank = items.with_row_index("_row").filter(pl.col("text").str.strip_chars() == "")
         if blank.height:
@@ -202,12 +216,6 @@ def _warn_degenerate(comparisons: pl.DataFrame, items: pl.DataFrame, source: str
                 stacklevel=3,
             )
     real = comparisons.filter((pl.col("item_a") != ANCHOR_ITEM) & (pl.col("item_b") != ANCHOR_ITEM))
-    if real.height and (real["p"] == 0.5).all():
-        warnings.warn(
-            f"{source}: all {real.height} comparisons are ties (p = 0.5): they say the items are equal and "
-            "nothing about which is better",
-            stacklevel=3,
-        )
     if not real.height or "text" not in items.columns:
         return
     folded = items.select("group_id", "item_id", pl.col("text").str.replace_all(r"\s+", " ").str.strip_chars())

@@ -128,9 +128,11 @@ class Model:
 
     def score(self, pairs: list[Pair]) -> list[dict]:
         """Per pair: `score` (r) and `probability`; where the model has a head posterior, the
-        logit's and the probability's standard errors and `probability_lower` (the one-sided 95 %
-        lower bound); where it has a novelty reference, `novelty` and `novelty_percentile` (how
-        unlike its training inputs the input is), all from one forward pass."""
+        logit's standard error, the probability's 95 % interval mapped through σ, `probability_lower`
+        (the one-sided 95 % lower bound) and the probability's standard error where the delta method
+        holds (None elsewhere: `unirank.model.posterior.item_uncertainty`); where it has a novelty
+        reference, `novelty` and `novelty_percentile` (how unlike its training inputs the input is),
+        all from one forward pass."""
         if not pairs:
             return []
         reference = self.scorer.novelty
@@ -143,7 +145,7 @@ class Model:
             novelty = reference.novelty(states)
             extra |= {"novelty": novelty, "novelty_percentile": reference.percentile(novelty)}
         extra = {"score": logits, "probability": probability(logits), **extra}
-        return [{k: float(v[i]) for k, v in extra.items()} for i in range(len(logits))]
+        return [{k: _number(v[i]) for k, v in extra.items()} for i in range(len(logits))]
 
     def rank(
         self, query: str, documents: list[str], first_stage_scores: list[float] | None = None, top_k: int | None = None
@@ -183,3 +185,9 @@ def _columns(pairs: list[Pair]) -> tuple[list[str], list[str]]:
     """(contexts, candidates); a context given as chat messages is kept as its JSON text."""
     contexts = [c if isinstance(c, str) else json.dumps(c, ensure_ascii=False) for c, _ in pairs]
     return contexts, [t for _, t in pairs]
+
+
+def _number(value) -> float | None:
+    """A float for JSON output; NaN (a figure that does not apply) as None."""
+    value = float(value)
+    return None if np.isnan(value) else value

@@ -13,7 +13,7 @@ import torch
 
 import unirank
 from unirank.atomic import FolderLock, check_output_folder
-from unirank.model.backbone import RemoteCodeError
+from unirank.model.backbone import ModelFolderError, RemoteCodeError
 from unirank.model.folder import adapter_from_spec
 from unirank.model.lora import LoRA, adapter_writer, has_adapters
 from unirank.model.model import Model
@@ -78,9 +78,14 @@ def load_checkpoint(path: str | Path, trust_remote_code: bool = False) -> Uniran
     """Rebuild a UnirankModule from a checkpoint (loaded weights-only: no pickled code runs). A
     checkpoint whose backbone was trained with trust_remote_code=True loads only when the caller
     passes trust_remote_code=True too: the checkpoint alone never turns remote code on."""
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    if "unirank" not in checkpoint:
-        raise ValueError(f"{path}: not a unirank checkpoint (no 'unirank' entry)")
+    if not Path(path).is_file():
+        raise ModelFolderError(f"{path}: no such model folder or checkpoint file")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - a truncated zip, a pickle the safe loader refuses: the input's fault
+        raise ModelFolderError(f"{path}: not a loadable checkpoint ({type(error).__name__}: {error})") from None
+    if not isinstance(checkpoint, dict) or "unirank" not in checkpoint:
+        raise ModelFolderError(f"{path}: not a unirank checkpoint (no 'unirank' entry)")
     config = json.loads(checkpoint["unirank"]["config"])
     if config.get("trust_remote_code") and not trust_remote_code:
         raise RemoteCodeError(
@@ -91,7 +96,9 @@ def load_checkpoint(path: str | Path, trust_remote_code: bool = False) -> Uniran
     for (block, key), off in removed.items():  # settings of 0.1 whose experiments left the package in 0.2
         value = (config.get(block) or {}).pop(key, off) if block else config.get(key, off)
         if value != off:
-            raise ValueError(f"{path}: trained with {'.'.join(filter(None, (block, key)))}={value}, removed in 0.2")
+            raise ModelFolderError(
+                f"{path}: trained with {'.'.join(filter(None, (block, key)))}={value}, removed in 0.2"
+            )
     module = UnirankModule(
         model=config["model"],
         adapter=adapter_from_spec(config["adapter"], path),

@@ -25,10 +25,11 @@ def fit_stage_targets(scorer, train, held_out, calibration, use_prior: bool) -> 
     prior = stage1_prior(scorer, train, held_out or train, calibration, anchored) if use_prior else None
     targets, fit = fit_targets(comparisons, items=train.tables.items, prior=prior, link=calibration.link,
                                l2=calibration.l2)  # fmt: skip
-    if not fit.converged:
+    problem = fit.problem(f"{comparisons.height} comparisons")
+    if problem:
         raise RuntimeError(
-            f"the Thurstone fit of {comparisons.height} comparisons did not converge in {fit.iterations} Newton "
-            "steps: no targets were written; check the comparisons (contradictory weights?) or raise calibration.l2"
+            f"Thurstone targets: {problem}; no targets were written: check the comparisons (contradictory "
+            "weights?) or raise calibration.l2"
         )
     summary = {
         "fit/log_likelihood": fit.log_likelihood,
