@@ -7,6 +7,7 @@ import polars as pl
 import pytest
 
 from unirank.cli import main
+from unirank.data.tables import TableError
 from unirank.fitting import ANCHOR_ITEM
 from unirank.mining.filters import select_negatives
 from unirank.mining.pairs import label_pairs
@@ -240,3 +241,20 @@ def test_judge_never_replaces_a_folder_it_did_not_write(mined, tmp_path):
     with pytest.raises(SystemExit, match=r"judged: holds files that are not a labelled folder"):
         judge_all(mined, tmp_path)
     assert [p.name for p in (tmp_path / "judged").iterdir()] == ["notes.txt"]
+
+
+def test_queries_whose_grades_are_all_zero_are_left_out_and_counted(repo, tmp_path):
+    import shutil
+
+    shutil.copytree(repo / "data/demo-beir", tmp_path / "beir")
+    qrels = tmp_path / "beir/qrels/train.tsv"
+    lines = qrels.read_text().splitlines()
+    zeroed = [line.rsplit("\t", 1)[0] + "\t0" if line.startswith("q01\t") else line for line in lines]
+    qrels.write_text("\n".join(zeroed) + "\n")
+    config = MiningConfig(k=5, negatives=2, cache_dir=str(tmp_path / "cache"), show_progress_bar=False)
+    with pytest.warns(UserWarning, match=r"1 of 12 judged queries have no relevant document .*'q01'"):
+        tables, summary = mine_beir(tmp_path / "beir", "train", config)
+    assert "q01" not in tables.groups["group_id"].to_list() and summary["queries_without_relevant"] == 1
+    qrels.write_text("\n".join(line.rsplit("\t", 1)[0] + "\t0" for line in lines[1:]) + "\n")
+    with pytest.raises(TableError, match=r"none of the 12 judged queries of split 'train' has a relevant document"):
+        mine_beir(tmp_path / "beir", "train", config)

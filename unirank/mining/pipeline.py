@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -16,7 +17,7 @@ import polars as pl
 
 from unirank.atomic import atomic_path, check_output_folder
 from unirank.data.readers import assign_split
-from unirank.data.tables import Tables, tables_from_rows
+from unirank.data.tables import TableError, Tables, tables_from_rows
 from unirank.domains.retrieval.readers import read_beir, read_qrels, write_qrels
 from unirank.mining.encode import Encoder
 from unirank.mining.filters import select_negatives
@@ -89,6 +90,19 @@ def mine_beir(directory: str | Path, split: str, config: MiningConfig) -> tuple[
     start = time.perf_counter()
     beir = read_beir(directory, split)
     query_ids = sorted(beir.qrels)
+    unanswered = [q for q in query_ids if not any(g > 0 for g in beir.qrels[q].values())]
+    if unanswered and not config.keep_ranking:  # all grades 0: no pair with a preference to learn
+        if len(unanswered) == len(query_ids):
+            raise TableError(
+                f"{directory}: none of the {len(query_ids)} judged queries of split {split!r} has a relevant "
+                "document (every grade is 0): there is nothing to mine pairs from"
+            )
+        warnings.warn(
+            f"{directory}: {len(unanswered)} of {len(query_ids)} judged queries have no relevant document (every "
+            f"grade 0; the first: {unanswered[0]!r}); they are left out of the mined pairs",
+            stacklevel=2,
+        )
+        query_ids = sorted(set(query_ids) - set(unanswered))
     doc_ids = list(beir.corpus)
     doc_row = {doc: row for row, doc in enumerate(doc_ids)}
     timings["read_s"] = time.perf_counter() - start
@@ -173,7 +187,8 @@ def mine_beir(directory: str | Path, split: str, config: MiningConfig) -> tuple[
         "k": config.k,
         "queries": len(query_ids),
         "corpus": len(doc_ids),
-        f"recall@{config.k}": found / max(relevant_total, 1),
+        f"recall@{config.k}": found / relevant_total if relevant_total else None,
+        "queries_without_relevant": len(unanswered),
         "index": {"kind": index.kind, **index.params},
         "items": tables.items.height,
         "comparisons": tables.comparisons.height,

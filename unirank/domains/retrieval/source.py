@@ -35,9 +35,11 @@ class MinedBeir(DataSource):
             return read_tables(folder)
         tables, summary = mine_beir(self.beir_dir, self.split, self.config)
         write_mined(tables, summary, folder, qrels=split_qrels(self.beir_dir, self.split))
+        recall = summary[f"recall@{self.config.k}"]
         print(
-            f"mined {self.beir_dir} ({self.split}): recall@{self.config.k} = {summary[f'recall@{self.config.k}']:.3f}"
-            f", {summary['items']} candidates, {summary['comparisons']} comparisons → {folder}"
+            f"mined {self.beir_dir} ({self.split}): recall@{self.config.k} = "
+            f"{'n/a (no relevant document)' if recall is None else f'{recall:.3f}'}, {summary['items']} candidates, "
+            f"{summary['comparisons']} comparisons → {folder}"
         )
         return tables
 
