@@ -80,6 +80,6 @@ def test_targets_command_writes_targets(tmp_path, capsys):
 def test_targets_command_names_the_file_on_bad_input(tmp_path):
     bad = tmp_path / "bad.parquet"
     comparisons().with_columns(pl.lit(-1.0).alias("weight")).write_parquet(bad)
-    with pytest.raises(SystemExit, match=r"bad.parquet: comparison row 0: weight=-1.0"):
+    with pytest.raises(SystemExit, match=r"bad.parquet, row 0: weight=-1.0 is not a finite number"):
         main(["targets", "--comparisons", str(bad), "--out", str(tmp_path / "t.parquet")])
     assert not (tmp_path / "t.parquet").exists()

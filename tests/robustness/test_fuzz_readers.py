@@ -116,3 +116,29 @@ def test_random_parquet_column_types(tmp_path, data):
         read_tables(tmp_path)
     except TableError as error:
         assert str(tmp_path) in str(error)
+
+
+@FUZZ
+@given(
+    row=st.fixed_dictionaries(
+        {},
+        optional={
+            "context": JSON,
+            "candidate": JSON,
+            "candidates": JSON,
+            "first_stage_score": JSON,
+            "label": JSON,
+        },
+    ),
+    candidates=st.booleans(),
+)
+def test_random_scoring_rows(row, candidates):
+    """score / select / recalibrate rows: a checked row, or a TableError naming the line."""
+    from unirank.data.values import check_scoring_row
+
+    try:
+        blank = check_scoring_row(row, "rows.jsonl, line 1", candidates=candidates)
+    except TableError as error:
+        assert str(error).startswith("rows.jsonl, line 1: ")
+        return
+    assert blank >= 0 and isinstance(row["context"], (str, list))

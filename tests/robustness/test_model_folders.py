@@ -8,6 +8,8 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from unirank.adapters import ChatAdapter
 from unirank.cli import main
@@ -192,3 +194,76 @@ def test_a_bad_checkpoint_is_refused_by_name(tmp_path, kind):
     rows.write_text(json.dumps({"context": "q", "candidate": "d"}) + "\n")
     with pytest.raises(SystemExit, match=rf"unirank score: .*run\.ckpt: {CHECKPOINTS[kind]}"):
         main(["score", "--model", str(path), "--input", str(rows), "--out", str(tmp_path / "out.jsonl")])
+
+
+def _paths(node, prefix=()):
+    """Every key path of a JSON object, nested ones included."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield prefix + (key,)
+            yield from _paths(value, prefix + (key,))
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    max_leaves=6,
+)
+FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def _loads_or_is_refused(folder):
+    """Whatever the folder holds: a model that scores, or a ModelFolderError; nothing else escapes."""
+    try:
+        model = Model.from_pretrained(folder)
+    except ModelFolderError as error:
+        assert str(folder) in str(error)
+        return
+    assert np.isfinite(model.predict([("q", "d")])).all()
+
+
+@FUZZ
+@given(data=st.data())
+def test_random_values_anywhere_in_unirank_json(export, tmp_path, data):
+    folder = tmp_path / "model"
+    if not folder.exists():
+        shutil.copytree(export, folder)
+    info = json.loads((export / "unirank.json").read_text())
+    path = data.draw(st.sampled_from(sorted(_paths(info), key=str)))
+    node = info
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = data.draw(JSON_VALUES)
+    (folder / "unirank.json").write_text(json.dumps(info))
+    _loads_or_is_refused(folder)
+
+
+TENSORS = st.builds(
+    lambda shape, fill, dtype: torch.full(shape, fill, dtype=dtype),
+    st.lists(st.integers(0, 40), min_size=0, max_size=3).map(tuple),
+    st.floats(allow_nan=True, allow_infinity=True, width=16),
+    st.sampled_from([torch.float32, torch.float64, torch.float16]),
+)
+
+
+@FUZZ
+@given(
+    name=st.sampled_from(["head_posterior.safetensors", "novelty_reference.safetensors"]),
+    content=st.binary(max_size=200)
+    | st.dictionaries(st.sampled_from(["covariance", "states", "own_novelty"]), TENSORS),
+)
+def test_random_side_files(export, tmp_path, name, content):
+    from safetensors.torch import save_file
+
+    folder = tmp_path / "model"
+    if not folder.exists():
+        shutil.copytree(export, folder)
+        info = json.loads((folder / "unirank.json").read_text())
+        (folder / "unirank.json").write_text(json.dumps({**info, "novelty": {"file": "novelty_reference.safetensors"}}))
+    (folder / "novelty_reference.safetensors").unlink(missing_ok=True)  # only this example's damage
+    shutil.copyfile(export / "head_posterior.safetensors", folder / "head_posterior.safetensors")
+    if isinstance(content, bytes):
+        (folder / name).write_bytes(content)
+    else:
+        save_file({k: v.contiguous() for k, v in content.items()}, str(folder / name))
+    _loads_or_is_refused(folder)

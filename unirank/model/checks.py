@@ -85,20 +85,24 @@ def check_side_files(scorer, folder: Path) -> None:
 
     width = scorer.final_layer().weight.shape[1]
     posterior = scorer.head_posterior
+    if posterior is not None and posterior.covariance.shape != (width + 1, width + 1):
+        raise ModelFolderError(
+            f"{folder}/head_posterior.safetensors: covariance {posterior.covariance.shape} does not fit a head "
+            f"of {width} inputs (expected {(width + 1, width + 1)})"
+        )
     if posterior is not None and not (
         np.isfinite(posterior.covariance).all() and (np.diag(posterior.covariance) >= 0).all()
     ):
         raise ModelFolderError(
             f"{folder}/head_posterior.safetensors: the covariance holds non-finite values or a negative variance"
         )
-    if posterior is not None and posterior.covariance.shape != (width + 1, width + 1):
-        raise ModelFolderError(
-            f"{folder}/head_posterior.safetensors: covariance {posterior.covariance.shape} does not fit a head "
-            f"of {width} inputs (expected {(width + 1, width + 1)})"
-        )
     hidden = getattr(scorer.model.config, "hidden_size", None)
     reference = scorer.novelty
-    if reference is not None and hidden is not None and reference.states.shape[1:] != (hidden,):
+    if (
+        reference is not None
+        and hidden is not None
+        and (reference.states.ndim != 2 or reference.states.shape[1:] != (hidden,))
+    ):
         raise ModelFolderError(
             f"{folder}/novelty_reference.safetensors: states of width {reference.states.shape[1:]} do not fit "
             f"a backbone of hidden size {hidden}"
