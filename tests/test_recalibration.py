@@ -120,3 +120,46 @@ def test_the_final_calibration_is_folded_in_only_where_it_helps_on_held_out_grou
     assert reason.startswith("it would raise the held-out ECE") and held_out["after"]["ece"] > held_out["before"]["ece"]
     _, reason = held_out_check(Evidence(scores, np.zeros(100, int), label=labels), "bradley-terry", True)
     assert reason.startswith("no held-out check possible")
+
+
+def test_the_fused_rankings_weight_is_chosen_out_of_fold():
+    """A useless reranker over an informative first stage: γ > 0, and on held-out queries the fused
+    ranking is worth the first stage's NDCG, far above the reranker's."""
+    from unirank.metrics.fusion import cross_fitted_fusion
+
+    rng = np.random.default_rng(0)
+    group = np.repeat(np.arange(40), 20)
+    gains = (rng.random(len(group)) < 0.2).astype(float)
+    first_stage = gains + rng.normal(0, 0.5, len(group))
+    record = cross_fitted_fusion(rng.normal(0, 1, len(group)), first_stage, gains, group)
+    held = record["held_out"]
+    assert record["first_stage_weight"] > 0 and record["folds"] == 5
+    assert held["fused"] > held["reranker"] + 0.2 and held["fused"] >= held["first stage"] - 0.02
+
+
+def test_recalibrate_on_ranked_lists_refits_the_fused_rankings_weight(export, tmp_path):
+    import polars as pl
+
+    from unirank.cli import main
+    from unirank.data.tables import Tables
+    from unirank.model import Model
+
+    rng = np.random.default_rng(1)
+    words = "cells proteins genes light library catalogue index retrieval books journals".split()
+    queries, size = 30, 8
+    group = np.repeat([f"q{i}" for i in range(queries)], size)
+    label = (rng.random(len(group)) < 0.25).astype(float)
+    label[::size] = 1.0  # every list has a relevant document
+    Tables(
+        groups=pl.DataFrame({"group_id": [f"q{i}" for i in range(queries)], "context": ["a query"] * queries}),
+        items=pl.DataFrame({
+            "group_id": group, "item_id": [f"d{i}" for i in range(len(group))],
+            "text": [" ".join(rng.choice(words, 6)) for _ in group], "label": label,
+            "first_stage_score": label + rng.normal(0, 0.3, len(group)),
+        }),
+        comparisons=pl.DataFrame(schema={"group_id": pl.String, "item_a": pl.String, "item_b": pl.String}),
+    ).write(tmp_path / "lists")  # fmt: skip
+    main(["recalibrate", "--model", str(export), "--labels", str(tmp_path / "lists"), "--out", str(tmp_path / "new")])
+    fusion = json.loads((tmp_path / "new" / "unirank.json").read_text())["calibration"]["recalibration"]["fusion"]
+    assert fusion["first_stage_weight"] > 0 and fusion["held_out"]["fused"] > fusion["held_out"]["reranker"]
+    assert Model.from_pretrained(tmp_path / "new").fusion_weight == fusion["first_stage_weight"]

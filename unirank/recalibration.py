@@ -16,12 +16,16 @@ from pathlib import Path
 def write_recalibrated(model, out: Path, record: dict) -> Path:
     """A new export in `out` (never over the folder `model` was loaded from): σ(a·r + b) folded
     into the head (a yes/no export: into the LM head's "yes" row, b = 0), the head posterior's
-    covariance scaled by a² (r' = a·r + b), and the recalibration recorded in unirank.json."""
+    covariance scaled by a² (r' = a·r + b), and the recalibration recorded in unirank.json (with
+    γ of the fused ranking where it was refitted: `unirank.model.Model.fusion_weight` reads it)."""
     a, b = record["a"], record["b"]
     model.scorer.fold_affine(a, b)
     if model.posterior is not None:
         model.posterior.covariance = model.posterior.covariance * a**2
     calibration = dict(model.info["calibration"])
+    earlier = calibration.get("recalibration") or {}
+    if "fusion" not in record and "fusion" in earlier:  # refitted only from ranked lists: kept otherwise
+        record = {**record, "fusion": earlier["fusion"]}
     calibration["recalibration"] = {"from": str(model.source), **record}
     calibration["probability"] += f"; recalibrated: sigmoid({a:.4g}·r + {b:.4g}) on {record['fitted_on']}"
     model.info = {**model.info, "calibration": calibration}

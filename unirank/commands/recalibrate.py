@@ -19,7 +19,9 @@ def recalibrate(
         labels: JSONL of {"context", "candidate", "label"} rows (label 0/1, or "p" in [0, 1]; an
             optional "group", else the context groups the rows); TRL preference JSONL ({"prompt",
             "chosen", "rejected"}: a temperature is fitted); or a folder of unirank tables (`unirank
-            mine` output: the first stage's labelled candidates, the lists a reranker scores)
+            mine` output: the first stage's labelled candidates, the lists a reranker scores; with
+            their first-stage scores, γ of the fused ranking is refitted too, and its held-out NDCG
+            reported)
         out: a new folder for the recalibrated export
         folds: folds of the cross-validation over groups that measures the held-out ECE
         seed: how groups are dealt into folds
@@ -48,6 +50,7 @@ def recalibrate(
             "unirank recalibrate: this command needs a reranker or reward model (a process model's steps: not yet)"
         )
     contexts, texts, groups = evidence.pop("contexts"), evidence.pop("texts"), evidence.pop("groups")
+    first_stage = evidence.pop("first_stage", None)
     scores = predictor.score_texts(contexts, texts)
     fit = Evidence(scores=scores, groups=np.asarray(groups), **evidence)
     with_bias = predictor.scorer.has_output_bias() and predictor.info.get("head") != "yes-no"
@@ -56,12 +59,24 @@ def recalibrate(
     except ValueError as error:
         raise SystemExit(f"unirank recalibrate: {error}") from None
     record["fitted_on"] = f"{labels}: {record['n']} {record['evidence']} in {record['groups']} groups"
+    if first_stage is not None:  # ranked lists with their first-stage scores: γ of the fused ranking too
+        from unirank.metrics.fusion import cross_fitted_fusion
+
+        calibrated = record["a"] * scores + record["b"]
+        record["fusion"] = cross_fitted_fusion(calibrated, first_stage, fit.label, fit.groups, folds, seed)
     write_recalibrated(predictor, Path(out), record)
     before, after = record["before"], record["after"]
     print(f"recalibrated σ({record['a']:.4f}·r + {record['b']:.4f}) on {record['fitted_on']} ({source})")
     for name, row in (("before", before), ("after", after)):
         low, high = row["ece_interval"]
         print(f"  held-out ECE {name:6s} {row['ece']:.4f} [{low:.4f}, {high:.4f}] over {row['n']}")
+    if "fusion" in record:
+        fusion, held = record["fusion"], record["fusion"]["held_out"]
+        print(
+            f"  fused ranking r + γ·first stage: γ = {fusion['first_stage_weight']:.4g}; held-out NDCG@10 over "
+            f"{fusion['queries']} queries: first stage {held['first stage']:.4f}, reranker {held['reranker']:.4f}, "
+            f"fused {held['fused']:.4f}"
+        )
     print(f"wrote the recalibrated model to {out}  ({model} unchanged)")
 
 
@@ -92,7 +107,9 @@ def _recalibration_evidence(path: Path) -> tuple[dict, str]:
         "groups": items["group_id"].to_list(),
     }
     if not np.isnan(label).all():
-        return evidence | {"label": label}, source
+        ranked = "first_stage_score" in items.columns and items["first_stage_score"].null_count() == 0
+        first_stage = {"first_stage": items["first_stage_score"].to_numpy()} if ranked else {}
+        return evidence | {"label": label} | first_stage, source
     return evidence | {
         "comp_a": comparisons["_a"].to_numpy(), "comp_b": comparisons["_b"].to_numpy(),
         "p": comparisons["p"].to_numpy(), "weight": comparisons["weight"].to_numpy(),

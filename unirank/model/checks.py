@@ -37,12 +37,16 @@ def check_info(info, path: Path) -> dict:
             value = final.get(key) if isinstance(final, dict) else None
             if not is_finite_number(value):
                 raise ModelFolderError(f"{path}: calibration.final_fit.{key} must be a finite number, got {value!r}")
-        fusion = final.get("fusion")
+    for block in ("final_fit", "recalibration"):
+        record = info["calibration"].get(block)
+        if record is not None and not isinstance(record, dict):
+            raise ModelFolderError(f"{path}: calibration.{block} must be an object or null, got {record!r}")
+        fusion = record.get("fusion") if record else None
         if fusion is not None:
             weight = fusion.get("first_stage_weight") if isinstance(fusion, dict) else "not an object"
             if weight is not None and not (is_finite_number(weight) and weight >= 0):
                 raise ModelFolderError(
-                    f"{path}: calibration.final_fit.fusion.first_stage_weight must be a finite number >= 0, "
+                    f"{path}: calibration.{block}.fusion.first_stage_weight must be a finite number >= 0, "
                     f"got {weight!r}"
                 )
     _check_side_file_info(info, path)

@@ -31,14 +31,16 @@ class Model:
     bf16: score under bfloat16 autocast (faster where the hardware has bf16; logits within ~1e-2 of
     fp32). `pairwise_link`: how two of its logits read as P(a ≻ b) ("thurstone" for a model trained
     through the pointwise stage on Thurstone targets, else "bradley-terry"). `fusion_weight`: γ of
-    the ranking r + γ·first-stage score, fitted on validation lists (None where not fitted).
+    the ranking r + γ·first-stage score, fitted on validation lists, or refitted by `unirank
+    recalibrate` on the new domain's lists (None where not fitted).
     """
 
     def __init__(self, scorer, bf16: bool = False, info: dict | None = None, source: str | Path | None = None):
         self.scorer, self.bf16, self.info = scorer, bf16, info or {}
         self.source = source
         """Where the weights were loaded from: a yes/no head's other LM-head rows are read there on save."""
-        fusion = (scorer.final_calibration or {}).get("fusion") or {}
+        recalibrated = (self.info.get("calibration") or {}).get("recalibration") or {}
+        fusion = recalibrated.get("fusion") or (scorer.final_calibration or {}).get("fusion") or {}
         self.fusion_weight: float | None = fusion.get("first_stage_weight")
         self.pairwise_link = scorer.pairwise_reading
 

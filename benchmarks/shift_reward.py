@@ -1,0 +1,162 @@
+"""Reward models moved between preference sets: trained on one of PandaLM / HH-RLHF harmless, read on
+the other. Per direction: accuracy, pairwise ECE and the accuracy the probabilities promise (mean
+max(P, 1 − P) over the decided pairs: what `evaluate` prints) in domain and on the shifted set; then
+`unirank recalibrate`'s fit on n = 25 / 50 / 100 / 200 labelled pairs of the shifted set.
+
+Models: `lightning_configs/reward.yaml` on each set's train split (validation 0.1, test 0.3 by prompt,
+as benchmarks/reward.py splits), reused from runs/shift-reward/<set>/model when there. Recalibration
+curve: per repeat the shifted test split's prompts are halved at random; n pairs drawn from the
+first half fit the temperature (σ(a·r), as `recalibrate` fits on preference pairs) and the other half
+(prompts the fit never saw) is read before and after: pairwise ECE (both orders), accuracy and the
+promise; the median over repeats with its 2.5–97.5 % range.
+
+    python benchmarks/shift_reward.py [--quick] [--repeats 20]
+Writes benchmarks/results/shift-reward.json (--quick: 2 batches per epoch, 64 tokens, 3 repeats,
+into runs/shift-reward-quick and shift-reward-quick.json: a smoke check).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.common import ROOT, fit_command, machine, run_timed, write_results  # noqa: E402
+
+SHARED = ROOT.parent / "shared" / "data"
+SETS = {
+    "pandalm": (SHARED / "pandalm" / "testset-v1.json", "pandalm"),
+    "hh-rlhf": (SHARED / "hh-rlhf-harmless" / "test.jsonl.gz", "hh-rlhf"),
+}
+VALIDATION, TEST = 0.1, 0.3
+LABELS = (25, 50, 100, 200)
+
+
+def train(name: str, out: Path, quick: bool) -> float:
+    """The reward recipe on one set's train split (seconds; 0 when the model is reused)."""
+    if (out / "model" / "unirank.json").exists():
+        return 0.0
+    path, kind = SETS[name]
+    data = [
+        "--data.source.init_args.path", str(path), "--data.source.init_args.format", kind,
+        "--data.source.init_args.validation_fraction", str(VALIDATION),
+        "--data.source.init_args.test_fraction", str(TEST),
+    ]  # fmt: skip
+    extra = ["--trainer.limit_train_batches", "2"] if quick else []
+    return run_timed(fit_command("lightning_configs/reward.yaml", data, 64 if quick else 256, 5e-5, (2, 1), out, extra))
+
+
+def pairs_of(model, name: str) -> dict:
+    """The decided comparisons of a set's test split, scored: r of both items, p, prompt."""
+    from unirank.domains.chat.source import Preferences
+    from unirank.evaluation.reading import read_items
+
+    path, kind = SETS[name]
+    tables = Preferences(str(path), kind, validation_fraction=VALIDATION, test_fraction=TEST).load().split("test")
+    comps = tables.indexed_comparisons()
+    scores = read_items(model, tables)[0]
+    decided = comps["p"].to_numpy() != 0.5
+    chosen = comps.filter(decided)
+    return {
+        "r_a": np.asarray(scores)[chosen["_a"].to_numpy()],
+        "r_b": np.asarray(scores)[chosen["_b"].to_numpy()],
+        "p": chosen["p"].to_numpy(),
+        "prompt": chosen["group_id"].to_numpy(),
+    }
+
+
+def reading(pairs: dict, rows: np.ndarray, link: str, a: float = 1.0) -> dict:
+    """Accuracy, the promise and the pairwise ECE of σ-read pairs `rows` with the logits scaled by a."""
+    from unirank.fitting.links import pairwise_reading
+    from unirank.metrics.calibration import both_orders, calibration_error
+
+    prob = pairwise_reading(a * pairs["r_a"][rows], a * pairs["r_b"][rows], link)
+    p = pairs["p"][rows]
+    correct = (prob > 0.5) == (p > 0.5)
+    return {
+        "accuracy": float(correct.mean()),
+        "promised": float(np.maximum(prob, 1 - prob).mean()),
+        "pairwise_ece": calibration_error(*both_orders(prob, p)),
+    }
+
+
+def with_interval(pairs: dict, link: str) -> dict:
+    """The reading of every pair, with 95 % intervals resampling prompts."""
+    from unirank.metrics.bootstrap import grouped_interval
+
+    rows = np.arange(len(pairs["p"]))
+    figures = reading(pairs, rows, link)
+    for key in list(figures):
+        figures[f"{key}_interval"] = grouped_interval(
+            lambda picked: reading(pairs, picked, link)[key], pairs["prompt"]
+        )[0]
+    figures["pairs"], figures["prompts"] = len(rows), len(np.unique(pairs["prompt"]))
+    figures["promise_minus_accuracy"] = figures["promised"] - figures["accuracy"]
+    return figures
+
+
+def recalibration_curve(pairs: dict, link: str, repeats: int, seed: int = 0) -> dict:
+    """Held-out readings after a temperature fit on n labelled pairs (see the module doc)."""
+    from unirank.fitting.platt import fit_platt
+
+    rng = np.random.default_rng(seed)
+    prompts = np.unique(pairs["prompt"])
+    scores = np.concatenate([pairs["r_a"], pairs["r_b"]])
+    n_pairs = len(pairs["p"])
+    runs: dict[str, list[dict]] = {"as_trained": [], **{f"{n}_labels": [] for n in LABELS}}
+    for _ in range(repeats):
+        half = rng.permutation(prompts)[: len(prompts) // 2]
+        pool = np.flatnonzero(np.isin(pairs["prompt"], half))
+        held = np.flatnonzero(~np.isin(pairs["prompt"], half))
+        runs["as_trained"].append(reading(pairs, held, link))
+        for n in LABELS:
+            chosen = rng.choice(pool, size=min(n, len(pool)), replace=False)
+            fit = fit_platt(scores, comp_a=chosen, comp_b=chosen + n_pairs, p=pairs["p"][chosen], reading=link)
+            runs[f"{n}_labels"].append(reading(pairs, held, link, fit.a) | {"a": fit.a})
+
+    def summary(values: list[float]) -> dict:
+        low, high = np.percentile(values, [2.5, 97.5])
+        return {"median": round(float(np.median(values)), 4), "range_95": [round(low, 4), round(high, 4)]}
+
+    return {
+        name: {key: summary([run[key] for run in rows]) for key in rows[0]}
+        | {"promise_minus_accuracy": summary([run["promised"] - run["accuracy"] for run in rows])}
+        for name, rows in runs.items()
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a smoke check at the smallest sizes")
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--out", default=str(ROOT / "runs" / "shift-reward"))
+    args = parser.parse_args()
+    if args.quick:
+        args.repeats, args.out = 3, str(ROOT / "runs" / "shift-reward-quick")
+    from unirank.model import Model
+
+    result = {"machine": machine(), "directions": {}, "repeats": args.repeats}
+    for trained_on, shifted in (("pandalm", "hh-rlhf"), ("hh-rlhf", "pandalm")):
+        folder = Path(args.out) / trained_on
+        seconds = train(trained_on, folder, args.quick)
+        model = Model.from_pretrained(folder / "model")
+        link = model.pairwise_link
+        inside, moved = pairs_of(model, trained_on), pairs_of(model, shifted)
+        result["directions"][f"{trained_on} → {shifted}"] = {
+            "model": f"lightning_configs/reward.yaml on {trained_on} train"
+            + (f", trained in {seconds:.0f} s" if seconds else " (reused)"),
+            "final_calibration": (model.info["calibration"].get("final_fit") or {}).get("applied", "none"),
+            "in_domain": with_interval(inside, link),
+            "shifted": with_interval(moved, link),
+            "recalibration_on_held_out_prompts": recalibration_curve(moved, link, args.repeats),
+        }
+        print(json.dumps(result["directions"][f"{trained_on} → {shifted}"], indent=1)[:3000])
+    write_results("shift-reward", args.quick, result)
+
+
+if __name__ == "__main__":
+    main()
