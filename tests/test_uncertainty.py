@@ -213,3 +213,62 @@ def test_the_delta_method_error_is_given_only_where_it_holds():
     assert wide["probability_low_95"][1] == pytest.approx(1 / (1 + np.exp(1.96 * np.sqrt(5))), rel=1e-4)
     narrow = item_uncertainty(small, np.zeros(2), features[:1])
     assert narrow["probability_std_error"][0] == pytest.approx(0.25 * 0.2 * np.sqrt(1.09), rel=1e-6)
+
+
+def test_a_set_is_read_as_shifted_by_its_share_of_unfamiliar_inputs():
+    from unirank.metrics.shift import set_shift_test
+
+    familiar = np.linspace(0, 0.949, 100)
+    assert not set_shift_test(np.r_[familiar[:97], [0.99] * 3])["shifted"]  # 3 %: as in distribution
+    assert not set_shift_test(np.r_[familiar[:88], [0.99] * 12])["shifted"]  # 12 %: in-domain sets read up to 10 %
+    assert set_shift_test(np.r_[familiar[:70], [0.99] * 30])["shifted"]
+    assert not set_shift_test([0.99])["shifted"]  # one input: p = 0.05, not evidence of a shift
+    assert set_shift_test([0.99] * 4)["shifted"]
+
+
+def reference_reading(folder, own_novelty: float):
+    """The export's novelty reference with every reference distance set to `own_novelty`: 0 makes
+    every input unfamiliar (a shifted set), 10 none. (The tiny model's logit standard error is
+    about 21, so its lower bounds are near 1e-15: the test's threshold is 1e-20.)"""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(folder / NOVELTY_FILE))
+    state["own_novelty"] = torch.full_like(state["own_novelty"], own_novelty)
+    save_file(state, str(folder / NOVELTY_FILE))
+
+
+def test_on_a_shifted_set_conservative_decisions_abstain_until_recalibrated(trained, tmp_path, capsys):
+    module, _ = trained
+    export_model(module, tmp_path / "model")
+    lists = tmp_path / "lists.jsonl"
+    lists.write_text(json.dumps({"context": PAIRS[0][0], "candidates": [PAIRS[0][1], PAIRS[1][1], "No."]}) + "\n")
+    select = ["select", "--model", str(tmp_path / "model"), "--input", str(lists), "--threshold", "1e-20",
+              "--conservative", "--out", str(tmp_path / "kept.jsonl")]  # fmt: skip
+
+    def kept():
+        main(select)
+        return json.loads((tmp_path / "kept.jsonl").read_text())["kept"]
+
+    reference_reading(tmp_path / "model", 10.0)
+    assert kept() and "unlike the training data" not in capsys.readouterr().err
+    reference_reading(tmp_path / "model", 0.0)
+    assert kept() == [] and "are unlike the training data" in capsys.readouterr().err
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text((json.dumps({"context": PAIRS[0][0], "candidate": PAIRS[0][1]}) + "\n") * 4)  # 4 unfamiliar
+    main(["score", "--model", str(tmp_path / "model"), "--input", str(rows), "--out", str(tmp_path / "s.jsonl")])
+    assert all(
+        json.loads(line)["probability_lower"] is None for line in (tmp_path / "s.jsonl").read_text().splitlines()
+    )
+    labels = tmp_path / "labels.jsonl"  # the new domain's labels re-anchor the novelty percentiles
+    rng = np.random.default_rng(0)
+    rows_of = [{"context": f"question {i}", "candidate": f"answer {i} " * (1 + i % 5)} for i in range(60)]
+    labels.write_text("".join(json.dumps({**r, "label": int(rng.random() < 0.5)}) + "\n" for r in rows_of))
+    main(["recalibrate", "--model", str(tmp_path / "model"), "--labels", str(labels), "--out", str(tmp_path / "new")])
+    info = json.loads((tmp_path / "new/unirank.json").read_text())
+    assert info["calibration"]["recalibration"]["novelty_reanchored_on"] == 60
+    new = Model.from_pretrained(tmp_path / "new")
+    from unirank.metrics.shift import set_shift_test
+
+    percentiles = [r["novelty_percentile"] for r in new.score([(r["context"], r["candidate"]) for r in rows_of])]
+    assert not set_shift_test(percentiles)["shifted"]

@@ -17,7 +17,8 @@ from unirank.metrics.calibration import pairwise_probability
 
 def select_candidates(scored: list[dict], threshold: float | None, pairwise_link: str, conservative: bool) -> dict:
     """scored: one dict per candidate (score, probability[, probability_lower]), in input order.
-    Returns {"kept": indices with P ≥ t (None without a threshold), "best": {...}}."""
+    Returns {"kept": indices with P ≥ t (None without a threshold), "best": {...}}; a withheld
+    bound (None: the set is shifted, `unirank.metrics.shift.withhold_when_shifted`) keeps nothing."""
     logits = np.array([s["score"] for s in scored], dtype=np.float64)
     order = np.argsort(-logits, kind="stable")
     best = int(order[0])
@@ -30,7 +31,7 @@ def select_candidates(scored: list[dict], threshold: float | None, pairwise_link
     kept = None
     if threshold is not None:
         key = "probability_lower" if conservative else "probability"
-        kept = [i for i in order.tolist() if scored[i][key] >= threshold]
+        kept = [i for i in order.tolist() if scored[i][key] is not None and scored[i][key] >= threshold]
     return {"kept": kept, "best": chosen}
 
 

@@ -31,6 +31,8 @@ def score(model: str, input: Path, out: Path, trust_remote_code: bool = False) -
     """Score a JSONL of {context, candidate} rows: probability, standard error, lower bound, and
     `ranking_score`, what to rank by: the fused score r + γ·first-stage score where the rows give
     their first_stage_score and validation chose γ > 0 (also written as `fused_score`), else r.
+    Where the rows, read as a set, are unlike the training data (unirank.metrics.shift), the lower
+    bound is withheld (null) and stderr says why.
 
     Args:
         model: an exported folder or a checkpoint
@@ -41,6 +43,7 @@ def score(model: str, input: Path, out: Path, trust_remote_code: bool = False) -
     from unirank.atomic import OutputError, atomic_path, check_output_file
     from unirank.data.readers import iter_jsonl
     from unirank.data.values import check_scoring_row, warn_blank_candidates
+    from unirank.metrics.shift import withhold_when_shifted
     from unirank.model import Model
 
     try:
@@ -58,6 +61,7 @@ def score(model: str, input: Path, out: Path, trust_remote_code: bool = False) -
     loaded = Model.from_pretrained(model, trust_remote_code=trust_remote_code)
     require_model(loaded, "unirank score", model)
     scored = loaded.score([(r["context"], r["candidate"]) for r in rows])
+    _say_if_shifted(withhold_when_shifted(scored), "unirank score", "probability_lower is withheld (null)")
     fused = [None] * len(rows)
     if loaded.fusion_weight is not None and any("first_stage_score" in r for r in rows):
         bad = next((line for line, r in zip(lines, rows) if "first_stage_score" not in r), None)
@@ -72,6 +76,16 @@ def score(model: str, input: Path, out: Path, trust_remote_code: bool = False) -
             line = {**record, **scores, **extra, "ranking_score": ranking}
             handle.write(json.dumps(line, ensure_ascii=False) + "\n")
     print(f"scored {len(rows)} rows → {out}")
+
+
+def _say_if_shifted(test: dict | None, command: str, consequence: str) -> None:
+    """One line on stderr where the scored rows, read as a set, are unlike the training data."""
+    if test and test["shifted"]:
+        import sys
+
+        from unirank.metrics.shift import shift_sentence
+
+        print(f"{command}: {shift_sentence(test)}" + (f"; {consequence}" if consequence else ""), file=sys.stderr)
 
 
 def select(
@@ -91,13 +105,15 @@ def select(
         input: JSONL of {"context": ..., "candidates": [...]} rows
         out: JSONL to write: each row with its scores, kept and best
         threshold: keep the candidates with P(good) ≥ this (rejection sampling)
-        conservative: compare the 95 % lower bound of P with the threshold, not P
+        conservative: compare the 95 % lower bound of P with the threshold, not P (nothing is kept
+            where the candidates, read as a set, are unlike the training data: unirank.metrics.shift)
         precision: scoring precision
         trust_remote_code: let a model whose backbone has its own code run it
     """
     from unirank.atomic import atomic_path, check_output_file
     from unirank.data.readers import iter_jsonl
     from unirank.data.values import check_scoring_row, warn_blank_candidates
+    from unirank.metrics.shift import withhold_when_shifted
     from unirank.model import Model
     from unirank.selection import select_candidates, selection_summary
 
@@ -117,6 +133,9 @@ def select(
         raise SystemExit(f"unirank select: --conservative needs a head posterior, and {model} has none")
     flat = [(r["context"], c) for r in rows for c in r["candidates"]]
     scored, start, selections = scorer.score(flat), 0, []
+    _say_if_shifted(
+        withhold_when_shifted(scored), "unirank select", "--conservative keeps nothing" if conservative else ""
+    )
     for record in rows:
         own = scored[start : start + len(record["candidates"])]
         start += len(own)

@@ -13,6 +13,8 @@ def recalibrate(
 ) -> None:
     """Refit the model's σ(a·r + b) on a new domain's labels, write it as a new export, and report
     the ECE before and after on labels the fit did not see (k-fold over groups, 95 % intervals).
+    The new export's novelty percentiles are read against the labelled inputs, so inputs of the
+    domain it was recalibrated on no longer read as shifted (unirank.metrics.shift).
 
     Args:
         model: an exported folder (it is not changed)
@@ -51,7 +53,7 @@ def recalibrate(
         )
     contexts, texts, groups = evidence.pop("contexts"), evidence.pop("texts"), evidence.pop("groups")
     first_stage = evidence.pop("first_stage", None)
-    scores = predictor.score_texts(contexts, texts)
+    scores, _, states = predictor.score_texts_with_features(contexts, texts, states=True)
     fit = Evidence(scores=scores, groups=np.asarray(groups), **evidence)
     with_bias = predictor.scorer.has_output_bias() and predictor.info.get("head") != "yes-no"
     try:
@@ -64,6 +66,12 @@ def recalibrate(
 
         calibrated = record["a"] * scores + record["b"]
         record["fusion"] = cross_fitted_fusion(calibrated, first_stage, fit.label, fit.groups, folds, seed)
+    reference = predictor.scorer.novelty
+    if reference is not None:  # the new domain is now the one its probabilities were fitted on
+        from unirank.model.novelty import NoveltyReference
+
+        predictor.scorer.novelty = NoveltyReference(reference.states, np.sort(reference.novelty(states)))
+        record["novelty_reanchored_on"] = len(texts)
     write_recalibrated(predictor, Path(out), record)
     before, after = record["before"], record["after"]
     print(f"recalibrated σ({record['a']:.4f}·r + {record['b']:.4f}) on {record['fitted_on']} ({source})")

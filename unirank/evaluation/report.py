@@ -84,6 +84,11 @@ def _shift_line(name: str, shift: dict) -> str:
         if e["n"]:
             low, high = e["interval"]
             line += f"; accuracy {e['accuracy']:.3f} [{low:.3f}, {high:.3f}] on {e['n']} {side} pairs"
+    test = shift.get("set_test")
+    if test and test["shifted"]:
+        from unirank.metrics.shift import shift_sentence
+
+        line += f"\n{'':40s} SHIFTED: {shift_sentence(test)}; the calibration figures above do not carry either"
     return line
 
 
