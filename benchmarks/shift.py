@@ -8,9 +8,12 @@ reranked; NDCG@10 of the first stage, the reranker and the fused ranking; ECE of
 relevance. Recalibration curve: per repeat the queries are split in half at random; n labelled
 candidates drawn at random from the first half fit σ(a·r + b) (`unirank.recalibration`), and the
 ECE is read on every candidate of the other half (queries the fit never saw), beside the ECE as
-trained on the same half; the median over repeats with its 2.5-97.5 % range.
+trained on the same half; the median over repeats with its 2.5-97.5 % range. Decisions
+(benchmarks/decisions.py): "relevant" at P ≥ 0.5 / 0.7, plain, conservative and shift-aware, on
+CISI and in domain (the first --in-domain-queries SciFact test queries, same depth).
 
     python benchmarks/shift.py [--quick] [--train-batches 60] [--depth 50] [--repeats 20]
+        [--in-domain-queries 100]
 Writes benchmarks/results/shift.json (--quick: 2 batches per epoch, depth 10, 3 repeats, into
 runs/shift-quick and shift-quick.json: a smoke check).
 """
@@ -23,9 +26,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import ROOT, machine, run_timed, unirank_command, write_results  # noqa: E402
+from benchmarks.decisions import item_decisions  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 LABELS = (25, 50, 100, 200)
@@ -72,16 +77,44 @@ def recalibration_curve(scores, relevant, groups, repeats: int, seed: int = 0) -
     return {"as_trained": summary(as_trained), **{f"{n}_labels": summary(v) for n, v in curve.items()}}
 
 
+def in_domain(predictor, config, queries: int) -> dict:
+    """The same model on SciFact test (its own domain): the first `queries` judged queries' top
+    `config.k`: NDCG@10, ECE and the decisions, to show what the shift-aware rule leaves unchanged."""
+    from unirank.data.tables import Tables
+    from unirank.domains.retrieval.evaluation import evaluate_retrieval
+    from unirank.domains.retrieval.readers import read_beir
+    from unirank.evaluation.reading import read_items
+    from unirank.mining.pipeline import mine_beir
+
+    ranked, _ = mine_beir(SHARED / "scifact", "test", config)
+    kept = ranked.groups["group_id"].head(queries).implode()
+    keep = pl.col("group_id").is_in(kept)
+    ranked = Tables(ranked.groups.filter(keep), ranked.items.filter(keep), ranked.comparisons.filter(keep))
+    qrels = read_beir(SHARED / "scifact", "test").qrels
+    row = evaluate_retrieval({"reranker": predictor}, ranked, qrels)["systems"]["reranker"]
+    scores, features, states = read_items(predictor, ranked)
+    items = ranked.items
+    relevant = np.array([qrels.get(g, {}).get(i, 0) > 0 for g, i in items.select("group_id", "item_id").iter_rows()])
+    return {
+        "queries": ranked.groups.height, "candidates": items.height,
+        "ndcg@10": row["ndcg@10"], "ndcg@10_interval": row.get("intervals", {}).get("ndcg@10"),
+        "ece": row["calibration"]["ece"], "ece_interval": row.get("intervals", {}).get("ece"),
+        "decisions": item_decisions(predictor, scores, features, states, relevant, items["group_id"].to_numpy()),
+    }  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a smoke check at the smallest sizes")
     parser.add_argument("--train-batches", type=int, default=60)
     parser.add_argument("--depth", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--in-domain-queries", type=int, default=100, help="SciFact test queries read in domain")
     parser.add_argument("--out", default=str(ROOT / "runs" / "shift"))
     args = parser.parse_args()
     if args.quick:
         args.train_batches, args.depth, args.repeats, args.out = 2, 10, 3, str(ROOT / "runs" / "shift-quick")
+        args.in_domain_queries = 10
     from dataclasses import replace
 
     from unirank.domains.retrieval.evaluation import evaluate_retrieval
@@ -98,11 +131,13 @@ def main() -> None:
     ranked, _ = mine_beir(SHARED / "cisi", "test", config)
     qrels = read_beir(SHARED / "cisi", "test").qrels
     report = evaluate_retrieval({"reranker": predictor}, ranked, qrels)
-    scores = read_items(predictor, ranked)[0]
+    scores, features, states = read_items(predictor, ranked)
     items = ranked.items
     relevant = np.array([qrels.get(g, {}).get(i, 0) > 0 for g, i in items.select("group_id", "item_id").iter_rows()])
     groups = items["group_id"].to_numpy()
     curve = recalibration_curve(np.asarray(scores, dtype=np.float64), relevant.astype(float), groups, args.repeats)
+    decisions = item_decisions(predictor, scores, features, states, relevant, groups)
+    inside = in_domain(predictor, config, args.in_domain_queries)
     systems = {
         name: {
             "ndcg@10": row["ndcg@10"], "ndcg@10_interval": row.get("intervals", {}).get("ndcg@10"),
@@ -118,6 +153,8 @@ def main() -> None:
                  "relevant_share": round(float(relevant.mean()), 4)},
         "systems": systems,
         "recalibration_ece_on_held_out_queries": curve,
+        "decisions": decisions,
+        "in_domain": inside,
         "repeats": args.repeats,
         "seconds_scoring": round(time.perf_counter() - start, 1),
     }  # fmt: skip

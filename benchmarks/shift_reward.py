@@ -8,7 +8,9 @@ as benchmarks/reward.py splits), reused from runs/shift-reward/<set>/model when 
 curve: per repeat the shifted test split's prompts are halved at random; n pairs drawn from the
 first half fit the temperature (σ(a·r), as `recalibrate` fits on preference pairs) and the other half
 (prompts the fit never saw) is read before and after: pairwise ECE (both orders), accuracy and the
-promise; the median over repeats with its 2.5–97.5 % range.
+promise; the median over repeats with its 2.5–97.5 % range. Decisions (benchmarks/decisions.py):
+"this response is preferred" at P ≥ 0.5 / 0.7, plain, conservative and shift-aware, in domain and
+shifted.
 
     python benchmarks/shift_reward.py [--quick] [--repeats 20]
 Writes benchmarks/results/shift-reward.json (--quick: 2 batches per epoch, 64 tokens, 3 repeats,
@@ -26,6 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import ROOT, fit_command, machine, run_timed, write_results  # noqa: E402
+from benchmarks.decisions import pair_decisions  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 SETS = {
@@ -58,14 +61,18 @@ def pairs_of(model, name: str) -> dict:
     path, kind = SETS[name]
     tables = Preferences(str(path), kind, validation_fraction=VALIDATION, test_fraction=TEST).load().split("test")
     comps = tables.indexed_comparisons()
-    scores = read_items(model, tables)[0]
+    scores, features, states = read_items(model, tables)
     decided = comps["p"].to_numpy() != 0.5
     chosen = comps.filter(decided)
+    a, b = chosen["_a"].to_numpy(), chosen["_b"].to_numpy()
     return {
-        "r_a": np.asarray(scores)[chosen["_a"].to_numpy()],
-        "r_b": np.asarray(scores)[chosen["_b"].to_numpy()],
+        "r_a": np.asarray(scores)[a],
+        "r_b": np.asarray(scores)[b],
         "p": chosen["p"].to_numpy(),
         "prompt": chosen["group_id"].to_numpy(),
+        "f_a": features[a],
+        "f_b": features[b],
+        "states": states,
     }
 
 
@@ -97,6 +104,12 @@ def with_interval(pairs: dict, link: str) -> dict:
     figures["pairs"], figures["prompts"] = len(rows), len(np.unique(pairs["prompt"]))
     figures["promise_minus_accuracy"] = figures["promised"] - figures["accuracy"]
     return figures
+
+
+def decisions_of(model, pairs: dict) -> dict:
+    """Plain, conservative and shift-aware decisions on the pairs (benchmarks/decisions.py)."""
+    return pair_decisions(model, pairs["r_a"], pairs["r_b"], pairs["f_a"], pairs["f_b"], pairs["states"],
+                          pairs["p"], pairs["prompt"])  # fmt: skip
 
 
 def recalibration_curve(pairs: dict, link: str, repeats: int, seed: int = 0) -> dict:
@@ -150,8 +163,8 @@ def main() -> None:
             "model": f"lightning_configs/reward.yaml on {trained_on} train"
             + (f", trained in {seconds:.0f} s" if seconds else " (reused)"),
             "final_calibration": (model.info["calibration"].get("final_fit") or {}).get("applied", "none"),
-            "in_domain": with_interval(inside, link),
-            "shifted": with_interval(moved, link),
+            "in_domain": with_interval(inside, link) | {"decisions": decisions_of(model, inside)},
+            "shifted": with_interval(moved, link) | {"decisions": decisions_of(model, moved)},
             "recalibration_on_held_out_prompts": recalibration_curve(moved, link, args.repeats),
         }
         print(json.dumps(result["directions"][f"{trained_on} → {shifted}"], indent=1)[:3000])

@@ -13,7 +13,7 @@ from unirank.cli import main
 from .conftest import REPO
 
 
-@pytest.mark.parametrize("recipe", ["debug", "reward", "reranker", "process"])
+@pytest.mark.parametrize("recipe", ["debug", "reward", "reranker", "process", "reward-mixture"])
 def test_fast_dev_run_runs_every_stage_of_each_recipe(recipe, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(REPO)  # the recipes' data paths are relative to the repository
     main([

@@ -116,6 +116,8 @@ class UnirankModule(L.LightningModule):
         self.targets: pl.DataFrame | None = None
         self._target_lookup: dict[tuple[str, str], tuple[float, float]] = {}
         self._validation = ValidationMetrics()
+        self.group_sources: dict[str, str] | None = None
+        """{group id: source} of a `Mixture`'s data (set by AttachEncoder): validation per source."""
 
     # ---- configuration carried by checkpoints and exports -------------------------------------
     def config(self) -> dict:
@@ -222,7 +224,7 @@ class UnirankModule(L.LightningModule):
 
     # ---- validation ---------------------------------------------------------------------------
     def on_validation_epoch_start(self) -> None:
-        self._validation = ValidationMetrics()
+        self._validation = ValidationMetrics(self.group_sources)
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         scores = self.scorer.score_batch(batch).items

@@ -17,21 +17,23 @@ from unirank.model.packing import Layout
 class BucketBatchSampler(DistributedSampler):
     """Batches of `batch_groups` groups of similar total length (less padding), in random order.
 
-    Groups are shuffled per epoch, cut into windows of 50 batches, sorted by length within a
-    window and batched; the batch order is shuffled again. Yields one list of (group, epoch) keys
+    Groups are shuffled per epoch (with `weights`: n groups drawn with replacement, each with its
+    weight's probability), cut into windows of 50 batches, sorted by length within a window and
+    batched; the batch order is shuffled again. Yields one list of (group, epoch) keys
     per batch; it is the DataLoader's `sampler` (batch_size=None), so Lightning calls set_epoch.
     Under torch.distributed it shards the batches itself (every rank computes the same list, pads
     it to a multiple of the world size by repeating its first batches, and takes every world-th
     batch from its rank), which is why it is a DistributedSampler: Lightning leaves it in place.
     """
 
-    def __init__(self, lengths: list[int], batch_groups: int, seed: int, shuffle: bool = True):
+    def __init__(self, lengths: list[int], batch_groups: int, seed: int, shuffle: bool = True, weights=None):
         # DistributedSampler.__init__ is deliberately not called: it needs a dataset and an
         # initialised process group; rank and world size are read here instead.
         distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
         self.rank = torch.distributed.get_rank() if distributed else 0
         self.world_size = torch.distributed.get_world_size() if distributed else 1
         self.lengths, self.batch_groups, self.seed, self.shuffle = lengths, batch_groups, seed, shuffle
+        self.weights = None if weights is None else np.asarray(weights, dtype=np.float64) / np.sum(weights)
         self.epoch = 0
         self._skip: tuple[int, int] | None = None
 
@@ -56,7 +58,7 @@ class BucketBatchSampler(DistributedSampler):
             batches = [order[i : i + self.batch_groups] for i in range(0, n, self.batch_groups)]
         else:
             rng = np.random.default_rng((self.seed, self.epoch))
-            order = rng.permutation(n)
+            order = rng.permutation(n) if self.weights is None else rng.choice(n, size=n, p=self.weights)
             window = self.batch_groups * 50
             batches = []
             for start in range(0, n, window):

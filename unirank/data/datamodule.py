@@ -89,6 +89,13 @@ class UnirankDataModule(L.LightningDataModule):
                 f"{self.source_name()}: the train split has no comparisons and no labels: there is nothing to train on"
             )
 
+    def group_sources(self) -> dict[str, str] | None:
+        """{group id: source name} for a `Mixture`'s tables (validation reports each source), else None."""
+        groups = self.tables.groups if self.tables is not None else None
+        if groups is None or "source" not in groups.columns:
+            return None
+        return dict(groups.select("group_id", "source").iter_rows())
+
     def source_name(self) -> str:
         """Where the tables come from, for error messages: the source's file or folder, else its class."""
         return (
@@ -129,7 +136,8 @@ class UnirankDataModule(L.LightningDataModule):
     def loader(self, dataset: GroupDataset, shuffle: bool) -> DataLoader:
         if self.tokenizer is None:
             raise RuntimeError("UnirankDataModule needs attach(tokenizer, adapter) before its loaders")
-        batches = BucketBatchSampler(dataset.lengths, self.batch_groups, self.seed, shuffle=shuffle)
+        weights = dataset.group_weight if shuffle else None
+        batches = BucketBatchSampler(dataset.lengths, self.batch_groups, self.seed, shuffle=shuffle, weights=weights)
         if shuffle and self._resume_at is not None:
             batches.resume_at(*self._resume_at)
             self._resume_at = None

@@ -82,7 +82,12 @@ class GroupDataset(Dataset):
         )
         self.parent, self.position = self._step_links(items)
         group_ids = items.select(pl.col("group_id").unique(maintain_order=True)).with_row_index("_group")
-        self.contexts = group_ids.join(tables.groups, on="group_id", how="left", maintain_order="left")["context"]
+        joined = group_ids.join(tables.groups, on="group_id", how="left", maintain_order="left")
+        self.contexts = joined["context"]
+        self.group_weight = (
+            joined["sampling_weight"].cast(pl.Float64).to_numpy() if "sampling_weight" in joined.columns else None
+        )
+        """Each group's sampling weight (a `Mixture`'s), in group order; None: every group equally likely."""
         self.item_group_index = (
             (items.select("group_id").join(group_ids, on="group_id", how="left", maintain_order="left")["_group"])
             .to_numpy()

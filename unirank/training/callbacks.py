@@ -32,12 +32,15 @@ class TrainingProgress(L.Callback):
 
 
 class AttachEncoder(L.Callback):
-    """Hand the module's tokenizer and adapter to the data module, before any loader is built."""
+    """Hand the module's tokenizer and adapter to the data module, before any loader is built, and
+    the data's group sources (a Mixture's) to the module's validation."""
 
     def setup(self, trainer: L.Trainer, module, stage: str) -> None:
         datamodule = trainer.datamodule
         if datamodule is not None and hasattr(datamodule, "attach") and datamodule.tokenizer is None:
             datamodule.attach(module.tokenizer, module.adapter, module.scorer.layout)
+        if datamodule is not None and hasattr(datamodule, "group_sources"):
+            module.group_sources = datamodule.group_sources()
 
 
 class PointwiseTargets(L.Callback):
