@@ -163,3 +163,13 @@ def test_recalibrate_on_ranked_lists_refits_the_fused_rankings_weight(export, tm
     fusion = json.loads((tmp_path / "new" / "unirank.json").read_text())["calibration"]["recalibration"]["fusion"]
     assert fusion["first_stage_weight"] > 0 and fusion["held_out"]["fused"] > fusion["held_out"]["reranker"]
     assert Model.from_pretrained(tmp_path / "new").fusion_weight == fusion["first_stage_weight"]
+
+
+def test_recalibrate_on_a_beir_folder_scores_its_first_stage_lists(export, repo, tmp_path, capsys):
+    from unirank.cli import main
+
+    main(["recalibrate", "--model", str(export), "--labels", str(repo / "data/demo-beir"), "--split", "train",
+          "--depth", "10", "--out", str(tmp_path / "new")])  # fmt: skip
+    record = json.loads((tmp_path / "new" / "unirank.json").read_text())["calibration"]["recalibration"]
+    assert record["n"] == 12 * 10 and record["groups"] == 12 and "fusion" in record
+    assert "the bi-encoder's top 10 for the judged queries of train" in capsys.readouterr().out

@@ -9,7 +9,14 @@ import numpy as np
 
 
 def recalibrate(
-    model: Path, labels: Path, out: Path, folds: int = 5, seed: int = 0, trust_remote_code: bool = False
+    model: Path,
+    labels: Path,
+    out: Path,
+    folds: int = 5,
+    seed: int = 0,
+    split: str = "test",
+    depth: int = 50,
+    trust_remote_code: bool = False,
 ) -> None:
     """Refit the model's σ(a·r + b) on a new domain's labels, write it as a new export, and report
     the ECE before and after on labels the fit did not see (k-fold over groups, 95 % intervals).
@@ -23,10 +30,13 @@ def recalibrate(
             "chosen", "rejected"}: a temperature is fitted); or a folder of unirank tables (`unirank
             mine` output: the first stage's labelled candidates, the lists a reranker scores; with
             their first-stage scores, γ of the fused ranking is refitted too, and its held-out NDCG
-            reported)
+            reported); or a BEIR or SMART folder (its judged queries' top `depth` by the bi-encoder,
+            labelled by the qrels of `split`: the lists the reranker will score there)
         out: a new folder for the recalibrated export
         folds: folds of the cross-validation over groups that measures the held-out ECE
         seed: how groups are dealt into folds
+        split: the qrels split of a BEIR folder given as labels
+        depth: how many first-stage candidates per query of a BEIR folder are scored
         trust_remote_code: let a model whose backbone has its own code run it
     """
     from unirank.atomic import OutputError
@@ -43,7 +53,7 @@ def recalibrate(
     except OutputError as error:
         raise SystemExit(f"unirank recalibrate: {error}") from None
     try:
-        evidence, source = _recalibration_evidence(labels)
+        evidence, source = _recalibration_evidence(labels, split, depth)
     except (TableError, ValueError) as error:
         raise SystemExit(f"unirank recalibrate: {error}") from None
     predictor = Model.from_pretrained(model, trust_remote_code=trust_remote_code)
@@ -88,15 +98,24 @@ def recalibrate(
     print(f"wrote the recalibrated model to {out}  ({model} unchanged)")
 
 
-def _recalibration_evidence(path: Path) -> tuple[dict, str]:
-    """Items to score and what they are fitted on, from a labels file or a tables folder."""
+def _recalibration_evidence(path: Path, split: str = "test", depth: int = 50) -> tuple[dict, str]:
+    """Items to score and what they are fitted on, from a labels file, a tables folder, or a BEIR /
+    SMART folder (mined to its top `depth` for the judged queries of `split`)."""
     from unirank.data.readers import iter_jsonl
     from unirank.data.sources import TablesDir
     from unirank.data.tables import TableError
     from unirank.domains.chat.source import Preferences
+    from unirank.domains.retrieval.readers import smart_files
 
     path = Path(path)
-    if path.is_dir():
+    if path.is_dir() and ((path / "corpus.jsonl").exists() or smart_files(path) is not None):
+        from dataclasses import replace
+
+        from unirank.mining.pipeline import MiningConfig, mine_beir
+
+        tables, _ = mine_beir(path, split, replace(MiningConfig(k=depth), keep_ranking=True))
+        source = f"the bi-encoder's top {depth} for the judged queries of {split}"
+    elif path.is_dir():
         tables, source = TablesDir(str(path)).load(), "tables"
     else:
         first = next(iter_jsonl(path), (0, {}))[1]
