@@ -473,7 +473,77 @@ def shift_table(data: dict) -> list[str]:
         lines.append(
             "| {} | {:.3f} | [{:.3f}, {:.3f}] |".format(name.replace("_", " "), row["median"], *row["range_95"])
         )
+    if "decisions" in data:
+        inside = data["in_domain"]
+        lines += ["", *decisions_table({
+            f"SciFact test ({inside['queries']} queries, in domain; NDCG@10 {inside['ndcg@10']:.3f}, "
+            f"ECE {inside['ece']:.3f})": inside["decisions"],
+            "CISI (shifted)": data["decisions"],
+        })]  # fmt: skip
     return lines
+
+
+def decisions_table(sets: dict[str, dict]) -> list[str]:
+    """Decisions at P ≥ t (benchmarks/decisions.py): how many, and their precision with its interval,
+    plain, conservative (95 % lower bound ≥ t) and shift-aware (abstaining on a shifted set)."""
+    lines = [
+        "| set | unfamiliar share (shifted?) | t | plain: n, precision | conservative | shift-aware |",
+        "|---|---|---|---|---|---|",
+    ]
+
+    def cell(entry: dict) -> str:
+        if entry.get("abstained"):
+            return "abstains"
+        if not entry["decisions"]:
+            return "0 decisions"
+        return "{}, {:.3f} [{:.3f}, {:.3f}]".format(entry["decisions"], entry["precision"], *entry["interval"])
+
+    for name, decisions in sets.items():
+        test = decisions["set_test"]
+        flag = f"{test['share']:.0%} ({'shifted' if test['shifted'] else 'not shifted'})"
+        for t in (0.5, 0.7):
+            row = [cell(decisions[f"{kind}@{t}"]) for kind in ("plain", "conservative", "shift-aware")]
+            lines.append(f"| {name} | {flag} | {t} | " + " | ".join(row) + " |")
+    return lines
+
+
+def shift_reward_table(data: dict) -> list[str]:
+    """Reward models moved between PandaLM and HH-RLHF (benchmarks/shift_reward.py): accuracy, the
+    accuracy the probabilities promise and the pairwise ECE in domain, shifted, and shifted after the
+    temperature is refitted on n labelled pairs (held-out prompts; median [2.5–97.5 %] over splits)."""
+    lines = [
+        "| trained → read on | accuracy [95 % CI] | promised | pairwise ECE [95 % CI] |",
+        "|---|---|---|---|",
+    ]
+    decisions = {}
+    for direction, entry in data["directions"].items():
+        trained, shifted = direction.split(" → ")
+        for label, row in ((f"{trained} → {trained} (in domain)", entry["in_domain"]),
+                           (f"{direction} (shifted)", entry["shifted"])):  # fmt: skip
+            lines.append(
+                "| {} | {:.3f} [{:.3f}, {:.3f}] | {:.3f} | {:.3f} [{:.3f}, {:.3f}] |".format(
+                    label,
+                    row["accuracy"],
+                    *row["accuracy_interval"],
+                    row["promised"],
+                    row["pairwise_ece"],
+                    *row["pairwise_ece_interval"],
+                )  # fmt: skip
+            )
+            decisions[label] = row["decisions"]
+        for name, row in entry["recalibration_on_held_out_prompts"].items():
+            lines.append(
+                "| {} → {}, {} | {:.3f} | {:.3f} | {:.3f} [{:.3f}, {:.3f}] |".format(
+                    trained,
+                    shifted,
+                    name.replace("_", " "),
+                    row["accuracy"]["median"],
+                    row["promised"]["median"],
+                    row["pairwise_ece"]["median"],
+                    *row["pairwise_ece"]["range_95"],
+                )  # fmt: skip
+            )
+    return lines + ["", *decisions_table(decisions)]
 
 
 def summary_table() -> list[str]:
@@ -564,6 +634,15 @@ def sections() -> list[tuple[str, str, list[str]]]:
             f"{shift['cisi']['queries']} judged queries, top {shift['cisi']['depth']}, "
             f"{shift['cisi']['relevant_share']:.0%} relevant.",
             shift_table(shift),
+        )
+    shift_reward = load("shift-reward")
+    if shift_reward:
+        add(
+            "Reward models moved between PandaLM and HH-RLHF",
+            f"`{shift_reward['command']}`: the reward recipe trained on one set's train split, read on its own "
+            "test split and on the other's; recalibration rows: the temperature refitted on n labelled pairs of "
+            f"one half of the shifted prompts, read on the other half ({shift_reward['repeats']} splits).",
+            shift_reward_table(shift_reward),
         )
     return found
 

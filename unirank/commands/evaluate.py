@@ -21,6 +21,8 @@ def evaluate(
     preferences: Path | None = None,
     steps: Path | None = None,
     tables: Path | None = None,
+    rewardbench: Path | None = None,
+    rewardbench2: Path | None = None,
     compare: str | None = None,
     name: str | None = None,
     compare_name: str | None = None,
@@ -35,7 +37,8 @@ def evaluate(
     trust_remote_code: bool = False,
 ) -> None:
     """Rank quality and calibration of one model, or of two side by side, measured as the model's
-    domain measures it; exactly one of --source, --beir, --preferences, --steps, --tables names the data.
+    domain measures it; exactly one of --source, --beir, --preferences, --steps, --tables,
+    --rewardbench, --rewardbench2 names the data.
 
     Args:
         model: an exported folder or a checkpoint
@@ -45,6 +48,10 @@ def evaluate(
         preferences: preferences: a JSONL/JSON file (see --format)
         steps: process: PRMBench-shaped step-wise solutions (JSONL)
         tables: a folder of canonical tables (groups, items, comparisons)
+        rewardbench: reward models: a RewardBench file (JSONL or parquet rows of prompt, chosen,
+            rejected, subset): the section scores and the overall score, with intervals and ECE
+        rewardbench2: reward models: a RewardBench 2 file (prompt, chosen list, rejected list,
+            subset, id): the subset scores (best-of-n; Ties by its formula) and the overall score
         compare: a second model, reported side by side (e.g. the stage-1 checkpoint)
         name: display name of --model
         compare_name: display name of --compare
@@ -70,9 +77,12 @@ def evaluate(
         check_output_file(Path(out) / "metrics.json")
     except OutputError as error:
         raise SystemExit(f"unirank evaluate: {error}") from None
-    given = [s for s in (source, beir, preferences, steps, tables) if s is not None]
+    given = [s for s in (source, beir, preferences, steps, tables, rewardbench, rewardbench2) if s is not None]
     if len(given) != 1:
-        raise SystemExit("unirank evaluate: name the data by one of --source, --beir, --preferences, --steps, --tables")
+        raise SystemExit(
+            "unirank evaluate: name the data by one of --source, --beir, --preferences, --steps, --tables, "
+            "--rewardbench, --rewardbench2"
+        )
     names = [name or Path(model).name] + ([compare_name or Path(compare).name] if compare else [])
     if len(set(names)) < len(names):  # two folders with one last component: name them by their paths
         names = [name or str(model), compare_name or str(compare)]
@@ -83,13 +93,18 @@ def evaluate(
     if compare:
         models[names[1]] = Model.from_pretrained(compare, bf16, trust_remote_code)
     for name, loaded in models.items():  # a shorthand flag names the kind of model its data is for
-        needs = {"steps": steps, "beir": beir, "preferences": preferences}
-        wanted = {"steps": "process", "beir": "retrieval", "preferences": "chat"}
+        needs = {"steps": steps, "beir": beir, "preferences": preferences, "rewardbench": rewardbench,
+                 "rewardbench2": rewardbench2}  # fmt: skip
+        wanted = {"steps": "process", "beir": "retrieval", "preferences": "chat", "rewardbench": "chat",
+                  "rewardbench2": "chat"}  # fmt: skip
         for flag in (f for f, given in needs.items() if given is not None):
             if loaded.domain != wanted[flag]:
                 raise SystemExit(
                     f"unirank evaluate: --{flag} needs a {wanted[flag]} model; {name} is a {loaded.domain} model"
                 )
+    if rewardbench or rewardbench2:
+        _rewardbench(models, rewardbench or rewardbench2, 1 if rewardbench else 2, Path(out))
+        return
     try:
         domain = domains.get(models[names[0]].domain)
         folder = tables or (getattr(source, "path", None) if isinstance(getattr(source, "path", None), str) else None)
@@ -109,6 +124,29 @@ def evaluate(
         raise SystemExit(f"unirank evaluate: {error}") from None
     print(write_report(report, out, domain))
     print(f"report: {out}/metrics.json, {out}/reliability.png")
+
+
+def _rewardbench(models: dict, path: Path, version: int, out: Path) -> None:
+    """Each model's RewardBench (or RewardBench 2) report: out/metrics.json and out/summary.txt."""
+    from unirank.atomic import atomic_path
+    from unirank.data.tables import TableError
+    from unirank.domains.chat import rewardbench as rb
+
+    try:
+        rows = rb.read_rows(path, version)
+    except TableError as error:
+        raise SystemExit(f"unirank evaluate: {error}") from None
+    reports = {name: rb.rewardbench_report(model, rows, version) for name, model in models.items()}
+    lines = [line for name, report in reports.items() for line in [name, *rb.summary_lines(report)]]
+    out.mkdir(parents=True, exist_ok=True)
+    for filename, text in (
+        ("metrics.json", json.dumps(reports, indent=2) + "\n"),
+        ("summary.txt", "\n".join(lines) + "\n"),
+    ):
+        with atomic_path(out / filename) as tmp:
+            tmp.write_text(text)
+    print("\n".join(lines))
+    print(f"report: {out}/metrics.json")
 
 
 def _flag_source(preferences, steps, tables, format: str, skip_invalid: bool, fractions: dict) -> DataSource:
