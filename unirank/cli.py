@@ -162,6 +162,8 @@ def _run_command(words: list[str]) -> None:
 
 
 LIGHTNING_COMMANDS = {"fit", "validate", "test", "predict"}
+DEFAULT_LOG_DIR = "runs"
+"""Where a fit's CSV logs (and so its checkpoints) go unless --trainer.default_root_dir names a folder."""
 
 
 def _same_adapter(ckpt_path, checkpoint: dict, adapter) -> None:
@@ -222,13 +224,22 @@ def _lightning(argv: list[str] | None) -> None:
 
         def before_instantiate_classes(self) -> None:
             """A run that names no trainer.precision trains in bf16 where the hardware has it, else in
-            fp32 (`unirank.model.precision.training_precision`); a precision given anywhere is kept."""
+            fp32 (`unirank.model.precision.training_precision`); a precision given anywhere is kept.
+            A run that names --trainer.default_root_dir keeps its logs there too (and so its
+            checkpoints and default export, which Lightning puts in the logger's folder), not under
+            the default logger's runs/."""
             from unirank.model.precision import training_precision
 
             settings = self.config[self.config.subcommand] if self.config.get("subcommand") else self.config
             trainer = settings.get("trainer")
             if trainer is not None and trainer.get("precision") is None:
                 trainer["precision"] = training_precision(trainer.get("accelerator"))
+            logger = trainer.get("logger") if trainer is not None else None
+            root = trainer.get("default_root_dir") if trainer is not None else None
+            init = getattr(logger, "init_args", None)
+            if root and init is not None and str(getattr(logger, "class_path", "")).endswith("CSVLogger"):
+                if init.get("save_dir") == DEFAULT_LOG_DIR:
+                    init["save_dir"] = str(root)
 
         def before_fit(self) -> None:
             """bf16 training where the hardware has no bf16 still runs, with a warning that says so."""
@@ -253,7 +264,10 @@ def _lightning(argv: list[str] | None) -> None:
             args=argv,
             save_config_kwargs={"overwrite": True},
             trainer_defaults={
-                "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": "runs"}}
+                "logger": {
+                    "class_path": "lightning.pytorch.loggers.CSVLogger",
+                    "init_args": {"save_dir": DEFAULT_LOG_DIR},
+                }
             },
         )
     except SIGTERMException:  # a SystemExit of status 0: the scheduler must not read it as success

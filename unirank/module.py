@@ -116,6 +116,8 @@ class UnirankModule(L.LightningModule):
         self.targets: pl.DataFrame | None = None
         self._target_lookup: dict[tuple[str, str], tuple[float, float]] = {}
         self._validation = ValidationMetrics()
+        self.trained_precision: str | None = None
+        """The precision the weights were trained in, once known (read back from a checkpoint)."""
         self.group_sources: dict[str, str] | None = None
         """{group id: source} of a `Mixture`'s data (set by AttachEncoder): validation per source."""
 
@@ -248,6 +250,7 @@ class UnirankModule(L.LightningModule):
             checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trained}
         checkpoint["unirank"] = {
             "config": json.dumps(self.config()),
+            "precision": str(self.trainer.precision) if self._trainer is not None else self.trained_precision,
             "stage": self.stage,
             "final_calibration": self.scorer.final_calibration,
             **uncertainty_state(self.scorer),
@@ -257,6 +260,7 @@ class UnirankModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint.get("unirank", {})
         self.scorer.final_calibration = state.get("final_calibration")
+        self.trained_precision = state.get("precision")
         restore_uncertainty(self.scorer, state)
         if state.get("targets") is not None:
             self.set_targets(pl.DataFrame(state["targets"]))

@@ -176,3 +176,10 @@ def test_a_checkpoint_resumed_into_another_domains_recipe_is_refused(repo, tmp_p
     with pytest.raises(SystemExit, match=r"trained with ChatAdapter \(domain chat\); this recipe's adapter is "
                                          r"ProcessAdapter: resume with the recipe it was trained with"):  # fmt: skip
         debug_fit(repo, tmp_path, f"--ckpt_path={checkpoint}", "--model.adapter=unirank.adapters.ProcessAdapter")
+
+
+def test_an_export_of_a_checkpoint_records_the_precision_it_trained_in(trained, tmp_path):
+    """Two exports of one run (the fit's, and one of its last.ckpt) are scored in one precision."""
+    checkpoint, _ = trained
+    main(["export", str(checkpoint), str(tmp_path / "again")])
+    assert json.loads((tmp_path / "again" / "unirank.json").read_text())["trained_precision"] == "32-true"

@@ -127,9 +127,14 @@ def _selective_line(name: str, entry: dict) -> str:
     sel = entry["selective"]
     at, promised = sel["accuracy_at"], sel.get("promised_at", {})
     nan = float("nan")
+    bound = sel.get("calibrated_gain_bound_80")
+    gain = (
+        f"a calibrated model this accurate gains at most {bound:+.3f}"
+        if bound is not None
+        else "below chance: no calibrated model is this inaccurate, so no bound applies"
+    )
     return (
         f"{name:40s} decisions p > 0.5, most certain first: accuracy {at.get('100%', nan):.3f} on all "
         f"{sel['n']}, {at.get('80%', nan):.3f} on 80 % (the probabilities promise {promised.get('80%', nan):.3f}; "
-        f"a calibrated model this accurate gains at most {sel.get('calibrated_gain_bound_80', nan):+.3f}), "
-        f"{at.get('50%', nan):.3f} on 50 %; AURC {sel['aurc']:.3f}"
+        f"{gain}), {at.get('50%', nan):.3f} on 50 %; AURC {sel['aurc']:.3f}"
     )

@@ -41,7 +41,8 @@ def selective_report(prob, label, coverages=(1.0, 0.9, 0.8, 0.5)) -> dict:
         "aurc": float(np.mean(1.0 - running)),
         "accuracy_at": {c: float(running[k]) for c, k in kept.items()},
         "promised_at": {c: float(promised[k]) for c, k in kept.items()},
-        "calibrated_gain_bound_80": float(0.25 * (running[-1] - 0.5)),
+        # a calibrated model is never below chance (A = mean max(p, 1 − p) ≥ 0.5): below it, no bound
+        "calibrated_gain_bound_80": float(0.25 * (running[-1] - 0.5)) if running[-1] >= 0.5 else None,
     }
 
 

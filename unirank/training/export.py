@@ -25,7 +25,8 @@ from unirank.training.sharding import full_state_dict, is_sharded
 def record(module: UnirankModule, validation: dict | None = None, precision: str | None = None) -> dict:
     """unirank.json's record of a trained module: domain, input format, schedule, calibration,
     base model, head, LoRA; validation: metrics measured on the validation split; precision: the
-    trainer's (e.g. "bf16-mixed"), which `unirank evaluate` and `score` default to."""
+    trainer's (e.g. "bf16-mixed"), which `unirank evaluate` and `score` default to; a module loaded
+    from a checkpoint knows the precision it was trained in (every export of one run records it)."""
     config = module.config()
     stage = "pointwise" if module.targets is not None else "pairwise"
     final = module.scorer.final_calibration
@@ -51,7 +52,7 @@ def record(module: UnirankModule, validation: dict | None = None, precision: str
         "adapter": config["adapter"],
         "trust_remote_code": module.trust_remote_code,
         "validation": validation or {},
-        "trained_precision": precision,
+        "trained_precision": precision or module.trained_precision,
     }  # fmt: skip
 
 
