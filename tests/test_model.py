@@ -105,3 +105,22 @@ def test_every_saved_model_has_a_model_card_the_hub_reads(export, tmp_path):
     assert "ECE 0.3900 as trained, 0.0200 after" in text
     not_applied = {**calibrated, "calibration": {"final_fit": {"applied": False, "reason": "it would raise it"}}}
     assert "The final calibration was not applied: it would raise it." in model_card(not_applied, "model")
+
+
+def test_a_new_heads_random_start_is_not_reported_but_a_backbones_is(tmp_path, capfd):
+    import warnings
+
+    from unirank.model.backbone import load_backbone
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model, tokenizer = load_backbone("minilm")
+    assert "LOAD REPORT" not in capfd.readouterr().err and not [w for w in caught if "start at random" in str(w)]
+    state = {k: v for k, v in model.state_dict().items() if "layer.0.output.dense" not in k and "classifier" not in k}
+    model.config.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / "model.safetensors"))
+    with pytest.warns(UserWarning, match=r"2 backbone weights are not in its weights file and start at random"):
+        load_backbone(str(tmp_path))

@@ -181,6 +181,23 @@ def _same_adapter(ckpt_path, checkpoint: dict, adapter) -> None:
         )
 
 
+def _quiet_expected_noise() -> None:
+    """Messages every fit printed that tell the user nothing: Lightning's advertisement for its
+    cloud logger, a deprecation inside Lightning's own code, and the model summary's note that it
+    sizes bf16 weights as fp32. Everything else Lightning and transformers say is kept."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+    warnings.filterwarnings("ignore", message=r"Precision .* is not supported by the model summary")
+
+    class NoTips(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return not str(record.getMessage()).startswith("💡 Tip")
+
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(NoTips())
+
+
 def _lightning(argv: list[str] | None) -> None:
     """LightningCLI over UnirankModule and UnirankDataModule; argv None reads the command line."""
     from lightning.pytorch.cli import LightningCLI
@@ -257,6 +274,7 @@ def _lightning(argv: list[str] | None) -> None:
                 compute_fn=lambda pairwise, pointwise: pairwise + pointwise,
             )
 
+    _quiet_expected_noise()
     try:
         UnirankCLI(
             UnirankModule,

@@ -5,6 +5,7 @@ is asked."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -55,6 +56,25 @@ def check_model_folder(path: Path) -> None:
         missing.append(f"tokenizer files (one of {', '.join(TOKENIZER_FILES)})")
     if missing:
         raise ModelFolderError(f"{path}: not a complete model folder: missing {'; '.join(missing)}")
+
+
+NEW_HEAD_PREFIXES = ("classifier.", "score.")
+"""The scalar head transformers adds to a base model (BERT-like: classifier; decoders: score): it
+starts at random by design, so transformers' load report about it is not shown."""
+
+
+@contextmanager
+def _quiet_load_report():
+    """transformers' per-load report (which weights started at random) silenced: `load_backbone`
+    reports what is not expected itself."""
+    from transformers.utils import logging as hf_logging
+
+    before = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(before)
 
 
 def load_backbone(
@@ -108,7 +128,7 @@ def load_backbone(
             causal, loading = AutoModelForCausalLM.from_pretrained(path, **options)
             model = scorer_from_causal_lm(causal, *answer_token_ids(tokenizer, ("yes", "no")))
         else:
-            with torch.random.fork_rng():
+            with torch.random.fork_rng(), _quiet_load_report():
                 torch.manual_seed(seed)  # the new head's initialisation
                 model, loading = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, **options)
     except (OSError, ValueError, RuntimeError, KeyError, TypeError, SafetensorError) as error:
@@ -120,6 +140,15 @@ def load_backbone(
         raise ModelFolderError(
             f"{path}: {len(fresh)} weights are not in its weights file and would start at random (e.g. "
             f"{sorted(fresh)[:3]}): its config.json and its weights do not belong together"
+        )
+    unexpected = sorted(key for key in fresh if not key.startswith(NEW_HEAD_PREFIXES))
+    if unexpected:  # the new scalar head starts at random by design; anything else is news
+        import warnings
+
+        warnings.warn(
+            f"{path}: {len(unexpected)} backbone weights are not in its weights file and start at random "
+            f"(e.g. {unexpected[:3]})",
+            stacklevel=2,
         )
     if quantize == "4bit":
         from unirank.model.quantized import keep_trainable_layout
