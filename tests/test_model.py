@@ -124,3 +124,20 @@ def test_a_new_heads_random_start_is_not_reported_but_a_backbones_is(tmp_path, c
     save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / "model.safetensors"))
     with pytest.warns(UserWarning, match=r"2 backbone weights are not in its weights file and start at random"):
         load_backbone(str(tmp_path))
+
+
+def test_the_card_shows_the_validation_reliability_and_thresholds(tmp_path):
+    import json
+
+    from unirank.model.card import model_card, reliability_plot
+    from unirank.training.final_calibration import reliability_record
+
+    prob = np.array([0.1, 0.2, 0.35, 0.6, 0.8, 0.95])
+    truth = np.array([0.0, 0.0, 1.0, 1.0, 1.0, 1.0])
+    record = reliability_record(prob, truth)
+    assert record["thresholds"][1] == {"threshold": 0.5, "decisions": 3, "precision": 1.0, "recall": 0.75}
+    assert sum(b["n"] for b in record["bins"]) == 6
+    info = {"domain": "chat", "calibration": {"final_fit": {"applied": False, "reason": "x", "reliability": record}}}
+    text = model_card(json.loads(json.dumps(info)), "model")
+    assert "| t = 0.5 | 3 | 1.000 | 0.750 |" in text and "(reliability.png)" in text
+    assert reliability_plot(info, tmp_path / "reliability.png") and (tmp_path / "reliability.png").stat().st_size > 1000

@@ -5,6 +5,7 @@ it), written from unirank.json on every save so it always says what the folder h
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 KIND = {"retrieval": "reranker", "chat": "reward-model", "process": "process-reward-model"}
 PIPELINE = {"retrieval": "text-ranking", "chat": "text-classification", "process": "text-classification"}
@@ -85,6 +86,14 @@ def _calibration(info: dict) -> list[str]:
             )
     elif final:
         lines.append(f"The final calibration was not applied: {final.get('reason')}.")
+    reliability = final.get("reliability")
+    if reliability:
+        lines += ["", "![reliability on the validation split](reliability.png)", "",
+                  "| decisions P ≥ t (validation) | decisions | precision | recall |", "|---|---|---|---|"]  # fmt: skip
+        for row in reliability["thresholds"]:
+            precision = "–" if row["precision"] is None else f"{row['precision']:.3f}"
+            recall = "–" if row["recall"] is None else f"{row['recall']:.3f}"
+            lines.append(f"| t = {row['threshold']} | {row['decisions']} | {precision} | {recall} |")
     recalibration = calibration.get("recalibration")
     if recalibration:
         lines.append(
@@ -123,3 +132,26 @@ def _usage(info: dict, folder_name: str) -> list[str]:
         f"`unirank score --model {folder_name} --input rows.jsonl --out scored.jsonl` does the same from the shell. "
         f"To publish: `huggingface-cli upload <your-name>/<repo> {folder_name}`.",
     ]
+
+
+def reliability_plot(info: dict, path: Path) -> bool:
+    """The validation split's reliability diagram (mean probability against observed frequency per
+    bin, the diagonal for reference) as a PNG at `path`; False where the record has none."""
+    reliability = ((info.get("calibration") or {}).get("final_fit") or {}).get("reliability")
+    if not reliability or not reliability["bins"]:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bins = reliability["bins"]
+    figure, axes = plt.subplots(figsize=(4, 4))
+    axes.plot([0, 1], [0, 1], color="grey", linewidth=1, linestyle="--")
+    axes.plot([b["mean_probability"] for b in bins], [b["observed"] for b in bins], marker="o")
+    axes.set(xlim=(0, 1), ylim=(0, 1), xlabel="probability", ylabel="observed frequency",
+             title="validation split, after the final calibration")  # fmt: skip
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return True

@@ -17,7 +17,7 @@ from safetensors import SafetensorError
 
 from unirank import adapters
 from unirank.adapters.base import PAIR_HEADER
-from unirank.model.card import model_card
+from unirank.model.card import model_card, reliability_plot
 from unirank.model.novelty import NOVELTY_FILE, load_reference, save_reference
 from unirank.model.posterior import POSTERIOR_FILE, load_posterior, save_posterior
 
@@ -125,6 +125,7 @@ def write_folder(scorer, info: dict, folder: Path, base: str, trust_remote_code:
         save_reference(scorer.novelty, folder)
     (folder / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
     (folder / "README.md").write_text(model_card(info, name or folder.name), encoding="utf-8")
+    reliability_plot(info, folder / "reliability.png")
 
 
 def _save_tokenizer(scorer, folder: Path) -> None:

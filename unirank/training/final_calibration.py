@@ -65,6 +65,7 @@ def calibrate_on(scorer, dataset, reading: str) -> dict | None:
         "before": measure(scores),
         "after": measure(calibrated),
         "held_out": held_out,
+        "reliability": reliability_record(*evidence.readings(calibrated, reading)[:2]),
     }
     if not applied:
         record |= {"reason": reason, "fit_not_applied": {"a": fit.a, "b": fit.b}}
@@ -83,6 +84,33 @@ def calibrate_on(scorer, dataset, reading: str) -> dict | None:
         print(f"final calibration not applied: {reason}")
     scorer.final_calibration = record
     return record
+
+
+THRESHOLDS = (0.3, 0.5, 0.7, 0.9)
+
+
+def reliability_record(prob: np.ndarray, truth: np.ndarray, n_bins: int = 10) -> dict:
+    """What the model card shows of the probabilities on the validation split: per equal-width bin
+    the mean probability, the observed frequency and the count; and at each threshold t the
+    decisions P ≥ t: how many, their precision (the mean outcome) and their recall (of the total
+    outcome)."""
+    prob, truth = np.asarray(prob, np.float64), np.asarray(truth, np.float64)
+    edges = np.minimum((prob * n_bins).astype(int), n_bins - 1)
+    bins = [
+        {"mean_probability": round(float(prob[edges == b].mean()), 4),
+         "observed": round(float(truth[edges == b].mean()), 4), "n": int((edges == b).sum())}
+        for b in range(n_bins) if (edges == b).any()
+    ]  # fmt: skip
+    total = float(truth.sum())
+    thresholds = []
+    for t in THRESHOLDS:
+        kept = prob >= t
+        thresholds.append({
+            "threshold": t, "decisions": int(kept.sum()),
+            "precision": round(float(truth[kept].mean()), 4) if kept.any() else None,
+            "recall": round(float(truth[kept].sum() / total), 4) if total else None,
+        })  # fmt: skip
+    return {"bins": bins, "thresholds": thresholds}
 
 
 def held_out_check(evidence: Evidence, reading: str, with_bias: bool) -> tuple[dict | None, str | None]:
