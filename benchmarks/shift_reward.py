@@ -12,7 +12,7 @@ promise; the median over repeats with its 2.5–97.5 % range. Decisions (benchma
 "this response is preferred" at P ≥ 0.5 / 0.7, plain, conservative and shift-aware, in domain and
 shifted.
 
-    python benchmarks/shift_reward.py [--quick] [--repeats 20]
+    python benchmarks/shift_reward.py [--quick] [--repeats 20] [--hh-batches N]
 Writes benchmarks/results/shift-reward.json (--quick: 2 batches per epoch, 64 tokens, 3 repeats,
 into runs/shift-reward-quick and shift-reward-quick.json: a smoke check).
 """
@@ -39,8 +39,9 @@ VALIDATION, TEST = 0.1, 0.3
 LABELS = (25, 50, 100, 200)
 
 
-def train(name: str, out: Path, quick: bool) -> float:
-    """The reward recipe on one set's train split (seconds; 0 when the model is reused)."""
+def train(name: str, out: Path, quick: bool, batches: int | None = None) -> float:
+    """The reward recipe on one set's train split (seconds; 0 when the model is reused); batches:
+    at most this many batches per epoch (a screen at reduced cost)."""
     if (out / "model" / "unirank.json").exists():
         return 0.0
     path, kind = SETS[name]
@@ -49,7 +50,7 @@ def train(name: str, out: Path, quick: bool) -> float:
         "--data.source.init_args.validation_fraction", str(VALIDATION),
         "--data.source.init_args.test_fraction", str(TEST),
     ]  # fmt: skip
-    extra = ["--trainer.limit_train_batches", "2"] if quick else []
+    extra = ["--trainer.limit_train_batches", "2" if quick else str(batches)] if quick or batches else []
     return run_timed(fit_command("lightning_configs/reward.yaml", data, 64 if quick else 256, 5e-5, (2, 1), out, extra))
 
 
@@ -146,6 +147,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a smoke check at the smallest sizes")
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--hh-batches", type=int, help="at most this many batches per epoch on HH-RLHF (a screen)")
     parser.add_argument("--out", default=str(ROOT / "runs" / "shift-reward"))
     args = parser.parse_args()
     if args.quick:
@@ -155,12 +157,14 @@ def main() -> None:
     result = {"machine": machine(), "directions": {}, "repeats": args.repeats}
     for trained_on, shifted in (("pandalm", "hh-rlhf"), ("hh-rlhf", "pandalm")):
         folder = Path(args.out) / trained_on
-        seconds = train(trained_on, folder, args.quick)
+        batches = args.hh_batches if trained_on == "hh-rlhf" else None
+        seconds = train(trained_on, folder, args.quick, batches)
         model = Model.from_pretrained(folder / "model")
         link = model.pairwise_link
         inside, moved = pairs_of(model, trained_on), pairs_of(model, shifted)
         result["directions"][f"{trained_on} → {shifted}"] = {
             "model": f"lightning_configs/reward.yaml on {trained_on} train"
+            + (f", at most {batches} batches per epoch (a screen at reduced cost)" if batches else "")
             + (f", trained in {seconds:.0f} s" if seconds else " (reused)"),
             "final_calibration": (model.info["calibration"].get("final_fit") or {}).get("applied", "none"),
             "in_domain": with_interval(inside, link) | {"decisions": decisions_of(model, inside)},

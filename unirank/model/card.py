@@ -134,24 +134,33 @@ def _usage(info: dict, folder_name: str) -> list[str]:
     ]
 
 
-def reliability_plot(info: dict, path: Path) -> bool:
+def reliability_figure(record: dict | None):
     """The validation split's reliability diagram (mean probability against observed frequency per
-    bin, the diagonal for reference) as a PNG at `path`; False where the record has none."""
-    reliability = ((info.get("calibration") or {}).get("final_fit") or {}).get("reliability")
-    if not reliability or not reliability["bins"]:
-        return False
+    bin, the diagonal for reference) as a matplotlib figure; None where there is no record."""
+    if not record or not record.get("bins"):
+        return None
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    bins = reliability["bins"]
+    bins = record["bins"]
     figure, axes = plt.subplots(figsize=(4, 4))
     axes.plot([0, 1], [0, 1], color="grey", linewidth=1, linestyle="--")
     axes.plot([b["mean_probability"] for b in bins], [b["observed"] for b in bins], marker="o")
     axes.set(xlim=(0, 1), ylim=(0, 1), xlabel="probability", ylabel="observed frequency",
              title="validation split, after the final calibration")  # fmt: skip
     figure.tight_layout()
+    return figure
+
+
+def reliability_plot(info: dict, path: Path) -> bool:
+    """`reliability_figure` of a model's record written as a PNG at `path`; False where it has none."""
+    figure = reliability_figure(((info.get("calibration") or {}).get("final_fit") or {}).get("reliability"))
+    if figure is None:
+        return False
+    import matplotlib.pyplot as plt
+
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return True

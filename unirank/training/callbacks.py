@@ -10,6 +10,7 @@ from unirank.progress import ProgressLines
 from unirank.training.final_calibration import calibrate_on
 from unirank.training.pointwise_targets import fit_stage_targets
 from unirank.training.sharding import is_sharded
+from unirank.training.tracking import log_final_calibration
 from unirank.training.uncertainty import fit_uncertainty
 
 
@@ -77,7 +78,8 @@ class FinalFits(L.Callback):
             return
         datasets, calibration = trainer.datamodule.datasets, module.calibration
         if calibration.final == "platt":
-            calibrate_on(module.scorer, datasets.get("validation"), module.pairwise_reading)
+            record = calibrate_on(module.scorer, datasets.get("validation"), module.pairwise_reading)
+            log_final_calibration(trainer, record)
         if calibration.uncertainty == "laplace":
             module.scorer.head_posterior, module.scorer.novelty = fit_uncertainty(
                 module.scorer, datasets.get("train"), calibration.uncertainty_items, module.seed
