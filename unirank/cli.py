@@ -2,7 +2,7 @@
 
 unirank fit|validate|test|predict --config lightning_configs/<recipe>.yaml   (LightningCLI)
 unirank mine      --beir DIR --split train --out OUT_DIR [--mining.k 100 ...]
-unirank judge     requests|import|teacher --tables MINED_DIR ...
+unirank judge     requests|import|teacher|llm --tables MINED_DIR ...
 unirank targets   --comparisons comparisons.parquet --out targets.parquet   (the Thurstone fit alone)
 unirank evaluate  --model DIR_OR_CKPT (--beir DIR | --preferences FILE | --steps FILE | --tables DIR) --out DIR
 unirank export    CKPT OUT_DIR
@@ -27,7 +27,8 @@ def _commands() -> dict:
     """Command name → its function (or, for judge, action → function)."""
     from unirank.commands import data, evaluate, inference, recalibrate
 
-    judge = {"requests": data.judge_requests, "import": data.judge_import, "teacher": data.judge_teacher}
+    judge = {"requests": data.judge_requests, "import": data.judge_import, "teacher": data.judge_teacher,
+             "llm": data.judge_llm}  # fmt: skip
     return {
         "mine": data.mine,
         "judge": judge,

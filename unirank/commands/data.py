@@ -130,6 +130,55 @@ JUDGED = "judged.json"
 but a mined one (mining.json)."""
 
 
+def judge_llm(
+    tables: Path,
+    endpoint: str,
+    model: str,
+    out: Path,
+    judges: int = 3,
+    cycles: int = 0,
+    progress: Path | None = None,
+    api_key_env: str = "OPENAI_API_KEY",
+    timeout: float = 60.0,
+    retries: int = 5,
+    rate: float = 5.0,
+    seed: int = 0,
+) -> None:
+    """Label a mined folder's pairs with LLM judges over an OpenAI-compatible endpoint (vLLM,
+    SGLang, Ollama, a hosted API): every pair in both orders, `judges` times, p = the share of votes.
+
+    Args:
+        tables: a mined folder (groups, items, comparisons)
+        endpoint: the API's base URL (before /chat/completions), e.g. http://localhost:8000/v1
+        model: the model name the endpoint serves
+        out: folder to write the labelled tables to
+        judges: judges (samples at temperature 1) per pair and order
+        cycles: judge `cycles` random cycles through each group's items instead of its comparisons
+        progress: the answers so far (JSONL; default: beside out); a killed run resumes from it
+        api_key_env: the environment variable holding the API key, if the endpoint needs one
+        timeout: seconds to wait for one answer
+        retries: retries of a request that timed out, or got 429 or 5xx
+        rate: at most this many requests per second
+        seed: the order randomisation and the cycles
+    """
+    import os
+
+    from unirank.mining.llm_judge import Endpoint, JudgeError, judge_pairs
+
+    if judges < 1 or cycles < 0:
+        raise SystemExit(f"unirank judge llm: --judges {judges} must be ≥ 1 and --cycles {cycles} ≥ 0")
+    client = Endpoint(endpoint, model, os.environ.get(api_key_env), timeout, retries, rate)
+    progress = progress or Path(out).with_name(f".{Path(out).name}.judge-progress.jsonl")
+
+    def label(tables_read):
+        try:
+            return judge_pairs(tables_read, client, Path(progress), judges, cycles, seed)[0]
+        except JudgeError as error:
+            raise SystemExit(f"unirank judge llm: {error}; the answers so far are kept in {progress}") from None
+
+    _write_labelled(tables, label, f"llm judge {model} at {endpoint}", out)
+
+
 def _write_labelled(folder: Path, label, source: str, out: Path) -> None:
     """Read a mined folder, label its comparisons with `label(tables)`, validate them, and write the
     labelled folder as one output (tables, judged.json, and the input's mining.json and qrels.tsv),

@@ -1,0 +1,126 @@
+"""LLM judges over an OpenAI-compatible endpoint, against a local server the test starts that speaks
+the chat-completions wire format: verdicts in both orders become p and weight; a 429, a timeout,
+malformed JSON and a refusal are retried or counted, never guessed; a run killed in the middle
+resumes asking only for what is missing."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import polars as pl
+import pytest
+
+from unirank.cli import main
+from unirank.domains.chat.source import Preferences
+from unirank.mining.llm_judge import parse_verdict
+
+from ..conftest import REPO
+
+
+class Judge(BaseHTTPRequestHandler):
+    """Prefers the longer response; the n-th request misbehaves as `faults[n]` says."""
+
+    faults: dict[int, str] = {}
+    requests = 0
+
+    def do_POST(self):
+        type(self).requests += 1
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        fault = self.faults.get(type(self).requests)
+        if fault == "429":
+            self.send_response(429)
+            self.send_header("Retry-After", "0")
+            self.end_headers()
+            return
+        if fault == "slow":
+            time.sleep(1.5)  # past the client's timeout: it retries
+        prompt = body["messages"][-1]["content"]
+        first = prompt.split("Response A:\n", 1)[1].split("\n\nResponse B:\n", 1)[0]
+        second = prompt.split("\n\nResponse B:\n", 1)[1].rsplit("\n\nWhich response", 1)[0]
+        answer = "A" if len(first) > len(second) else "B" if len(second) > len(first) else "T"
+        answer = "I cannot judge this." if fault == "refuse" else answer
+        reply = {"choices": [{"message": {"role": "assistant", "content": answer}}], "usage": {"total_tokens": 50}}
+        payload = b"{not json" if fault == "malformed" else json.dumps(reply).encode()
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client stopped waiting (the slow fault): it retries
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    Judge.requests, Judge.faults = 0, {}
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Judge)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+    httpd.shutdown()
+
+
+@pytest.fixture
+def mined(tmp_path):
+    tables = Preferences(str(REPO / "data/demo-preferences.jsonl")).load()
+    keep = pl.col("group_id").is_in(tables.groups["group_id"].head(6).implode())
+    type(tables)(tables.groups.filter(keep), tables.items.filter(keep), tables.comparisons.filter(keep)).write(
+        tmp_path / "mined"
+    )
+    return tmp_path / "mined"
+
+
+def judge_words(mined, server, out, *extra):
+    return ["judge", "llm", "--tables", str(mined), "--endpoint", server, "--model", "judge", "--out", str(out),
+            "--judges", "2", "--rate", "1000", "--timeout", "0.5", *extra]  # fmt: skip
+
+
+def test_verdicts_in_both_orders_become_p_and_weight_faults_counted_not_guessed(mined, server, tmp_path, capsys):
+    Judge.faults = {1: "429", 2: "slow", 5: "malformed", 6: "refuse"}
+    main(judge_words(mined, server, tmp_path / "judged"))
+    labelled = pl.read_parquet(tmp_path / "judged/comparisons.parquet")
+    items = pl.read_parquet(tmp_path / "judged/items.parquet").select("group_id", "item_id", "text")
+    longer_wins = labelled.join(
+        items.rename({"item_id": "item_a", "text": "text_a"}), on=["group_id", "item_a"], maintain_order="left"
+    ).join(items.rename({"item_id": "item_b", "text": "text_b"}), on=["group_id", "item_b"], maintain_order="left")
+    difference = longer_wins["text_a"].str.len_chars().cast(int) - longer_wins["text_b"].str.len_chars().cast(int)
+    expected = (difference.sign().cast(float) + 1.0) / 2.0  # the longer wins; equal lengths: a tie
+    assert labelled.height == 6 and (longer_wins["p"] == expected).all()  # the same verdict in both orders
+    assert sorted(labelled["weight"].to_list()) == [2.0, 4.0, 4.0, 4.0, 4.0, 4.0]  # the first pair: 2 gave no vote
+    out = capsys.readouterr().out
+    assert "24 answers (0 from" in out and "2 not a verdict (no vote)" in out
+    assert Judge.requests == 26  # 24 answers, plus the 429 and the timed-out request retried
+
+
+def test_a_killed_run_resumes_asking_only_for_what_is_missing(mined, server, tmp_path):
+    Judge.faults = {n: "slow" for n in range(8, 30)}  # slow enough to be killed in the middle
+    progress = tmp_path / "progress.jsonl"
+    words = judge_words(mined, server, tmp_path / "judged", "--progress", str(progress), "--timeout", "5")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
+    child = subprocess.Popen([sys.executable, "-m", "unirank.cli", *words], env=env, cwd=REPO)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not progress.exists() or len(progress.read_text().splitlines()) < 7):
+        time.sleep(0.1)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    answered = len(progress.read_text().splitlines())
+    assert 7 <= answered < 24 and not (tmp_path / "judged").exists()
+    Judge.faults, before = {}, Judge.requests
+    main(words)
+    assert Judge.requests - before == 24 - answered  # only what was missing was asked
+    assert pl.read_parquet(tmp_path / "judged/comparisons.parquet")["weight"].sum() == 24
+
+
+@pytest.mark.parametrize(
+    ("answer", "verdict"),
+    [("A", "a"), (" b.", "b"), ("[[A]]", "a"), ("Answer: T", "tie"), ("I'd say A", None), ("", None), ("AB", None)],
+)
+def test_a_verdict_is_read_only_when_it_is_one(answer, verdict):
+    assert parse_verdict(answer) == verdict
