@@ -35,6 +35,7 @@ class CheckpointOnSigterm(L.Callback):
         if not isinstance(exception, SIGTERMException) or not trainer.training:
             return
         path = interrupted_checkpoint_path(trainer)
+        path.parent.mkdir(parents=True, exist_ok=True)  # (a folder removed while the run went on)
         trainer.save_checkpoint(path)
         if trainer.is_global_zero:
             done = trainer.fit_loop.epoch_loop.batch_progress.current.completed
