@@ -3,8 +3,9 @@
 Framework-free (numpy, scipy, polars): no Lightning, no transformers.
 """
 
+from unirank.fitting.result import FitResult
 from unirank.fitting.sampling import sample_cycle_pairs
-from unirank.fitting.solver import FitResult, fit_bradley_terry, fit_thurstone
+from unirank.fitting.solver import fit_bradley_terry, fit_thurstone
 from unirank.fitting.targets import (
     ANCHOR_ITEM,
     anchor_comparisons,

@@ -15,7 +15,8 @@ import numpy as np
 import polars as pl
 
 from unirank.fitting.links import BRADLEY_TERRY, THURSTONE, get_link
-from unirank.fitting.solver import FitResult, fit_bradley_terry, fit_thurstone
+from unirank.fitting.result import FitResult
+from unirank.fitting.solver import fit_bradley_terry, fit_thurstone
 
 ANCHOR_ITEM = "__anchor__"
 """The item_id of the virtual anchor item that absolute labels compare against (latent fixed at 0)."""
