@@ -21,7 +21,10 @@ def test_fast_dev_run_runs_every_stage_of_each_recipe(recipe, tmp_path, capsys, 
         "--model.model", "tiny", "--trainer.precision", "32-true",
         "--trainer.default_root_dir", str(tmp_path), "--export.dirpath", str(tmp_path / "model"),
     ])  # fmt: skip
-    assert "every stage ran on one batch (pairwise → pointwise)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "every stage ran on one batch (pairwise → pointwise)" in out
+    # the fits after training say what they score, with the time left (they took minutes in silence)
+    assert "final calibration: scoring" in out and "head posterior and novelty reference: scoring" in out
     assert not (tmp_path / "model").exists()
 
 

@@ -48,9 +48,7 @@ class Scorer(ScalarHead, nn.Module):
     `novelty.NoveltyReference` of training inputs' backbone states, or None) and `pairwise_reading`
     (how two of its logits read as P(a ≻ b): "thurstone" after the pointwise stage on Thurstone
     targets, else "bradley-terry"). chunk_size: sequences per forward pass when scoring lists;
-    packing: a decoder's padding-free rows and shared prompts (`unirank.model.packing`). Decoders
-    are read at each input's (or step's) last token: the head runs on those final states only.
-    """
+    packing: a decoder's padding-free rows and shared prompts (`unirank.model.packing`)."""
 
     def __init__(
         self, model: nn.Module, tokenizer=None, adapter=None, chunk_size: int = 32, packing: Packing = Packing()
@@ -230,14 +228,15 @@ class Scorer(ScalarHead, nn.Module):
         """r for each (context, candidate), formatted by the adapter."""
         return self.score_encoded(self.encode(contexts, candidates), bf16)
 
-    def score_rows(self, dataset, rows: np.ndarray, block: int = 4096, features: bool = False, states: bool = False):
-        """Scores of a data set's items at these rows (`GroupDataset.scoring_batch`: a step item is
-        read from its solution's input), `block` at a time; NaN for a step that truncation cut.
-        features: (scores, the final layer's input of each item, NaN rows where cut); states:
-        (scores, those inputs, the pooled final state of each item's input, NaN rows where cut)."""
+    def score_rows(self, dataset, rows, block: int = 512, features=False, states=False, progress: str | None = None):
+        """Scores of a data set's items at these rows (a step read from its solution's input), NaN for
+        a step truncation cut; with features, also the final layer's inputs; with states, also the
+        pooled final states (NaN rows where cut). progress: a label for a line every 10 % with the time left."""
         rows = np.asarray(rows, dtype=np.int64)
         scores, extras = np.full(len(rows), np.nan), [None, None]
+        lines = ProgressLines(len(rows), progress or "", every=10.0, enabled=bool(progress))
         for start in range(0, len(rows), block):
+            lines.update(start)
             batch, kept = dataset.scoring_batch(rows[start : start + block], self.layout)
             if not len(kept):
                 continue
@@ -248,6 +247,7 @@ class Scorer(ScalarHead, nn.Module):
                 if reading is not None:
                     extras[k] = np.full((len(rows), reading.shape[1]), np.nan) if extras[k] is None else extras[k]
                     extras[k][at] = reading.cpu().numpy()
+        lines.update(len(rows))
         wanted = [e if e is not None else np.zeros((len(rows), 0)) for e in extras[: 2 if states else 1]]
         return (scores, *wanted) if features or states else scores
 

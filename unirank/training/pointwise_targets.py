@@ -59,10 +59,12 @@ def stage1_prior(scorer, train, held_out, calibration, anchored: bool) -> pl.Dat
         items = items.filter(pl.col("group_id").is_in(sparse.implode()))
     if items.height == 0:
         return None
-    held_out_scores = scorer.score_rows(held_out, np.arange(held_out.n_items))
+    held_out_scores = scorer.score_rows(
+        held_out, np.arange(held_out.n_items), progress=f"stage-1 priors: scoring {held_out.n_items:,} held-out items"
+    )
     alpha, beta, centred = score_map(held_out_scores, held_out, calibration, anchored)
     rows = items["_row"].to_numpy()
-    scores = scorer.score_rows(train, rows)
+    scores = scorer.score_rows(train, rows, progress=f"stage-1 priors: scoring {len(rows):,} training items")
     r = pl.col("r") - pl.col("r").mean().over("group_id") if centred else pl.col("r")
     print(f"stage-1 prior for {items.height} items: latent ≈ {alpha:.3f}·r{'' if centred else f' + {beta:.3f}'}")
     scored = items.with_columns(pl.Series("r", scores)).filter(pl.col("r").is_not_nan())  # NaN: a step cut

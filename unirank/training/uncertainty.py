@@ -28,7 +28,7 @@ def sample_rows(dataset, max_items: int, seed: int) -> np.ndarray:
 
 
 def fit_uncertainty(
-    scorer, dataset, max_items: int = 2048, seed: int = 0, block: int = 1024
+    scorer, dataset, max_items: int = 2048, seed: int = 0, block: int = 512
 ) -> tuple[HeadPosterior | None, NoveltyReference | None]:
     """The head posterior of a `Scorer` on (a sample of) the training split and the novelty
     reference of the same sample, from one pass; (None, None) without a split. The posterior reads
@@ -37,7 +37,8 @@ def fit_uncertainty(
     if dataset is None or dataset.n_items == 0:
         return None, None
     rows = sample_rows(dataset, max_items, seed)
-    logits, features, states = scorer.score_rows(dataset, rows, block, states=True)
+    label = f"head posterior and novelty reference: scoring {len(rows):,} training items"
+    logits, features, states = scorer.score_rows(dataset, rows, block, states=True, progress=label)
     readable = ~np.isnan(features).any(axis=1) & ~np.isnan(logits)
     rows, logits, features, states = rows[readable], logits[readable], features[readable], states[readable]
     local = np.full(dataset.n_items, -1)
