@@ -96,7 +96,7 @@ def test_a_recipe_naming_a_moved_class_still_resolves_with_a_warning(capsys):
     assert "every stage ran on one batch" in capsys.readouterr().out
 
 
-def test_default_root_dir_holds_the_logs_and_the_checkpoints(repo, tmp_path, monkeypatch):
+def test_default_root_dir_holds_the_logs_and_the_checkpoints(repo, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # nothing may land in the working folder's runs/
     main(["fit", "--config", str(repo / "lightning_configs/debug.yaml"), "--model.schedule.pairwise_epochs=1",
           "--model.schedule.pointwise_epochs=0", "--trainer.limit_train_batches=1", "--trainer.limit_val_batches=1",
@@ -105,3 +105,4 @@ def test_default_root_dir_holds_the_logs_and_the_checkpoints(repo, tmp_path, mon
     assert list((tmp_path / "run" / "lightning_logs").glob("version_*/metrics.csv"))
     assert list((tmp_path / "run" / "lightning_logs").glob("version_*/checkpoints/last.ckpt"))
     assert not (tmp_path / "runs").exists()
+    assert "besides training, this run scores" in capsys.readouterr().out  # the fits' cost, said up front

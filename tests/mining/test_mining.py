@@ -258,3 +258,17 @@ def test_queries_whose_grades_are_all_zero_are_left_out_and_counted(repo, tmp_pa
     qrels.write_text("\n".join(line.rsplit("\t", 1)[0] + "\t0" for line in lines[1:]) + "\n")
     with pytest.raises(TableError, match=r"none of the 12 judged queries of split 'train' has a relevant document"):
         mine_beir(tmp_path / "beir", "train", config)
+
+
+def test_mine_and_evaluate_report_one_recall(repo, tmp_path):
+    """recall@k is the mean over queries (ir-measures' R@k) in both; the pooled share is named as such."""
+    from dataclasses import replace
+
+    from unirank.domains.retrieval.evaluation import evaluate_retrieval
+    from unirank.domains.retrieval.readers import read_beir
+
+    config = replace(MiningConfig(k=5, cache_dir=str(tmp_path / "cache"), show_progress_bar=False), keep_ranking=True)
+    ranked, summary = mine_beir(repo / "data/demo-beir", "train", config)
+    report = evaluate_retrieval({}, ranked, read_beir(repo / "data/demo-beir", "train").qrels)
+    assert summary["recall@5"] == pytest.approx(report["systems"]["first stage"]["recall@5"])
+    assert "recall@5_pooled" in summary

@@ -123,7 +123,7 @@ def mine_beir(directory: str | Path, split: str, config: MiningConfig) -> tuple[
     start = time.perf_counter()
     rng = np.random.default_rng(config.seed)
     groups, items, comparisons = [], [], []
-    found, relevant_total = 0, 0
+    found, relevant_total, recalls = 0, 0, []
     for q, qid in enumerate(query_ids):
         judged = beir.qrels[qid]
         hit_ids = [doc_ids[r] for r in rows[q] if r >= 0]
@@ -131,6 +131,8 @@ def mine_beir(directory: str | Path, split: str, config: MiningConfig) -> tuple[
         relevant = [d for d, g in judged.items() if g > 0]
         found += len(set(relevant) & set(hit_ids))
         relevant_total += len(relevant)
+        if relevant:
+            recalls.append(len(set(relevant) & set(hit_ids)) / len(relevant))
         split_name = split if split != "train" else assign_split(qid, config.validation_fraction)
         # validation lists are always the scored depth: the final calibration is fitted on them
         whole_list = config.candidates == "top_k" or split_name == "validation"
@@ -187,7 +189,9 @@ def mine_beir(directory: str | Path, split: str, config: MiningConfig) -> tuple[
         "k": config.k,
         "queries": len(query_ids),
         "corpus": len(doc_ids),
-        f"recall@{config.k}": found / relevant_total if relevant_total else None,
+        # recall as `evaluate` reports it (ir-measures' R@k: the mean over queries), and pooled
+        f"recall@{config.k}": float(np.mean(recalls)) if recalls else None,
+        f"recall@{config.k}_pooled": found / relevant_total if relevant_total else None,
         "queries_without_relevant": len(unanswered),
         "index": {"kind": index.kind, **index.params},
         "items": tables.items.height,

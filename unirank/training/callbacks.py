@@ -23,6 +23,8 @@ class TrainingProgress(L.Callback):
         self.lines = ProgressLines(
             trainer.estimated_stepping_batches, "training steps", enabled=None if trainer.is_global_zero else False
         )
+        if trainer.is_global_zero and trainer.datamodule is not None and not trainer.fast_dev_run:
+            print(scoring_plan(module, getattr(trainer.datamodule, "datasets", {})), flush=True)
 
     def on_train_batch_end(self, trainer: L.Trainer, module, outputs, batch, batch_idx: int) -> None:
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
@@ -30,6 +32,27 @@ class TrainingProgress(L.Callback):
         if loss is not None:
             note += f", loss {float(loss):.4f}"
         self.lines.update(trainer.global_step, note)
+
+
+def scoring_plan(module, datasets: dict) -> str:
+    """What the fits around training will score, said before training starts (at real scale these
+    passes take minutes: `prior_groups: all` scores every training item, 73,455 on SciFact at k = 100)."""
+    train, validation, calibration = datasets.get("train"), datasets.get("validation"), module.calibration
+    parts = []
+    if calibration.stage1_prior and module.schedule.pairwise_epochs and module.schedule.pointwise_epochs and train:
+        scope = (
+            "every one"
+            if calibration.prior_groups == "all"
+            else f"those in groups of ≤ {calibration.sparse_group_size}"
+        )
+        parts.append(f"{scope} of the {train.n_items:,} training items for the stage-1 priors")
+    if calibration.final == "platt" and validation:
+        parts.append(f"{validation.n_items:,} validation items for the final calibration")
+    if calibration.uncertainty == "laplace" and train:
+        parts.append(f"{min(train.n_items, calibration.uncertainty_items):,} training items for the head posterior")
+    return (
+        "besides training, this run scores " + ("; ".join(parts) if parts else "nothing") + " (progress lines follow)"
+    )
 
 
 class AttachEncoder(L.Callback):
