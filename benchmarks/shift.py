@@ -148,7 +148,8 @@ def main() -> None:
     result = {
         "machine": machine(),
         "model": f"lightning_configs/reranker.yaml on SciFact train, {args.train_batches} batches per epoch "
-        f"(a screen at reduced cost), trained in {seconds:.0f} s" + (" (reused)" if not seconds else ""),
+        f"(a screen at reduced cost), "
+        + (f"trained in {seconds:.0f} s" if seconds else f"reused from an earlier run of this script ({out})"),
         "cisi": {"queries": report["queries"], "candidates": report["candidates"], "depth": report["depth"],
                  "relevant_share": round(float(relevant.mean()), 4)},
         "systems": systems,

@@ -165,7 +165,7 @@ def main() -> None:
         result["directions"][f"{trained_on} → {shifted}"] = {
             "model": f"lightning_configs/reward.yaml on {trained_on} train"
             + (f", at most {batches} batches per epoch (a screen at reduced cost)" if batches else "")
-            + (f", trained in {seconds:.0f} s" if seconds else " (reused)"),
+            + (f", trained in {seconds:.0f} s" if seconds else ", reused from an earlier run of this script"),
             "final_calibration": (model.info["calibration"].get("final_fit") or {}).get("applied", "none"),
             "in_domain": with_interval(inside, link) | {"decisions": decisions_of(model, inside)},
             "shifted": with_interval(moved, link) | {"decisions": decisions_of(model, moved)},
