@@ -124,3 +124,16 @@ def test_a_killed_run_resumes_asking_only_for_what_is_missing(mined, server, tmp
 )
 def test_a_verdict_is_read_only_when_it_is_one(answer, verdict):
     assert parse_verdict(answer) == verdict
+
+
+def test_cycles_compare_each_item_with_two_neighbours():
+    from unirank.data.tables import Tables
+    from unirank.mining.llm_judge import cycle_pairs
+
+    items = pl.DataFrame({"group_id": ["g"] * 4 + ["h"] * 2, "item_id": ["a", "b", "c", "d", "x", "y"],
+                          "text": ["t"] * 6})  # fmt: skip
+    tables = Tables(pl.DataFrame({"group_id": ["g", "h"], "context": ["q", "r"]}), items, pl.DataFrame())
+    pairs = cycle_pairs(tables, cycles=1, seed=0)
+    in_g = [p for p in pairs if p[0] == "g"]
+    assert len(in_g) == 4 and all(sum(item in p[1:] for p in in_g) == 2 for item in "abcd")
+    assert [p for p in pairs if p[0] == "h"] == [("h", "x", "y")]
