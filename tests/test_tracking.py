@@ -2,6 +2,8 @@
 Thurstone fit's figures, the validation metrics, the final calibration's ECE and the reliability
 diagram (TensorBoard's event reader, MLflow's client on a local store, W&B's offline run files)."""
 
+import time
+
 import lightning as L
 from lightning.pytorch import loggers
 
@@ -77,7 +79,13 @@ def test_wandb_offline_run_files_hold_the_figures(tmp_path, monkeypatch):
     logger = loggers.WandbLogger(save_dir=str(tmp_path), offline=True, project="unirank")
     fit_with(logger)
     logger.experiment.finish()
+    import wandb
+
+    wandb.teardown()  # stops W&B's service process, which writes the run file behind the client
     run = next(tmp_path.glob("wandb/offline-run-*"))
-    keys = wandb_history_keys(next(run.glob("run-*.wandb")))
+    deadline, keys = time.monotonic() + 60, set()
+    while not FIGURES <= keys and time.monotonic() < deadline:  # a loaded machine flushes late
+        keys = wandb_history_keys(next(run.glob("run-*.wandb")))
+        time.sleep(0.5)
     assert FIGURES <= keys and "final/reliability/_type" in keys
     assert list(run.glob("files/media/images/final/reliability*.png"))
