@@ -82,6 +82,7 @@ def lora_decoder(random_decoder) -> tuple[str, ...]:
             "--model.packing", '{"padding_free": true, "share_prefix": true}')  # fmt: skip
 
 
+@pytest.mark.slow  # about 40 s: two processes; run with -m slow
 def test_fsdp2_trains_a_lora_decoder_through_every_stage_and_exports_once(repo, random_decoder, tmp_path):
     """FSDP2 (ModelParallelStrategy, gloo, 2 CPU processes) shards every layer's weights; the
     Thurstone fit, the final calibration, the head posterior and the export run sharded. The export

@@ -33,7 +33,7 @@ def uninterrupted(tmp_path_factory):
 @pytest.mark.parametrize(
     "kill_at",
     [
-        "stage1",
+        pytest.param("stage1", marks=pytest.mark.slow),
         pytest.param("fit", marks=pytest.mark.slow),
         pytest.param("stage2", marks=pytest.mark.slow),
     ],
@@ -68,6 +68,7 @@ def test_sigterm_mid_epoch_saves_where_it_stopped_exits_143_and_resumes_to_the_s
         torch.testing.assert_close(final["state_dict"][name], value, rtol=1e-5, atol=1e-6, msg=name)
 
 
+@pytest.mark.slow  # about 45 s; the default run resumes a SIGTERM'd run mid-epoch (above)
 def test_a_lora_run_killed_in_stage_2_resumes_to_the_uninterrupted_weights(repo, random_decoder, tmp_path):
     """The checkpoint holds the adapters and the head only; the frozen backbone is reloaded from
     the base model, and the run ends where an uninterrupted one does."""
