@@ -87,6 +87,10 @@ CASES = {
         _info(lambda i: i["adapter"].update({"class": "Foo", "domain": "nowhere"})),
         r"unknown adapter 'Foo'.*unknown domain 'nowhere'",
     ),
+    "an unknown adapter setting": (  # found by the fuzz test below
+        _info(lambda i: i["adapter"]["init_args"].update({"": None})),
+        r"adapter ChatAdapter cannot take",
+    ),
     "empty weights": (_write("model.safetensors", b""), r"its weights cannot be loaded"),
     "another architecture's config": (
         _config(lambda c: c.update(model_type="roberta", architectures=["RobertaForSequenceClassification"])),

@@ -55,16 +55,20 @@ def adapter_from_spec(spec: dict, source: str | Path, domain: str | None = None)
     it): one of `unirank.adapters`, or the adapter of a registered domain (`unirank.domains`); the
     class is never imported from a path the file names."""
     from unirank import domains
+    from unirank.model.backbone import ModelFolderError
 
     adapter_class = getattr(adapters, spec["class"], None)
     if not (isinstance(adapter_class, type) and issubclass(adapter_class, adapters.Adapter)):
         try:
             adapter_class = domains.adapter_class(spec["class"], spec.get("domain") or domain or "")
         except ValueError as error:
-            from unirank.model.backbone import ModelFolderError
-
             raise ModelFolderError(f"{source}: unknown adapter {spec['class']!r}: {error}") from None
-    return adapter_class(**spec["init_args"])
+    try:
+        return adapter_class(**spec["init_args"])
+    except (TypeError, ValueError) as error:  # an edited record: an unknown or out-of-range setting
+        raise ModelFolderError(
+            f"{source}: adapter {spec['class']} cannot take {spec['init_args']!r} ({error})"
+        ) from None
 
 
 def load_folder(folder: Path, trust_remote_code: bool = False):
