@@ -3,10 +3,10 @@
 Each source's group ids are prefixed with its name ("hh/…", "pandalm/…"), so the sources never
 share a group; their items and comparisons are concatenated, so one Thurstone fit places every
 source's items on one scale (the anchor, P(item ≻ anchor) = Φ(s), is shared by all). The groups
-table gains `source` (validation reports each source's figures: `val/<source>/…`) and
-`sampling_weight`: a training epoch draws as many groups as the split holds, source s's groups with
-total probability w_s / Σ w (uniform within a source, with replacement), so a small source can weigh
-as much as a large one.
+table gains `source` (validation reports each source's figures: `val/<source>/…`) and, given
+weights, `sampling_weight`: a training epoch then draws as many groups as the split holds, source
+s's groups with total probability w_s / Σ w (uniform within a source, with replacement), so a small
+source can weigh as much as a large one. Without weights every group is drawn once per epoch.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ class Mixture(DataSource):
         sources: the data sources, each as a recipe's `data.source` (class_path / init_args).
         names: a name per source (default source0, source1, ...): the group-id prefix and the name
             of its validation figures.
-        weights: sampling weight per source (default: each group equally likely, the sources in
-            proportion to their sizes).
+        weights: sampling weight per source (default: every group once per epoch, so the sources
+            weigh in proportion to their sizes).
     """
 
     def __init__(self, sources: list[DataSource], names: list[str] | None = None, weights: list[float] | None = None):
@@ -45,11 +45,10 @@ class Mixture(DataSource):
             if tables.texts is not None:
                 raise TableError(f"Mixture source {name!r}: memory-mapped tables cannot be mixed; read them plainly")
             prefixed = (pl.lit(f"{name}/") + pl.col("group_id")).alias("group_id")
-            train_groups = max(1, tables.groups.filter(pl.col("split") == "train").height)
-            weight = (self.weights[index] / train_groups) if self.weights else 1.0
-            groups = tables.groups.with_columns(
-                prefixed, pl.lit(name).alias("source"), pl.lit(weight).alias("sampling_weight")
-            )
+            groups = tables.groups.with_columns(prefixed, pl.lit(name).alias("source"))
+            if self.weights:  # without weights every group is drawn once per epoch, as in one source
+                train_groups = max(1, tables.groups.filter(pl.col("split") == "train").height)
+                groups = groups.with_columns(pl.lit(self.weights[index] / train_groups).alias("sampling_weight"))
             parts.append((groups, tables.items.with_columns(prefixed), tables.comparisons.with_columns(prefixed)))
         frames = [pl.concat([part[k] for part in parts], how="diagonal_relaxed") for k in range(3)]
         return validate(Tables(*frames), f"mixture of {', '.join(self.names)}")
