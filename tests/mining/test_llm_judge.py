@@ -137,3 +137,10 @@ def test_cycles_compare_each_item_with_two_neighbours():
     in_g = [p for p in pairs if p[0] == "g"]
     assert len(in_g) == 4 and all(sum(item in p[1:] for p in in_g) == 2 for item in "abcd")
     assert [p for p in pairs if p[0] == "h"] == [("h", "x", "y")]
+
+
+def test_a_progress_path_that_cannot_be_written_is_refused_before_any_request(mined, server, tmp_path):
+    (tmp_path / "a-folder").mkdir()
+    with pytest.raises(SystemExit, match=r"--progress .*a-folder: is a folder"):
+        main(judge_words(mined, server, tmp_path / "judged", "--progress", str(tmp_path / "a-folder")))
+    assert Judge.requests == 0 and not (tmp_path / "judged").exists()

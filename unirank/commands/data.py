@@ -167,8 +167,14 @@ def judge_llm(
 
     if judges < 1 or cycles < 0:
         raise SystemExit(f"unirank judge llm: --judges {judges} must be ≥ 1 and --cycles {cycles} ≥ 0")
+    from unirank.atomic import OutputError, check_output_file
+
     client = Endpoint(endpoint, model, os.environ.get(api_key_env), timeout, retries, rate)
     progress = progress or Path(out).with_name(f".{Path(out).name}.judge-progress.jsonl")
+    try:  # checked before any request, as the labelled folder is
+        check_output_file(progress)
+    except OutputError as error:
+        raise SystemExit(f"unirank judge llm: --progress {error}") from None
 
     def label(tables_read):
         try:

@@ -84,7 +84,7 @@ def read_judgments(path: str | Path, source: str = "judge") -> pl.DataFrame:
     """Judgments JSONL rows {pair_id, item_a, item_b, preferred: "a" | "b" | "tie"} (item_a/item_b as
     in the request) → comparisons: p = fraction preferring the pair's first item, weight = count."""
     path = Path(path)
-    votes: dict[str, list[float]] = {}
+    votes: dict[tuple[str, str, str], list[float]] = {}
     for line, row in iter_jsonl(path):
         missing = [k for k in ("pair_id", "item_a", "item_b", "preferred") if k not in row]
         if missing:
@@ -102,17 +102,25 @@ def read_judgments(path: str | Path, source: str = "judge") -> pl.DataFrame:
         if verdict is None:
             raise TableError(f"{path}, line {line}: preferred must be 'a', 'b' or 'tie', got {row['preferred']!r}")
         shown_first_is_a = row["item_a"] == a
-        votes.setdefault(row["pair_id"], []).append(verdict if shown_first_is_a or verdict == 0.5 else 1.0 - verdict)
+        votes.setdefault((group, a, b), []).append(verdict if shown_first_is_a or verdict == 0.5 else 1.0 - verdict)
     if not votes:
         raise TableError(f"{path}: no judgments")
-    keys = [pair.split("\x1f") for pair in votes]
+    return comparisons_from_votes(votes, source)
+
+
+def comparisons_from_votes(votes: dict[tuple[str, str, str], list[float]], source: str) -> pl.DataFrame:
+    """{(group, item_a, item_b): votes for item_a (1, 0, or ½ for a tie)} → comparisons: p = the
+    share of votes for item_a, weight = their number."""
+    keys = list(votes)
     return pl.DataFrame(
         {
             "group_id": [k[0] for k in keys],
             "item_a": [k[1] for k in keys],
             "item_b": [k[2] for k in keys],
-            "p": [float(np.mean(v)) for v in votes.values()],
-            "weight": [float(len(v)) for v in votes.values()],
-            "source": [source] * len(votes),
-        }
-    )
+            "p": [float(np.mean(votes[k])) for k in keys],
+            "weight": [float(len(votes[k])) for k in keys],
+            "source": [source] * len(keys),
+        },
+        schema={"group_id": pl.String, "item_a": pl.String, "item_b": pl.String, "p": pl.Float64,
+                "weight": pl.Float64, "source": pl.String},
+    )  # fmt: skip

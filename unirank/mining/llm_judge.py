@@ -173,6 +173,8 @@ def _answers(progress: Path) -> dict[str, dict]:
 def _comparisons(rows: list[dict]) -> pl.DataFrame:
     """p = the share of valid votes for item_a (a verdict for the response shown first is a vote for
     that item), weight = their number; pairs without a valid vote are left out."""
+    from unirank.mining.judges import comparisons_from_votes
+
     votes: dict[tuple[str, str, str], list[float]] = {}
     for row in rows:
         if row["verdict"] is None:
@@ -180,10 +182,4 @@ def _comparisons(rows: list[dict]) -> pl.DataFrame:
         first_wins = {"a": 1.0, "b": 0.0, "tie": 0.5}[row["verdict"]]
         for_a = first_wins if row["shown_first"] == row["item_a"] else 1.0 - first_wins
         votes.setdefault((row["group_id"], row["item_a"], row["item_b"]), []).append(for_a)
-    keys = list(votes)
-    return pl.DataFrame({
-        "group_id": [k[0] for k in keys], "item_a": [k[1] for k in keys], "item_b": [k[2] for k in keys],
-        "p": [float(np.mean(votes[k])) for k in keys], "weight": [float(len(votes[k])) for k in keys],
-        "source": ["llm-judge"] * len(keys),
-    }, schema={"group_id": pl.String, "item_a": pl.String, "item_b": pl.String, "p": pl.Float64,
-               "weight": pl.Float64, "source": pl.String})  # fmt: skip
+    return comparisons_from_votes(votes, "llm-judge")
