@@ -136,7 +136,7 @@ def test_the_card_shows_the_validation_reliability_and_thresholds(tmp_path):
     truth = np.array([0.0, 0.0, 1.0, 1.0, 1.0, 1.0])
     record = reliability_record(prob, truth)
     assert record["thresholds"][1] == {"threshold": 0.5, "decisions": 3, "precision": 1.0, "recall": 0.75}
-    assert sum(b["n"] for b in record["bins"]) == 6
+    assert sum(b["count"] for b in record["bins"]) == 6
     info = {"domain": "chat", "calibration": {"final_fit": {"applied": False, "reason": "x", "reliability": record}}}
     text = model_card(json.loads(json.dumps(info)), "model")
     assert "| t = 0.5 | 3 | 1.000 | 0.750 |" in text and "(reliability.png)" in text

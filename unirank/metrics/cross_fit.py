@@ -53,6 +53,15 @@ class Evidence:
         return prob, observed, np.concatenate([self.groups[self.comp_a]] * 2)
 
 
+def deal_folds(group: np.ndarray, folds: int, seed: int = 0) -> tuple[np.ndarray, int]:
+    """Each row's fold: the distinct groups shuffled (by seed) and dealt round-robin into
+    min(folds, groups) folds, so a group's rows share a fold. Returns (fold per row, folds)."""
+    groups = np.unique(group)
+    folds = max(1, min(folds, len(groups)))
+    fold_of_group = dict(zip(np.random.default_rng(seed).permutation(groups), np.arange(len(groups)) % folds))
+    return np.array([fold_of_group[g] for g in group]), folds
+
+
 def recalibrate_scores(evidence: Evidence, reading: str, with_bias: bool, folds: int = 5, seed: int = 0) -> dict:
     """The fit on all the evidence and the held-out ECE before and after (k-fold over groups).
 
@@ -61,9 +70,7 @@ def recalibrate_scores(evidence: Evidence, reading: str, with_bias: bool, folds:
     groups = np.unique(evidence.groups)
     if len(groups) < 2:
         raise ValueError(f"recalibration needs labels in at least 2 groups to hold some out; got {len(groups)}")
-    folds = min(folds, len(groups))
-    fold_of_group = dict(zip(np.random.default_rng(seed).permutation(groups), np.arange(len(groups)) % folds))
-    fold = np.array([fold_of_group[g] for g in evidence.groups])
+    fold, folds = deal_folds(evidence.groups, folds, seed)
     out_of_fold = np.array(evidence.scores, dtype=np.float64)
     for k in range(folds):
         fitted = evidence.fit(np.flatnonzero(fold != k), reading, with_bias)

@@ -48,10 +48,9 @@ def cross_fitted_fusion(scores, first_stage, gains, group, folds: int = 5, seed:
     scores, first_stage = np.asarray(scores, np.float64), np.asarray(first_stage, np.float64)
     gains, group = np.asarray(gains, np.float64), np.asarray(group)
     record = fit_fusion_weight(scores, first_stage, gains, group, k)
-    queries = np.unique(group)
-    folds = max(1, min(folds, len(queries)))
-    fold_of = dict(zip(np.random.default_rng(seed).permutation(queries), np.arange(len(queries)) % folds))
-    fold = np.array([fold_of[g] for g in group])
+    from unirank.metrics.cross_fit import deal_folds
+
+    fold, folds = deal_folds(group, folds, seed)
     fused = np.empty_like(scores)
     for f in range(folds):
         rest = fold != f

@@ -137,7 +137,7 @@ def _usage(info: dict, folder_name: str) -> list[str]:
 def reliability_figure(record: dict | None):
     """The validation split's reliability diagram (mean probability against observed frequency per
     bin, the diagonal for reference) as a matplotlib figure; None where there is no record."""
-    if not record or not record.get("bins"):
+    if not record or not record.get("bins"):  # the bins: rows of metrics.calibration.reliability_table
         return None
     import matplotlib
 
@@ -147,7 +147,7 @@ def reliability_figure(record: dict | None):
     bins = record["bins"]
     figure, axes = plt.subplots(figsize=(4, 4))
     axes.plot([0, 1], [0, 1], color="grey", linewidth=1, linestyle="--")
-    axes.plot([b["mean_probability"] for b in bins], [b["observed"] for b in bins], marker="o")
+    axes.plot([b["mean_prob"] for b in bins], [b["mean_label"] for b in bins], marker="o")
     axes.set(xlim=(0, 1), ylim=(0, 1), xlabel="probability", ylabel="observed frequency",
              title="validation split, after the final calibration")  # fmt: skip
     figure.tight_layout()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from unirank.metrics.bootstrap import grouped_interval
-from unirank.metrics.calibration import calibration_error, calibration_metrics
+from unirank.metrics.calibration import calibration_error, calibration_metrics, reliability_table
 from unirank.metrics.cross_fit import Evidence, recalibrate_scores
 
 
@@ -91,17 +91,12 @@ THRESHOLDS = (0.3, 0.5, 0.7, 0.9)
 
 
 def reliability_record(prob: np.ndarray, truth: np.ndarray, n_bins: int = 10) -> dict:
-    """What the model card shows of the probabilities on the validation split: per equal-width bin
-    the mean probability, the observed frequency and the count; and at each threshold t the
-    decisions P ≥ t: how many, their precision (the mean outcome) and their recall (of the total
-    outcome)."""
+    """What the model card shows of the probabilities on the validation split: the non-empty bins of
+    `metrics.calibration.reliability_table` (range, count, mean probability and mean outcome); and
+    at each threshold t the decisions P ≥ t: how many, their precision (the mean outcome) and their
+    recall (of the total outcome)."""
     prob, truth = np.asarray(prob, np.float64), np.asarray(truth, np.float64)
-    edges = np.minimum((prob * n_bins).astype(int), n_bins - 1)
-    bins = [
-        {"mean_probability": round(float(prob[edges == b].mean()), 4),
-         "observed": round(float(truth[edges == b].mean()), 4), "n": int((edges == b).sum())}
-        for b in range(n_bins) if (edges == b).any()
-    ]  # fmt: skip
+    bins = [row for row in reliability_table(prob, truth, n_bins) if row["count"]]
     total = float(truth.sum())
     thresholds = []
     for t in THRESHOLDS:
