@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tempfile
@@ -71,20 +72,27 @@ def recover_folder(target: Path) -> None:
 _RENAME_EXCHANGE = 2
 
 
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two existing paths in one atomic step (Linux `renameat2(..., RENAME_EXCHANGE)`); False
-    where the C library, the kernel or the file system has no such call (nothing is changed then)."""
+@functools.cache
+def _renameat2():
+    """The C library's renameat2, looked up once (finding the library runs ldconfig); None where the
+    C library has none."""
     import ctypes
     import ctypes.util
 
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        renameat2 = libc.renameat2
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).renameat2
     except (OSError, AttributeError):
+        return None
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two existing paths in one atomic step (Linux `renameat2(..., RENAME_EXCHANGE)`); False
+    where the C library, the kernel or the file system has no such call (nothing is changed then)."""
+    renameat2 = _renameat2()
+    if renameat2 is None:
         return False
     at_cwd = -100  # AT_FDCWD: paths relative to the working folder, as os.rename takes them
-    done = renameat2(at_cwd, os.fsencode(a), at_cwd, os.fsencode(b), _RENAME_EXCHANGE)
-    return done == 0
+    return renameat2(at_cwd, os.fsencode(a), at_cwd, os.fsencode(b), _RENAME_EXCHANGE) == 0
 
 
 def check_output_file(path: str | os.PathLike) -> None:

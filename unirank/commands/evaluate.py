@@ -92,15 +92,14 @@ def evaluate(
     models = {names[0]: Model.from_pretrained(model, bf16, trust_remote_code)}
     if compare:
         models[names[1]] = Model.from_pretrained(compare, bf16, trust_remote_code)
-    for name, loaded in models.items():  # a shorthand flag names the kind of model its data is for
-        needs = {"steps": steps, "beir": beir, "preferences": preferences, "rewardbench": rewardbench,
-                 "rewardbench2": rewardbench2}  # fmt: skip
-        wanted = {"steps": "process", "beir": "retrieval", "preferences": "chat", "rewardbench": "chat",
-                  "rewardbench2": "chat"}  # fmt: skip
-        for flag in (f for f, given in needs.items() if given is not None):
-            if loaded.domain != wanted[flag]:
+    # a shorthand flag names the kind of model its data is for
+    needs = {"steps": (steps, "process"), "beir": (beir, "retrieval"), "preferences": (preferences, "chat"),
+             "rewardbench": (rewardbench, "chat"), "rewardbench2": (rewardbench2, "chat")}  # fmt: skip
+    for flag, (value, wanted) in needs.items():
+        for name, loaded in models.items():
+            if value is not None and loaded.domain != wanted:
                 raise SystemExit(
-                    f"unirank evaluate: --{flag} needs a {wanted[flag]} model; {name} is a {loaded.domain} model"
+                    f"unirank evaluate: --{flag} needs a {wanted} model; {name} is a {loaded.domain} model"
                 )
     if rewardbench or rewardbench2:
         _rewardbench(models, rewardbench or rewardbench2, 1 if rewardbench else 2, Path(out))

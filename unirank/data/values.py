@@ -28,13 +28,6 @@ def check_number(value, where: str, field: str, low: float = -math.inf, high: fl
     return float(value)
 
 
-def check_index(value, where: str, field: str, low: int = 0) -> int:
-    """`value` if it is an integer ≥ low (not a bool, which JSON and Python read as 0 or 1)."""
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise TableError(f"{where}: '{field}' must be an integer >= {low}, got {value!r}")
-    return value
-
-
 def check_text(value, where: str, field: str) -> str:
     """`value` if it is a string with something besides white space in it."""
     if not isinstance(value, str):
@@ -63,12 +56,6 @@ def check_messages(value, where: str, field: str, default_role: str = "user") ->
     return messages
 
 
-def check_context(value, where: str, field: str = "context"):
-    """A scoring row's context as given (a string, or a list of chat messages), once it is well formed."""
-    check_messages(value, where, field)
-    return value
-
-
 def same_text(a: str, b: str) -> bool:
     """Whether two texts differ in white space only (a preference between them says nothing)."""
     return a.split() == b.split()
@@ -79,7 +66,7 @@ def check_scoring_row(record: dict, where: str, candidates: bool = False) -> int
     chat messages), its `candidate` string (with candidates=True, its non-empty `candidates` list of
     strings) and, where given, its `first_stage_score` (a finite number). Returns how many of its
     candidates are blank: they are scored (an empty response is a response), and counted."""
-    check_context(record.get("context"), where)
+    check_messages(record.get("context"), where, "context")
     if candidates:
         texts = record.get("candidates")
         if not (isinstance(texts, list) and texts and all(isinstance(t, str) for t in texts)):

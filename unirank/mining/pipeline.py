@@ -129,10 +129,10 @@ def mine_beir(directory: str | Path, split: str, config: MiningConfig) -> tuple[
         hit_ids = [doc_ids[r] for r in rows[q] if r >= 0]
         hit_scores = scores[q][rows[q] >= 0]
         relevant = [d for d, g in judged.items() if g > 0]
-        found += len(set(relevant) & set(hit_ids))
-        relevant_total += len(relevant)
+        retrieved = len(set(relevant) & set(hit_ids))
+        found, relevant_total = found + retrieved, relevant_total + len(relevant)
         if relevant:
-            recalls.append(len(set(relevant) & set(hit_ids)) / len(relevant))
+            recalls.append(retrieved / len(relevant))
         split_name = split if split != "train" else assign_split(qid, config.validation_fraction)
         # validation lists are always the scored depth: the final calibration is fitted on them
         whole_list = config.candidates == "top_k" or split_name == "validation"
