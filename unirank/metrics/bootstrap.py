@@ -16,15 +16,18 @@ from unirank.metrics.calibration import calibration_error
 
 def bootstrap_interval(
     statistic: Callable[[np.ndarray], float], n_groups: int, resamples: int = 1000, level: float = 0.95, seed: int = 0
-) -> list[float]:
-    """[low, high] of statistic(group indices) over `resamples` resamples of range(n_groups)."""
+) -> list:
+    """[low, high] of statistic(group indices) over `resamples` resamples of range(n_groups); a
+    statistic that returns a vector gets one [low, high] per component, from the same resamples."""
     if n_groups == 0:
         return [float("nan"), float("nan")]
     rng = np.random.default_rng(seed)
-    values = np.array([statistic(rng.integers(0, n_groups, n_groups)) for _ in range(resamples)])
+    values = np.array([statistic(rng.integers(0, n_groups, n_groups)) for _ in range(resamples)], dtype=np.float64)
     tail = (1 - level) / 2 * 100
-    low, high = np.nanpercentile(values, [tail, 100 - tail])
-    return [float(low), float(high)]
+    low, high = np.nanpercentile(values, [tail, 100 - tail], axis=0)
+    if values.ndim == 1:
+        return [float(low), float(high)]
+    return [[float(a), float(b)] for a, b in zip(low, high)]
 
 
 def mean_interval(per_group: np.ndarray, **kwargs) -> list[float]:

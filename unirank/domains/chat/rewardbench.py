@@ -213,10 +213,9 @@ def rewardbench_report(model, rows: list[dict], version: int) -> dict:
         def statistic(picked):
             return subset_scores([rows[i] for i in picked], [logits[i] for i in picked])
 
-    intervals = {
-        key: grouped_interval(lambda picked, key=key: statistic(picked).get(key, float("nan")), prompts)[0]
-        for key in scores
-    }
+    keys = list(scores)  # every score's interval from one pass over the same resamples
+    bounds = grouped_interval(lambda picked: [statistic(picked).get(k, float("nan")) for k in keys], prompts)[0]
+    intervals = dict(zip(keys, bounds))
     pairs = [(c, j) for row, r in zip(rows, logits) for c in r[: len(row["chosen"])] for j in r[len(row["chosen"]) :]]
     pair_prob = pairwise_reading(np.array([c for c, _ in pairs]), np.array([j for _, j in pairs]), reading)
     report = {
