@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from unirank.atomic import atomic_path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -115,6 +117,12 @@ def fit_command(config: str, data: list[str], max_length: int, lr: float, epochs
         *extra,
         "--trainer.logger", "false", "--trainer.default_root_dir", str(out), "--export.dirpath", str(out / "model"),
     )  # fmt: skip
+
+
+def median_range(values: list[float]) -> dict:
+    """The median of repeated measurements and their 2.5–97.5 % range, rounded for a results file."""
+    low, high = np.percentile(values, [2.5, 97.5])
+    return {"median": round(float(np.median(values)), 4), "range_95": [round(float(low), 4), round(float(high), 4)]}
 
 
 def write_results(stem: str, quick: bool, report: dict) -> Path:

@@ -9,24 +9,24 @@ from __future__ import annotations
 import numpy as np
 
 THRESHOLDS = (0.5, 0.7)
-Z_ONE_SIDED_95 = 1.6449
 
 
 def item_decisions(model, logits, features, states, relevant, groups) -> dict:
-    """Items (a reranker's candidates): decide "relevant" at each threshold."""
+    """Items (a reranker's candidates): decide "relevant" at each threshold; the lower bound is
+    `unirank score`'s `probability_lower`."""
     from unirank.fitting.links import probability
+    from unirank.model.posterior import item_uncertainty
 
     logits = np.asarray(logits, np.float64)
-    prob = probability(logits)
-    se = np.sqrt(model.posterior.item_variance(features))
-    lower = probability(logits - Z_ONE_SIDED_95 * se)
-    return _decisions(model, prob, lower, np.asarray(relevant, float), np.asarray(groups), states)
+    lower = item_uncertainty(model.posterior, logits, features)["probability_lower"]
+    return _decisions(model, probability(logits), lower, np.asarray(relevant, float), np.asarray(groups), states)
 
 
 def pair_decisions(model, r_a, r_b, f_a, f_b, states, p, prompts) -> dict:
     """Pairs (a reward model's comparisons, both orders): decide "this side is preferred" at each
     threshold; the lower bound reads the margin less 1.645 of its posterior standard error."""
     from unirank.fitting.links import pairwise_reading
+    from unirank.model.posterior import Z_ONE_SIDED_95
 
     link = model.pairwise_link
     prob = pairwise_reading(r_a, r_b, link)
@@ -43,19 +43,19 @@ def _decisions(model, prob, lower, truth, groups, states) -> dict:
     from unirank.metrics.bootstrap import grouped_interval
     from unirank.metrics.shift import novelty_percentiles, set_shift_test
 
+    def taken(kept: np.ndarray, t: float) -> dict:
+        entry = {"decisions": int(kept.sum())}
+        if kept.any():
+            hits = truth[kept]
+            entry["precision"] = float(hits.mean())
+            entry["interval"] = grouped_interval(lambda rows: float(hits[rows].mean()), groups[kept])[0]
+            entry["precision_minus_threshold"] = entry["precision"] - t
+        return entry
+
     test = set_shift_test(novelty_percentiles(model.novelty, states))
     out = {"set_test": test}
     for t in THRESHOLDS:
-        for name, kept in (("plain", prob >= t), ("conservative", lower >= t)):
-            if name == "conservative" and test["shifted"]:
-                out[f"shift-aware@{t}"] = {"decisions": 0, "abstained": True}
-            entry = {"decisions": int(kept.sum())}
-            if kept.any():
-                hits = truth[kept]
-                entry["precision"] = float(hits.mean())
-                entry["interval"] = grouped_interval(lambda rows: float(hits[rows].mean()), groups[kept])[0]
-                entry["precision_minus_threshold"] = entry["precision"] - t
-            out[f"{name}@{t}"] = entry
-            if name == "conservative" and not test["shifted"]:
-                out[f"shift-aware@{t}"] = entry
+        out[f"plain@{t}"], out[f"conservative@{t}"] = taken(prob >= t, t), taken(lower >= t, t)
+        shifted = {"decisions": 0, "abstained": True}
+        out[f"shift-aware@{t}"] = shifted if test["shifted"] else out[f"conservative@{t}"]
     return out

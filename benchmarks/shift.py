@@ -29,7 +29,7 @@ import numpy as np
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import ROOT, machine, run_timed, unirank_command, write_results  # noqa: E402
+from benchmarks.common import ROOT, machine, median_range, run_timed, unirank_command, write_results  # noqa: E402
 from benchmarks.decisions import item_decisions  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
@@ -71,11 +71,7 @@ def recalibration_curve(scores, relevant, groups, repeats: int, seed: int = 0) -
             fit = fit_platt(scores, label=label)
             curve[n].append(calibration_error(special.expit(fit.a * scores[held] + fit.b), relevant[held]))
 
-    def summary(values: list[float]) -> dict:
-        low, high = np.percentile(values, [2.5, 97.5])
-        return {"median": round(float(np.median(values)), 4), "range_95": [round(low, 4), round(high, 4)]}
-
-    return {"as_trained": summary(as_trained), **{f"{n}_labels": summary(v) for n, v in curve.items()}}
+    return {"as_trained": median_range(as_trained), **{f"{n}_labels": median_range(v) for n, v in curve.items()}}
 
 
 def in_domain(predictor, config, queries: int) -> dict:

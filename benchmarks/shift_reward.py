@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import ROOT, fit_command, machine, run_timed, write_results  # noqa: E402
+from benchmarks.common import ROOT, fit_command, machine, median_range, run_timed, write_results  # noqa: E402
 from benchmarks.decisions import pair_decisions  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
@@ -132,13 +132,9 @@ def recalibration_curve(pairs: dict, link: str, repeats: int, seed: int = 0) -> 
             fit = fit_platt(scores, comp_a=chosen, comp_b=chosen + n_pairs, p=pairs["p"][chosen], reading=link)
             runs[f"{n}_labels"].append(reading(pairs, held, link, fit.a) | {"a": fit.a})
 
-    def summary(values: list[float]) -> dict:
-        low, high = np.percentile(values, [2.5, 97.5])
-        return {"median": round(float(np.median(values)), 4), "range_95": [round(low, 4), round(high, 4)]}
-
     return {
-        name: {key: summary([run[key] for run in rows]) for key in rows[0]}
-        | {"promise_minus_accuracy": summary([run["promised"] - run["accuracy"] for run in rows])}
+        name: {key: median_range([run[key] for run in rows]) for key in rows[0]}
+        | {"promise_minus_accuracy": median_range([run["promised"] - run["accuracy"] for run in rows])}
         for name, rows in runs.items()
     }
 
