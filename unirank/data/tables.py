@@ -205,7 +205,7 @@ def _check_weights(frame: pl.DataFrame, column: str, source: str) -> None:
 
 def _warn_degenerate(comparisons: pl.DataFrame, items: pl.DataFrame, source: str) -> None:
     """Data that is valid but says little, named with its count: empty item texts (kept: an empty
-    response is a response, and PandaLM has 54) and comparisons between two texts that differ in
+    response is a response, and real preference sets hold some) and comparisons between two texts that differ in
     white space only."""
     if "text" in items.columns:
         blank = items.with_row_index("_row").filter(pl.col("text").str.strip_chars() == "")

@@ -35,8 +35,8 @@ class TrainingProgress(L.Callback):
 
 
 def scoring_plan(module, datasets: dict) -> str:
-    """What the fits around training will score, said before training starts (at real scale these
-    passes take minutes: `prior_groups: all` scores every training item, 73,455 on SciFact at k = 100)."""
+    """What the fits around training will score, said before training starts: at real scale these
+    passes take minutes (`prior_groups: all` scores every training item)."""
     train, validation, calibration = datasets.get("train"), datasets.get("validation"), module.calibration
     parts = []
     if calibration.stage1_prior and module.schedule.pairwise_epochs and module.schedule.pointwise_epochs and train:
