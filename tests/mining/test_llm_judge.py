@@ -144,3 +144,11 @@ def test_a_progress_path_that_cannot_be_written_is_refused_before_any_request(mi
     with pytest.raises(SystemExit, match=r"--progress .*a-folder: is a folder"):
         main(judge_words(mined, server, tmp_path / "judged", "--progress", str(tmp_path / "a-folder")))
     assert Judge.requests == 0 and not (tmp_path / "judged").exists()
+
+
+def test_a_progress_file_of_something_else_is_named_not_read(mined, server, tmp_path):
+    progress = tmp_path / "progress.jsonl"
+    progress.write_text('{"pair_id": "x", "preferred": "a"}\n')
+    with pytest.raises(SystemExit, match=r"progress\.jsonl, line 1: not an answer `unirank judge llm` wrote"):
+        main(judge_words(mined, server, tmp_path / "judged", "--progress", str(progress)))
+    assert Judge.requests == 0 and not (tmp_path / "judged").exists()

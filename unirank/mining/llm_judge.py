@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from unirank.data.tables import Tables
+from unirank.data.tables import TableError, Tables
 
 SYSTEM = (
     "You compare two responses to the same request and say which is better: more helpful, correct "
@@ -158,14 +158,17 @@ def judge_pairs(
 
 
 def _answers(progress: Path) -> dict[str, dict]:
-    """The answers a run already has (a torn last line, from a kill mid-write, is dropped)."""
+    """The answers a run already has (a torn line, from a kill mid-write, is dropped); a line that is
+    not one of this command's answers is a TableError naming the file and line."""
     answers = {}
     if progress.exists():
-        for line in progress.read_text(encoding="utf-8").splitlines():
+        for number, line in enumerate(progress.read_text(encoding="utf-8").splitlines(), start=1):
             try:
                 row = json.loads(line)
             except json.JSONDecodeError:
                 continue
+            if not isinstance(row, dict) or not {"key", "verdict", "shown_first", "item_a"} <= set(row):
+                raise TableError(f"{progress}, line {number}: not an answer `unirank judge llm` wrote")
             answers[row["key"]] = row
     return answers
 
