@@ -50,6 +50,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(repo, tmp_path, uninte
     assert pl.DataFrame(final["targets"]).equals(pl.DataFrame(uninterrupted["targets"]))
 
 
+@pytest.mark.slow  # about 40 s with its uninterrupted run; the default run keeps the CLI's SIGTERM test
 def test_sigterm_mid_epoch_saves_where_it_stopped_exits_143_and_resumes_to_the_same_weights(
     repo, tmp_path, uninterrupted
 ):
