@@ -34,6 +34,7 @@ SHARED = ROOT.parent / "shared" / "data"
 SETS = {
     "pandalm": (SHARED / "pandalm" / "testset-v1.json", "pandalm"),
     "hh-rlhf": (SHARED / "hh-rlhf-harmless" / "test.jsonl.gz", "hh-rlhf"),
+    "prmbench": (SHARED / "prmbench" / "target_data.jsonl", "prmbench"),
 }
 VALIDATION, TEST = 0.1, 0.3
 LABELS = (25, 50, 100, 200)
@@ -54,13 +55,15 @@ def train(name: str, out: Path, quick: bool, batches: int | None = None) -> floa
     return run_timed(fit_command("lightning_configs/reward.yaml", data, 64 if quick else 256, 5e-5, (2, 1), out, extra))
 
 
-def pairs_of(model, name: str) -> dict:
-    """The decided comparisons of a set's test split, scored: r of both items, p, prompt."""
+def pairs_of(model, name: str, split: str | None = "test") -> dict:
+    """The decided comparisons of a set's `split` (None: the whole set), scored: r of both items, p,
+    prompt."""
     from unirank.domains.chat.source import Preferences
     from unirank.evaluation.reading import read_items
 
     path, kind = SETS[name]
-    tables = Preferences(str(path), kind, validation_fraction=VALIDATION, test_fraction=TEST).load().split("test")
+    tables = Preferences(str(path), kind, validation_fraction=VALIDATION, test_fraction=TEST).load()
+    tables = tables.split(split) if split else tables
     comps = tables.indexed_comparisons()
     scores, features, states = read_items(model, tables)
     decided = comps["p"].to_numpy() != 0.5

@@ -548,6 +548,47 @@ def shift_reward_table(data: dict) -> list[str]:
     return lines + ["", *decisions_table(decisions)]
 
 
+def breadth_table(data: dict) -> list[str]:
+    """Leave one domain out (benchmarks/breadth.py): every model that never saw the held-out set, read
+    on all of it, the model trained on it (its test split) as the in-domain mark, and the mixture
+    minus each single model, paired over the held-out prompts."""
+    lines = [
+        "| held out | trained on | accuracy [95 % CI] | promised | pairwise ECE [95 % CI] | unfamiliar | "
+        "pairs read as tied |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    differences = ["| held out | mixture minus | accuracy [95 % CI] | pairwise ECE [95 % CI] |", "|---|---|---|---|"]
+    for target, entry in data["held_out"].items():
+        for name, row in entry.items():
+            if name.startswith("mixture − "):
+                acc, ece = row["accuracy"], row["pairwise_ece"]
+                differences.append(
+                    f"| {target} | {name.removeprefix('mixture − ')} | {acc['difference']:+.3f} "
+                    f"[{acc['interval'][0]:+.3f}, {acc['interval'][1]:+.3f}] | {ece['difference']:+.3f} "
+                    f"[{ece['interval'][0]:+.3f}, {ece['interval'][1]:+.3f}] |"
+                )
+            elif isinstance(row, dict):
+                trained = "both others (mixture)" if name == "mixture" else name
+                test = row["set_test"]
+                lines.append(
+                    "| {} ({} pairs) | {} | {:.3f} [{:.3f}, {:.3f}] | {:.3f} | {:.3f} [{:.3f}, {:.3f}] | {:.0%}{} | "
+                    "{:.0%} |".format(
+                        target,
+                        row["pairs"],
+                        trained,
+                        row["accuracy"],
+                        *row["accuracy_interval"],
+                        row["promised"],
+                        row["pairwise_ece"],
+                        *row["pairwise_ece_interval"],
+                        test["share"],
+                        ", shifted" if test["shifted"] else "",
+                        row["tied_share"],
+                    )  # fmt: skip
+                )
+    return lines + ["", *differences]
+
+
 def shift_rows(data: dict) -> list[list[str]]:
     """The headline of a model moved to another domain: ECE as trained and after 100 labels."""
     curve, cisi = data["recalibration_ece_on_held_out_queries"], data["decisions"]["set_test"]
@@ -658,6 +699,16 @@ def sections() -> list[tuple[str, str, list[str]]]:
             "test split and on the other's; recalibration rows: the temperature refitted on n labelled pairs of "
             f"one half of the shifted prompts, read on the other half ({shift_reward['repeats']} splits).",
             shift_reward_table(shift_reward),
+        )
+    breadth = load("breadth")
+    if breadth:
+        add(
+            "Training for breadth: leave one preference set out",
+            f"`{breadth['command']}`: models trained on one set, and the mixture of two "
+            "(`lightning_configs/reward-mixture.yaml`, equal weights), read on the third, which none of them saw; "
+            f"at most {breadth['batches_per_epoch']} batches of 16 comparisons per epoch, 256 tokens. PRMBench is "
+            "read as outcome pairs (correct ≻ corrupted solution).",
+            breadth_table(breadth),
         )
     return found
 

@@ -9,6 +9,7 @@ import pytest
 from unirank.data.tables import TableError, Tables, validate
 from unirank.domains.chat.adapter import parse_messages
 from unirank.domains.chat.readers import read_hh_rlhf, read_pandalm, read_preferences
+from unirank.domains.chat.source import Preferences
 from unirank.domains.retrieval.readers import read_beir
 
 
@@ -121,3 +122,38 @@ def test_one_group_per_comparison_copies_both_responses_and_keeps_the_prompt_spl
     assert indexed["_a"].null_count() == indexed["_b"].null_count() == 0
     with pytest.raises(ValueError, match="groups must be"):
         Preferences(str(tmp_path / "p.json"), "pandalm", groups="response")
+
+
+def _prm_row(question, original, modified, errors, modified_question=None):
+    row = {"question": question, "original_question": question, "original_process": original,
+           "modified_process": modified, "error_steps": errors, "classification": "circular"}  # fmt: skip
+    row["modified_question"] = modified_question or question
+    return json.dumps(row)
+
+
+def test_prmbench_outcomes_prefer_the_correct_solution_and_drop_changed_questions(tmp_path):
+    right = ["2 + 2 = 4.", "So the answer is 4."]
+    path = tmp_path / "prm.jsonl"
+    rows = [
+        _prm_row("What is 2 + 2?", right, ["2 + 2 = 5.", "So the answer is 5."], [1, 2]),
+        _prm_row("What is 2 + 2?", right, ["2 + 2 = 4.", "So the answer is 22."], [2]),
+        _prm_row("What is 3 + 3?", ["3 + 3 = 6."], ["3 + 3 = 7."], [1], modified_question="What is 3 + 4?"),
+    ]
+    path.write_text("\n".join(rows) + "\n")
+    tables = Preferences(str(path), "prmbench", validation_fraction=0.0).load()
+    assert tables.groups.height == 1  # the changed question's group has no comparison
+    assert json.loads(tables.groups["context"][0]) == [{"role": "user", "content": "What is 2 + 2?"}]
+    texts = dict(zip(tables.items["item_id"], tables.items["text"]))
+    comps = tables.comparisons
+    assert comps.height == 2 and set(comps["p"]) == {1.0}
+    assert {texts[a] for a in comps["item_a"]} == {"2 + 2 = 4.\nSo the answer is 4."}
+    wrong = {"2 + 2 = 5.\nSo the answer is 5.", "2 + 2 = 4.\nSo the answer is 22."}
+    assert {texts[b] for b in comps["item_b"]} == wrong
+    assert tables.items["label"].is_null().all()
+
+
+def test_prmbench_outcomes_name_a_bad_row(tmp_path):
+    path = tmp_path / "prm.jsonl"
+    path.write_text(_prm_row("Q?", ["a"], ["b"], [1]) + "\n" + json.dumps({"question": "Q?"}) + "\n")
+    with pytest.raises(TableError, match=r"prm.jsonl, line 2: missing field"):
+        Preferences(str(path), "prmbench").load()

@@ -1,5 +1,6 @@
 """Preference files into tables: TRL-style JSONL (strings or message lists), HH-RLHF dialogues,
-PandaLM multi-annotator pairs (p = the annotators' fraction, weight = their number)."""
+PandaLM multi-annotator pairs (p = the annotators' fraction, weight = their number), PRMBench's
+correct and corrupted solutions as outcome pairs."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import json
 import warnings
 from pathlib import Path
 
+import polars as pl
+
 from unirank.data.readers import TableCollector, iter_jsonl, read_messages
-from unirank.data.tables import TableError, Tables
+from unirank.data.tables import TableError, Tables, validate
 from unirank.data.values import same_text
 
 
@@ -180,3 +183,22 @@ def read_pandalm(path: str | Path, validation_fraction: float = 0.1, test_fracti
         )
     _warn_same(path, "row", same)
     return collect.tables(str(path))
+
+
+def read_prmbench_outcomes(path: str | Path, validation_fraction: float = 0.1, test_fraction: float = 0.0) -> Tables:
+    """PRMBench (the process domain's reader, `domains/process/readers.py`, checks the rows) read as
+    outcome preferences: the question is the user turn, a solution's steps joined by line breaks
+    are one response, and the correct solution ≻ each corrupted one with p = 1, weight 1. A
+    corrupted solution whose question was changed has no comparison and is left out. The split
+    hashes the question, as the process domain's does."""
+    from unirank.domains.process.readers import read_prmbench
+
+    tables = read_prmbench(path, validation_fraction, test_fraction)
+    compared = pl.col("group_id").is_in(tables.comparisons["group_id"].unique().implode())
+    as_turn = pl.col("context").map_elements(
+        lambda question: json.dumps([{"role": "user", "content": question}], ensure_ascii=False),
+        return_dtype=pl.String,
+    )
+    groups = tables.groups.filter(compared).with_columns(as_turn)
+    items = tables.items.filter(compared).select("group_id", "item_id", "text", pl.lit(None, pl.Float64).alias("label"))
+    return validate(Tables(groups, items, tables.comparisons), str(path))

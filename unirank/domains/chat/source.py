@@ -8,16 +8,16 @@ import polars as pl
 
 from unirank.data.sources import DataSource
 from unirank.data.tables import Tables
-from unirank.domains.chat.readers import read_hh_rlhf, read_pandalm, read_preferences
+from unirank.domains.chat.readers import read_hh_rlhf, read_pandalm, read_preferences, read_prmbench_outcomes
 
 
 class Preferences(DataSource):
-    """Preference data: `format` trl (prompt/chosen/rejected JSONL), hh-rlhf (dialogue pairs, .jsonl[.gz])
-    or pandalm (multi-annotator JSON); groups split by a stable hash of the prompt. skip_invalid
-    (trl): skip bad rows, counting and naming them in a warning, instead of stopping. Each
-    comparison keeps its observed preference p (several annotators: their fraction, ties 0.5).
-    groups: "prompt" (one group per prompt, a response encoded once per step however many
-    comparisons it is in) or "comparison" (each
+    """Preference data: `format` trl (prompt/chosen/rejected JSONL), hh-rlhf (dialogue pairs,
+    .jsonl[.gz]), pandalm (multi-annotator JSON) or prmbench (correct ≻ corrupted solutions, outcome
+    pairs); groups split by a stable hash of the prompt. skip_invalid (trl): skip bad rows, counting
+    and naming them in a warning, instead of stopping. Each comparison keeps its observed preference
+    p (several annotators: their fraction, ties 0.5). groups: "prompt" (one group per prompt, a
+    response encoded once per step however many comparisons it is in) or "comparison" (each
     comparison its own group with its own copy of both responses, as a pairwise trainer encodes
     them; the split stays by prompt)."""
 
@@ -30,7 +30,12 @@ class Preferences(DataSource):
         skip_invalid: bool = False,
         groups: Literal["prompt", "comparison"] = "prompt",
     ):
-        readers = {"trl": read_preferences, "hh-rlhf": read_hh_rlhf, "pandalm": read_pandalm}
+        readers = {
+            "trl": read_preferences,
+            "hh-rlhf": read_hh_rlhf,
+            "pandalm": read_pandalm,
+            "prmbench": read_prmbench_outcomes,
+        }
         if groups not in ("prompt", "comparison"):
             raise ValueError(f"groups must be 'prompt' or 'comparison', got {groups!r}")
         self.groups = groups
