@@ -242,6 +242,20 @@ def test_random_values_anywhere_in_unirank_json(export, tmp_path, data):
     _loads_or_is_refused(folder)
 
 
+@pytest.mark.parametrize(
+    ("setting", "value"), [("max_length", None), ("max_length", True), ("max_length", 0), ("use_chat_template", "no")]
+)
+def test_an_adapter_setting_of_the_wrong_kind_is_refused_at_load(export, tmp_path, setting, value):
+    """Found by the fuzz test above: max_length null loaded, then failed inside predict."""
+    folder = tmp_path / "model"
+    shutil.copytree(export, folder)
+    info = json.loads((export / "unirank.json").read_text())
+    info["adapter"]["init_args"][setting] = value
+    (folder / "unirank.json").write_text(json.dumps(info))
+    with pytest.raises(ModelFolderError, match=f"{setting} must be"):
+        Model.from_pretrained(folder)
+
+
 TENSORS = st.builds(
     lambda shape, fill, dtype: torch.full(shape, fill, dtype=dtype),
     st.lists(st.integers(0, 40), min_size=0, max_size=3).map(tuple),

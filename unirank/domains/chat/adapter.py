@@ -18,6 +18,7 @@ from unirank.adapters.base import (
     PAIR_HEADER,
     Adapter,
     Encoded,
+    checked_settings,
     clip_text,
     decoder_sequence,
     is_encoder_tokenizer,
@@ -55,6 +56,7 @@ class ChatAdapter(Adapter):
     domain = "chat"
 
     def __init__(self, max_length: int = 512, use_chat_template: bool = True, segment_ids: bool = True):
+        checked_settings(locals(), {"max_length": int, "use_chat_template": bool, "segment_ids": bool})
         self.max_length = max_length
         self.use_chat_template = use_chat_template
         self.segment_ids = segment_ids

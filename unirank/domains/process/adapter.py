@@ -20,7 +20,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from unirank.adapters.base import Adapter, Encoded
+from unirank.adapters.base import Adapter, Encoded, checked_settings
 
 Aggregation = Literal["min", "product", "last", "mean"]
 
@@ -61,6 +61,7 @@ class ProcessAdapter(Adapter):
     def __init__(self, max_length: int = 512, problem_max_length: int = 128, aggregation: Aggregation = "min"):
         if aggregation not in ("min", "product", "last", "mean"):
             raise ValueError(f"aggregation must be min, product, last or mean, got {aggregation!r}")
+        checked_settings(locals(), {"max_length": int, "problem_max_length": int})
         self.max_length, self.problem_max_length, self.aggregation = max_length, problem_max_length, aggregation
         self.init_args = {
             "max_length": max_length,

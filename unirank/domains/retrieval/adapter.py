@@ -18,6 +18,7 @@ from unirank.adapters.base import (
     PAIR_HEADER,
     Adapter,
     Encoded,
+    checked_settings,
     clip_text,
     decoder_sequence,
     first_tokens,
@@ -47,6 +48,7 @@ class RetrievalAdapter(Adapter):
         question: str = "Does the document answer the query? Answer yes or no.",
         query_max_length: int = 64,
     ):
+        checked_settings(locals(), {"max_length": int, "question": str, "query_max_length": int})
         self.max_length, self.question, self.query_max_length = max_length, question, query_max_length
         self.init_args = {"max_length": max_length, "question": question, "query_max_length": query_max_length}
 
