@@ -5,6 +5,18 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+MAX_WORKERS = 4  # each worker holds torch and tiny models; past this, start-up costs more than it saves
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if WORKERS > 1:  # split the CPUs between the workers (and the commands they start) instead of oversubscribing
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, len(os.sched_getaffinity(0)) // WORKERS)))
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    """`-n auto`: one worker per CPU this process may run on (os.sched_getaffinity, which follows the
+    container's CPU set where os.cpu_count reports the host), at most MAX_WORKERS."""
+    return max(1, min(len(os.sched_getaffinity(0)), MAX_WORKERS))
+
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
