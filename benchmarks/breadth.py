@@ -111,6 +111,7 @@ def held_out(target: str, singles: dict, mixture) -> dict:
         if name == target:
             continue
         alone = pairs_of(model, target, split=None)
+        assert np.array_equal(alone["prompt"], mixed["prompt"]), "both models must read the same pairs in one order"
         out[f"{name} alone"] = reading_of(model, alone)
         accuracy = paired_difference(per_prompt_accuracy(mixed, link), per_prompt_accuracy(alone, model.pairwise_link))
         out[f"mixture − {name} alone"] = {"accuracy": accuracy, "pairwise_ece": ece_difference(mixed, alone, link)}
