@@ -93,8 +93,8 @@ class Adapter(ABC):
         return None
 
 
-def checked_settings(settings: dict, kinds: dict[str, type]) -> dict:
-    """An adapter's __init__ arguments, each of its kind (a token count: an int ≥ 1, never a bool);
+def checked_settings(settings: dict, kinds: dict[str, type]) -> None:
+    """Checks an adapter's __init__ arguments, each of its kind (a token count: an int ≥ 1, never a bool);
     ValueError names the first that is not. The same check serves a recipe and an edited
     unirank.json (whose adapter record rebuilds the adapter)."""
     for name, kind in kinds.items():
@@ -103,7 +103,6 @@ def checked_settings(settings: dict, kinds: dict[str, type]) -> dict:
         if wrong or (kind is int and value < 1):
             expected = "a whole number of tokens ≥ 1" if kind is int else f"a {kind.__name__}"
             raise ValueError(f"{name} must be {expected}, got {value!r}")
-    return settings
 
 
 def is_encoder_tokenizer(tokenizer) -> bool:
