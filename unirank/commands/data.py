@@ -163,12 +163,11 @@ def judge_llm(
     """
     import os
 
+    from unirank.atomic import OutputError, check_output_file
     from unirank.mining.llm_judge import Endpoint, JudgeError, judge_pairs
 
     if judges < 1 or cycles < 0:
         raise SystemExit(f"unirank judge llm: --judges {judges} must be ≥ 1 and --cycles {cycles} ≥ 0")
-    from unirank.atomic import OutputError, check_output_file
-
     client = Endpoint(endpoint, model, os.environ.get(api_key_env), timeout, retries, rate)
     progress = progress or Path(out).with_name(f".{Path(out).name}.judge-progress.jsonl")
     try:  # checked before any request, as the labelled folder is

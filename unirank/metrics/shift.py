@@ -18,7 +18,7 @@ UNFAMILIAR_ABOVE = 0.95
 SHIFTED_SHARE = 0.20
 """A set of inputs is read as shifted when at least this share is unfamiliar (and the excess over
 the expected 5 % is significant): chosen between the in-domain and the shifted sets' shares that
-benchmarks/ood.py read; what the sets read since give is in docs/results.md (the shift sections)."""
+benchmarks/ood.py read; what later sets read is in docs/results.md (the shift sections)."""
 
 SHIFT_P_VALUE = 1e-3
 """The one-sided binomial p-value below which the unfamiliar share's excess counts as significant."""

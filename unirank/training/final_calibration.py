@@ -28,8 +28,8 @@ def calibrate_on(scorer, dataset, reading: str) -> dict | None:
         print("final calibration skipped: no validation split")
         return None
     groups = dataset.item_group_index
-    label = f"final calibration: scoring {dataset.n_items:,} validation items"
-    scores = scorer.score_rows(dataset, np.arange(dataset.n_items), progress=label)
+    what = f"final calibration: scoring {dataset.n_items:,} validation items"
+    scores = scorer.score_rows(dataset, np.arange(dataset.n_items), progress=what)
     # the head's own outputs: a solution's score aggregates its steps', and a step truncation cut has none
     label = np.where(np.isnan(scores) | dataset.aggregated, np.nan, dataset.label)
     scores = np.nan_to_num(scores)
