@@ -30,7 +30,16 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import ROOT, fit_command, machine, run_timed, write_results  # noqa: E402
-from benchmarks.shift_reward import SETS, TEST, VALIDATION, decisions_of, pairs_of, train, with_interval  # noqa: E402
+from benchmarks.shift_reward import (  # noqa: E402
+    SETS,
+    TEST,
+    VALIDATION,
+    pairs_of,
+    reading,
+    sides_with,
+    train,
+    with_interval,
+)
 
 
 def train_mixture(names: list[str], out: Path, quick: bool, batches: int) -> float:
@@ -66,7 +75,7 @@ def per_prompt_accuracy(pairs: dict, link: str) -> dict:
     """{prompt: [correct pairs, pairs]} for paired_difference."""
     from unirank.fitting.links import pairwise_reading
 
-    correct = (pairwise_reading(pairs["r_a"], pairs["r_b"], link) > 0.5) == (pairs["p"] > 0.5)
+    correct = sides_with(pairwise_reading(pairs["r_a"], pairs["r_b"], link), pairs["p"])
     out: dict = {}
     for prompt, hit in zip(pairs["prompt"], correct):
         entry = out.setdefault(prompt, [0.0, 0])
@@ -74,27 +83,25 @@ def per_prompt_accuracy(pairs: dict, link: str) -> dict:
     return out
 
 
-def ece_difference(mixed: dict, single: dict, link: str) -> dict:
-    """Pairwise ECE of the mixture minus a single model on the same pairs, with a 95 % interval that
-    resamples prompts (the same prompts for both)."""
-    from unirank.fitting.links import pairwise_reading
+def ece_difference(mixed: dict, single: dict, mixed_link: str, single_link: str) -> dict:
+    """Pairwise ECE of the mixture minus a single model on the same pairs (each read with its own
+    link), with a 95 % interval that resamples prompts (the same prompts for both)."""
     from unirank.metrics.bootstrap import grouped_interval
-    from unirank.metrics.calibration import both_orders, calibration_error
 
-    def ece(pairs: dict, rows: np.ndarray) -> float:
-        prob = pairwise_reading(pairs["r_a"][rows], pairs["r_b"][rows], link)
-        return calibration_error(*both_orders(prob, pairs["p"][rows]))
+    def difference(rows: np.ndarray) -> float:
+        return reading(mixed, rows, mixed_link)["pairwise_ece"] - reading(single, rows, single_link)["pairwise_ece"]
 
-    rows = np.arange(len(mixed["p"]))
-    interval = grouped_interval(lambda picked: ece(mixed, picked) - ece(single, picked), mixed["prompt"])[0]
-    return {"difference": ece(mixed, rows) - ece(single, rows), "interval": interval}
+    interval = grouped_interval(difference, mixed["prompt"])[0]
+    return {"difference": difference(np.arange(len(mixed["p"]))), "interval": interval}
 
 
 def reading_of(model, pairs: dict) -> dict:
     """with_interval's figures, the set test and the share of pairs the model cannot tell apart (both
     responses cut to the same tokens, so r_a = r_b)."""
+    from unirank.metrics.shift import novelty_percentiles, set_shift_test
+
     figures = with_interval(pairs, model.pairwise_link)
-    figures["set_test"] = decisions_of(model, pairs)["set_test"]
+    figures["set_test"] = set_shift_test(novelty_percentiles(model.novelty, pairs["states"]))
     figures["tied_share"] = float(np.mean(pairs["r_a"] == pairs["r_b"]))
     return figures
 
@@ -114,9 +121,14 @@ def held_out(target: str, singles: dict, mixture) -> dict:
         assert np.array_equal(alone["prompt"], mixed["prompt"]), "both models must read the same pairs in one order"
         out[f"{name} alone"] = reading_of(model, alone)
         accuracy = paired_difference(per_prompt_accuracy(mixed, link), per_prompt_accuracy(alone, model.pairwise_link))
-        out[f"mixture − {name} alone"] = {"accuracy": accuracy, "pairwise_ece": ece_difference(mixed, alone, link)}
+        ece = ece_difference(mixed, alone, link, model.pairwise_link)
+        out[f"mixture − {name} alone"] = {"accuracy": accuracy, "pairwise_ece": ece}
     out["in-domain (test split)"] = reading_of(singles[target], pairs_of(singles[target], target))
     return out
+
+
+def provenance(seconds: float) -> str:
+    return f", trained in {seconds:.0f} s" if seconds else ", reused"
 
 
 def main() -> None:
@@ -137,15 +149,13 @@ def main() -> None:
     for name in names:
         folder = Path(args.singles) / name
         seconds = train(name, folder, args.quick, args.batches)
-        result["models"][name] = f"{name} train split" + (f", trained in {seconds:.0f} s" if seconds else ", reused")
+        result["models"][name] = f"{name} train split" + provenance(seconds)
         singles[name] = Model.from_pretrained(folder / "model")
     for target in names:
         others = [name for name in names if name != target]
         folder = Path(args.out) / f"without-{target}"
         seconds = train_mixture(others, folder, args.quick, args.batches)
-        result["models"][f"without-{target}"] = f"mixture of {' + '.join(others)}" + (
-            f", trained in {seconds:.0f} s" if seconds else ", reused"
-        )
+        result["models"][f"without-{target}"] = f"mixture of {' + '.join(others)}" + provenance(seconds)
         result["held_out"][target] = held_out(target, singles, Model.from_pretrained(folder / "model"))
         print(json.dumps(result["held_out"][target], indent=1)[:3000])
     write_results("breadth", args.quick, result)

@@ -80,6 +80,12 @@ def pairs_of(model, name: str, split: str | None = "test") -> dict:
     }
 
 
+def sides_with(prob: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Whether each pair's reading sides with its observed preference (a tie, P = 0.5, is wrong:
+    RewardBench's convention)."""
+    return (prob > 0.5) == (p > 0.5)
+
+
 def reading(pairs: dict, rows: np.ndarray, link: str, a: float = 1.0) -> dict:
     """Accuracy, the promise and the pairwise ECE of σ-read pairs `rows` with the logits scaled by a."""
     from unirank.fitting.links import pairwise_reading
@@ -87,7 +93,7 @@ def reading(pairs: dict, rows: np.ndarray, link: str, a: float = 1.0) -> dict:
 
     prob = pairwise_reading(a * pairs["r_a"][rows], a * pairs["r_b"][rows], link)
     p = pairs["p"][rows]
-    correct = (prob > 0.5) == (p > 0.5)
+    correct = sides_with(prob, p)
     return {
         "accuracy": float(correct.mean()),
         "promised": float(np.maximum(prob, 1 - prob).mean()),

@@ -594,8 +594,8 @@ def shift_rows(data: dict) -> list[list[str]]:
     """The headline of a model moved to another domain: ECE as trained and after 100 labels."""
     curve, cisi = data["recalibration_ece_on_held_out_queries"], data["decisions"]["set_test"]
     return [[
-        "SciFact reranker moved to CISI: held-out ECE (76 queries, top 50; median of "
-        f"{data['repeats']} splits)",
+        f"SciFact reranker moved to CISI: held-out ECE ({data['cisi']['queries']} queries, top "
+        f"{data['cisi']['depth']}; median of {data['repeats']} splits)",
         f"{curve['100_labels']['median']:.3f} after 100 labels; {cisi['share']:.0%} of inputs unfamiliar: "
         "flagged, conservative decisions abstain",
         f"as trained {curve['as_trained']['median']:.3f}", "", f"`{data['command']}`",
