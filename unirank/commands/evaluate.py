@@ -34,6 +34,7 @@ def evaluate(
     thresholds: list[float] = DEFAULT_THRESHOLDS,
     first_stage: MiningConfig = MiningConfig(),
     precision: Literal["fp32", "bf16"] | None = None,
+    device: str | None = None,
     trust_remote_code: bool = False,
 ) -> None:
     """Rank quality and calibration of one model, or of two side by side, measured as the model's
@@ -65,6 +66,7 @@ def evaluate(
         first_stage: --beir: the bi-encoder retrieval whose top k is reranked (as `unirank mine`'s --mining)
         precision: scoring precision (default: the model's training precision where this machine
             runs it natively, else fp32)
+        device: where to score ("cpu", "cuda", "cuda:1"; default: a CUDA GPU where there is one)
         trust_remote_code: let a model whose backbone has its own code run it
     """
     from unirank import domains
@@ -88,10 +90,10 @@ def evaluate(
         names = [name or str(model), compare_name or str(compare)]
     if len(set(names)) < len(names):
         raise SystemExit(f"unirank evaluate: both models are named {names[0]!r}; name them with --name, --compare_name")
-    bf16 = scoring_precision(precision, model) == "bf16"
-    models = {names[0]: Model.from_pretrained(model, bf16, trust_remote_code)}
+    bf16 = scoring_precision(precision, model, device) == "bf16"
+    models = {names[0]: Model.from_pretrained(model, bf16, trust_remote_code, device)}
     if compare:
-        models[names[1]] = Model.from_pretrained(compare, bf16, trust_remote_code)
+        models[names[1]] = Model.from_pretrained(compare, bf16, trust_remote_code, device)
     # a shorthand flag names the kind of model its data is for
     needs = {"steps": (steps, "process"), "beir": (beir, "retrieval"), "preferences": (preferences, "chat"),
              "rewardbench": (rewardbench, "chat"), "rewardbench2": (rewardbench2, "chat")}  # fmt: skip
@@ -177,9 +179,10 @@ def choose_split(tables, split: str, command: str, source: Path):
     return part
 
 
-def scoring_precision(asked: str | None, model: str | Path) -> str:
+def scoring_precision(asked: str | None, model: str | Path, device: str | None = None) -> str:
     """The precision asked for, else the one the model trained in (an export's unirank.json records
-    it: bf16 for a bf16-mixed fit) where this machine runs it natively, else fp32."""
+    it: bf16 for a bf16-mixed fit) where the device it scores on (None: CUDA if present, else the
+    CPU) runs it natively, else fp32."""
     if asked is not None:
         return asked
     info = Path(model) / "unirank.json"
@@ -188,7 +191,9 @@ def scoring_precision(asked: str | None, model: str | Path) -> str:
         return "fp32"
     from unirank.model.precision import default_device, native_bf16
 
-    device = default_device()
+    import torch
+
+    device = torch.device(device or default_device()).type
     if native_bf16(device):
         return "bf16"
     print(f"{model} trained in bf16, but this {device.upper()} has no native bf16: scoring in fp32 (faster here)")

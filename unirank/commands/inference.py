@@ -27,7 +27,7 @@ def export(checkpoint: Path, out_dir: Path, overwrite: bool = False, trust_remot
         raise SystemExit(f"unirank export: {error}") from None
 
 
-def score(model: str, input: Path, out: Path, trust_remote_code: bool = False) -> None:
+def score(model: str, input: Path, out: Path, device: str | None = None, trust_remote_code: bool = False) -> None:
     """Score a JSONL of {context, candidate} rows: probability, standard error, lower bound, and
     `ranking_score`, what to rank by: the fused score r + γ·first-stage score where the rows give
     their first_stage_score and validation chose γ > 0 (also written as `fused_score`), else r.
@@ -38,6 +38,7 @@ def score(model: str, input: Path, out: Path, trust_remote_code: bool = False) -
         model: an exported folder or a checkpoint
         input: JSONL of {"context": ..., "candidate": ...} rows
         out: JSONL to write: each row with its scores
+        device: where to score ("cpu", "cuda", "cuda:1"; default: a CUDA GPU where there is one)
         trust_remote_code: let a model whose backbone has its own code run it
     """
     from unirank.atomic import OutputError, atomic_path, check_output_file
@@ -58,7 +59,7 @@ def score(model: str, input: Path, out: Path, trust_remote_code: bool = False) -
     if not rows:
         raise SystemExit(f"unirank score: {input}: no rows to score")
     warn_blank_candidates(blank, str(input))
-    loaded = Model.from_pretrained(model, trust_remote_code=trust_remote_code)
+    loaded = Model.from_pretrained(model, trust_remote_code=trust_remote_code, device=device)
     require_model(loaded, "unirank score", model)
     scored = loaded.score([(r["context"], r["candidate"]) for r in rows])
     _say_if_shifted(withhold_when_shifted(scored), "unirank score", "probability_lower is withheld (null)")
@@ -95,6 +96,7 @@ def select(
     threshold: float | None = None,
     conservative: bool = False,
     precision: Literal["fp32", "bf16"] = "fp32",
+    device: str | None = None,
     trust_remote_code: bool = False,
 ) -> None:
     """Best-of-n and rejection sampling: per prompt, the best candidate with its probability, and
@@ -108,6 +110,7 @@ def select(
         conservative: compare the 95 % lower bound of P with the threshold, not P (nothing is kept
             where the candidates, read as a set, are unlike the training data: unirank.metrics.shift)
         precision: scoring precision
+        device: where to score ("cpu", "cuda", "cuda:1"; default: a CUDA GPU where there is one)
         trust_remote_code: let a model whose backbone has its own code run it
     """
     from unirank.atomic import atomic_path, check_output_file
@@ -127,7 +130,7 @@ def select(
     if not rows:
         raise SystemExit(f"unirank select: {input}: no rows")
     warn_blank_candidates(blank, str(input))
-    scorer = Model.from_pretrained(model, precision == "bf16", trust_remote_code)
+    scorer = Model.from_pretrained(model, precision == "bf16", trust_remote_code, device)
     require_model(scorer, "unirank select", model)
     if conservative and scorer.posterior is None:
         raise SystemExit(f"unirank select: --conservative needs a head posterior, and {model} has none")
@@ -158,6 +161,7 @@ def prune(
     keep_confidence: float = 0.9,
     conservative: bool = False,
     precision: Literal["fp32", "bf16"] = "fp32",
+    device: str | None = None,
     trust_remote_code: bool = False,
 ) -> None:
     """Process models: stop each chain at its first step with P(correct) < threshold; report the
@@ -176,6 +180,7 @@ def prune(
             validation sample itself, which overstates what new problems keep)
         conservative: stop when the 95 % lower bound of P(correct) is below the threshold
         precision: scoring precision
+        device: where to score ("cpu", "cuda", "cuda:1"; default: a CUDA GPU where there is one)
         trust_remote_code: let a model whose backbone has its own code run it
     """
     from unirank.atomic import atomic_path, check_output_file
@@ -191,7 +196,7 @@ def prune(
     if not 0.0 <= keep_confidence < 1.0:
         raise SystemExit(f"unirank prune: --keep_confidence {keep_confidence} must be in [0, 1)")
     check_output_file(out)  # before minutes of scoring, not after
-    scorer = Model.from_pretrained(model, trust_remote_code=trust_remote_code).scorer
+    scorer = Model.from_pretrained(model, trust_remote_code=trust_remote_code, device=device).scorer
     if not scorer.adapter.reads_steps:
         raise SystemExit(f"unirank prune: {model} is a {scorer.adapter.domain} model, not a process model")
     if conservative and scorer.head_posterior is None:

@@ -68,11 +68,12 @@ class ScalarHead:
             handle.remove()
 
     def head_vector(self) -> torch.Tensor:
-        """θ = [weight, bias] of the output layer (bias 0 where it has none), float64."""
+        """θ = [weight, bias] of the output layer (bias 0 where it has none), float64, on the CPU
+        (where the posterior is fitted), wherever the layer lives."""
         layer = self.final_layer()
-        weight = _whole(layer.weight.detach())
-        bias = _whole(layer.bias.detach()).reshape(1) if layer.bias is not None else torch.zeros(1)
-        return torch.cat([weight.reshape(-1), bias]).double().cpu()
+        weight = _whole(layer.weight.detach()).reshape(-1).double().cpu()
+        bias = _whole(layer.bias.detach()).reshape(1).double().cpu() if layer.bias is not None else torch.zeros(1)
+        return torch.cat([weight, bias.double()])
 
     def has_output_bias(self) -> bool:
         return self.final_layer().bias is not None

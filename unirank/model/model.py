@@ -45,15 +45,19 @@ class Model:
         self.pairwise_link = scorer.pairwise_reading
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, bf16: bool = False, trust_remote_code: bool = False) -> Model:
-        """An export folder (with unirank.json) or a .ckpt checkpoint; a backbone with its own code
-        loads only with trust_remote_code=True."""
+    def from_pretrained(
+        cls, path: str | Path, bf16: bool = False, trust_remote_code: bool = False, device: str | None = None
+    ) -> Model:
+        """An export folder (with unirank.json) or a .ckpt checkpoint, placed on `device` (None: a
+        CUDA GPU where there is one, else the CPU); a backbone with its own code loads only with
+        trust_remote_code=True."""
         from unirank.model.folder import load_folder
+        from unirank.model.precision import default_device
 
-        path = Path(path)
+        path, device = Path(path), device or default_device()
         if path.is_dir():
             scorer, info = load_folder(path, trust_remote_code)
-            return cls(scorer, bf16, info, source=path)
+            return cls(scorer, bf16, info, source=path).to(device)
         from unirank.training.export import load_checkpoint, record
 
         module = load_checkpoint(path, trust_remote_code)
@@ -68,7 +72,18 @@ class Model:
                 UserWarning,
                 stacklevel=2,
             )
-        return cls(module.scorer, bf16, record(module), source=module.model_name)
+        return cls(module.scorer, bf16, record(module), source=module.model_name).to(device)
+
+    def to(self, device) -> Model:
+        """Move the weights to `device` ("cpu", "cuda", "cuda:1", a torch.device); inputs follow the
+        weights and every reading comes back on the CPU. Returns the model."""
+        self.scorer.to(device)
+        return self
+
+    @property
+    def device(self):
+        """Where the weights are (a torch.device)."""
+        return self.scorer.device
 
     def save_pretrained(
         self, path: str | Path, overwrite: bool = False, extra: Callable[[Path], None] | None = None

@@ -21,19 +21,21 @@ class ValidationMetrics:
         self.labels: dict[str, list[torch.Tensor]] = {}
 
     def _parts(self, batch: Batch) -> list[tuple[str, torch.Tensor]]:
-        """("val", all items) and, per source in the batch, ("val/<source>", its items' mask)."""
-        parts = [("val", torch.ones(len(batch.group_id), dtype=torch.bool))]
+        """("val", all items) and, per source in the batch, ("val/<source>", its items' mask), on the
+        batch's device."""
+        device = batch.label.device
+        parts = [("val", torch.ones(len(batch.group_id), dtype=torch.bool, device=device))]
         if self.group_source:
             owner = [self.group_source.get(g) for g in batch.group_id]
             for source in sorted({s for s in owner if s is not None}):
-                parts.append((f"val/{source}", torch.tensor([s == source for s in owner])))
+                parts.append((f"val/{source}", torch.tensor([s == source for s in owner], device=device)))
         return parts
 
     def update(self, scores: torch.Tensor, batch: Batch) -> dict[str, tuple[torch.Tensor, int]]:
         logged = {}
         for prefix, mine in self._parts(batch):
             if len(batch.comp_a):
-                decided = (batch.p != 0.5) & mine[batch.comp_a.cpu()].to(batch.p.device)
+                decided = (batch.p != 0.5) & mine[batch.comp_a]
                 if decided.any():
                     margin = scores[batch.comp_a[decided]] - scores[batch.comp_b[decided]]
                     correct = (torch.sign(margin) == torch.sign(batch.p[decided].to(margin) - 0.5)).float().mean()
@@ -41,7 +43,7 @@ class ValidationMetrics:
             labelled = ~torch.isnan(batch.label) & mine
             if labelled.any():
                 self.probs.setdefault(prefix, []).append(
-                    torch.sigmoid(scores[labelled.to(scores.device)]).detach().float().cpu()
+                    torch.sigmoid(scores[labelled]).detach().float().cpu()
                 )
                 self.labels.setdefault(prefix, []).append(batch.label[labelled].cpu())
         return logged
