@@ -173,3 +173,78 @@ def test_recalibrate_on_a_beir_folder_scores_its_first_stage_lists(export, repo,
     record = json.loads((tmp_path / "new" / "unirank.json").read_text())["calibration"]["recalibration"]
     assert record["n"] == 12 * 10 and record["groups"] == 12 and "fusion" in record
     assert "the bi-encoder's top 10 for the judged queries of train" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def trained_exports(tmp_path_factory):
+    """{domain: export folder} of a tiny chat and a tiny retrieval model, each trained with its head
+    posterior and novelty reference (recalibrate re-anchors the reference)."""
+    import lightning as L
+
+    import unirank
+    from unirank.training.export import export_model
+
+    from .conftest import REPO
+
+    recipes = {
+        "chat": (unirank.ChatAdapter(max_length=64), unirank.Preferences(str(REPO / "data/demo-preferences.jsonl"))),
+        "retrieval": (unirank.RetrievalAdapter(max_length=64), unirank.MinedBeir(str(REPO / "data/demo-beir"))),
+    }
+    folders = {}
+    for domain, (adapter, source) in recipes.items():
+        module = unirank.UnirankModule(model="tiny", adapter=adapter, schedule=unirank.Schedule(1, 1), lr=1e-3)
+        L.Trainer(max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                  enable_model_summary=False).fit(module, datamodule=unirank.UnirankDataModule(source))  # fmt: skip
+        folders[domain] = export_model(module, tmp_path_factory.mktemp(domain) / "model")
+    return folders
+
+
+def labelled_chat_rows(repo, path) -> list[dict]:
+    """100 labelled (prompt, response) rows from the demo preferences: chosen 1, rejected 0, and
+    another prompt's chosen response 0."""
+    prefs = [json.loads(line) for line in (repo / "data/demo-preferences.jsonl").read_text().splitlines()]
+    text = lambda turn: turn if isinstance(turn, str) else turn[-1]["content"]  # noqa: E731
+    rows = [{"context": text(p["prompt"]), "candidate": text(p[side]), "label": int(side == "chosen")}
+            for p in prefs for side in ("chosen", "rejected")]  # fmt: skip
+    rows += [{"context": text(p["prompt"]), "candidate": text(prefs[i - 1]["chosen"]), "label": 0}
+             for i, p in enumerate(prefs[: 100 - len(rows)])]  # fmt: skip
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return rows
+
+
+@pytest.mark.parametrize("domain", ["chat", "retrieval"])
+def test_what_recalibrate_writes_loads_and_scores_everywhere_a_model_does(trained_exports, domain, repo, tmp_path):
+    """A recalibrated model's novelty reference is re-anchored on the labelled inputs, however many
+    there are beside the training states it keeps (it was refused at load when they differed), and
+    the model is read by Model.from_pretrained, `score`, `evaluate` and `select`."""
+    from unirank.cli import main
+    from unirank.model import Model
+
+    export, new = trained_exports[domain], tmp_path / "new"
+    if domain == "chat":
+        labels, rows = tmp_path / "labels.jsonl", labelled_chat_rows(repo, tmp_path / "labels.jsonl")
+        pairs = [(row["context"], row["candidate"]) for row in rows]
+    else:
+        labels = repo / "data/demo-beir"
+    main(["recalibrate", "--model", str(export), "--labels", str(labels), "--out", str(new),
+          *(["--split", "train", "--depth", "10"] if domain == "retrieval" else [])])  # fmt: skip
+    labelled = json.loads((new / "unirank.json").read_text())["calibration"]["recalibration"]["n"]
+    old, model = Model.from_pretrained(export), Model.from_pretrained(new)
+    assert len(model.novelty.own_novelty) == labelled != len(model.novelty.states)
+    np.testing.assert_array_equal(model.novelty.states, old.novelty.states)
+    if domain == "chat":  # the labelled inputs sit across the re-anchored scale, not past its end
+        percentiles = [row["novelty_percentile"] for row in model.score(pairs)]
+        assert len(percentiles) == 100 and 0.3 < np.mean(percentiles) < 0.7
+    scoring = tmp_path / "rows.jsonl"
+    scoring.write_text('{"context": "How do I boil an egg?", "candidate": "Boil it for 9 minutes."}\n')
+    main(["score", "--model", str(new), "--input", str(scoring), "--out", str(tmp_path / "scored.jsonl")])
+    scored = json.loads((tmp_path / "scored.jsonl").read_text())
+    assert 0 < scored["probability"] < 1 and scored["novelty_percentile"] is not None
+    choices = tmp_path / "prompts.jsonl"
+    choices.write_text('{"context": "How do I boil an egg?", "candidates": ["Boil it for 9 minutes.", "Eggs."]}\n')
+    main(["select", "--model", str(new), "--input", str(choices), "--out", str(tmp_path / "selected.jsonl")])
+    assert json.loads((tmp_path / "selected.jsonl").read_text())["best"]["index"] in (0, 1)
+    data = ["--preferences", str(repo / "data/demo-preferences.jsonl"), "--split", "all"] if domain == "chat" else [
+        "--beir", str(repo / "data/demo-beir"), "--split", "test"]  # fmt: skip
+    main(["evaluate", "--model", str(new), *data, "--out", str(tmp_path / "report")])
+    assert (tmp_path / "report" / "metrics.json").exists()

@@ -84,7 +84,8 @@ def _check_side_file_info(info: dict, path: Path) -> None:
 def check_side_files(scorer, folder: Path) -> None:
     """The head posterior's covariance is (width + 1)², finite, with a non-negative diagonal, for
     the head's input width; the novelty reference's states are finite and as wide as the backbone's
-    hidden state, with one finite own-novelty value per state."""
+    hidden state, with a percentile scale (`own_novelty`) of finite sorted values: one per state as
+    training fits it, one per labelled input after `unirank recalibrate` re-anchors it."""
     import numpy as np
 
     width = scorer.final_layer().weight.shape[1]
@@ -112,10 +113,13 @@ def check_side_files(scorer, folder: Path) -> None:
             f"a backbone of hidden size {hidden}"
         )
     if reference is not None and not (
-        reference.own_novelty.shape == reference.states.shape[:1]
+        reference.own_novelty.ndim == 1
+        and len(reference.own_novelty) >= 1
         and np.isfinite(reference.states).all()
         and np.isfinite(reference.own_novelty).all()
+        and (np.diff(reference.own_novelty) >= 0).all()
     ):
         raise ModelFolderError(
-            f"{folder}/novelty_reference.safetensors: states and own_novelty must be finite, one value per state"
+            f"{folder}/novelty_reference.safetensors: states must be finite and own_novelty (the percentile scale) "
+            "a non-empty, sorted list of finite values"
         )

@@ -35,7 +35,11 @@ NOVELTY_FILE = "novelty_reference.safetensors"
 
 @dataclass
 class NoveltyReference:
-    """Unit states of a sample of training inputs and their sorted leave-one-out novelties."""
+    """Unit states of a sample of training inputs, and `own_novelty`: the sorted novelties that
+    percentiles read against. Training fits one per state (each reference's distance to the
+    nearest reference of another context); `unirank recalibrate` replaces them with the novelties
+    of the new domain's labelled inputs (one per input, whatever their number), so a percentile
+    then places an input among the domain the probabilities were last fitted on."""
 
     states: np.ndarray
     own_novelty: np.ndarray
