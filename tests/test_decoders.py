@@ -11,6 +11,7 @@ import torch
 from unirank.adapters import ChatAdapter, ProcessAdapter, RetrievalAdapter
 from unirank.adapters.base import Batch
 from unirank.model.packing import Layout
+from unirank.model.scorer import Scorer
 from unirank.module import LoRA, Packing, UnirankModule
 
 LAYOUTS = ["llama", "qwen2", "gemma"]
@@ -64,6 +65,50 @@ def test_packed_and_prefix_shared_batches_give_the_padded_logits_and_gradients(r
         tokens[name] = result[2]
     # the prompt of three responses is encoded once, so the prefix-shared rows hold fewer tokens
     assert tokens["prefix-shared"] < tokens["padding-free"] <= tokens["padded"]
+
+
+def test_flex_attention_reads_packed_rows_as_the_padded_batch(random_decoder):
+    """FlexAttention through transformers, with the row's BlockMask (shared prompts, several runs in
+    one row), gives the padded batch's logits and pooled states. The CPU has no FlexAttention
+    backward pass: its gradients are checked on a GPU (benchmarks/gpu_check.py)."""
+    scorer = perturbed_module(random_decoder("qwen2"), ChatAdapter(max_length=64)).scorer.eval()
+    encoded = scorer.encode(PROMPTS, RESPONSES)
+    readings = {}
+    for name, packing in [("padded", Packing()), ("flex", Packing(True, True, 48, attention="flex_attention"))]:
+        scorer.layout = Layout(scorer.layout.pad_id, 2, packing)
+        with torch.no_grad(), scorer.capturing_states() as pooled:
+            out = scorer.score_batch(Batch.of(encoded, scorer.layout))
+        readings[name] = (out.items, Scorer._in_batch_order(pooled, Batch.of(encoded, scorer.layout)))
+        assert scorer.model.config._attn_implementation == ("flex_attention" if name == "flex" else "sdpa")
+    torch.testing.assert_close(readings["flex"][0], readings["padded"][0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(readings["flex"][1], readings["padded"][1], rtol=1e-4, atol=1e-5)
+
+
+def test_the_attention_kernel_is_chosen_per_device():
+    assert Packing(padding_free=True).attention_for("cuda") == "flex_attention"
+    assert Packing(padding_free=True).attention_for("cpu") == "sdpa"
+    assert Packing(padding_free=True, attention="eager").attention_for("cuda") == "eager"
+    with pytest.raises(ValueError, match="shared prefix"):
+        Packing(padding_free=True, share_prefix=True, attention="flash_attention_2")
+
+
+def test_a_packed_row_carries_no_dense_mask_and_its_rule_is_the_dense_one():
+    """A row holds two id vectors (O(T)), not a T × T mask; the mask they give is block-diagonal,
+    causal, and lets a response see its shared prompt but not another response."""
+    from unirank.adapters.base import Encoded
+    from unirank.model.packing import dense_mask, pack_chunks
+
+    prompt = [7, 8, 9]
+    encoded = [Encoded(prompt + [1, 2], prefix_length=3), Encoded(prompt + [3], prefix_length=3), Encoded([5, 6])]
+    (row,), _ = pack_chunks(encoded, max_tokens=64, share_prefix=True)
+    assert "attention_mask" not in row and row["block_ids"].shape == row["input_ids"].shape[1:]
+    mask = dense_mask(row["block_ids"], row["sequence_ids"])
+    tokens = row["input_ids"][0].tolist()
+    where = {t: i for i, t in enumerate(tokens)}
+    assert mask[where[3], where[9]] and mask[where[2], where[7]]  # each response sees the prompt
+    assert not mask[where[3], where[1]] and not mask[where[1], where[3]]  # ... and not the other response
+    assert not mask[where[6], where[9]] and not mask[where[9], where[6]]  # runs stay apart
+    assert not mask.triu(1).any()  # causal
 
 
 @pytest.mark.parametrize("adapter", ["process", "retrieval"])

@@ -176,6 +176,8 @@ class UnirankModule(L.LightningModule):
     def on_fit_start(self) -> None:
         if not self.trainer.fast_dev_run:  # fast_dev_run: one batch, every stage's loss on it
             self.schedule.check_epochs(self.trainer.max_epochs)
+        if self.packing.padding_free and self.trainer.is_global_zero:
+            print(f"packed rows attend through {self.scorer.packed_attention()} on {self.device}", flush=True)
 
     # ---- training -----------------------------------------------------------------------------
     def stages_now(self) -> list[str]:
@@ -252,6 +254,7 @@ class UnirankModule(L.LightningModule):
             "config": json.dumps(self.config()),
             "precision": str(self.trainer.precision) if self._trainer is not None else self.trained_precision,
             "stage": self.stage,
+            "attention": self.scorer.model.config._attn_implementation,
             "final_calibration": self.scorer.final_calibration,
             **uncertainty_state(self.scorer),
             "targets": None if self.targets is None else self.targets.to_dict(as_series=False),

@@ -122,3 +122,33 @@ def test_solutions_without_labelled_steps_are_scored_one_row_each(shared_data, t
     # one score per solution (its steps' aggregate) and, for the head posterior, no single feature row
     assert scores.shape == (train.n_items,) and np.isfinite(scores).all()
     assert features.shape[0] == train.n_items and np.isnan(features).all()
+
+
+def test_a_token_budget_cuts_batches_by_tokens_not_groups():
+    from unirank.data.batching import BucketBatchSampler
+
+    tokens = [100, 900, 300, 300, 50, 700, 200, 400]
+    sampler = BucketBatchSampler([int(t) for t in tokens], batch_groups=2, seed=0, batch_tokens=1000, tokens=tokens)
+    for epoch in (0, 1):
+        sampler.set_epoch(epoch)
+        batches = [[g for g, _ in batch] for batch in sampler]
+        assert sorted(g for batch in batches for g in batch) == list(range(8))  # every group once
+        assert all(sum(tokens[g] for g in batch) <= 1000 for batch in batches)
+        assert len(batches) == len(sampler) and any(len(batch) > 2 for batch in batches)
+    with pytest.raises(ValueError, match="batch_tokens"):
+        BucketBatchSampler([1], batch_groups=2, seed=0, batch_tokens=1000)
+
+
+def test_a_token_budget_holds_about_that_many_tokens_per_step(repo, tokenizer):
+    """Estimated from bytes at the measured tokens per byte, a step's tokens stay near the budget."""
+    from unirank.adapters import ChatAdapter
+    from unirank.domains.chat.source import Preferences
+
+    data = UnirankDataModule(Preferences(str(repo / "data/demo-preferences.jsonl"), validation_fraction=0.0),
+                             batch_tokens=300)  # fmt: skip
+    data.attach(tokenizer, ChatAdapter(max_length=128))
+    data.setup("fit")
+    steps = [sum(int(c["attention_mask"].sum()) for c in batch.chunks) for batch in data.train_dataloader()]
+    assert len(steps) > 36 * 2 // 16 and max(steps) <= 1.5 * 300 and np.median(steps) >= 0.5 * 300
+    with pytest.raises(ValueError, match="batch_tokens=0"):
+        UnirankDataModule(Preferences(str(repo / "data/demo-preferences.jsonl")), batch_tokens=0)

@@ -15,7 +15,9 @@ from unirank.model.packing import Layout
 
 
 class BucketBatchSampler(DistributedSampler):
-    """Batches of `batch_groups` groups of similar total length (less padding), in random order.
+    """Batches of `batch_groups` groups of similar total length (less padding), in random order;
+    with `batch_tokens`, batches of as many groups as fit that many tokens (`tokens`: each group's,
+    estimated), at least one, so a step holds about the same work whatever the groups' lengths.
 
     Groups are shuffled per epoch (with `weights`: n groups drawn with replacement, each with its
     weight's probability), cut into windows of 50 batches, sorted by length within a window and
@@ -26,7 +28,16 @@ class BucketBatchSampler(DistributedSampler):
     batch from its rank), which is why it is a DistributedSampler: Lightning leaves it in place.
     """
 
-    def __init__(self, lengths: list[int], batch_groups: int, seed: int, shuffle: bool = True, weights=None):
+    def __init__(
+        self,
+        lengths: list[int],
+        batch_groups: int,
+        seed: int,
+        shuffle: bool = True,
+        weights=None,
+        batch_tokens: int | None = None,
+        tokens=None,
+    ):
         # DistributedSampler.__init__ is deliberately not called: it needs a dataset and an
         # initialised process group; rank and world size are read here instead.
         distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
@@ -34,6 +45,9 @@ class BucketBatchSampler(DistributedSampler):
         self.world_size = torch.distributed.get_world_size() if distributed else 1
         self.lengths, self.batch_groups, self.seed, self.shuffle = lengths, batch_groups, seed, shuffle
         self.weights = None if weights is None else np.asarray(weights, dtype=np.float64) / np.sum(weights)
+        if batch_tokens is not None and (tokens is None or batch_tokens < 1):
+            raise ValueError("batch_tokens needs each group's token count and must be at least 1")
+        self.batch_tokens, self.tokens = batch_tokens, None if tokens is None else np.asarray(tokens, np.float64)
         self.epoch = 0
         self._skip: tuple[int, int] | None = None
 
@@ -46,27 +60,38 @@ class BucketBatchSampler(DistributedSampler):
         self._skip = (epoch, batches_done)
 
     def __len__(self) -> int:
-        return -(-self._n_batches() // self.world_size)
+        return -(-len(self._batches()) // self.world_size)
 
-    def _n_batches(self) -> int:
-        return -(-len(self.lengths) // self.batch_groups)
+    def _cut(self, groups) -> list:
+        """Consecutive groups cut into batches: batch_groups at a time, or up to batch_tokens."""
+        if self.batch_tokens is None:
+            return [groups[i : i + self.batch_groups] for i in range(0, len(groups), self.batch_groups)]
+        batches, current, filled = [], [], 0.0
+        for g in groups:
+            if current and filled + self.tokens[g] > self.batch_tokens:
+                batches.append(current)
+                current, filled = [], 0.0
+            current.append(g)
+            filled += self.tokens[g]
+        return batches + ([current] if current else [])
 
-    def __iter__(self):
+    def _batches(self) -> list:
+        """This epoch's batches, before sharding (a function of seed and epoch alone)."""
         n = len(self.lengths)
         if not self.shuffle:
-            order = np.arange(n)
-            batches = [order[i : i + self.batch_groups] for i in range(0, n, self.batch_groups)]
-        else:
-            rng = np.random.default_rng((self.seed, self.epoch))
-            order = rng.permutation(n) if self.weights is None else rng.choice(n, size=n, p=self.weights)
-            window = self.batch_groups * 50
-            batches = []
-            for start in range(0, n, window):
-                chunk = sorted(order[start : start + window], key=lambda i: self.lengths[i])
-                batches += [chunk[i : i + self.batch_groups] for i in range(0, len(chunk), self.batch_groups)]
-            batches = [batches[i] for i in rng.permutation(len(batches))]
+            return self._cut(np.arange(n))
+        rng = np.random.default_rng((self.seed, self.epoch))
+        order = rng.permutation(n) if self.weights is None else rng.choice(n, size=n, p=self.weights)
+        window = self.batch_groups * 50
+        batches = []
+        for start in range(0, n, window):
+            batches += self._cut(sorted(order[start : start + window], key=lambda i: self.lengths[i]))
+        return [batches[i] for i in rng.permutation(len(batches))]
+
+    def __iter__(self):
+        batches = self._batches()
         if self.world_size > 1:
-            padded = batches + batches[: len(self) * self.world_size - len(batches)]
+            padded = batches + batches[: -(-len(batches) // self.world_size) * self.world_size - len(batches)]
             batches = padded[self.rank :: self.world_size]
         if self._skip is not None and self._skip[0] == self.epoch:
             batches, self._skip = batches[self._skip[1] :], None

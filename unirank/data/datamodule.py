@@ -25,6 +25,9 @@ class UnirankDataModule(L.LightningDataModule):
     Args:
         source: where the tables come from (TablesDir, Preferences, MinedBeir, ...).
         batch_groups: groups per batch.
+        batch_tokens: instead, groups per batch up to about this many tokens (each group's count
+            estimated from its bytes at the tokens per byte measured on a sample of the split), so
+            a step fills a GPU whatever the groups' lengths; None: batch_groups.
         max_items_per_group: items sampled from a larger group per step.
         chunk_size: sequences per forward chunk (each chunk is padded to its own longest; a
             padding-free model packs rows of its `packing.max_tokens` instead).
@@ -35,6 +38,7 @@ class UnirankDataModule(L.LightningDataModule):
         self,
         source: DataSource,
         batch_groups: int = 8,
+        batch_tokens: int | None = None,
         max_items_per_group: int = 16,
         chunk_size: int = 32,
         seed: int = 0,
@@ -42,6 +46,9 @@ class UnirankDataModule(L.LightningDataModule):
         super().__init__()
         self.source = source
         self.batch_groups, self.max_items_per_group = batch_groups, max_items_per_group
+        if batch_tokens is not None and batch_tokens < 1:
+            raise ValueError(f"batch_tokens={batch_tokens} must be at least 1 (or null: batch_groups)")
+        self.batch_tokens = batch_tokens
         self.chunk_size, self.seed = chunk_size, seed
         self.tables: Tables | None = None
         self.datasets: dict[str, GroupDataset] = {}
@@ -137,7 +144,10 @@ class UnirankDataModule(L.LightningDataModule):
         if self.tokenizer is None:
             raise RuntimeError("UnirankDataModule needs attach(tokenizer, adapter) before its loaders")
         weights = dataset.group_weight if shuffle else None
-        batches = BucketBatchSampler(dataset.lengths, self.batch_groups, self.seed, shuffle=shuffle, weights=weights)
+        tokens = None if self.batch_tokens is None else dataset.token_lengths()
+        batches = BucketBatchSampler(
+            dataset.lengths, self.batch_groups, self.seed, shuffle, weights, self.batch_tokens, tokens
+        )
         if shuffle and self._resume_at is not None:
             batches.resume_at(*self._resume_at)
             self._resume_at = None

@@ -142,6 +142,17 @@ class GroupDataset(Dataset):
     def __len__(self) -> int:
         return len(self.item_offsets) - 1
 
+    def token_lengths(self, sample: int = 256) -> np.ndarray:
+        """Each group's tokens (its first max_items inputs), estimated from its bytes (`lengths`) at
+        the tokens per byte measured on `sample` of the split's inputs, encoded as the model encodes."""
+        inputs = self.group_items
+        rows = np.random.default_rng(self.seed).choice(inputs, size=min(sample, len(inputs)), replace=False)
+        tokens = sum(len(e.input_ids) for e in self.encode(np.sort(rows)))
+        text_bytes = self.texts.byte_lengths("text")[self.source_row[rows]]
+        context_bytes = self.contexts.str.len_bytes().fill_null(0).to_numpy()[self.item_group_index[rows]]
+        per_byte = tokens / max(1, int(text_bytes.sum() + context_bytes.sum()))
+        return np.asarray(self.lengths, dtype=np.float64) * per_byte
+
     @property
     def n_items(self) -> int:
         return len(self.source_row)

@@ -13,15 +13,26 @@ so a response sees the prompt and itself at the positions it has alone, and a pr
 responses is encoded once instead of k times. Causal attention is what makes this exact: the
 prompt's states never depend on what follows it. Encoders attend both ways and cannot share a prefix.
 
-A row holds at most `max_tokens` tokens (a sequence longer than that gets a row of its own). The
-mask is boolean, batch × 1 × T × T (True: may attend), which transformers passes to the attention
-as it is (SDPA; eager gets it as an additive mask); flash-attention's varlen kernel reads the same
-layout from the position ids alone, without prefix sharing.
+A row holds at most `max_tokens` tokens (a sequence longer than that gets a row of its own). A row
+carries who may attend to whom as two vectors, not a T × T mask: `block_ids` (which run of
+sequences a token belongs to: one prompt and its responses) and `sequence_ids` (which sequence;
+−1 for a shared prompt). Token q may attend to token k where
+
+    k ≤ q  and  block[k] = block[q]  and  (sequence[k] = −1  or  sequence[k] = sequence[q]).
+
+`attention_inputs` turns that rule into what the attention kernel reads, on the row's device: a
+FlexAttention `BlockMask` (`flex_attention`: blocks of 128 × 128 tokens that are all masked are
+skipped, so cost follows the tokens that attend, and a long row costs no T × T memory), a dense
+boolean mask (`sdpa`; `eager` gets it as an additive mask), or nothing for flash-attention's varlen
+kernel (it reads the borders from the position ids; no prefix sharing). `Packing.attention` picks
+the kernel: "auto" is flex_attention on a CUDA GPU (where SDPA's fast kernels refuse a dense mask)
+and sdpa elsewhere (FlexAttention has no backward pass on the CPU).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
@@ -34,18 +45,32 @@ class Packing:
     """How a decoder's batches are laid out (a recipe's `model.packing`).
 
     padding_free: sequences end to end in rows of at most max_tokens tokens, no pad token;
-    share_prefix: sequences that begin with the same prompt hold one copy of it (needs padding_free).
-    Encoders always run padded batches (their attention reads both ways)."""
+    share_prefix: sequences that begin with the same prompt hold one copy of it (needs padding_free);
+    attention: the kernel a decoder attends through when padding_free is on: "auto" (flex_attention
+    on a CUDA GPU, sdpa elsewhere), "flex_attention", "sdpa", "eager", or "flash_attention_2"
+    (needs the flash-attn package; no share_prefix). Encoders always run padded batches (their
+    attention reads both ways)."""
 
     padding_free: bool = False
     share_prefix: bool = False
     max_tokens: int = 4096
+    attention: Literal["auto", "flex_attention", "sdpa", "eager", "flash_attention_2"] = "auto"
 
     def __post_init__(self) -> None:
         if self.share_prefix and not self.padding_free:
             raise ValueError("packing: share_prefix=true needs padding_free=true")
         if self.max_tokens < 1:
             raise ValueError(f"packing: max_tokens={self.max_tokens} must be at least 1")
+        if self.attention not in ("auto", "flex_attention", "sdpa", "eager", "flash_attention_2"):
+            raise ValueError(f"packing: attention={self.attention!r} is not a kernel unirank knows")
+        if self.attention.startswith("flash_attention") and self.share_prefix:
+            raise ValueError("packing: flash_attention_2 cannot attend across a shared prefix; use share_prefix=false")
+
+    def attention_for(self, device_type: str) -> str:
+        """The kernel packed rows attend through on a device type ("cuda", "cpu", ...)."""
+        if self.attention != "auto":
+            return self.attention
+        return "flex_attention" if device_type == "cuda" else "sdpa"
 
 
 @dataclass(frozen=True)
@@ -93,9 +118,9 @@ def pack_chunks(
     """Pack sequences into rows of at most max_tokens tokens (sequence boundaries kept).
 
     Returns (chunks, order) as `pad_chunks` does: the scores of the chunks, concatenated, are the
-    scores of encoded[order]. A chunk is one row: input_ids and position_ids (1 × T), attention_mask
-    (1 × 1 × T × T, bool), read_cols (each sequence's last token: where its score is read, in
-    order), token_type_ids where the inputs have them, and for process inputs step_rows (the
+    scores of encoded[order]. A chunk is one row: input_ids and position_ids (1 × T), block_ids and
+    sequence_ids (T: who attends to whom, see the module's docstring), read_cols (each sequence's last
+    token: where its score is read, in order), token_type_ids where the inputs have them, and for process inputs step_rows (the
     step's sequence within the chunk) and step_cols (its last token in the row)."""
     units = _units(encoded, share_prefix, max_tokens)
     sizes = [prefix + sum(len(encoded[i].input_ids) - prefix for i in members) for prefix, members in units]
@@ -140,15 +165,11 @@ def _pack_row(encoded: list[Encoded], units: list[tuple[int, list[int]]]) -> dic
                 step_rows += [n] * len(e.step_ends)
                 step_cols += [start + c for c in e.step_ends]
             n += 1
-    block_t, sequence_t = torch.tensor(block), torch.tensor(sequence)
-    length = len(ids)
-    causal = torch.ones(length, length, dtype=torch.bool).tril()
-    same_block = block_t[:, None] == block_t[None, :]
-    visible = (sequence_t[None, :] == -1) | (sequence_t[None, :] == sequence_t[:, None])
     chunk = {
         "input_ids": torch.tensor([ids], dtype=torch.long),
         "position_ids": torch.tensor([positions], dtype=torch.long),
-        "attention_mask": (causal & same_block & visible)[None, None],
+        "block_ids": torch.tensor(block, dtype=torch.long),
+        "sequence_ids": torch.tensor(sequence, dtype=torch.long),
         "read_cols": torch.tensor(read_cols, dtype=torch.long),
     }
     if with_types:
@@ -169,24 +190,61 @@ def sequences_in(chunk: dict) -> int:
     return len(chunk["read_cols"]) if is_packed(chunk) else chunk["input_ids"].shape[0]
 
 
+ROW_KEYS = ("read_cols", "block_ids", "sequence_ids")
+"""A packed chunk's entries that describe the row; the model reads none of them."""
+
+
+def dense_mask(block_ids: torch.Tensor, sequence_ids: torch.Tensor) -> torch.Tensor:
+    """The row's T × T boolean mask (True: may attend), on the ids' device."""
+    positions = torch.arange(len(block_ids), device=block_ids.device)
+    causal = positions[None, :] <= positions[:, None]
+    same_block = block_ids[:, None] == block_ids[None, :]
+    visible = (sequence_ids[None, :] == -1) | (sequence_ids[None, :] == sequence_ids[:, None])
+    return causal & same_block & visible
+
+
+def block_mask(block_ids: torch.Tensor, sequence_ids: torch.Tensor):
+    """The row's mask as a FlexAttention `BlockMask`, built on the ids' device."""
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    def may_attend(batch, head, q, k):
+        return (k <= q) & (block_ids[k] == block_ids[q]) & ((sequence_ids[k] == -1) | (sequence_ids[k] == sequence_ids[q]))
+
+    length = len(block_ids)
+    return create_block_mask(may_attend, None, None, length, length, device=block_ids.device)
+
+
+def packed_members(chunk: dict) -> torch.Tensor:
+    """Per read sequence of a packed chunk, the tokens its last token attends to (n × T, bool):
+    the sequence and its shared prompt (what its pooled state averages)."""
+    block, sequence, cols = chunk["block_ids"], chunk["sequence_ids"], chunk["read_cols"]
+    positions = torch.arange(len(block), device=block.device)
+    mine = (block[None, :] == block[cols][:, None]) & (
+        (sequence[None, :] == -1) | (sequence[None, :] == sequence[cols][:, None])
+    )
+    return mine & (positions[None, :] <= cols[:, None])
+
+
 def attention_inputs(chunk: dict, attn_implementation: str, dtype: torch.dtype) -> dict:
-    """A packed chunk's model inputs for an attention implementation: SDPA and flex take the
-    boolean mask; eager an additive one (0 where attended, the dtype's minimum elsewhere);
-    flash-attention's varlen kernel none (it reads the sequence borders from the position ids),
-    which cannot express a shared prefix."""
-    inputs = {k: v for k, v in chunk.items() if k != "read_cols"}
-    if attn_implementation == "eager":
-        mask = inputs["attention_mask"]
-        inputs["attention_mask"] = torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(
-            ~mask, torch.finfo(dtype).min
-        )
+    """A packed chunk's model inputs for an attention implementation: flex_attention takes a
+    `BlockMask`; sdpa the boolean mask; eager an additive one (0 where attended, the dtype's
+    minimum elsewhere); flash-attention's varlen kernel none (it reads the sequence borders from the
+    position ids), which cannot express a shared prefix."""
+    inputs = {k: v for k, v in chunk.items() if k not in ROW_KEYS}
+    block, sequence = chunk["block_ids"], chunk["sequence_ids"]
+    if attn_implementation == "flex_attention":
+        inputs["attention_mask"] = block_mask(block, sequence)
     elif attn_implementation.startswith("flash_attention"):
         positions = chunk["position_ids"][0]
         restarts = positions[1:] <= positions[:-1]
         if bool((restarts & (positions[1:] != 0)).any()):  # a sequence that continues a shared prefix
             raise ValueError(
                 f"{attn_implementation} cannot attend across a shared prefix; train with packing.share_prefix=false "
-                "or attn_implementation='sdpa'"
+                "or packing.attention=flex_attention"
             )
-        inputs.pop("attention_mask")
+    else:
+        mask = dense_mask(block, sequence)[None, None]
+        if attn_implementation == "eager":
+            mask = torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, torch.finfo(dtype).min)
+        inputs["attention_mask"] = mask
     return inputs

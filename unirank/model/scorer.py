@@ -19,7 +19,7 @@ from torch import nn
 from unirank.adapters.base import Batch
 from unirank.domains.process.adapter import aggregate_steps
 from unirank.model.head import ScalarHead, reads_last_token
-from unirank.model.packing import Layout, Packing, attention_inputs, is_packed, sequences_in
+from unirank.model.packing import Layout, Packing, attention_inputs, is_packed, packed_members, sequences_in
 from unirank.model.precision import warn_if_emulated_bf16
 from unirank.model.read_out import reading_positions, supports_read_out
 from unirank.model.step_index import first_steps, unit_features, unit_steps
@@ -259,9 +259,10 @@ class Scorer(ScalarHead, nn.Module):
         gives exactly forward()'s logit. A packed chunk (rows all 0) is read at its row's columns."""
         model = self.model
         # a packed sequence's tokens are those its last token attends to (what its pooled state averages)
-        self._packed_members = inputs["attention_mask"][0, 0, inputs["read_cols"]] if is_packed(inputs) else None
+        self._packed_members = packed_members(inputs) if is_packed(inputs) else None
         if is_packed(inputs):
-            inputs = attention_inputs(inputs, model.config._attn_implementation, next(model.parameters()).dtype)
+            kernel = self.packed_attention()
+            inputs = attention_inputs(inputs, kernel, next(model.parameters()).dtype)
         with self._reading(inputs, rows, cols):
             hidden = model.base_model(**inputs).last_hidden_state[rows, cols]
         pooler = getattr(model.base_model, "pooler", None)
@@ -270,6 +271,23 @@ class Scorer(ScalarHead, nn.Module):
         if hasattr(model, "score"):
             return model.score(hidden)[:, 0]
         raise TypeError(f"{type(model).__name__}: no known scalar head to apply at step positions")
+
+    def packed_attention(self) -> str:
+        """The attention kernel packed rows run through on the model's device now
+        (`Packing.attention_for`), set on the model where it differs; "auto" falls back to sdpa,
+        said once, for a model transformers runs without FlexAttention."""
+        packing, device_type = self.layout.packing, self.device.type
+        kernel = packing.attention_for(device_type)
+        if self.model.config._attn_implementation != kernel:
+            try:
+                self.model.set_attn_implementation(kernel)
+            except (ValueError, ImportError) as error:
+                if packing.attention != "auto":
+                    raise ValueError(f"packing.attention={kernel}: {error}") from None
+                print(f"packed rows: {kernel} unavailable for {type(self.model).__name__} ({error}); using sdpa")
+                kernel = "sdpa"
+                self.model.set_attn_implementation(kernel)
+        return kernel
 
     @contextlib.contextmanager
     def capturing_states(self):
