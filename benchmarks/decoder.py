@@ -49,14 +49,14 @@ CONTENDERS = {
 }
 
 
-def prepare(pairs: int, shape: str, layers: int) -> tuple[Path, Path]:
-    """The pairs file (the first `pairs` HH-RLHF test rows) and the random model folder, built once."""
+def prepare(pairs: int, shape: str, layers: int, hh: Path = HH) -> tuple[Path, Path]:
+    """The pairs file (the first `pairs` HH-RLHF test rows of `hh`) and the random model folder, built once."""
     from unirank.model.random_decoders import SHAPES, build_decoder
 
     folder = CACHE / f"{shape}-{layers}-layers"
     data = CACHE / f"hh-{pairs}.jsonl"
     CACHE.mkdir(parents=True, exist_ok=True)
-    with gzip.open(HH, "rt") as rows:
+    with gzip.open(hh, "rt") as rows:
         lines = rows.readlines()
     data.write_text("".join(lines[:pairs]))
     if not (folder / "config.json").exists():

@@ -1,4 +1,5 @@
-"""Random-initialised decoders of real layouts, built in-process: no weights to download.
+"""Random-initialised decoders of real layouts (and a MiniLM-shaped encoder), built in-process: no
+weights to download.
 
 For tests, debugging and speed / memory measurements (which do not depend on the weights' values).
 A layout is a transformers architecture (Llama, Qwen2, Qwen3, Gemma, Mistral, GPT-NeoX); a shape is
@@ -104,6 +105,41 @@ def build_decoder(
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         model = auto.from_config(config)
+    folder = Path(folder)
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+MINILM_SHAPE = dict(hidden_size=384, intermediate_size=1536, num_hidden_layers=6, num_attention_heads=12)
+"""all-MiniLM-L6-v2's published sizes (a BERT: 384 wide, 6 layers, 12 heads, 1,536 MLP)."""
+
+
+def build_encoder(folder: str | Path, texts: list[str] | None = None, seed: int = 0, vocab_size: int = 2048) -> Path:
+    """Save a random BERT encoder of MiniLM-L6's shape (safetensors) with a WordPiece tokenizer
+    trained on `texts` ([CLS] / [SEP] / [PAD] / [UNK] / [MASK]); return the folder. It serves as a
+    cross-encoder backbone and, loaded by sentence-transformers (mean pooling), as a bi-encoder."""
+    import transformers
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    wordpiece = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    wordpiece.normalizer = normalizers.BertNormalizer(lowercase=True)
+    wordpiece.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    wordpiece.decoder = decoders.WordPiece()
+    wordpiece.train_from_iterator(texts or _DEFAULT_TEXTS, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials))
+    cls, sep = wordpiece.token_to_id("[CLS]"), wordpiece.token_to_id("[SEP]")
+    wordpiece.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
+    )
+    tokenizer = transformers.BertTokenizerFast(
+        tokenizer_object=wordpiece, unk_token="[UNK]", sep_token="[SEP]", pad_token="[PAD]", cls_token="[CLS]",
+        mask_token="[MASK]",
+    )  # fmt: skip
+    config = transformers.BertConfig(vocab_size=len(tokenizer), max_position_embeddings=512, num_labels=1, **MINILM_SHAPE)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = transformers.BertForSequenceClassification(config)
     folder = Path(folder)
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
