@@ -24,9 +24,17 @@ Writes benchmarks/results/decoder-gpu.json after every part (a run cut short sti
    up to a third; the recomputation of gradient checkpointing is not counted). Where the best
    contender stays under 30 % MFU, a torch.profiler summary of three of its steps says where the time goes.
 
-Needs torch, transformers, lightning and unirank's pure-Python dependencies importable: jsonargparse
-(with docstring-parser and typeshed-client), polars, faiss-cpu, ir-measures, pytrec-eval-terrier;
-TRL's row also needs trl and datasets (with dill, multiprocess). No weights package, no network.
+Needs torch, transformers, lightning and unirank's other dependencies importable: jsonargparse (with
+docstring-parser and typeshed-client), polars, ir-measures, pytrec-eval-terrier; TRL's row also
+needs trl and datasets (with dill, multiprocess). No weights package, no network.
+`bash benchmarks/gpu_wheels.sh` fetches those wheels into .whl/ (41 MB: polars 1.33.1, one wheel).
+faiss-cpu (19 MB more) would pass a device call's 64 MiB, so where it is missing the reranker
+recipes train on tables mined beforehand on a machine that has it, with the same random encoder:
+
+    python benchmarks/gpu_check.py --mine-here          # here: writes .unirank-cache/gpu-check/mined/
+    # on the GPU machine, carrying .whl and .unirank-cache/gpu-check/mined:
+    pip install --no-index --no-deps --target /tmp/site .whl/*.whl && PYTHONPATH=/tmp/site:. \
+        python benchmarks/gpu_check.py --hh data-carried/test.jsonl.gz
 """
 
 from __future__ import annotations
@@ -53,6 +61,40 @@ CONTENDERS = {
     "unirank padding-free + prefix sharing": {"padding_free": True, "share_prefix": True},
 }
 UNIRANK_CLI = [sys.executable, "-m", "unirank.cli"]
+MINED = WORK / "mined"
+"""Tables of the reranker recipes mined on a machine with faiss (`--mine-here`), for a GPU machine without it."""
+
+
+def has_faiss() -> bool:
+    try:
+        import faiss  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def random_models(shape: str) -> tuple[Path, Path]:
+    """The random encoder and decoder the recipes train, built from the demo data's text (the same
+    weights wherever they are built: the same texts and seed)."""
+    from unirank.model.random_decoders import SHAPES, build_decoder, build_encoder
+
+    texts = [line.strip() for path in sorted((ROOT / "data").rglob("*.json*")) for line in path.open()][:2000]
+    encoder = build_encoder(WORK / "encoder", texts=texts)
+    return encoder, build_decoder(WORK / "decoder", "qwen2", dict(SHAPES[shape]), texts=texts)
+
+
+def mine_here(encoder: Path) -> None:
+    """`unirank mine` of each reranker recipe's BEIR folder with its mining settings and the random
+    encoder, into MINED/<recipe> (carry that folder to a GPU machine without faiss-cpu)."""
+    import yaml
+
+    for recipe in ("reranker", "reranker-decoder"):
+        source = yaml.safe_load((ROOT / "lightning_configs" / f"{recipe}.yaml").read_text())["data"]["source"]
+        args = source["init_args"]
+        settings = [w for k, v in args.get("mining", {}).items() for w in (f"--mining.{k}", json.dumps(v).strip('"'))]
+        run([*UNIRANK_CLI, "mine", "--beir", args["beir_dir"], "--split", args.get("split", "train"),
+             "--out", str(MINED / recipe), "--mining.encoder", str(encoder), *settings], WORK / f"mine-{recipe}.log")  # fmt: skip
+        print(f"mined {recipe} → {MINED / recipe}")
 
 
 def environment() -> dict:
@@ -100,9 +142,14 @@ def recipe_check(recipe: str, encoder: Path, decoder: Path, accelerator: str = "
     options = ["--model.model", str(backbone), "--trainer.accelerator", accelerator, "--trainer.devices", "1",
                "--trainer.default_root_dir", str(folder), "--export.dirpath", str(folder / "model"),
                "--export.overwrite", "true"]  # fmt: skip
-    if recipe.startswith("reranker"):  # the bi-encoder that mines: the random encoder (no weights package)
+    if recipe.startswith("reranker") and has_faiss():  # mined there by the random encoder (no weights package)
         options += ["--data.source.init_args.mining.encoder", str(encoder), "--data.source.init_args.mining.cache_dir",
                     str(folder / "mined")]  # fmt: skip
+    elif recipe.startswith("reranker"):  # no faiss there: the tables `--mine-here` wrote beforehand
+        if not (MINED / recipe / "items.parquet").exists():
+            raise RuntimeError(f"faiss-cpu is not importable and {MINED / recipe} holds no mined tables (--mine-here)")
+        table_source = {"class_path": "unirank.data.sources.TablesDir", "init_args": {"path": str(MINED / recipe)}}
+        options += ["--data.source", json.dumps(table_source)]
     row = {"fit_s": round(run([*UNIRANK_CLI, "fit", "--config", f"lightning_configs/{recipe}.yaml", *options],
                               folder.with_suffix(".log")), 1)}  # fmt: skip
     log = folder.with_suffix(".log").read_text(errors="replace")
@@ -282,6 +329,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=512)
     parser.add_argument("--shape", default="qwen2.5-0.5b")
     parser.add_argument("--budget", type=int, default=32768, help="tokens per step and per row (token-budget runs)")
+    parser.add_argument("--mine-here", action="store_true", help="mine the reranker recipes' tables (needs faiss), then stop")
     parser.add_argument("--accelerator", default="gpu", help="cpu: a smoke run of the script on a CPU")
     parser.add_argument("--contenders", nargs="+", default=list(CONTENDERS), choices=list(CONTENDERS))
     parser.add_argument("--child", choices=list(CONTENDERS), help=argparse.SUPPRESS)
@@ -291,9 +339,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         return speed_child(args)
-    from unirank.model.random_decoders import SHAPES, build_decoder, build_encoder
+    from unirank.model.random_decoders import SHAPES
 
     WORK.mkdir(parents=True, exist_ok=True)
+    if args.mine_here:
+        return mine_here(random_models(args.shape)[0])
     report = {"environment": environment(), "recipes": {}, "speed": []}
 
     def save() -> None:
@@ -304,9 +354,7 @@ def main() -> None:
         save = lambda: (WORK / "results" / "decoder-gpu-smoke.json").write_text(json.dumps(report, indent=2))  # noqa: E731
     save()
     if "recipes" in args.parts:
-        texts = [line.strip() for path in sorted((ROOT / "data").rglob("*.json*")) for line in path.open()][:2000]
-        encoder = build_encoder(WORK / "encoder", texts=texts)
-        decoder = build_decoder(WORK / "decoder", "qwen2", dict(SHAPES[args.shape]), texts=texts)
+        encoder, decoder = random_models(args.shape)
         for recipe in args.recipes:
             try:
                 report["recipes"][recipe] = recipe_check(recipe, encoder, decoder, args.accelerator)
