@@ -27,6 +27,7 @@ class Judge(BaseHTTPRequestHandler):
 
     faults: dict[int, str] = {}
     requests = 0
+    redirect_to = ""
 
     def do_POST(self):
         type(self).requests += 1
@@ -36,6 +37,23 @@ class Judge(BaseHTTPRequestHandler):
             self.send_response(429)
             self.send_header("Retry-After", "0")
             self.end_headers()
+            return
+        if fault == "redirect":  # to another origin (`redirect_to`)
+            self.send_response(302)
+            self.send_header("Location", type(self).redirect_to + "/chat/completions")
+            self.end_headers()
+            return
+        if fault == "trickle":  # a byte every 0.1 s: each read comes within the socket's timeout
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            try:
+                for byte in b'{"choices": [{"message": {"content": "A"}}]}' * 4:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(0.1)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
             return
         if fault == "slow":
             time.sleep(1.5)  # past the client's timeout: it retries
@@ -152,3 +170,47 @@ def test_a_progress_file_of_something_else_is_named_not_read(mined, server, tmp_
     with pytest.raises(SystemExit, match=r"progress\.jsonl, line 1: not an answer `unirank judge llm` wrote"):
         main(judge_words(mined, server, tmp_path / "judged", "--progress", str(progress)))
     assert Judge.requests == 0 and not (tmp_path / "judged").exists()
+
+
+class Elsewhere(BaseHTTPRequestHandler):
+    """Another origin: records every request that reaches it, with its Authorization header."""
+
+    seen: list = []
+
+    def do_GET(self):
+        type(self).seen.append((self.command, self.headers.get("Authorization")))
+        self.send_response(404)
+        self.end_headers()
+
+    do_POST = do_GET
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_redirect_to_another_origin_is_not_followed_and_the_key_stays_home(mined, server, tmp_path, monkeypatch):
+    other = ThreadingHTTPServer(("127.0.0.1", 0), Elsewhere)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    Elsewhere.seen, Judge.redirect_to = [], f"http://127.0.0.1:{other.server_address[1]}/v1"
+    Judge.faults = {1: "redirect"}
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret")
+    try:
+        with pytest.raises(SystemExit, match=r"HTTP 302, a redirect to .*not followed"):
+            main(judge_words(mined, server, tmp_path / "judged"))
+    finally:
+        other.shutdown()
+    assert Elsewhere.seen == [] and not (tmp_path / "judged").exists()
+
+
+def test_a_reply_that_trickles_in_is_given_up_at_the_deadline(mined, server, tmp_path, capsys):
+    """A byte every 0.1 s never trips the 0.5 s socket timeout; the deadline ends each attempt."""
+    Judge.faults = {n: "trickle" for n in range(1, 4)}
+    started = time.monotonic()
+    with pytest.raises(SystemExit, match="no answer after 3 attempts .*TimeoutError"):
+        main(judge_words(mined, server, tmp_path / "judged", "--retries", "2"))
+    assert time.monotonic() - started < 3 * (0.5 + 0.2) + 4  # three attempts of ~0.5 s and their backoff
+
+
+def test_a_rate_of_zero_is_refused_in_a_sentence(mined, server, tmp_path):
+    with pytest.raises(SystemExit, match=r"rate \(0.0\) and timeout \(0.5\) must be > 0"):
+        main([*judge_words(mined, server, tmp_path / "judged"), "--rate", "0"])

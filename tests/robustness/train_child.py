@@ -64,7 +64,7 @@ def main() -> None:
     if args.term_at_stage2:
         callbacks.append(KillAt(epoch=3, batch=1, signum=signal.SIGTERM))
     elif args.kill_at == "fit":
-        from unirank.training import pointwise_targets as targets
+        from unirank.training import callbacks as targets  # where PointwiseTargets looks the fit up
 
         fit = targets.fit_stage_targets
 

@@ -156,7 +156,7 @@ def judge_llm(
         cycles: judge `cycles` random cycles through each group's items instead of its comparisons
         progress: the answers so far (JSONL; default: beside out); a killed run resumes from it
         api_key_env: the environment variable holding the API key, if the endpoint needs one
-        timeout: seconds to wait for one answer
+        timeout: seconds to wait for one answer, in all (a reply that trickles in is given up then)
         retries: retries of a request that timed out, or got 429 or 5xx
         rate: at most this many requests per second
         seed: the order randomisation and the cycles
@@ -168,7 +168,10 @@ def judge_llm(
 
     if judges < 1 or cycles < 0:
         raise SystemExit(f"unirank judge llm: --judges {judges} must be ≥ 1 and --cycles {cycles} ≥ 0")
-    client = Endpoint(endpoint, model, os.environ.get(api_key_env), timeout, retries, rate)
+    try:
+        client = Endpoint(endpoint, model, os.environ.get(api_key_env), timeout, retries, rate)
+    except ValueError as error:
+        raise SystemExit(f"unirank judge llm: {error}") from None
     progress = progress or Path(out).with_name(f".{Path(out).name}.judge-progress.jsonl")
     try:  # checked before any request, as the labelled folder is
         check_output_file(progress)

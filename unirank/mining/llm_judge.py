@@ -7,7 +7,8 @@ A verdict is parsed, never guessed: an answer that is not one of A, B or T (a re
 malformed JSON) is recorded and counted, and gives no vote. Requests are retried with exponential
 backoff on timeouts, 429 (honouring Retry-After) and 5xx; a rate limit spaces them. Every answer is
 appended to a progress file as it comes (JSONL, flushed), so a killed run resumes asking only for
-what is missing.
+what is missing. A redirect is never followed (the request, and its API key, stay with the
+endpoint named), and each request has a total deadline of `timeout_s`, however slowly a reply trickles.
 """
 
 from __future__ import annotations
@@ -37,6 +38,31 @@ class JudgeError(RuntimeError):
     """The endpoint could not be reached or kept failing after every retry."""
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A 3xx answer stays an error: urllib would resend the request, headers and key included, to
+    wherever the Location points (another origin, as a GET)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
+def _read_before(response, deadline: float) -> bytes:
+    """The whole body, or TimeoutError once the deadline has passed, checked as bytes arrive (the
+    socket's timeout alone restarts with every byte of a reply that trickles; a silent connection
+    still times out there)."""
+    parts = []
+    while True:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the reply did not arrive within the deadline")
+        part = response.read1(65536)
+        if not part:
+            return b"".join(parts)
+        parts.append(part)
+
+
 @dataclass
 class Endpoint:
     """An OpenAI-compatible chat-completions endpoint (base URL ending before /chat/completions)."""
@@ -51,8 +77,16 @@ class Endpoint:
     _last: float = field(default=0.0, repr=False)
     tokens: int = 0
 
+    def __post_init__(self) -> None:
+        if not self.requests_per_second > 0 or not self.timeout_s > 0 or self.retries < 0:
+            raise ValueError(
+                f"rate ({self.requests_per_second}) and timeout ({self.timeout_s}) must be > 0 and retries "
+                f"({self.retries}) ≥ 0"
+            )
+
     def ask(self, prompt: str) -> str:
-        """The judge's answer text (retried; raises JudgeError when every attempt failed)."""
+        """The judge's answer text (retried; raises JudgeError when every attempt failed, and at
+        once on a redirect or another 4xx)."""
         body = json.dumps({
             "model": self.model, "temperature": self.temperature, "max_tokens": 4,
             "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}],
@@ -67,13 +101,19 @@ class Endpoint:
                 time.sleep(wait)
             self._last = time.monotonic()
             request = urllib.request.Request(self.url.rstrip("/") + "/chat/completions", body, headers)
+            deadline = time.monotonic() + self.timeout_s
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                    reply = json.loads(response.read().decode("utf-8"))
+                with _OPENER.open(request, timeout=self.timeout_s) as response:
+                    reply = json.loads(_read_before(response, deadline).decode("utf-8"))
                 self.tokens += int((reply.get("usage") or {}).get("total_tokens") or 0)
                 return str(reply["choices"][0]["message"]["content"])
             except urllib.error.HTTPError as error:
                 problem = f"HTTP {error.code}"
+                if 300 <= error.code < 400:
+                    raise JudgeError(
+                        f"{self.url}: HTTP {error.code}, a redirect to {error.headers.get('Location')!r}: not followed "
+                        "(the request and its API key go to the endpoint named only); give the final URL as --endpoint"
+                    ) from None
                 if error.code != 429 and error.code < 500:
                     raise JudgeError(f"{self.url}: {problem} ({error.read()[:200]!r})") from None
                 delay = float(error.headers.get("Retry-After") or 0) or 2.0**attempt * 0.5
