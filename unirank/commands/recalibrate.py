@@ -16,12 +16,15 @@ def recalibrate(
     seed: int = 0,
     split: str = "test",
     depth: int = 50,
+    force: bool = False,
     trust_remote_code: bool = False,
 ) -> None:
     """Refit the model's σ(a·r + b) on a new domain's labels, write it as a new export, and report
     the ECE before and after on labels the fit did not see (k-fold over groups, 95 % intervals).
     The new export's novelty percentiles are read against the labelled inputs, so inputs of the
-    domain it was recalibrated on no longer read as shifted (unirank.metrics.shift).
+    domain it was recalibrated on no longer read as shifted (unirank.metrics.shift). As the final
+    calibration does, it writes nothing where the refit raises the held-out ECE (unless --force),
+    and refuses labels all of one class (a fit to them says "always" or "never").
 
     Args:
         model: an exported folder (it is not changed)
@@ -37,6 +40,7 @@ def recalibrate(
         seed: how groups are dealt into folds
         split: the qrels split of a BEIR folder given as labels
         depth: how many first-stage candidates per query of a BEIR folder are scored
+        force: write the refit even where it raises the held-out ECE (said in the output)
         trust_remote_code: let a model whose backbone has its own code run it
     """
     from unirank.atomic import OutputError
@@ -56,6 +60,12 @@ def recalibrate(
         evidence, source = _recalibration_evidence(labels, split, depth)
     except (TableError, ValueError) as error:
         raise SystemExit(f"unirank recalibrate: {error}") from None
+    label = evidence.get("label")
+    if label is not None and "comp_a" not in evidence and len(np.unique(label[~np.isnan(label)])) < 2:
+        raise SystemExit(
+            f"unirank recalibrate: {labels}: every label is {label[~np.isnan(label)][0]:g}; a refit to labels of one "
+            "class says the same probability for everything. Give labels of both classes"
+        )
     predictor = Model.from_pretrained(model, trust_remote_code=trust_remote_code)
     if predictor.scorer.adapter.reads_steps:
         raise SystemExit(
@@ -71,6 +81,17 @@ def recalibrate(
     except ValueError as error:
         raise SystemExit(f"unirank recalibrate: {error}") from None
     record["fitted_on"] = f"{labels}: {record['n']} {record['evidence']} in {record['groups']} groups"
+    worse = record["after"]["ece"] > record["before"]["ece"]
+    at_bound = slope_bound(record["a"])
+    if at_bound:
+        record["slope_at_bound"] = at_bound
+    if worse and not force:
+        raise SystemExit(
+            f"unirank recalibrate: the refit σ({record['a']:.4g}·r + {record['b']:.4g}) would raise the held-out ECE "
+            f"from {record['before']['ece']:.4f} to {record['after']['ece']:.4f} ({record['folds']} folds over "
+            f"{record['groups']} groups){'; ' + at_bound if at_bound else ''}: nothing written ({model} stays as it is; "
+            "--force writes it anyway)"
+        )
     if first_stage is not None:  # ranked lists with their first-stage scores: γ of the fused ranking too
         from unirank.metrics.fusion import cross_fitted_fusion
 
@@ -95,7 +116,25 @@ def recalibrate(
             f"{fusion['queries']} queries: first stage {held['first stage']:.4f}, reranker {held['reranker']:.4f}, "
             f"fused {held['fused']:.4f}"
         )
+    if at_bound:
+        print(f"  note: {at_bound}")
+    if worse:
+        print(f"  --force: written although the held-out ECE rose ({before['ece']:.4f} → {after['ece']:.4f})")
     print(f"wrote the recalibrated model to {out}  ({model} unchanged)")
+
+
+def slope_bound(a: float) -> str | None:
+    """A sentence where the refit's slope stopped at a bound of its search (`fitting.platt`): at the
+    floor the model's scores carry no signal on these labels (every probability is the base rate);
+    at the ceiling they are stretched as far as the fit may."""
+    from unirank.fitting.platt import SLOPE_BOUNDS
+
+    low, high = SLOPE_BOUNDS
+    if a <= low * 1.01:
+        return f"the slope stopped at its floor (a = {a:.4g}): the scores carry no signal on these labels"
+    if a >= high * 0.99:
+        return f"the slope stopped at its ceiling (a = {a:.4g}): the fit is not determined by these labels"
+    return None
 
 
 def _recalibration_evidence(path: Path, split: str = "test", depth: int = 50) -> tuple[dict, str]:

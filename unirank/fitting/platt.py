@@ -21,6 +21,8 @@ from scipy import optimize, special
 from unirank.fitting.links import pairwise_reading
 
 EPS = 1e-7
+SLOPE_BOUNDS = (1e-3, 100.0)
+"""The range searched for the slope a of σ(a·r + b): a at its floor means the scores carry no signal."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,6 @@ def fit_platt(
         with_bias = False  # comparisons fix a temperature; the bias is weakly identified from them
     else:
         raise ValueError("the final calibration needs labelled items or comparisons in the validation split")
-    bounds = [(1e-3, 100.0), (-50.0, 50.0) if with_bias else (0.0, 0.0)]
+    bounds = [SLOPE_BOUNDS, (-50.0, 50.0) if with_bias else (0.0, 0.0)]
     result = optimize.minimize(nll, np.array([1.0, 0.0]), method="L-BFGS-B", bounds=bounds)
     return AffineCalibration(a=float(result.x[0]), b=float(result.x[1]), evidence=evidence, n=n)
