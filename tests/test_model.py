@@ -44,6 +44,7 @@ def test_predict_is_sigmoid_of_the_logit_and_rank_orders_by_it(export):
     np.testing.assert_allclose(model.predict(PAIRS), 1 / (1 + np.exp(-logits)), rtol=1e-12)
     ranked = model.rank("How do I boil an egg?", ["a", "Boil it.", "Eggs are food."], top_k=2)
     assert len(ranked) == 2 and ranked[0]["score"] >= ranked[1]["score"]
+    assert ranked[0]["score"] == pytest.approx(1 / (1 + np.exp(-ranked[0]["logit"])))
     rows = model.score(PAIRS)
     assert {"score", "probability"} <= rows[0].keys() and rows[0]["probability"] == pytest.approx(
         1 / (1 + np.exp(-logits[0]))
@@ -141,3 +142,36 @@ def test_the_card_shows_the_validation_reliability_and_thresholds(tmp_path):
     text = model_card(json.loads(json.dumps(info)), "model")
     assert "| t = 0.5 | 3 | 1.000 | 0.750 |" in text and "(reliability.png)" in text
     assert reliability_plot(info, tmp_path / "reliability.png") and (tmp_path / "reliability.png").stat().st_size > 1000
+
+
+def test_model_reads_as_a_cross_encoder_does(export):
+    """The CrossEncoder spellings: one pair, batch_size, empty inputs, rank's top_k third with the
+    probability as its score (what CrossEncoder.rank gives on the folder), return_documents."""
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    model, theirs = Model.from_pretrained(export), CrossEncoder(str(export))
+    assert isinstance(model.predict(PAIRS[0]), float)
+    assert model.predict(PAIRS[0]) == pytest.approx(float(theirs.predict(PAIRS[0])), abs=1e-6)
+    np.testing.assert_allclose(model.predict(PAIRS, batch_size=1), model.predict(PAIRS), atol=1e-5)  # other padding
+    assert isinstance(model.predict(PAIRS, convert_to_numpy=False), torch.Tensor)
+    assert model.predict([]).shape == (0,) and model.rank("q", []) == [] and model.score([]) == []
+    documents = ["a", "Boil it for 9 minutes.", "Eggs are food."]
+    ours, cross = model.rank(PAIRS[0][0], documents, 2, return_documents=True), theirs.rank(PAIRS[0][0], documents, 2)
+    assert [r["corpus_id"] for r in ours] == [r["corpus_id"] for r in cross]
+    np.testing.assert_allclose([r["score"] for r in ours], [float(r["score"]) for r in cross], atol=1e-5)  # padding
+    assert ours[0]["text"] == documents[ours[0]["corpus_id"]]
+    with pytest.warns(FutureWarning, match="first_stage_scores= by name"):
+        assert len(model.rank(PAIRS[0][0], documents, [0.1, 0.2, 0.3], 1)) == 1
+    with pytest.warns(FutureWarning, match="_require"):
+        model.require("score")
+
+
+def test_the_docstring_examples_run(export):
+    import doctest
+
+    import unirank.model.model as module
+
+    model = Model.from_pretrained(export, device="cpu")
+    failed, tried = doctest.testmod(module, extraglobs={"folder": export, "model": model}, verbose=False)
+    assert tried >= 5 and failed == 0

@@ -7,8 +7,8 @@ names the input and the problem; none leaves a half-written output.
 
 
 def require_model(loaded, label: str, path, what: str | None = None, steps: bool = False) -> None:
-    """`Model.require` as a command's one-line error: "<label>: <path>: <what> needs … model; this is …"."""
+    """`Model._require` as a command's one-line error: "<label>: <path>: <what> needs … model; this is …"."""
     try:
-        loaded.require(what or label, steps=steps)
+        loaded._require(what or label, steps=steps)
     except ValueError as error:
         raise SystemExit(f"{label}: {path}: {str(error).removeprefix(label + ' ')}") from None

@@ -13,7 +13,9 @@ imports no Lightning, no training and no evaluation code; a .ckpt checkpoint loa
 
 from __future__ import annotations
 
+import contextlib
 import json
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,6 +29,14 @@ Pair = tuple[str | list, str]
 
 class Model:
     """A `Scorer` with what training recorded about it (`info`, the unirank.json record).
+
+    It reads as sentence-transformers' `CrossEncoder` does (`predict`, `rank`), and adds what
+    training recorded: a standard error, a lower bound and novelty per score (`score`), steps
+    (`score_steps`) and the fused first-stage ranking (`fuse`). For example:
+
+        >>> model = Model.from_pretrained(folder, device="cpu")
+        >>> model.domain
+        'chat'
 
     bf16: score under bfloat16 autocast (faster where the hardware has bf16; logits within ~1e-2 of
     fp32). `pairwise_link`: how two of its logits read as P(a ≻ b) ("thurstone" for a model trained
@@ -109,6 +119,11 @@ class Model:
         return self.scorer.adapter.domain
 
     def require(self, command: str, steps: bool = False) -> None:
+        """Deprecated: command plumbing (`_require`); removed in the next release."""
+        warnings.warn("Model.require is internal and will be removed; it is Model._require now", FutureWarning, 2)
+        self._require(command, steps)
+
+    def _require(self, command: str, steps: bool = False) -> None:
         """Refuse, in one sentence, a model of the wrong kind for `command`: one that scores steps
         where (context, candidate) pairs are scored (steps=False), or one that does not where steps
         are (steps=True)."""
@@ -127,9 +142,54 @@ class Model:
         """The novelty reference (`unirank.model.novelty.NoveltyReference`), or None where the model has none."""
         return self.scorer.novelty
 
-    def predict(self, pairs: list[Pair]) -> np.ndarray:
-        """P(relevant | context, candidate) of each pair, calibrated (a chat context may be a list of messages)."""
-        return probability(self.score_texts(*_columns(pairs)))
+    def predict(
+        self,
+        pairs: list[Pair] | Pair,
+        batch_size: int = 32,
+        show_progress_bar: bool | None = None,
+        convert_to_numpy: bool = True,
+    ):
+        """P(relevant | context, candidate), calibrated, as `CrossEncoder.predict` returns it.
+
+        Args:
+            pairs: (context, candidate) pairs, or one pair (a chat context may be a list of messages).
+            batch_size: sequences per forward pass.
+            show_progress_bar: progress lines while scoring (None: for long lists where output is a log).
+            convert_to_numpy: a NumPy array (else a torch tensor).
+
+        Returns:
+            One probability per pair (a float for one pair; empty for no pairs).
+
+        >>> model.predict(("How do I boil an egg?", "Boil it for 9 minutes.")) < 1.0
+        True
+        >>> model.predict([("a", "b"), ("c", "d")]).shape, model.predict([]).shape
+        ((2,), (0,))
+        """
+        single = _is_pair(pairs)
+        pairs = [pairs] if single else list(pairs)
+        probabilities = probability(self._logits(pairs, batch_size, show_progress_bar)) if pairs else np.zeros(0)
+        if single:
+            return float(probabilities[0])
+        if convert_to_numpy:
+            return probabilities
+        import torch
+
+        return torch.from_numpy(probabilities)
+
+    def _logits(self, pairs: list[Pair], batch_size: int = 32, show_progress_bar: bool | None = None) -> np.ndarray:
+        with self._scoring(batch_size, show_progress_bar):
+            return self.score_texts(*_columns(pairs))
+
+    @contextlib.contextmanager
+    def _scoring(self, batch_size: int, show_progress_bar: bool | None):
+        """Within the block the scorer runs `batch_size` sequences per pass and shows progress as asked."""
+        scorer = self.scorer
+        kept = scorer.chunk_size, scorer.progress
+        scorer.chunk_size, scorer.progress = batch_size, show_progress_bar
+        try:
+            yield
+        finally:
+            scorer.chunk_size, scorer.progress = kept
 
     def score_texts(self, contexts: list[str], candidates: list[str]) -> np.ndarray:
         """The calibrated logit r of each (context, candidate)."""
@@ -165,24 +225,57 @@ class Model:
         return [{k: _number(v[i]) for k, v in extra.items()} for i in range(len(logits))]
 
     def rank(
-        self, query: str, documents: list[str], first_stage_scores: list[float] | None = None, top_k: int | None = None
+        self,
+        query: str,
+        documents: list[str],
+        top_k: int | None = None,
+        return_documents: bool = False,
+        batch_size: int = 32,
+        show_progress_bar: bool | None = None,
+        *,
+        first_stage_scores: list[float] | None = None,
     ) -> list[dict]:
-        """The documents best first: {"corpus_id", "score", "probability"} each (and "fused_score"
-        where first-stage scores are given and the model has a fusion weight, which then orders them)."""
-        logits = self.score_texts([query] * len(documents), list(documents))
-        rows = [{"corpus_id": i, "score": float(r), "probability": float(p)}
-                for i, (r, p) in enumerate(zip(logits, probability(logits)))]  # fmt: skip
+        """The documents best first, as `CrossEncoder.rank` gives them on the same folder.
+
+        Args:
+            query: the query or prompt.
+            documents: the candidates.
+            top_k: keep the first top_k (None: all).
+            return_documents: add each document's text ("text").
+            batch_size, show_progress_bar: as `predict`.
+            first_stage_scores: each document's first-stage score; where the model records a fusion
+                weight γ, the order is by the fused score r + γ·s ("fused_score").
+
+        Returns:
+            [{"corpus_id", "score" (the calibrated probability), "logit", ...}], best first.
+
+        >>> ranked = model.rank("How do I boil an egg?", ["Eggs are food.", "Boil it for 9 minutes."], top_k=1)
+        >>> len(ranked), sorted(ranked[0])
+        (1, ['corpus_id', 'logit', 'score'])
+        """
+        if top_k is not None and not isinstance(top_k, int | np.integer):  # 0.2's rank(query, documents, scores, k)
+            warnings.warn("rank(query, documents, first_stage_scores, top_k) is deprecated: pass "
+                          "first_stage_scores= by name; top_k is the third argument", FutureWarning, 2)  # fmt: skip
+            first_stage_scores, top_k = top_k, return_documents if not isinstance(return_documents, bool) else None
+            return_documents = False
+        documents = list(documents)
+        logits = self._logits([(query, d) for d in documents], batch_size, show_progress_bar) if documents else []
+        rows = [{"corpus_id": i, "score": float(p), "logit": float(r)}
+                for i, (r, p) in enumerate(zip(logits, probability(np.asarray(logits, dtype=np.float64))))]  # fmt: skip
         key = "score"
-        if first_stage_scores is not None and self.fusion_weight is not None:
+        if first_stage_scores is not None and self.fusion_weight is not None and documents:
             for row, fused in zip(rows, self.fuse(logits, first_stage_scores)):
                 row["fused_score"] = float(fused)
             key = "fused_score"
+        if return_documents:
+            for row in rows:
+                row["text"] = documents[row["corpus_id"]]
         return sorted(rows, key=lambda row: -row[key])[:top_k]
 
     def score_steps(self, problems: list[str], solutions: list[list[str]]) -> list[dict]:
         """A process model's reading of each solution (a list of steps): its `probability` (the
         adapter's aggregate of its steps') and each step's `step_probabilities`."""
-        self.require("score_steps", steps=True)
+        self._require("score_steps", steps=True)
         encoded = self.scorer.encode(list(problems), [""] * len(problems), steps=[list(s) for s in solutions])
         totals, steps = self.scorer.score_encoded_steps(encoded, self.bf16)
         return [{"score": float(r), "probability": float(probability(r)), "step_probabilities": probability(s).tolist()}
@@ -196,6 +289,14 @@ class Model:
                 "this model records no first-stage fusion weight (retrieval models trained on mined lists do)"
             )
         return np.asarray(logits, dtype=np.float64) + self.fusion_weight * np.asarray(first_stage_scores, np.float64)
+
+
+def _is_pair(pairs) -> bool:
+    """Whether `pairs` is one (context, candidate) pair rather than a list of them."""
+    if not (isinstance(pairs, tuple | list) and len(pairs) == 2 and isinstance(pairs[1], str)):
+        return False
+    context = pairs[0]
+    return isinstance(context, str) or (isinstance(context, list) and all(isinstance(m, dict) for m in context))
 
 
 def _columns(pairs: list[Pair]) -> tuple[list[str], list[str]]:

@@ -68,6 +68,8 @@ class Scorer(ScalarHead, nn.Module):
         self.novelty = None
         self.pairwise_reading = "bradley-terry"
         self.sequences_encoded = 0
+        self.progress: bool | None = None
+        """Progress lines while scoring lists: None where output is a log and the list is long, True always, False never."""
         self.read_out = supports_read_out(model)
         """Whether the final layer runs only where the head reads (`unirank.model.read_out`): on for
         BERT-family encoders, off while `capturing_states` reads every token's final state."""
@@ -117,7 +119,8 @@ class Scorer(ScalarHead, nn.Module):
         item_outputs, step_outputs, step_rows = [], [], []
         offset, device = 0, self.device
         total = len(batch.order)
-        lines = ProgressLines(total, "scored", every=10.0) if total >= PROGRESS_FROM and not self.training else None
+        wanted = self.progress if self.progress is not None else total >= PROGRESS_FROM and None
+        lines = None if self.training or wanted is False else ProgressLines(total, "scored", every=10.0, enabled=wanted)
         for chunk in batch.chunks:
             chunk = {k: v.to(device) for k, v in chunk.items()}
             size = sequences_in(chunk)
