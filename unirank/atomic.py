@@ -26,8 +26,10 @@ def atomic_path(path: str | os.PathLike, directory: bool = False) -> Iterator[Pa
     With directory=True the temporary path is an empty folder (for exports of several files). Once
     it is complete it takes the old folder's place in one atomic exchange (Linux `renameat2`), so a
     reader sees the old set or the new one, never a mix and never nothing. Where the system has no
-    exchange, the old folder is renamed aside first: a run killed between the two renames leaves
-    `.<name>.old`, which the next write (or `recover_folder`) puts back first.
+    exchange, the old folder is renamed aside first and marked as unirank's (`ASIDE_MARKER`): a run
+    killed between the two renames leaves `.<name>.old`, which the next write (or `recover_folder`)
+    puts back first. A `.<name>.old` without the marker is not unirank's: it is never moved or
+    removed, and a folder write stops on it with an error that names it.
     On an exception the temporary file or folder is removed and `path` is untouched.
     """
     target = Path(path)
@@ -35,6 +37,12 @@ def atomic_path(path: str | os.PathLike, directory: bool = False) -> Iterator[Pa
         check_output_file(target)
     else:
         recover_folder(target)
+        old = target.with_name(f".{target.name}.old")
+        if old.exists():
+            raise OutputError(
+                f"{old}: unirank keeps the old {target.name} aside under this name while it replaces it, and this "
+                "one is not unirank's (no marker): move or rename it; nothing was written"
+            )
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -52,8 +60,8 @@ def atomic_path(path: str | os.PathLike, directory: bool = False) -> Iterator[Pa
             os.replace(tmp, target)
         elif not _exchange(tmp, target):  # (after an exchange tmp holds the old set, removed below)
             old = target.with_name(f".{target.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
             target.rename(old)
+            (old / ASIDE_MARKER).touch()
             tmp.rename(target)
             shutil.rmtree(old, ignore_errors=True)
     finally:
@@ -61,11 +69,21 @@ def atomic_path(path: str | os.PathLike, directory: bool = False) -> Iterator[Pa
             shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
 
 
+ASIDE_MARKER = ".unirank-aside"
+"""The file that marks `.<name>.old` as the old set unirank moved aside (and may move back or remove)."""
+
+
 def recover_folder(target: Path) -> None:
     """Put back `.<name>.old`, the old set of a folder swap killed between its two renames (only where
-    the system has no atomic exchange), when the folder itself is missing."""
+    the system has no atomic exchange), when the folder itself is missing; remove it where the swap
+    had finished. Only a folder with unirank's marker is touched."""
     old = target.with_name(f".{target.name}.old")
-    if not target.exists() and old.is_dir():
+    if not (old / ASIDE_MARKER).is_file():
+        return
+    if target.exists():
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        (old / ASIDE_MARKER).unlink()
         old.rename(target)
 
 

@@ -2,10 +2,11 @@
 lock path that is not a file is refused, and a folder swap killed halfway never loses the folder."""
 
 import json
+from pathlib import Path
 
 import pytest
 
-from unirank.atomic import FolderLock, OutputError, atomic_path
+from unirank.atomic import ASIDE_MARKER, FolderLock, OutputError, atomic_path
 from unirank.cli import main
 
 UNWRITABLE = "/proc/unirank-cannot-write-here"
@@ -39,11 +40,55 @@ def test_a_folder_swap_killed_between_its_renames_is_put_back_by_the_next_write(
     with atomic_path(target, directory=True) as tmp:
         (tmp / "groups.parquet").write_text("old set")
     target.rename(tmp_path / ".mined.old")  # the state a kill between the two renames leaves
+    (tmp_path / ".mined.old" / ASIDE_MARKER).touch()  # ... marked as unirank's right after the first
     with pytest.raises(RuntimeError):
         with atomic_path(target, directory=True):
             raise RuntimeError("the next run fails too")
     assert (target / "groups.parquet").read_text() == "old set"  # put back before anything else
     assert not (tmp_path / ".mined.old").exists()
+
+
+@pytest.mark.parametrize("target_exists", [False, True])
+def test_a_users_folder_named_like_the_aside_copy_is_never_taken(tmp_path, monkeypatch, target_exists):
+    """A user's `.mined.old` beside the output: neither put in place nor removed (it was moved into
+    place, then deleted by the swap); the write stops naming it."""
+    from unirank import atomic
+
+    monkeypatch.setattr(atomic, "_exchange", lambda a, b: False)  # the two-rename path, where .old is used
+    target, theirs = tmp_path / "mined", tmp_path / ".mined.old"
+    if target_exists:
+        with atomic_path(target, directory=True) as tmp:
+            (tmp / "groups.parquet").write_text("unirank's")
+    theirs.mkdir()
+    (theirs / "thesis.txt").write_text("a year of work")
+    with pytest.raises(OutputError, match=r"\.mined\.old: .*not unirank's .*nothing was written"):
+        with atomic_path(target, directory=True) as tmp:
+            (tmp / "groups.parquet").write_text("new")
+    assert (theirs / "thesis.txt").read_text() == "a year of work"
+    assert target.exists() == target_exists and not any(p.name.startswith(".mined.") and p != theirs
+                                                        for p in tmp_path.iterdir())  # fmt: skip
+
+
+def test_the_two_rename_swap_marks_its_aside_copy_and_removes_it(tmp_path, monkeypatch):
+    from unirank import atomic
+
+    monkeypatch.setattr(atomic, "_exchange", lambda a, b: False)
+    renames = []
+    rename = Path.rename
+
+    def noted(self, other):  # each rename, and whether the aside copy is marked at that moment
+        renames.append((self.name, Path(other).name, (tmp_path / ".mined.old" / ASIDE_MARKER).exists()))
+        return rename(self, other)
+
+    monkeypatch.setattr(Path, "rename", noted)
+    target = tmp_path / "mined"
+    for text in ("old", "new"):
+        with atomic_path(target, directory=True) as tmp:
+            (tmp / "groups.parquet").write_text(text)
+    assert (target / "groups.parquet").read_text() == "new" and not (tmp_path / ".mined.old").exists()
+    new_in_place = [marked for source, name, marked in renames if name == "mined" and source != ".mined.old"]
+    assert ("mined", ".mined.old", False) in renames and new_in_place[-1]  # marked before the new set lands
+    assert not (target / ASIDE_MARKER).exists()
 
 
 def test_a_folder_swap_is_one_atomic_exchange_where_the_system_has_one(tmp_path, monkeypatch):
