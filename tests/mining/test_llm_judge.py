@@ -22,6 +22,15 @@ from unirank.mining.llm_judge import parse_verdict
 from ..conftest import REPO
 
 
+BROKEN = {
+    "html": b"<html><body>502 Bad Gateway</body></html>",
+    "letter": json.dumps({"choices": [{"message": {"content": "C"}}]}).encode(),
+    "no choices": json.dumps({"choices": []}).encode(),
+    "null content": json.dumps({"choices": [{"message": {"content": None}}]}).encode(),
+}
+"""Replies of a broken endpoint: 200 OK, and no verdict in them."""
+
+
 class Judge(BaseHTTPRequestHandler):
     """Prefers the longer response; the n-th request misbehaves as `faults[n]` says."""
 
@@ -54,6 +63,12 @@ class Judge(BaseHTTPRequestHandler):
                     time.sleep(0.1)
             except (BrokenPipeError, ConnectionResetError):
                 pass
+            return
+        if fault in BROKEN:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html" if fault == "html" else "application/json")
+            self.end_headers()
+            self.wfile.write(BROKEN[fault])
             return
         if fault == "slow":
             time.sleep(1.5)  # past the client's timeout: it retries
@@ -214,3 +229,18 @@ def test_a_reply_that_trickles_in_is_given_up_at_the_deadline(mined, server, tmp
 def test_a_rate_of_zero_is_refused_in_a_sentence(mined, server, tmp_path):
     with pytest.raises(SystemExit, match=r"rate \(0.0\) and timeout \(0.5\) must be > 0"):
         main([*judge_words(mined, server, tmp_path / "judged"), "--rate", "0"])
+
+
+@pytest.mark.parametrize("fault", sorted(BROKEN))
+def test_a_broken_endpoint_labels_nothing_and_its_replies_are_asked_again(fault, mined, server, tmp_path):
+    """Every reply broken: exit non-zero with the counts, no labelled folder; once the endpoint
+    answers, the rerun asks again for every one of them (none was cached as an answer)."""
+    Judge.faults = {n: fault for n in range(1, 25)}
+    progress = tmp_path / "progress.jsonl"
+    words = judge_words(mined, server, tmp_path / "judged", "--progress", str(progress))
+    with pytest.raises(SystemExit, match=r"only 0 of 24 answers were a verdict .*nothing was labelled"):
+        main(words)
+    assert not (tmp_path / "judged").exists() and len(progress.read_text().splitlines()) == 24
+    Judge.faults, Judge.requests = {}, 0
+    main(words)
+    assert Judge.requests == 24 and pl.read_parquet(tmp_path / "judged/comparisons.parquet").height == 6

@@ -4,7 +4,9 @@ judges or samples, and the verdicts become comparisons: p = the share of votes f
 half), weight = the number of valid votes, as `judge import` reads external judges.
 
 A verdict is parsed, never guessed: an answer that is not one of A, B or T (a refusal, a ramble,
-malformed JSON) is recorded and counted, and gives no vote. Requests are retried with exponential
+malformed JSON, an HTML page, empty choices) is recorded and counted, gives no vote, and is asked
+again by the next run. A run where fewer than half the answers are verdicts (a broken endpoint, the
+wrong model) ends with the counts and labels nothing. Requests are retried with exponential
 backoff on timeouts, 429 (honouring Retry-After) and 5xx; a rate limit spaces them. Every answer is
 appended to a progress file as it comes (JSONL, flushed), so a killed run resumes asking only for
 what is missing. A redirect is never followed (the request, and its API key, stay with the
@@ -155,7 +157,8 @@ def judge_pairs(
     report=print,
 ) -> tuple[pl.DataFrame, dict]:  # fmt: skip
     """Judge every pair (the folder's comparisons, or `cycles` random cycles per group) `judges`
-    times in each order; returns (comparisons, counts). Answers already in `progress` are reused."""
+    times in each order; returns (comparisons, counts). Verdicts already in `progress` are reused;
+    raises JudgeError where fewer than MIN_VERDICT_SHARE of the answers are verdicts."""
     from unirank.progress import ProgressLines
 
     contexts = dict(tables.groups.select("group_id", "context").iter_rows())
@@ -194,12 +197,24 @@ def judge_pairs(
     }  # fmt: skip
     report(f"judge llm: {counts['requests']} answers ({counts['reused']} from {progress}), "
            f"{counts['unparsed']} not a verdict (no vote), {counts['tokens']:,} tokens")  # fmt: skip
+    if counts["requests"] and counts["requests"] - counts["unparsed"] < MIN_VERDICT_SHARE * counts["requests"]:
+        examples = sorted({repr(r["answer"][:40]) for r in rows if r["verdict"] is None})[:3]
+        raise JudgeError(
+            f"only {counts['requests'] - counts['unparsed']} of {counts['requests']} answers were a verdict (A, B or T; "
+            f"others: {', '.join(examples)}): check the endpoint and the model; nothing was labelled, and the next "
+            "run asks again for every answer that was not a verdict"
+        )
     return _comparisons(rows), counts
 
 
+MIN_VERDICT_SHARE = 0.5
+"""Below this share of verdicts among a run's answers, the judge, not the pairs, is what failed."""
+
+
 def _answers(progress: Path) -> dict[str, dict]:
-    """The answers a run already has (a torn line, from a kill mid-write, is dropped); a line that is
-    not one of this command's answers is a TableError naming the file and line."""
+    """The verdicts a run already has (a torn line, from a kill mid-write, is dropped; an answer that
+    was not a verdict is kept in the file but asked again); a line that is not one of this
+    command's answers is a TableError naming the file and line."""
     answers = {}
     if progress.exists():
         for number, line in enumerate(progress.read_text(encoding="utf-8").splitlines(), start=1):
@@ -209,7 +224,8 @@ def _answers(progress: Path) -> dict[str, dict]:
                 continue
             if not isinstance(row, dict) or not {"key", "verdict", "shown_first", "item_a"} <= set(row):
                 raise TableError(f"{progress}, line {number}: not an answer `unirank judge llm` wrote")
-            answers[row["key"]] = row
+            if row["verdict"] is not None:
+                answers[row["key"]] = row
     return answers
 
 
