@@ -105,6 +105,14 @@ CASES = {
         r"head_posterior\.safetensors: covariance \(5, 5\) does not fit",
     ),
     "a damaged side file": (_write("head_posterior.safetensors", b"\x00" * 40), r"a side file cannot be read"),
+    "a missing posterior": (  # it loaded without one: no standard error, no word
+        lambda folder: (folder / "head_posterior.safetensors").unlink(),
+        r"names head_posterior\.safetensors, which the folder does not hold",
+    ),
+    "a missing novelty reference": (
+        _info(lambda i: i.update(novelty={"file": "novelty_reference.safetensors", "references": 10})),
+        r"names novelty_reference\.safetensors, which the folder does not hold",
+    ),
 }
 
 

@@ -85,6 +85,13 @@ def load_folder(folder: Path, trust_remote_code: bool = False):
     scorer = Scorer(model, tokenizer, adapter)
     scorer.final_calibration = info["calibration"].get("final_fit")
     scorer.pairwise_reading = info["calibration"].get("pairwise_reading", "bradley-terry")
+    named = [name for key, name in (("uncertainty", POSTERIOR_FILE), ("novelty", NOVELTY_FILE)) if info.get(key)]
+    missing = [name for name in named if not (folder / name).is_file()]
+    if missing:  # without them a score has no standard error or novelty, and nothing would say why
+        raise ModelFolderError(
+            f"{folder}: {INFO_FILE} names {', '.join(missing)}, which the folder does not hold (copy the whole "
+            f"folder, or set {' and '.join(k for k in ('uncertainty', 'novelty') if info.get(k))} to null in {INFO_FILE})"
+        )
     try:
         scorer.head_posterior = load_posterior(folder, info.get("uncertainty"))
         scorer.novelty = load_reference(folder) if info.get("novelty") else None
