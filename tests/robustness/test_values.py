@@ -118,4 +118,16 @@ def test_bad_beir_documents_are_named_by_line(tmp_path, record, message):
     write_jsonl(tmp_path / "queries.jsonl", {"_id": "q1", "text": "a query"})
     (tmp_path / "qrels" / "test.tsv").write_text("q1\td1\t1\n")
     with pytest.raises(TableError, match=rf"corpus\.jsonl, line 2: {message}"):
-        read_beir(tmp_path, "test")
+        read_beir(tmp_path, "test", strict=True)
+
+
+def test_documents_with_neither_text_nor_title_are_skipped_with_their_qrels_in_one_warning(tmp_path):
+    """Cranfield has two such documents; reading stopped at the first (mining.strict keeps that)."""
+    (tmp_path / "qrels").mkdir()
+    write_jsonl(tmp_path / "corpus.jsonl", {"_id": "d1", "text": "a document"}, {"_id": "d2", "text": " "},
+                {"_id": "d3", "text": "", "title": ""})  # fmt: skip
+    write_jsonl(tmp_path / "queries.jsonl", {"_id": "q1", "text": "a query"}, {"_id": "q2", "text": "another"})
+    (tmp_path / "qrels" / "test.tsv").write_text("q1\td1\t1\nq1\td2\t1\nq2\td3\t1\n")
+    with pytest.warns(UserWarning, match=r"2 documents with neither text nor title skipped .*with the 2 qrels"):
+        data = read_beir(tmp_path, "test")
+    assert sorted(data.corpus) == ["d1"] and data.qrels == {"q1": {"d1": 1}}

@@ -55,6 +55,8 @@ class MiningConfig:
         seed: seed of the pair sampling
         batch_size: encoding batch size
         show_progress_bar: the encoder's progress bar
+        strict: refuse a document with neither text nor title (default: skip it and its qrels,
+            counted in one warning, as other degenerate data is)
     """
 
     encoder: str = "minilm"
@@ -75,6 +77,7 @@ class MiningConfig:
     seed: int = 0
     batch_size: int = 64
     show_progress_bar: bool = True
+    strict: bool = False
 
     def __post_init__(self) -> None:
         for name in ("k", "batch_size", "pairs_k"):
@@ -88,7 +91,7 @@ def mine_beir(directory: str | Path, split: str, config: MiningConfig) -> tuple[
     """Mine candidates and labelled comparisons for the judged queries of one BEIR split."""
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    beir = read_beir(directory, split)
+    beir = read_beir(directory, split, strict=config.strict)
     query_ids = sorted(beir.qrels)
     unanswered = [q for q in query_ids if not any(g > 0 for g in beir.qrels[q].values())]
     if unanswered and not config.keep_ranking:  # all grades 0: no pair with a preference to learn

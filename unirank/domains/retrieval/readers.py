@@ -18,21 +18,43 @@ class BeirData:
     qrels: dict[str, dict[str, int]]
 
 
-def read_beir(directory: str | Path, split: str) -> BeirData:
+def read_beir(directory: str | Path, split: str, strict: bool = False) -> BeirData:
     """Read corpus.jsonl, queries.jsonl and qrels/<split>.tsv; unknown or duplicate ids name file and line.
-    A folder holding a classic SMART collection instead (`smart_files`) is read by `read_smart`."""
+    A folder holding a classic SMART collection instead (`smart_files`) is read by `read_smart`.
+    A document with neither text nor title is skipped with its qrels, all counted in one warning
+    (strict: refused, naming its line)."""
     directory = Path(directory)
     if smart_files(directory) is not None:
-        return read_smart(directory, split)
-    corpus = _read_id_text(directory / "corpus.jsonl", with_title=True)
-    queries = _read_id_text(directory / "queries.jsonl", with_title=False)
+        return _without_empty_documents(read_smart(directory, split), directory, strict)
+    corpus = _read_id_text(directory / "corpus.jsonl", with_title=True, strict=strict)
+    queries = _read_id_text(directory / "queries.jsonl", with_title=False, strict=True)
     if not corpus:
         raise TableError(f"{directory / 'corpus.jsonl'}: the corpus is empty")
     qrels_path = directory / "qrels" / f"{split}.tsv"
     if not qrels_path.exists():
         raise TableError(f"{qrels_path}: file not found (no qrels for split {split!r})")
     qrels = read_qrels(qrels_path, known_queries=queries, known_docs=corpus)
-    return BeirData(corpus=corpus, queries=queries, qrels=qrels)
+    return _without_empty_documents(BeirData(corpus=corpus, queries=queries, qrels=qrels), directory, strict)
+
+
+def _without_empty_documents(data: BeirData, directory: Path, strict: bool) -> BeirData:
+    """The data less its documents of no text (and the qrels that name them), said in one warning."""
+    empty = {key for key, text in data.corpus.items() if not text.strip()}
+    if not empty:
+        return data
+    if strict:
+        raise TableError(f"{directory}: {len(empty)} documents have no text and no title (e.g. {sorted(empty)[:3]})")
+    qrels = {q: {d: g for d, g in docs.items() if d not in empty} for q, docs in data.qrels.items()}
+    dropped = sum(len(docs) for docs in data.qrels.values()) - sum(len(docs) for docs in qrels.values())
+    import warnings
+
+    warnings.warn(
+        f"{directory}: {len(empty)} documents with neither text nor title skipped (ids {sorted(empty)[:5]}), "
+        f"with the {dropped} qrels that name them (mining.strict=true refuses them)",
+        stacklevel=3,
+    )
+    corpus = {key: text for key, text in data.corpus.items() if key not in empty}
+    return BeirData(corpus=corpus, queries=data.queries, qrels={q: docs for q, docs in qrels.items() if docs})
 
 
 def read_qrels(path: str | Path, known_queries=None, known_docs=None) -> dict[str, dict[str, int]]:
@@ -139,7 +161,9 @@ def write_qrels(qrels: dict[str, dict[str, int]], path: str | Path) -> None:
     Path(path).write_text("\n".join(rows) + "\n", encoding="utf-8")
 
 
-def _read_id_text(path: Path, with_title: bool) -> dict[str, str]:
+def _read_id_text(path: Path, with_title: bool, strict: bool = True) -> dict[str, str]:
+    """{id: text} of a BEIR JSONL file (title and text joined); an entry with neither is refused
+    naming its line (strict) or kept empty for the caller to skip."""
     texts: dict[str, str] = {}
     for line, record in iter_jsonl(path):
         if "_id" not in record or "text" not in record:
@@ -156,6 +180,6 @@ def _read_id_text(path: Path, with_title: bool) -> dict[str, str]:
             raise TableError(f"{path}, line {line}: duplicate id {key!r}")
         title = str(title if title is not None else "").strip()  # a number as title is read as its text
         texts[key] = f"{title}. {record['text']}" if title else record["text"]
-        if not texts[key].strip():
+        if not texts[key].strip() and strict:
             raise TableError(f"{path}, line {line}: {key!r} has no text and no title")
     return texts
