@@ -114,3 +114,15 @@ def test_a_folder_swap_is_one_atomic_exchange_where_the_system_has_one(tmp_path,
         (tmp / "groups.parquet").write_text("new set")
     assert (target / "groups.parquet").read_text() == "new set"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "mined"]
+
+
+def test_evaluate_refuses_a_report_folder_it_did_not_write(repo, tmp_path):
+    """It wrote summary.txt and metrics.json over a user's own files; an earlier report is replaced."""
+    theirs = tmp_path / "notes"
+    theirs.mkdir()
+    (theirs / "summary.txt").write_text("my own summary")
+    words = ["evaluate", "--model", str(tmp_path / "no-model"), "--preferences",
+             str(repo / "data/demo-preferences.jsonl"), "--out"]  # fmt: skip
+    with pytest.raises(SystemExit, match=r"notes: holds files that are not a unirank evaluation report"):
+        main([*words, str(theirs)])
+    assert (theirs / "summary.txt").read_text() == "my own summary" and len(list(theirs.iterdir())) == 1

@@ -70,12 +70,13 @@ def evaluate(
         trust_remote_code: let a model whose backbone has its own code run it
     """
     from unirank import domains
-    from unirank.atomic import OutputError, check_output_file
+    from unirank.atomic import OutputError, check_output_file, check_output_folder
     from unirank.data.tables import TableError
     from unirank.evaluation.report import write_report
     from unirank.model import Model
 
     try:  # the report folder is checked before any model is loaded or scored (a file there included)
+        check_output_folder(out, "metrics.json", "unirank evaluation report", overwrite=True)  # never a user's folder
         check_output_file(Path(out) / "metrics.json")
     except OutputError as error:
         raise SystemExit(f"unirank evaluate: {error}") from None
