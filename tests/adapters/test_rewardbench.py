@@ -89,6 +89,24 @@ def test_bad_rows_are_named_by_line(tmp_path, row, version, message):
         rb.read_rows(write(tmp_path / "rows.jsonl", [row]), version)
 
 
+def test_a_duplicate_id_is_refused_naming_both_lines(tmp_path):
+    """RewardBench 2's Ties rows with one id replaced each other in the formula."""
+    rows = [{"prompt": "p", "chosen": ["a"], "rejected": ["b"], "subset": "Ties", "id": "ref:1"}] * 2
+    with pytest.raises(TableError, match=r"line 2: duplicate id 'ref:1' \(first at line 1\)"):
+        rb.read_rows(write(tmp_path / "rows.jsonl", rows), 2)
+
+
+def test_subsets_outside_the_official_list_are_scored_under_their_own_names(tmp_path):
+    """They were left out of every section silently (and, alone, ended in a bootstrap ValueError)."""
+    rows = V1 + [{"prompt": "p6", "chosen": "a long one", "rejected": "b", "subset": "my-own-set"}]
+    report = rb.rewardbench_report(ByLength(), rb.read_rows(write(tmp_path / "rb.jsonl", rows), 1), 1)
+    assert report["scores"]["my-own-set"] == 1.0 and report["outside_official"] == ["my-own-set"]
+    assert report["scores"]["score"] == pytest.approx((report["scores"]["Chat"] + report["scores"]["Reasoning"]) / 2)
+    assert any("my-own-set: not among RewardBench's subsets" in line for line in rb.summary_lines(report))
+    alone = rb.rewardbench_report(ByLength(), rb.read_rows(write(tmp_path / "own.jsonl", rows[-1:]), 1), 1)
+    assert alone["scores"] == {"my-own-set": 1.0} and set(alone["intervals"]) == {"my-own-set"}
+
+
 def test_evaluate_reports_rewardbench_for_a_reward_model(tmp_path, capsys):
     from unirank.adapters import ChatAdapter
     from unirank.cli import main

@@ -64,9 +64,13 @@ def read_rows(path: str | Path, version: int) -> list[dict]:
             raise TableError(f"{path}: cannot read as parquet: {error}") from None
     else:
         records = iter_jsonl(path)
-    rows = []
+    rows, seen = [], {}
     for line, record in records:
         where = f"{path}, line {line}"
+        if record.get("id") is not None:
+            if str(record["id"]) in seen:  # a Ties row replaced its namesake
+                raise TableError(f"{where}: duplicate id {str(record['id'])!r} (first at line {seen[str(record['id'])]})")
+            seen[str(record["id"])] = line
         for field in ("prompt", "chosen", "rejected", "subset"):
             if field not in record:
                 raise TableError(f"{where}: missing field '{field}'")
@@ -105,7 +109,8 @@ def score_rows(model, rows: list[dict]) -> list[np.ndarray]:
 
 
 def section_scores(rows: list[dict], correct: np.ndarray) -> dict[str, float]:
-    """RewardBench: each section's example-count-weighted accuracy, and their mean ("score")."""
+    """RewardBench: each section's example-count-weighted accuracy, and their mean ("score"); a
+    subset outside the official sections is scored alone under its own name, and not in "score"."""
     subsets = np.array([row["subset"] for row in rows])
     scores = {}
     for section, names in SECTIONS.items():
@@ -116,7 +121,15 @@ def section_scores(rows: list[dict], correct: np.ndarray) -> dict[str, float]:
             scores[section] = float(weights @ accuracy / weights.sum())
     if scores:
         scores["score"] = float(np.mean(list(scores.values())))
+    for name in unofficial_subsets(rows):
+        scores[name] = float(correct[subsets == name].mean())
     return scores
+
+
+def unofficial_subsets(rows: list[dict]) -> list[str]:
+    """The rows' subsets outside RewardBench's sections (sorted)."""
+    official = {name for names in SECTIONS.values() for name in names}
+    return sorted({row["subset"] for row in rows} - official)
 
 
 def best_of_n_credit(logits: np.ndarray, n_chosen: int = 1) -> float:
@@ -228,6 +241,8 @@ def rewardbench_report(model, rows: list[dict], version: int) -> dict:
         "pairwise_ece": calibration_error(*both_orders(pair_prob, np.ones_like(pair_prob))),
         "pairs": len(pair_prob),
     }
+    if version == 1 and unofficial_subsets(rows):
+        report["outside_official"] = unofficial_subsets(rows)
     if version == 2:
         single = [(row, r) for row, r in zip(rows, logits) if len(row["chosen"]) == 1]
         best = np.concatenate([probability_best(r, reading) for _, r in single])
@@ -245,6 +260,9 @@ def summary_lines(report: dict) -> list[str]:
         lines.append(f"  {key:22s} {value:.4f} [{low:.4f}, {high:.4f}]")
     lines.append(f"  pairwise ECE of P(chosen ≻ rejected): {report['pairwise_ece']:.4f} over {report['pairs']} pairs "
                  f"({report['pairwise_reading']} reading)")  # fmt: skip
+    if report.get("outside_official"):
+        lines.append(f"  note: {', '.join(report['outside_official'])}: not among RewardBench's subsets, each scored "
+                     "alone, outside the official weighting and the overall score")  # fmt: skip
     if "best_of_n_ece" in report:
         lines.append(f"  ECE of P(best of its row): {report['best_of_n_ece']:.4f} over {report['best_of_n_rows']} rows")
     return lines
