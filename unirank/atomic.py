@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import glob
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -30,9 +32,11 @@ def atomic_path(path: str | os.PathLike, directory: bool = False) -> Iterator[Pa
     killed between the two renames leaves `.<name>.old`, which the next write (or `recover_folder`)
     puts back first. A `.<name>.old` without the marker is not unirank's: it is never moved or
     removed, and a folder write stops on it with an error that names it.
-    On an exception the temporary file or folder is removed and `path` is untouched.
+    On an exception the temporary file or folder is removed and `path` is untouched. Temporary
+    names carry the writer's pid: what a killed writer left is removed by the next write (`remove_orphans`).
     """
     target = Path(path)
+    remove_orphans(target)
     if not directory:
         check_output_file(target)
     else:
@@ -48,9 +52,9 @@ def atomic_path(path: str | os.PathLike, directory: bool = False) -> Iterator[Pa
     except OSError as error:
         raise OutputError(f"{target}: cannot create its parent folder: {error.strerror or error}") from None
     if directory:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", dir=target.parent))
     else:
-        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
         os.close(fd)
         tmp = Path(name)
     try:
@@ -67,6 +71,22 @@ def atomic_path(path: str | os.PathLike, directory: bool = False) -> Iterator[Pa
     finally:
         if tmp.exists():
             shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
+
+
+def remove_orphans(target: Path) -> list[Path]:
+    """Remove the temporary files and folders of `target` (`.<name>.<pid>.*`) whose writer is no
+    longer running (a killed run), saying so on stderr; returns what was removed."""
+    removed = []
+    prefix = f".{target.name}."
+    for path in target.parent.glob(glob.escape(prefix) + "*") if target.parent.is_dir() else []:
+        pid = path.name[len(prefix) :].split(".", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+            removed.append(path)
+    if removed:
+        print(f"unirank: removed {len(removed)} temporary file(s) a killed run left beside {target} "
+              f"({', '.join(p.name for p in removed[:3])})", file=sys.stderr)  # fmt: skip
+    return removed
 
 
 ASIDE_MARKER = ".unirank-aside"
@@ -202,6 +222,7 @@ class FolderLock:
                         f"writing this folder; wait for it or choose another (lock: {self.path})"
                     ) from None
                 self.path.unlink(missing_ok=True)  # stale: its owner is gone
+                print(f"unirank: took over {self.path}, left by a run that is gone (pid {owner or '?'})", file=sys.stderr)
                 continue
             with os.fdopen(fd, "w") as handle:
                 handle.write(str(os.getpid()))

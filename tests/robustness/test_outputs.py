@@ -2,6 +2,7 @@
 lock path that is not a file is refused, and a folder swap killed halfway never loses the folder."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -126,3 +127,31 @@ def test_evaluate_refuses_a_report_folder_it_did_not_write(repo, tmp_path):
     with pytest.raises(SystemExit, match=r"notes: holds files that are not a unirank evaluation report"):
         main([*words, str(theirs)])
     assert (theirs / "summary.txt").read_text() == "my own summary" and len(list(theirs.iterdir())) == 1
+
+
+def test_what_a_killed_writer_left_is_removed_by_the_next_write(tmp_path, capsys):
+    """Hidden half-written folders of a dead process were never removed; a live writer's are kept."""
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid, live_pid = int(dead.stdout), os.getppid()
+    orphan, live = tmp_path / f".model.{dead_pid}.abc", tmp_path / f".model.{live_pid}.xyz"
+    orphan.mkdir(), live.mkdir()
+    (orphan / "model.safetensors").write_text("half")
+    (tmp_path / f".model.{dead_pid}.q1.tmp").write_text("half a file")
+    with atomic_path(tmp_path / "model", directory=True) as tmp:
+        (tmp / "unirank.json").write_text("{}")
+    assert not orphan.exists() and live.is_dir() and not (tmp_path / f".model.{dead_pid}.q1.tmp").exists()
+    assert "removed 2 temporary file(s) a killed run left" in capsys.readouterr().err
+
+
+def test_a_lock_left_by_a_killed_run_is_taken_over_and_said(tmp_path, capsys):
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / ".model.lock").write_text(dead.stdout.strip())
+    lock = FolderLock(tmp_path / "model").acquire()
+    assert lock.held and f"left by a run that is gone (pid {dead.stdout.strip()})" in capsys.readouterr().err
+    lock.release()
