@@ -185,7 +185,7 @@ def speed_child(args: argparse.Namespace) -> None:
     data, folder, packing = Path(args.data), Path(args.model), CONTENDERS[args.child]
     source = Preferences(str(data), "hh-rlhf", validation_fraction=0.0, groups="comparison")
     if args.child == "trl":
-        seconds, model, kernel = trl_epoch(data, folder), None, "sdpa (padded)"
+        seconds, kernel = trl_epoch(data, folder), "sdpa (padded)"
     else:
         from unirank.data.datamodule import UnirankDataModule
         from unirank.module import Calibration, LoRA, Packing, Schedule, UnirankModule
@@ -204,10 +204,12 @@ def speed_child(args: argparse.Namespace) -> None:
         L.Trainer(accelerator=args.accelerator, devices=1, precision="bf16-mixed", max_epochs=EPOCHS, logger=False,
                   enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                   limit_val_batches=0, num_sanity_val_steps=0, callbacks=[clock]).fit(module, data_module)  # fmt: skip
-        seconds, model, kernel = clock.seconds[-1], module.scorer.model, module.scorer.model.config._attn_implementation
+        seconds, kernel = clock.seconds[-1], module.scorer.model.config._attn_implementation
     from transformers import AutoTokenizer
 
-    tokens = sum(len(a) + len(b) for a, b in pair_tokens(source.load().split("train"), AutoTokenizer.from_pretrained(folder)))
+    tokens = sum(
+        len(a) + len(b) for a, b in pair_tokens(source.load().split("train"), AutoTokenizer.from_pretrained(folder))
+    )
     n = non_embedding_parameters(folder)
     row = {"tool": args.child, "budget": args.budget if args.child != "trl" else None, "epoch_s": seconds,
            "tokens": tokens, "tokens_per_s": tokens / seconds, "attention": kernel,
@@ -262,7 +264,6 @@ class CudaEpochClock:
 
 def trl_epoch(data: Path, folder: Path) -> float:
     """TRL's RewardTrainer + peft on the same token ids, bf16 on CUDA; the second epoch's seconds."""
-    import torch
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainerCallback
@@ -329,7 +330,9 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=512)
     parser.add_argument("--shape", default="qwen2.5-0.5b")
     parser.add_argument("--budget", type=int, default=32768, help="tokens per step and per row (token-budget runs)")
-    parser.add_argument("--mine-here", action="store_true", help="mine the reranker recipes' tables (needs faiss), then stop")
+    parser.add_argument(
+        "--mine-here", action="store_true", help="mine the reranker recipes' tables (needs faiss), then stop"
+    )
     parser.add_argument("--accelerator", default="gpu", help="cpu: a smoke run of the script on a CPU")
     parser.add_argument("--contenders", nargs="+", default=list(CONTENDERS), choices=list(CONTENDERS))
     parser.add_argument("--child", choices=list(CONTENDERS), help=argparse.SUPPRESS)

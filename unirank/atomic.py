@@ -222,7 +222,9 @@ class FolderLock:
                         f"writing this folder; wait for it or choose another (lock: {self.path})"
                     ) from None
                 self.path.unlink(missing_ok=True)  # stale: its owner is gone
-                print(f"unirank: took over {self.path}, left by a run that is gone (pid {owner or '?'})", file=sys.stderr)
+                print(
+                    f"unirank: took over {self.path}, left by a run that is gone (pid {owner or '?'})", file=sys.stderr
+                )
                 continue
             with os.fdopen(fd, "w") as handle:
                 handle.write(str(os.getpid()))

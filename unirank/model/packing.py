@@ -208,7 +208,9 @@ def block_mask(block_ids: torch.Tensor, sequence_ids: torch.Tensor):
     from torch.nn.attention.flex_attention import create_block_mask
 
     def may_attend(batch, head, q, k):
-        return (k <= q) & (block_ids[k] == block_ids[q]) & ((sequence_ids[k] == -1) | (sequence_ids[k] == sequence_ids[q]))
+        return (
+            (k <= q) & (block_ids[k] == block_ids[q]) & ((sequence_ids[k] == -1) | (sequence_ids[k] == sequence_ids[q]))
+        )
 
     length = len(block_ids)
     return create_block_mask(may_attend, None, None, length, length, device=block_ids.device)

@@ -102,9 +102,14 @@ def build_decoder(
     config.pad_token_id = None
     config.eos_token_id = tokenizer.eos_token_id
     auto = transformers.AutoModelForCausalLM if causal_lm else transformers.AutoModelForSequenceClassification
+    return _save_random(auto.from_config, config, tokenizer, folder, seed)
+
+
+def _save_random(build, config, tokenizer, folder: str | Path, seed: int) -> Path:
+    """build(config) under `seed`, saved (safetensors) with its tokenizer in `folder`; the folder."""
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        model = auto.from_config(config)
+        model = build(config)
     folder = Path(folder)
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
@@ -127,7 +132,8 @@ def build_encoder(folder: str | Path, texts: list[str] | None = None, seed: int 
     wordpiece.normalizer = normalizers.BertNormalizer(lowercase=True)
     wordpiece.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     wordpiece.decoder = decoders.WordPiece()
-    wordpiece.train_from_iterator(texts or _DEFAULT_TEXTS, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials))
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials)
+    wordpiece.train_from_iterator(texts or _DEFAULT_TEXTS, trainer)
     cls, sep = wordpiece.token_to_id("[CLS]"), wordpiece.token_to_id("[SEP]")
     wordpiece.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
@@ -136,14 +142,10 @@ def build_encoder(folder: str | Path, texts: list[str] | None = None, seed: int 
         tokenizer_object=wordpiece, unk_token="[UNK]", sep_token="[SEP]", pad_token="[PAD]", cls_token="[CLS]",
         mask_token="[MASK]",
     )  # fmt: skip
-    config = transformers.BertConfig(vocab_size=len(tokenizer), max_position_embeddings=512, num_labels=1, **MINILM_SHAPE)
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        model = transformers.BertForSequenceClassification(config)
-    folder = Path(folder)
-    model.save_pretrained(folder, safe_serialization=True)
-    tokenizer.save_pretrained(folder)
-    return folder
+    config = transformers.BertConfig(
+        vocab_size=len(tokenizer), max_position_embeddings=512, num_labels=1, **MINILM_SHAPE
+    )
+    return _save_random(transformers.BertForSequenceClassification, config, tokenizer, folder, seed)
 
 
 _DEFAULT_TEXTS = [

@@ -42,9 +42,7 @@ class ValidationMetrics:
                     logged[f"{prefix}/pairwise_accuracy"] = (correct, int(decided.sum()))
             labelled = ~torch.isnan(batch.label) & mine
             if labelled.any():
-                self.probs.setdefault(prefix, []).append(
-                    torch.sigmoid(scores[labelled]).detach().float().cpu()
-                )
+                self.probs.setdefault(prefix, []).append(torch.sigmoid(scores[labelled]).detach().float().cpu())
                 self.labels.setdefault(prefix, []).append(batch.label[labelled].cpu())
         return logged
 

@@ -69,7 +69,9 @@ def read_rows(path: str | Path, version: int) -> list[dict]:
         where = f"{path}, line {line}"
         if record.get("id") is not None:
             if str(record["id"]) in seen:  # a Ties row replaced its namesake
-                raise TableError(f"{where}: duplicate id {str(record['id'])!r} (first at line {seen[str(record['id'])]})")
+                raise TableError(
+                    f"{where}: duplicate id {str(record['id'])!r} (first at line {seen[str(record['id'])]})"
+                )
             seen[str(record["id"])] = line
         for field in ("prompt", "chosen", "rejected", "subset"):
             if field not in record:
