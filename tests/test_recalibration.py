@@ -293,3 +293,70 @@ def test_a_slope_at_its_bound_is_named():
 
     assert "no signal" in slope_bound(0.001) and "not determined" in slope_bound(100.0)
     assert slope_bound(1.3) is None
+
+
+def test_a_refit_at_its_slope_floor_makes_the_conservative_decisions_abstain(trained_exports, repo, tmp_path):
+    """Labels that run against the scores: the slope goes to its floor, every probability is the base
+    rate, and the lower bound (which shrinks with the slope) would pass a threshold below the base
+    rate by a hair for every candidate; now it is withheld and --conservative keeps nothing."""
+    from unirank.cli import main
+    from unirank.model import Model
+
+    export = trained_exports["chat"]
+    rows = labelled_chat_rows(repo, tmp_path / "rows.jsonl")
+    logits = Model.from_pretrained(export).score_texts([r["context"] for r in rows], [r["candidate"] for r in rows])
+    against = [dict(r, label=int(s < np.median(logits))) for r, s in zip(rows, logits)]
+    (tmp_path / "labels.jsonl").write_text("".join(json.dumps(r) + "\n" for r in against))
+    main(
+        [
+            "recalibrate",
+            "--model",
+            str(export),
+            "--labels",
+            str(tmp_path / "labels.jsonl"),
+            "--out",
+            str(tmp_path / "new"),
+        ]
+    )
+    record = json.loads((tmp_path / "new" / "unirank.json").read_text())["calibration"]["recalibration"]
+    assert record["no_signal"] and "floor" in record["slope_at_bound"]
+    model = Model.from_pretrained(tmp_path / "new")
+    assert not model.carries_signal and {r["probability_lower"] for r in model.score([("q", "a"), ("q", "b")])} == {
+        None
+    }
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(
+        json.dumps({"context": rows[0]["context"], "candidates": [r["candidate"] for r in rows[:6]]}) + "\n"
+    )
+    main(["select", "--model", str(tmp_path / "new"), "--input", str(prompts), "--out", str(tmp_path / "kept.jsonl"),
+          "--threshold", "0.3", "--conservative", "true"])  # fmt: skip
+    assert json.loads((tmp_path / "kept.jsonl").read_text())["kept"] == []
+
+
+def test_the_fused_rankings_weight_is_kept_unless_the_refit_is_better_out_of_fold(export, tmp_path, capsys):
+    """A first stage that is pure noise: the refit γ cannot beat the γ the model has beyond its interval."""
+    import polars as pl
+
+    from unirank.cli import main
+    from unirank.data.tables import Tables
+
+    rng = np.random.default_rng(2)
+    words = "cells proteins genes light library catalogue index retrieval books journals".split()
+    queries, size = 30, 8
+    group = np.repeat([f"q{i}" for i in range(queries)], size)
+    label = (rng.random(len(group)) < 0.25).astype(float)
+    label[::size] = 1.0
+    Tables(
+        groups=pl.DataFrame({"group_id": [f"q{i}" for i in range(queries)], "context": ["a query"] * queries}),
+        items=pl.DataFrame({
+            "group_id": group, "item_id": [f"d{i}" for i in range(len(group))],
+            "text": [" ".join(rng.choice(words, 6)) for _ in group], "label": label,
+            "first_stage_score": rng.normal(0, 1, len(group)),
+        }),
+        comparisons=pl.DataFrame(schema={"group_id": pl.String, "item_a": pl.String, "item_b": pl.String}),
+    ).write(tmp_path / "lists")  # fmt: skip
+    main(["recalibrate", "--model", str(export), "--labels", str(tmp_path / "lists"), "--out", str(tmp_path / "new"),
+          "--force", "true"])  # fmt: skip
+    record = json.loads((tmp_path / "new" / "unirank.json").read_text())["calibration"]["recalibration"]
+    assert "fusion" not in record and record["fusion_not_refitted"]["versus_current"]["interval"][0] <= 0
+    assert "kept as it was" in capsys.readouterr().out

@@ -85,6 +85,7 @@ def recalibrate(
     at_bound = slope_bound(record["a"])
     if at_bound:
         record["slope_at_bound"] = at_bound
+        record["no_signal"] = "floor" in at_bound  # the conservative decisions abstain (Model.score)
     if worse and not force:
         raise SystemExit(
             f"unirank recalibrate: the refit σ({record['a']:.4g}·r + {record['b']:.4g}) would raise the held-out ECE "
@@ -96,7 +97,18 @@ def recalibrate(
         from unirank.metrics.fusion import cross_fitted_fusion
 
         calibrated = record["a"] * scores + record["b"]
-        record["fusion"] = cross_fitted_fusion(calibrated, first_stage, fit.label, fit.groups, folds, seed)
+        fusion = cross_fitted_fusion(
+            calibrated, first_stage, fit.label, fit.groups, folds, seed, current=predictor.fusion_weight or 0.0
+        )
+        versus = fusion["versus_current"]
+        if versus["interval"][0] > 0:  # better out of fold than the γ the model has, beyond its interval
+            record["fusion"] = fusion
+        else:
+            record["fusion_not_refitted"] = fusion | {
+                "reason": f"the refit γ = {fusion['first_stage_weight']:.4g} changes the held-out NDCG@10 by "
+                f"{versus['difference']:+.4f} [{versus['interval'][0]:+.4f}, {versus['interval'][1]:+.4f}] over "
+                f"{versus['n_groups']} queries against γ = {versus['current_weight']:.4g}: kept as it was"
+            }
     reference = predictor.scorer.novelty
     if reference is not None:  # the new domain is now the one its probabilities were fitted on
         from unirank.model.novelty import NoveltyReference
@@ -116,6 +128,8 @@ def recalibrate(
             f"{fusion['queries']} queries: first stage {held['first stage']:.4f}, reranker {held['reranker']:.4f}, "
             f"fused {held['fused']:.4f}"
         )
+    if "fusion_not_refitted" in record:
+        print(f"  fused ranking: {record['fusion_not_refitted']['reason']}")
     if at_bound:
         print(f"  note: {at_bound}")
     if worse:

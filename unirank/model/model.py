@@ -53,6 +53,10 @@ class Model:
         fusion = recalibrated.get("fusion") or (scorer.final_calibration or {}).get("fusion") or {}
         self.fusion_weight: float | None = fusion.get("first_stage_weight")
         self.pairwise_link = scorer.pairwise_reading
+        self.carries_signal = not recalibrated.get("no_signal", False)
+        """False where `unirank recalibrate` found the scores carry no signal on the domain it refit
+        on (its slope at the floor): every probability is the base rate, and `score` withholds the
+        conservative lower bound (None), so conservative decisions abstain."""
 
     @classmethod
     def from_pretrained(
@@ -218,6 +222,8 @@ class Model:
             return [{"score": float(r), "probability": float(p)} for r, p in zip(logits, probability(logits))]
         logits, features, states = self.score_texts_with_features(*_columns(pairs), states=True)
         extra = {} if self.posterior is None else item_uncertainty(self.posterior, logits, features)
+        if not self.carries_signal and "probability_lower" in extra:  # a bound that shrinks with the slope
+            extra["probability_lower"] = np.full(len(logits), np.nan)
         if reference is not None:
             novelty = reference.novelty(states)
             extra |= {"novelty": novelty, "novelty_percentile": reference.percentile(novelty)}
