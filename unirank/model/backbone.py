@@ -109,6 +109,10 @@ def load_backbone(
     path = resolve_model_path(name_or_path)
     if Path(path).is_dir():
         check_model_folder(Path(path))
+    elif path.startswith(("/", "./", "../", "~")) or Path(path).exists():
+        raise ModelFolderError(
+            f"{path}: no such model folder (a local path; a Hugging Face name has the form org/name)"
+        )
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     options = {"use_safetensors": True, "trust_remote_code": trust_remote_code, "output_loading_info": True}
     if quantize == "4bit":

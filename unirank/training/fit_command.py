@@ -46,7 +46,9 @@ def _quiet_expected_noise() -> None:
 
 
 def run_lightning(argv: list[str] | None) -> None:
-    """LightningCLI over UnirankModule and UnirankDataModule; argv None reads the command line."""
+    """LightningCLI over UnirankModule and UnirankDataModule; argv None reads the command line. A
+    setting that cannot be built, or data that cannot be set up, ends in one line, before training."""
+    import polars as pl
     from lightning.pytorch.cli import LightningCLI
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
@@ -109,6 +111,7 @@ def run_lightning(argv: list[str] | None) -> None:
             """bf16 training where the hardware has no bf16 still runs, with a warning that says so."""
             from unirank.model.precision import warn_if_emulated_bf16
 
+            started["trainer"] = self.trainer
             if str(self.trainer.precision).startswith("bf16"):
                 device = self.trainer.strategy.root_device.type
                 warn_if_emulated_bf16(device, "--trainer.precision 32-true")
@@ -122,6 +125,7 @@ def run_lightning(argv: list[str] | None) -> None:
             )
 
     _quiet_expected_noise()
+    started: dict = {}  # the trainer, once built: an error after its first step is not a setting's
     try:
         UnirankCLI(
             UnirankModule,
@@ -141,3 +145,22 @@ def run_lightning(argv: list[str] | None) -> None:
         raise SystemExit(f"unirank: bad input, nothing was trained: {error}") from None
     except (OutputError, ModelFolderError) as error:
         raise SystemExit(f"unirank: {error}") from None
+    except (ValueError, TypeError, OSError, ImportError, pl.exceptions.PolarsError) as error:
+        trainer = started.get("trainer")
+        if trainer is not None and trainer.global_step > 0:
+            raise
+        raise SystemExit(f"unirank fit: {setting_error(error)}; nothing was trained") from None
+
+
+def setting_error(error: BaseException) -> str:
+    """One line for an error raised while a run's objects are built or its data set up (a bad
+    setting, a missing package, an unreadable config): the setting's own message where jsonargparse
+    wraps it in a list of the types it tried."""
+    if isinstance(error, UnicodeDecodeError):
+        return "a --config file is not text (YAML); give the recipe's path"
+    text = str(error).strip()
+    tried = [line.strip()[2:] for line in text.splitlines() if line.strip().startswith("- ")]
+    own = [line for line in tried if not line.startswith("Expected a <class 'NoneType'>")]
+    first = own[0] if own else (text.splitlines()[0] if text else type(error).__name__)
+    first = first.rstrip(".")
+    return first if isinstance(error, ValueError) else f"{type(error).__name__}: {first}"
