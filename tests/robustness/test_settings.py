@@ -28,6 +28,15 @@ def test_a_setting_that_cannot_be_built_is_one_line(case, tmp_path, monkeypatch)
     assert "\n" not in str(stopped.value.code) and not (tmp_path / "model").exists()
 
 
+@pytest.mark.parametrize("weights", ["[-1, 1]", "[0, 0]", "[1, 1, 1]"])
+def test_bad_mixture_weights_are_one_line(weights, tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)
+    with pytest.raises(SystemExit, match=r"^unirank fit: Mixture: weights must be one positive number per source"):
+        main(["fit", "--config", "lightning_configs/reward-mixture.yaml", "--model.model", "tiny",
+              "--trainer.fast_dev_run=true", "--trainer.default_root_dir", str(tmp_path),
+              "--export.dirpath", str(tmp_path / "model"), "--data.source.init_args.weights", weights])  # fmt: skip
+
+
 def test_a_binary_config_file_is_one_line(tmp_path):
     config = tmp_path / "recipe.yaml"
     config.write_bytes(bytes(range(128, 256)))
