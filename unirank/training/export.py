@@ -131,10 +131,14 @@ def export_checkpoint(
 ) -> Path:
     """`unirank export CKPT OUT_DIR [--overwrite] [--trust-remote-code]`: the folder is checked and
     locked before the checkpoint is read."""
+    from unirank.training.interrupt import sigterm_after
+
     check_output_folder(out_dir, "unirank.json", "unirank export", overwrite)
     lock = FolderLock(out_dir).acquire()
     try:
-        return export_model(load_checkpoint(checkpoint, trust_remote_code), out_dir, overwrite=overwrite)
+        module = load_checkpoint(checkpoint, trust_remote_code)
+        with sigterm_after(f"the export to {out_dir}"):
+            return export_model(module, out_dir, overwrite=overwrite)
     finally:
         lock.release()
 
@@ -194,7 +198,15 @@ class ExportModel(L.Callback):
             for k, v in trainer.callback_metrics.items()
             if k.startswith("val/")
         }
-        export_model(pl_module, out, validation=metrics, overwrite=self.overwrite, precision=str(trainer.precision))
+        from unirank.training.interrupt import sigterm_after
+
+        try:
+            with sigterm_after(f"the export to {out}"):
+                export_model(
+                    pl_module, out, validation=metrics, overwrite=self.overwrite, precision=str(trainer.precision)
+                )
+        finally:
+            self.teardown(trainer, pl_module, "fit")  # the lock is freed whatever stops the run here
         schedule = pl_module.schedule
         stages = [f"{name} {getattr(schedule, f'{name}_epochs')}" for name in schedule.stages]
         final = pl_module.scorer.final_calibration

@@ -6,7 +6,10 @@ never 0, so the scheduler records that the job did not finish."""
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import lightning as L
@@ -47,3 +50,22 @@ class CheckpointOnSigterm(L.Callback):
                 file=sys.stderr,
                 flush=True,
             )
+
+
+@contextlib.contextmanager
+def sigterm_after(what: str):
+    """Within the block a SIGTERM waits: the block (a folder write) finishes, then the process says
+    so and exits with EXIT_CODE (its `finally` blocks, a lock's release among them, still run). A
+    write stopped halfway would leave a hidden half-written folder and a stale lock."""
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if received:
+        print(f"unirank: SIGTERM during {what}: it was finished first; stopping now", file=sys.stderr, flush=True)
+        raise SystemExit(EXIT_CODE)
