@@ -119,3 +119,27 @@ def test_evaluate_reports_rewardbench_for_a_reward_model(tmp_path, capsys):
     report = json.loads((tmp_path / "report/metrics.json").read_text())["model"]
     assert set(report["scores"]) == {"Chat", "Reasoning", "score"} and report["rows"] == 5
     assert "RewardBench: 5 rows, 5 prompts" in capsys.readouterr().out
+
+
+def test_evaluate_rewardbench_says_how_unlike_the_training_data_the_rows_are(tmp_path, capsys):
+    """The other readings print the novelty / shift line; --rewardbench printed none."""
+    import lightning as L
+
+    import unirank
+    from unirank.cli import main
+    from unirank.training.export import export_model
+
+    from ..conftest import REPO
+
+    module = unirank.UnirankModule(
+        model="tiny", adapter=unirank.ChatAdapter(max_length=32), schedule=unirank.Schedule(1, 1)
+    )
+    data = unirank.UnirankDataModule(unirank.Preferences(str(REPO / "data/demo-preferences.jsonl")))
+    L.Trainer(max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+              enable_model_summary=False).fit(module, datamodule=data)  # fmt: skip
+    model = export_model(module, tmp_path / "model")
+    main(["evaluate", "--model", str(model), "--rewardbench", str(write(tmp_path / "rb.jsonl", V1)),
+          "--out", str(tmp_path / "report")])  # fmt: skip
+    report = json.loads((tmp_path / "report/metrics.json").read_text())["model"]
+    assert report["shift"]["inputs"] == 10 and "set_test" in report["shift"]
+    assert "novelty:" in capsys.readouterr().out

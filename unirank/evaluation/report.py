@@ -44,7 +44,7 @@ def summarise(report: dict, domain_lines: list[str]) -> str:
     lines += [_selective_line(name, e) for name, e in report["systems"].items() if "selective" in e]
     lines += [_uncertainty_line(name, e) for name, e in report["systems"].items() if "selective_uncertainty" in e]
     lines += [_calibrated_line(name, e) for name, e in report["systems"].items() if _calibration(e)]
-    lines += [_shift_line(name, e["shift"]) for name, e in report["systems"].items() if "shift" in e]
+    lines += [shift_line(name, e["shift"]) for name, e in report["systems"].items() if "shift" in e]
     return "\n".join(lines)
 
 
@@ -73,7 +73,7 @@ def _calibrated_line(name: str, entry: dict) -> str:
     )
 
 
-def _shift_line(name: str, shift: dict) -> str:
+def shift_line(name: str, shift: dict) -> str:
     """How many inputs are unlike the training data, and (pairs) the accuracy on and off them."""
     line = (
         f"{name:40s} novelty: {shift['unfamiliar_share']:.1%} of {shift['inputs']} inputs beyond the "

@@ -102,12 +102,21 @@ def _response(value, where: str, field: str) -> str:
     return value  # an empty response is a response
 
 
-def score_rows(model, rows: list[dict]) -> list[np.ndarray]:
-    """Each row's logits, chosen first: [r(chosen...), r(rejected...)], each text scored once."""
+def score_rows(model, rows: list[dict]) -> tuple[list[np.ndarray], np.ndarray | None]:
+    """Each row's logits, chosen first: [r(chosen...), r(rejected...)], each text scored once; and
+    where the model has a novelty reference, each scored text's novelty percentile (same pass)."""
     pairs = sorted({(row["prompt"], text) for row in rows for text in row["chosen"] + row["rejected"]})
-    logits = model.score_texts([p for p, _ in pairs], [t for _, t in pairs])
+    contexts, texts = [p for p, _ in pairs], [t for _, t in pairs]
+    reference, percentiles = getattr(model, "novelty", None), None
+    if reference is not None:
+        logits, _, states = model.score_texts_with_features(contexts, texts, states=True)
+        percentiles = reference.percentile(reference.novelty(states))
+    else:
+        logits = model.score_texts(contexts, texts)
     lookup = dict(zip(pairs, np.asarray(logits, dtype=np.float64)))
-    return [np.array([lookup[(row["prompt"], t)] for t in row["chosen"] + row["rejected"]]) for row in rows]
+    return [
+        np.array([lookup[(row["prompt"], t)] for t in row["chosen"] + row["rejected"]]) for row in rows
+    ], percentiles
 
 
 def section_scores(rows: list[dict], correct: np.ndarray) -> dict[str, float]:
@@ -214,7 +223,7 @@ def rewardbench_report(model, rows: list[dict], version: int) -> dict:
     from unirank.metrics.calibration import both_orders, calibration_error
 
     reading = model.pairwise_link
-    logits = score_rows(model, rows)
+    logits, percentiles = score_rows(model, rows)
     prompts = np.array([row["prompt"] for row in rows])
     if version == 1:
         correct = np.array([r[0] > r[1] for r in logits], dtype=np.float64)
@@ -243,6 +252,10 @@ def rewardbench_report(model, rows: list[dict], version: int) -> dict:
         "pairwise_ece": calibration_error(*both_orders(pair_prob, np.ones_like(pair_prob))),
         "pairs": len(pair_prob),
     }
+    if percentiles is not None:  # how unlike the training data the rows are, as the other readings say
+        from unirank.metrics.shift import shift_report
+
+        report["shift"] = shift_report(percentiles)
     if version == 1 and unofficial_subsets(rows):
         report["outside_official"] = unofficial_subsets(rows)
     if version == 2:
@@ -265,6 +278,10 @@ def summary_lines(report: dict) -> list[str]:
     if report.get("outside_official"):
         lines.append(f"  note: {', '.join(report['outside_official'])}: not among RewardBench's subsets, each scored "
                      "alone, outside the official weighting and the overall score")  # fmt: skip
+    if "shift" in report:
+        from unirank.evaluation.report import shift_line
+
+        lines.append("  " + shift_line("", report["shift"]).strip())
     if "best_of_n_ece" in report:
         lines.append(f"  ECE of P(best of its row): {report['best_of_n_ece']:.4f} over {report['best_of_n_rows']} rows")
     return lines
