@@ -67,6 +67,13 @@ def recalibrate(
             "class says the same probability for everything. Give labels of both classes"
         )
     predictor = Model.from_pretrained(model, trust_remote_code=trust_remote_code)
+    fitted_depth = (predictor.scorer.final_calibration or {}).get("list_depth")
+    if source.startswith("the bi-encoder's top") and fitted_depth and depth < fitted_depth:
+        print(
+            f"unirank recalibrate: --depth {depth} labels the top {depth} of each list, and this model's probabilities "
+            f"were fitted on lists of {fitted_depth}: the refit would carry the top-{depth} base rate to the whole list; "
+            f"label across the depth it scores (--depth {fitted_depth}, with fewer queries if labels are scarce)"
+        )
     if predictor.scorer.adapter.reads_steps:
         raise SystemExit(
             "unirank recalibrate: this command needs a reranker or reward model (a process model's steps: not yet)"

@@ -67,6 +67,7 @@ def calibrate_on(scorer, dataset, reading: str) -> dict | None:
         "after": measure(calibrated),
         "held_out": held_out,
         "reliability": reliability_record(*evidence.readings(calibrated, reading)[:2]),
+        "list_depth": int(np.median(np.bincount(groups))),  # the candidates per list it was fitted on
     }
     if not applied:
         record |= {"reason": reason, "fit_not_applied": {"a": fit.a, "b": fit.b}}
