@@ -158,9 +158,18 @@ def setting_error(error: BaseException) -> str:
     wraps it in a list of the types it tried."""
     if isinstance(error, UnicodeDecodeError):
         return "a --config file is not text (YAML); give the recipe's path"
-    text = str(error).strip()
-    tried = [line.strip()[2:] for line in text.splitlines() if line.strip().startswith("- ")]
-    own = [line for line in tried if not line.startswith("Expected a <class 'NoneType'>")]
-    first = own[0] if own else (text.splitlines()[0] if text else type(error).__name__)
+    lines = [line.rstrip() for line in str(error).strip().splitlines()]
+    tried = [i for i, line in enumerate(lines) if line.lstrip().startswith("- ") and "Expected a <class" not in line]
+    if tried:  # the setting's own message, with the indented lines that continue it
+        at = tried[0]
+        depth = len(lines[at]) - len(lines[at].lstrip())
+        rest = []
+        for line in lines[at + 1 :]:
+            if len(line) - len(line.lstrip()) <= depth + 2:
+                break
+            rest.append(line.strip())
+        first = " ".join([lines[at].strip()[2:], *rest[:2]])
+    else:
+        first = lines[0] if lines and lines[0] else type(error).__name__
     first = first.rstrip(".")
     return first if isinstance(error, ValueError) else f"{type(error).__name__}: {first}"
