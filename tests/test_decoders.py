@@ -315,3 +315,25 @@ def test_a_lora_checkpoint_saved_through_model_is_merged_like_every_export(lora_
 
     assert not any("lora_" in key for key in load_file(str(folder / "model.safetensors")))
     np.testing.assert_allclose(Model.from_pretrained(folder).score_texts(PROMPTS, RESPONSES), before, atol=1e-4)
+
+
+def test_an_unavailable_kernel_falls_back_once(random_decoder, monkeypatch, capsys):
+    """auto on a model transformers cannot run with FlexAttention: SDPA, said once, not retried per pass."""
+    scorer = perturbed_module(random_decoder("qwen2"), ChatAdapter(max_length=64)).scorer.eval()
+    scorer.layout = Layout(scorer.layout.pad_id, 2, Packing(padding_free=True))
+    monkeypatch.setattr(Packing, "attention_for", lambda self, device_type: "flex_attention")
+    calls = []
+    refuse = scorer.model.set_attn_implementation
+
+    def no_flex(kernel):
+        calls.append(kernel)
+        if kernel == "flex_attention":
+            raise ValueError("this model does not support flex attention")
+        return refuse(kernel)
+
+    monkeypatch.setattr(scorer.model, "set_attn_implementation", no_flex)
+    encoded = scorer.encode(PROMPTS, RESPONSES)
+    with torch.no_grad():
+        for _ in range(3):
+            scorer.score_batch(Batch.of(encoded, scorer.layout))
+    assert calls == ["flex_attention", "sdpa"] and capsys.readouterr().out.count("using sdpa") == 1

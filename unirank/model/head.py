@@ -72,8 +72,8 @@ class ScalarHead:
         (where the posterior is fitted), wherever the layer lives."""
         layer = self.final_layer()
         weight = _whole(layer.weight.detach()).reshape(-1).double().cpu()
-        bias = _whole(layer.bias.detach()).reshape(1).double().cpu() if layer.bias is not None else torch.zeros(1)
-        return torch.cat([weight, bias.double()])
+        no_bias = torch.zeros(1, dtype=torch.float64)
+        return torch.cat([weight, _whole(layer.bias.detach()).double().cpu() if layer.bias is not None else no_bias])
 
     def has_output_bias(self) -> bool:
         return self.final_layer().bias is not None

@@ -63,6 +63,8 @@ class Scorer(ScalarHead, nn.Module):
             )
         self.layout = Layout(getattr(tokenizer, "pad_token_id", None), chunk_size, packing)
         self._packed_members: torch.Tensor | None = None
+        self._fallbacks: dict[tuple[str, str], str] = {}
+        """(device type, packing.attention) → the kernel used where the asked one is unavailable."""
         self.final_calibration: dict | None = None
         self.head_posterior = None
         self.novelty = None
@@ -119,8 +121,8 @@ class Scorer(ScalarHead, nn.Module):
         item_outputs, step_outputs, step_rows = [], [], []
         offset, device = 0, self.device
         total = len(batch.order)
-        wanted = self.progress if self.progress is not None else total >= PROGRESS_FROM and None
-        lines = None if self.training or wanted is False else ProgressLines(total, "scored", every=10.0, enabled=wanted)
+        quiet = self.training or self.progress is False or (self.progress is None and total < PROGRESS_FROM)
+        lines = None if quiet else ProgressLines(total, "scored", every=10.0, enabled=self.progress)
         for chunk in batch.chunks:
             chunk = {k: v.to(device) for k, v in chunk.items()}
             size = sequences_in(chunk)
@@ -280,7 +282,8 @@ class Scorer(ScalarHead, nn.Module):
         (`Packing.attention_for`), set on the model where it differs; "auto" falls back to sdpa,
         said once, for a model transformers runs without FlexAttention."""
         packing, device_type = self.layout.packing, self.device.type
-        kernel = packing.attention_for(device_type)
+        key = (device_type, packing.attention)
+        kernel = self._fallbacks.get(key) or packing.attention_for(device_type)
         if self.model.config._attn_implementation != kernel:
             try:
                 self.model.set_attn_implementation(kernel)
@@ -288,7 +291,7 @@ class Scorer(ScalarHead, nn.Module):
                 if packing.attention != "auto":
                     raise ValueError(f"packing.attention={kernel}: {error}") from None
                 print(f"packed rows: {kernel} unavailable for {type(self.model).__name__} ({error}); using sdpa")
-                kernel = "sdpa"
+                kernel = self._fallbacks[key] = "sdpa"
                 self.model.set_attn_implementation(kernel)
         return kernel
 
