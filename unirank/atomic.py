@@ -52,9 +52,9 @@ def atomic_path(path: str | os.PathLike, directory: bool = False) -> Iterator[Pa
     except OSError as error:
         raise OutputError(f"{target}: cannot create its parent folder: {error.strerror or error}") from None
     if directory:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", dir=target.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.{_WRITER}.", dir=target.parent))
     else:
-        fd, name = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.{_WRITER}.", suffix=".tmp", dir=target.parent)
         os.close(fd)
         tmp = Path(name)
     try:
@@ -73,14 +73,20 @@ def atomic_path(path: str | os.PathLike, directory: bool = False) -> Iterator[Pa
             shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
 
 
+_HOST = "".join(c for c in os.uname().nodename.split(".")[0] if c.isalnum()) or "host"
+_WRITER = f"{os.getpid()}-{_HOST}"
+"""Who writes a temporary file: pid and short host name (a folder other machines share has their pids too)."""
+
+
 def remove_orphans(target: Path) -> list[Path]:
-    """Remove the temporary files and folders of `target` (`.<name>.<pid>.*`) whose writer is no
-    longer running (a killed run), saying so on stderr; returns what was removed."""
+    """Remove the temporary files and folders of `target` (`.<name>.<pid>-<host>.*`) that a writer on
+    this host left and that is no longer running (a killed run), saying so on stderr; returns what
+    was removed."""
     removed = []
     prefix = f".{target.name}."
     for path in target.parent.glob(glob.escape(prefix) + "*") if target.parent.is_dir() else []:
-        pid = path.name[len(prefix) :].split(".", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+        pid, _, host = path.name[len(prefix) :].split(".", 1)[0].partition("-")
+        if host == _HOST and pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
             shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
             removed.append(path)
     if removed:

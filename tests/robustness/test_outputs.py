@@ -135,14 +135,19 @@ def test_what_a_killed_writer_left_is_removed_by_the_next_write(tmp_path, capsys
     import sys
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    from unirank.atomic import _HOST
+
     dead_pid, live_pid = int(dead.stdout), os.getppid()
-    orphan, live = tmp_path / f".model.{dead_pid}.abc", tmp_path / f".model.{live_pid}.xyz"
-    orphan.mkdir(), live.mkdir()
+    orphan, live = tmp_path / f".model.{dead_pid}-{_HOST}.abc", tmp_path / f".model.{live_pid}-{_HOST}.xyz"
+    elsewhere = tmp_path / f".model.{dead_pid}-anotherhost.abc"  # that host's pid says nothing here
+    for folder in (orphan, live, elsewhere):
+        folder.mkdir()
     (orphan / "model.safetensors").write_text("half")
-    (tmp_path / f".model.{dead_pid}.q1.tmp").write_text("half a file")
+    (tmp_path / f".model.{dead_pid}-{_HOST}.q1.tmp").write_text("half a file")
     with atomic_path(tmp_path / "model", directory=True) as tmp:
         (tmp / "unirank.json").write_text("{}")
-    assert not orphan.exists() and live.is_dir() and not (tmp_path / f".model.{dead_pid}.q1.tmp").exists()
+    assert not orphan.exists() and live.is_dir() and elsewhere.is_dir()
+    assert not (tmp_path / f".model.{dead_pid}-{_HOST}.q1.tmp").exists()
     assert "removed 2 temporary file(s) a killed run left" in capsys.readouterr().err
 
 
