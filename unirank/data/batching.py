@@ -60,7 +60,13 @@ class BucketBatchSampler(DistributedSampler):
         self._skip = (epoch, batches_done)
 
     def __len__(self) -> int:
-        return -(-len(self._batches()) // self.world_size)
+        return -(-self._n_batches() // self.world_size)
+
+    def _n_batches(self) -> int:
+        """This epoch's batches before sharding: counted, or (a token budget) cut to count them."""
+        if self.batch_tokens is None:
+            return -(-len(self.lengths) // self.batch_groups)
+        return len(self._batches())
 
     def _cut(self, groups) -> list:
         """Consecutive groups cut into batches: batch_groups at a time, or up to batch_tokens."""

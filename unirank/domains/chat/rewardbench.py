@@ -256,8 +256,9 @@ def rewardbench_report(model, rows: list[dict], version: int) -> dict:
         from unirank.metrics.shift import shift_report
 
         report["shift"] = shift_report(percentiles)
-    if version == 1 and unofficial_subsets(rows):
-        report["outside_official"] = unofficial_subsets(rows)
+    outside = unofficial_subsets(rows) if version == 1 else []
+    if outside:
+        report["outside_official"] = outside
     if version == 2:
         single = [(row, r) for row, r in zip(rows, logits) if len(row["chosen"]) == 1]
         best = np.concatenate([probability_best(r, reading) for _, r in single])
